@@ -1,0 +1,41 @@
+# Third-party packages. Everything comes from Debian 12 (see scripts/install-deps.sh) or, on GPU
+# machines, from a Python PyTorch's LibTorch (CMAKE_PREFIX_PATH=$(python -c 'import torch;print(torch.utils.cmake_prefix_path)')).
+find_package(Torch REQUIRED)
+find_package(absl REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+find_package(Threads REQUIRED)
+
+# LibTorch's CMake config adds its flags to CMAKE_CXX_FLAGS; keep them but drop warnings noise.
+string(REPLACE "-Werror" "" CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS}")
+
+if(LINVIDEO_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+if(NOT LINVIDEO_CORE_ONLY)
+  pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavcodec libavformat libavutil libswscale)
+  find_package(Protobuf REQUIRED)
+  find_package(gRPC CONFIG QUIET)
+  if(NOT gRPC_FOUND)
+    pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++ grpc++_reflection)
+  endif()
+  find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+  find_package(prometheus-cpp CONFIG REQUIRED)
+endif()
+
+set(LINVIDEO_HAS_CUDA OFF)
+if(LINVIDEO_WITH_CUDA)
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    set(LINVIDEO_HAS_CUDA ON)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    set(CMAKE_CUDA_STANDARD 17)
+  endif()
+endif()
+message(STATUS "linvideo: Torch ${Torch_VERSION}, CUDA kernels: ${LINVIDEO_HAS_CUDA}")

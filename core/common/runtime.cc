@@ -1,0 +1,77 @@
+#include "core/common/runtime.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include <ATen/Parallel.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace linvideo::core {
+
+int AvailableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+int InitRuntime(int threads) {
+  static std::once_flag interop_once;
+  const int n = threads > 0 ? threads : AvailableCores();
+  at::set_num_threads(n);
+  // The inter-op pool may only be sized once, before first use.
+  std::call_once(interop_once, [&] {
+    try {
+      at::set_num_interop_threads(std::max(1, n / 2));
+    } catch (...) {
+    }
+  });
+  return at::get_num_threads();
+}
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& text) {
+  const std::string t = absl::AsciiStrToLower(text);
+  if (t == "cpu") return c10::Device(c10::kCPU);
+  if (t == "cuda") return c10::Device(c10::kCUDA, 0);
+  if (t.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (absl::SimpleAtoi(t.substr(5), &index) && index >= 0 && index < 64) {
+      return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown device '", text, "'; allowed: cpu, cuda, cuda:N"));
+}
+
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& text) {
+  const std::string t = absl::AsciiStrToLower(text);
+  if (t == "fp32" || t == "float32" || t == "f32" || t == "float") return c10::kFloat;
+  if (t == "bf16" || t == "bfloat16") return c10::kBFloat16;
+  if (t == "fp16" || t == "float16" || t == "f16" || t == "half") return c10::kHalf;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", text, "'; allowed: fp32, bf16, fp16"));
+}
+
+std::string DtypeName(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat:
+      return "fp32";
+    case c10::kBFloat16:
+      return "bf16";
+    case c10::kHalf:
+      return "fp16";
+    default:
+      return c10::toString(dtype);
+  }
+}
+
+}  // namespace linvideo::core

@@ -1,0 +1,34 @@
+#pragma once
+// Process-wide runtime settings: intra-op threads and BLAS, device/dtype parsing.
+
+#include <string>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include "absl/status/statusor.h"
+
+namespace linvideo::core {
+
+// Sets LibTorch intra-op (and inter-op) threads. `threads <= 0` means every core this process may
+// run on (sched_getaffinity), because LibTorch 1.13 defaults to one thread. Idempotent, thread-safe.
+// Returns the thread count in effect.
+int InitRuntime(int threads = 0);
+
+// Number of CPUs this process may run on.
+int AvailableCores();
+
+// "cpu", "cuda", "cuda:1" -> Device; error names the allowed values.
+absl::StatusOr<c10::Device> ParseDevice(const std::string& text);
+// "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16" -> ScalarType.
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& text);
+std::string DtypeName(c10::ScalarType dtype);
+
+// Where the runtime's tensors live and in which dtype the large matmuls run. Norms, modulation and
+// time embeddings stay fp32 regardless (as in the official Wan code).
+struct DeviceOptions {
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType dtype = c10::kFloat;
+};
+
+}  // namespace linvideo::core
