@@ -1,21 +1,24 @@
 #pragma once
 // safetensors checkpoint files (https://github.com/huggingface/safetensors format):
-// 8-byte little-endian header length, JSON header {name: {dtype, shape, data_offsets}, "__metadata__"},
-// then the raw little-endian tensor bytes.
+// 8-byte little-endian header length, JSON header {name: {dtype, shape, data_offsets},
+// "__metadata__"}, then the raw little-endian tensor bytes.
 //
-// Reading memory-maps the file; tensors handed out are zero-copy views into the mapping when no
-// dtype conversion is needed (the mapping lives as long as any tensor or the reader references it).
-// Every header field is validated: a malformed or hostile file gets INVALID_ARGUMENT / DATA_LOSS
-// with a message naming the problem, never a crash or an allocation larger than the file.
+// Reading memory-maps the file (read-only, MAP_PRIVATE); tensors handed out are zero-copy views
+// into the mapping when no dtype conversion is needed and the data is aligned (the mapping lives as
+// long as any tensor or the reader references it). The views are READ-ONLY memory: writing into
+// them in place crashes (SIGSEGV) — clone() first, or ask for a dtype (copies). Truncating a file
+// while it is mapped makes later reads fault (SIGBUS); checkpoints are replaced by rename, which is
+// safe. Every header field is validated: a malformed or hostile file gets INVALID_ARGUMENT /
+// DATA_LOSS with a message naming the problem, never a crash or an allocation larger than the file.
 // Writing is atomic: temp file in the same folder, fsync, rename, fsync of the folder.
+
+#include <torch/types.h>
 
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,6 +31,12 @@ using Metadata = std::map<std::string, std::string>;
 
 // Largest JSON header accepted (the format's reference implementation uses 100 MB).
 inline constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// Most dimensions a tensor may have.
+inline constexpr size_t kMaxTensorRank = 32;
+
+// "F32" <-> torch::kFloat etc. INVALID_ARGUMENT for names/types outside the supported list.
+absl::StatusOr<torch::ScalarType> DtypeFromSafetensorsName(const std::string& name);
+absl::StatusOr<std::string> SafetensorsDtypeName(torch::ScalarType dtype);
 
 struct TensorInfo {
   std::string name;
@@ -48,8 +57,11 @@ class SafetensorsReader {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const Metadata& metadata() const { return metadata_; }
   bool Contains(const std::string& name) const;
-  // The tensor (CPU). With `dtype`, floating tensors are converted (a copy); without it, a zero-copy
-  // view that keeps the mapping alive. NOT_FOUND lists a few names that do exist.
+  // The tensor (CPU). With `dtype` (must be floating), floating tensors are converted to it (a
+  // copy; integer and bool tensors are returned unchanged); without it, or when the dtype already
+  // matches, a zero-copy read-only view that keeps the mapping alive (a copy when the data is not
+  // aligned to its element size). NOT_FOUND lists a few names that do exist; DATA_LOSS for BOOL
+  // bytes other than 0/1.
   absl::StatusOr<torch::Tensor> Get(const std::string& name,
                                     std::optional<torch::ScalarType> dtype = std::nullopt) const;
   // All tensors.
@@ -68,17 +80,27 @@ class SafetensorsReader {
 // Whole-file convenience.
 absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path,
                                           std::optional<torch::ScalarType> dtype = std::nullopt);
-// Writes CPU-contiguous copies of `tensors` (any device/layout accepted) atomically.
+// Writes CPU-contiguous copies of `tensors` (any device, strided layout) atomically, names sorted,
+// header padded with spaces to a multiple of 8 bytes. INVALID_ARGUMENT for undefined tensors, empty
+// names, "__metadata__" as a name, or unsupported dtypes.
 absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
                               const Metadata& metadata = {});
 
 // Weights of one component folder: `<dir>/<stem>.safetensors`, or the sharded form
-// `<dir>/<stem>.safetensors.index.json` + `<stem>-0000N-of-0000M.safetensors` (also any single
-// `*.safetensors` when `stem` is empty and exactly one exists). Missing shards, tensors listed twice,
-// or index entries pointing at files that lack them are errors.
+// `<dir>/<stem>.safetensors.index.json` ({"metadata": {"total_size": N}, "weight_map": {name:
+// file}})
+// + `<stem>-0000N-of-0000M.safetensors`. With an empty `stem`: the folder's only
+// `*.safetensors.index.json`, else its only `*.safetensors`. Errors: both forms present
+// (FAILED_PRECONDITION), none (NOT_FOUND), missing shard (NOT_FOUND), shard names with a path
+// separator or "..", tensors listed in the index but missing from their shard, present in two
+// shards, or in a shard but not in the index (DATA_LOSS).
 absl::StatusOr<TensorMap> ReadWeights(const std::string& dir, const std::string& stem,
                                       std::optional<torch::ScalarType> dtype = std::nullopt);
-// Writes `<stem>.safetensors`, or shards + index when the total exceeds `max_shard_bytes` (> 0).
+// Writes `<stem>.safetensors`, or shards + index when the total exceeds `max_shard_bytes` (> 0;
+// tensors in name order, a tensor larger than the limit gets a shard of its own). Creates `dir` if
+// needed. Shards are written before the index, and files of the other form for the same stem (an
+// old index / single file / `<stem>-N-of-M` shards) are removed afterwards so reads are
+// unambiguous. `metadata` goes into every file's "__metadata__".
 absl::Status WriteWeights(const std::string& dir, const std::string& stem, const TensorMap& tensors,
                           uint64_t max_shard_bytes = 0, const Metadata& metadata = {});
 

@@ -2,11 +2,11 @@
 // Moving tensors between a TensorMap and a torch::nn::Module, with the checks a checkpoint loader
 // needs: every parameter/buffer present, none unexpected, shapes equal.
 
+#include <torch/nn/module.h>
+
 #include <functional>
 #include <optional>
 #include <string>
-
-#include <torch/nn/module.h>
 
 #include "absl/status/status.h"
 #include "core/io/safetensors.h"
