@@ -1,0 +1,93 @@
+#pragma once
+// Internal to media/: RAII owners for FFmpeg objects, in-memory AVIO (read/write/seek) and
+// AVERROR -> absl::Status conversion. Not part of the public media API.
+//
+// Thread safety: nothing here has global mutable state except the FFmpeg log level, which
+// InitFfmpeg() sets exactly once (std::call_once); every other object belongs to one call.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/frame.h>
+#include <libswscale/swscale.h>
+}
+
+// Status plumbing for media/ (which does not depend on core/common).
+#define LV_MEDIA_CONCAT_INNER(a, b) a##b
+#define LV_MEDIA_CONCAT(a, b) LV_MEDIA_CONCAT_INNER(a, b)
+#define LV_MEDIA_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::absl::Status lv_media_status_ = (expr);            \
+    if (!lv_media_status_.ok()) return lv_media_status_; \
+  } while (0)
+#define LV_MEDIA_ASSIGN_OR_RETURN(lhs, expr) \
+  LV_MEDIA_ASSIGN_OR_RETURN_IMPL(LV_MEDIA_CONCAT(lv_media_statusor_, __LINE__), lhs, expr)
+#define LV_MEDIA_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                   \
+  if (!tmp.ok()) return tmp.status();                  \
+  lhs = std::move(tmp).value()
+
+namespace linvideo::media::internal {
+
+// Sets the FFmpeg log level to errors only, once per process (safe to call from any thread).
+void InitFfmpeg();
+
+// "Invalid data found when processing input (-1094995529)".
+std::string AvErrorString(int err);
+
+// INTERNAL status "<what>: <ffmpeg error text>"; INVALID_ARGUMENT for AVERROR_INVALIDDATA-like
+// input errors when `input_error` is set (decoding untrusted bytes).
+absl::Status AvError(int err, absl::string_view what, bool input_error = false);
+
+struct CodecContextDeleter {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameDeleter {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketDeleter {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsDeleter {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+// Frees one of the AVIOContexts made below: its (possibly reallocated) buffer and its cursor.
+struct AvioDeleter {
+  void operator()(AVIOContext* io) const;
+};
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
+using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
+using AvioPtr = std::unique_ptr<AVIOContext, AvioDeleter>;
+
+// A growable in-memory "file": the muxer writes it (and seeks back to patch headers, and for MP4
+// faststart reads it back through OpenReader) exactly as it would a real file.
+class MemoryFile {
+ public:
+  // Writable + seekable AVIOContext (muxing). This object must outlive it.
+  AvioPtr OpenWriter();
+  // Read-only + seekable AVIOContext over the live contents, with its own cursor (the faststart
+  // second pass reads ahead of where it rewrites). This object must outlive it.
+  AvioPtr OpenReader();
+
+  size_t size() const { return data_.size(); }
+  std::string Release() { return std::move(data_); }
+
+ private:
+  std::string data_;
+};
+
+// Read-only + seekable AVIOContext over borrowed bytes (demuxing caller input without a copy);
+// `data` must outlive it.
+AvioPtr OpenMemoryReader(const uint8_t* data, size_t size);
+
+}  // namespace linvideo::media::internal

@@ -1,0 +1,315 @@
+#include "media/video_encoder.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "media/ffmpeg_util.h"
+
+extern "C" {
+#include <libavutil/opt.h>
+}
+
+namespace linvideo::media {
+namespace {
+
+using internal::AvError;
+
+constexpr std::array<const char*, 9> kX264Presets = {
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"};
+constexpr int kDefaultCrfH264 = 23;
+constexpr int kDefaultCrfVp9 = 32;
+
+struct FormatContextDeleter {
+  void operator()(AVFormatContext* f) const { avformat_free_context(f); }
+};
+using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextDeleter>;
+
+// movenc's faststart pass re-opens the output by URL for reading (s->io_open) to move 'moov'
+// before 'mdat'. With custom IO there is no file, so hand it a reader over the same memory.
+int OpenMemoryForFaststart(AVFormatContext* s, AVIOContext** pb, const char* /*url*/, int flags,
+                           AVDictionary** /*options*/) {
+  if ((flags & AVIO_FLAG_WRITE) != 0) return AVERROR(EPERM);
+  *pb = static_cast<internal::MemoryFile*>(s->opaque)->OpenReader().release();
+  return *pb != nullptr ? 0 : AVERROR(ENOMEM);
+}
+
+int CloseMemoryForFaststart(AVFormatContext* /*s*/, AVIOContext* pb) {
+  internal::AvioDeleter()(pb);
+  return 0;
+}
+
+// Copies one RGB frame into an even-sized buffer, repeating the last column and row.
+void PadFrame(const uint8_t* src, int height, int width, int padded_height, int padded_width,
+              uint8_t* dst) {
+  const size_t src_row = static_cast<size_t>(width) * 3;
+  const size_t dst_row = static_cast<size_t>(padded_width) * 3;
+  for (int y = 0; y < padded_height; ++y) {
+    const uint8_t* s = src + std::min(y, height - 1) * src_row;
+    uint8_t* d = dst + y * dst_row;
+    std::memcpy(d, s, src_row);
+    for (int x = width; x < padded_width; ++x) std::memcpy(d + x * 3, s + src_row - 3, 3);
+  }
+}
+
+class Encoder {
+ public:
+  Encoder(const FrameView& frames, const EncodeOptions& options)
+      : frames_(frames), options_(options) {}
+
+  absl::StatusOr<std::string> Run() {
+    width_ = frames_.width + (frames_.width & 1);
+    height_ = frames_.height + (frames_.height & 1);
+    LV_MEDIA_RETURN_IF_ERROR(OpenEncoder());
+    LV_MEDIA_RETURN_IF_ERROR(OpenMuxer());
+    LV_MEDIA_RETURN_IF_ERROR(EncodeFrames());
+    LV_MEDIA_RETURN_IF_ERROR(Drain(/*flush=*/true));
+    if (int err = av_write_trailer(muxer_.get()); err < 0) return AvError(err, "finishing file");
+    // The writer's buffer must reach memory before the bytes are taken.
+    avio_flush(io_.get());
+    if (io_->error < 0) return AvError(io_->error, "writing output");
+    muxer_.reset();
+    io_.reset();
+    return file_.Release();
+  }
+
+ private:
+  bool is_mp4() const { return options_.container == Container::kMp4; }
+
+  absl::Status OpenEncoder() {
+    const char* name = is_mp4() ? "libx264" : "libvpx-vp9";
+    const AVCodec* codec = avcodec_find_encoder_by_name(name);
+    if (codec == nullptr) {
+      return absl::InternalError(absl::StrCat("FFmpeg has no ", name, " encoder in this build"));
+    }
+    codec_.reset(avcodec_alloc_context3(codec));
+    if (codec_ == nullptr) return absl::ResourceExhaustedError("allocating encoder");
+    AVCodecContext* c = codec_.get();
+    c->width = width_;
+    c->height = height_;
+    c->pix_fmt = AV_PIX_FMT_YUV420P;
+    c->time_base = AVRational{1, options_.fps};
+    c->framerate = AVRational{options_.fps, 1};
+    c->sample_aspect_ratio = AVRational{1, 1};
+    c->thread_count = options_.threads;
+    if (options_.keyframe_interval > 0) c->gop_size = options_.keyframe_interval;
+    // Tag what sws_scale produces (BT.709 matrix, limited range) so players convert back right.
+    c->color_range = AVCOL_RANGE_MPEG;
+    c->colorspace = AVCOL_SPC_BT709;
+    c->color_primaries = AVCOL_PRI_BT709;
+    c->color_trc = AVCOL_TRC_BT709;
+    c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;  // MP4 and WebM both keep SPS/PPS in the header
+    AVDictionary* opts = nullptr;
+    if (is_mp4()) {
+      const int crf = options_.crf >= 0 ? options_.crf : kDefaultCrfH264;
+      av_dict_set(&opts, "preset", options_.x264_preset.c_str(), 0);
+      av_dict_set(&opts, "crf", std::to_string(crf).c_str(), 0);
+    } else {
+      const int crf = options_.crf >= 0 ? options_.crf : kDefaultCrfVp9;
+      c->bit_rate = 0;  // with crf: constant quality, no bitrate target
+      av_dict_set(&opts, "crf", std::to_string(crf).c_str(), 0);
+      av_dict_set(&opts, "deadline", "good", 0);
+      av_dict_set(&opts, "cpu-used", std::to_string(options_.vp9_speed).c_str(), 0);
+      if (options_.threads > 1) av_dict_set(&opts, "row-mt", "1", 0);
+    }
+    int err = avcodec_open2(c, codec, &opts);
+    av_dict_free(&opts);
+    if (err < 0) return AvError(err, absl::StrCat("opening ", name, " encoder"));
+
+    frame_.reset(av_frame_alloc());
+    packet_.reset(av_packet_alloc());
+    if (frame_ == nullptr || packet_ == nullptr) {
+      return absl::ResourceExhaustedError("allocating frame");
+    }
+    frame_->format = c->pix_fmt;
+    frame_->width = width_;
+    frame_->height = height_;
+    frame_->color_range = c->color_range;
+    frame_->colorspace = c->colorspace;
+    if (err = av_frame_get_buffer(frame_.get(), 0); err < 0) {
+      return AvError(err, "allocating frame");
+    }
+    sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_RGB24, width_, height_,
+                              AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, nullptr, nullptr,
+                              nullptr));
+    if (sws_ == nullptr) return absl::InternalError("creating the RGB -> YUV converter");
+    // Source: full-range RGB; destination: BT.709 limited range (matches the stream tags).
+    sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(SWS_CS_DEFAULT), /*srcRange=*/1,
+                             sws_getCoefficients(SWS_CS_ITU709), /*dstRange=*/0, 0, 1 << 16,
+                             1 << 16);
+    return absl::OkStatus();
+  }
+
+  absl::Status OpenMuxer() {
+    AVFormatContext* raw = nullptr;
+    int err = avformat_alloc_output_context2(&raw, nullptr, is_mp4() ? "mp4" : "webm", nullptr);
+    if (err < 0) return AvError(err, "creating muxer");
+    muxer_.reset(raw);
+    io_ = file_.OpenWriter();
+    if (io_ == nullptr) return absl::ResourceExhaustedError("allocating output buffer");
+    AVFormatContext* m = muxer_.get();
+    m->pb = io_.get();
+    // BITEXACT: no random WebM segment UID and no library version strings -> reproducible bytes.
+    m->flags |= AVFMT_FLAG_CUSTOM_IO | AVFMT_FLAG_BITEXACT;
+    m->url = av_strdup("memory");
+    m->opaque = &file_;
+    m->io_open = &OpenMemoryForFaststart;
+    m->io_close2 = &CloseMemoryForFaststart;
+    stream_ = avformat_new_stream(m, nullptr);
+    if (stream_ == nullptr) return absl::ResourceExhaustedError("creating stream");
+    if (err = avcodec_parameters_from_context(stream_->codecpar, codec_.get()); err < 0) {
+      return AvError(err, "copying codec parameters");
+    }
+    stream_->time_base = codec_->time_base;  // a hint; the muxer may pick its own
+    stream_->avg_frame_rate = codec_->framerate;
+    stream_->r_frame_rate = codec_->framerate;
+    AVDictionary* opts = nullptr;
+    if (is_mp4()) av_dict_set(&opts, "movflags", "+faststart", 0);
+    err = avformat_write_header(m, &opts);
+    av_dict_free(&opts);
+    if (err < 0) return AvError(err, "writing file header");
+    return absl::OkStatus();
+  }
+
+  absl::Status EncodeFrames() {
+    const bool pad = width_ != frames_.width || height_ != frames_.height;
+    std::vector<uint8_t> padded(pad ? static_cast<size_t>(width_) * height_ * 3 : 0);
+    for (int i = 0; i < frames_.frames; ++i) {
+      const uint8_t* rgb = frames_.Frame(i);
+      if (pad) {
+        PadFrame(rgb, frames_.height, frames_.width, height_, width_, padded.data());
+        rgb = padded.data();
+      }
+      // The encoder may still reference the previous picture's buffer.
+      if (int err = av_frame_make_writable(frame_.get()); err < 0) {
+        return AvError(err, "allocating frame");
+      }
+      const uint8_t* src[1] = {rgb};
+      const int src_stride[1] = {width_ * 3};
+      sws_scale(sws_.get(), src, src_stride, 0, height_, frame_->data, frame_->linesize);
+      frame_->pts = i;
+      frame_->pkt_duration = 1;
+      if (int err = avcodec_send_frame(codec_.get(), frame_.get()); err < 0) {
+        return AvError(err, absl::StrCat("encoding frame ", i));
+      }
+      LV_MEDIA_RETURN_IF_ERROR(Drain(/*flush=*/false));
+    }
+    return absl::OkStatus();
+  }
+
+  // Moves every packet the encoder has ready into the muxer; with `flush`, first tells the
+  // encoder the input ended so it emits its delayed frames (B-frames, lookahead).
+  absl::Status Drain(bool flush) {
+    if (flush) {
+      if (int err = avcodec_send_frame(codec_.get(), nullptr); err < 0) {
+        return AvError(err, "flushing encoder");
+      }
+    }
+    while (true) {
+      int err = avcodec_receive_packet(codec_.get(), packet_.get());
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return absl::OkStatus();
+      if (err < 0) return AvError(err, "encoding");
+      // Constant frame rate: every packet lasts one tick of 1/fps. Without a duration the muxer
+      // would give the last frame zero length and players drop it.
+      if (packet_->duration <= 0) packet_->duration = 1;
+      av_packet_rescale_ts(packet_.get(), codec_->time_base, stream_->time_base);
+      packet_->stream_index = stream_->index;
+      if (err = av_interleaved_write_frame(muxer_.get(), packet_.get()); err < 0) {
+        return AvError(err, "writing packet");
+      }
+    }
+  }
+
+  const FrameView& frames_;
+  const EncodeOptions& options_;
+  int width_ = 0;
+  int height_ = 0;
+  // Declaration order = reverse destruction order: the muxer goes before the IO and the memory.
+  internal::MemoryFile file_;
+  internal::AvioPtr io_;
+  FormatContextPtr muxer_;
+  AVStream* stream_ = nullptr;
+  internal::CodecContextPtr codec_;
+  internal::FramePtr frame_;
+  internal::PacketPtr packet_;
+  internal::SwsPtr sws_;
+};
+
+}  // namespace
+
+absl::StatusOr<Container> ParseContainer(std::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(std::string(name));
+  if (lower == "mp4") return Container::kMp4;
+  if (lower == "webm") return Container::kWebm;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown container '", std::string(name), "': allowed mp4 (H.264), webm (VP9)"));
+}
+
+std::string_view ContainerName(Container container) {
+  return container == Container::kMp4 ? "mp4" : "webm";
+}
+
+std::string_view ContainerMimeType(Container container) {
+  return container == Container::kMp4 ? "video/mp4" : "video/webm";
+}
+
+std::string_view ContainerCodecName(Container container) {
+  return container == Container::kMp4 ? "h264" : "vp9";
+}
+
+absl::Status ValidateEncodeOptions(const EncodeOptions& o) {
+  if (o.container != Container::kMp4 && o.container != Container::kWebm) {
+    return absl::InvalidArgumentError("container must be kMp4 or kWebm");
+  }
+  if (o.fps < kMinFps || o.fps > kMaxFps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fps ", o.fps, " is out of range: allowed ", kMinFps, "..", kMaxFps));
+  }
+  const int max_crf = o.container == Container::kMp4 ? 51 : 63;
+  if (o.crf < -1 || o.crf > max_crf) {
+    return absl::InvalidArgumentError(absl::StrCat("crf ", o.crf, " is out of range for ",
+                                                   std::string(ContainerCodecName(o.container)),
+                                                   ": allowed -1 (default) or 0..", max_crf));
+  }
+  if (std::find_if(kX264Presets.begin(), kX264Presets.end(),
+                   [&](const char* p) { return o.x264_preset == p; }) == kX264Presets.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown x264_preset '", o.x264_preset, "': allowed ", absl::StrJoin(kX264Presets, ", ")));
+  }
+  if (o.vp9_speed < 0 || o.vp9_speed > 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vp9_speed ", o.vp9_speed, " is out of range: allowed 0..8"));
+  }
+  if (o.threads < 1 || o.threads > kMaxEncoderThreads) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads ", o.threads, " is out of range: allowed 1..", kMaxEncoderThreads));
+  }
+  if (o.keyframe_interval < 0 || o.keyframe_interval > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("keyframe_interval ", o.keyframe_interval,
+                                                   " is out of range: allowed 0 (default)..1000"));
+  }
+  if (o.odd_size != OddSizePolicy::kPad && o.odd_size != OddSizePolicy::kError) {
+    return absl::InvalidArgumentError("odd_size must be kPad or kError");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> EncodeVideo(const FrameView& frames, const EncodeOptions& options) {
+  internal::InitFfmpeg();
+  LV_MEDIA_RETURN_IF_ERROR(ValidateFrameView(frames));
+  LV_MEDIA_RETURN_IF_ERROR(ValidateEncodeOptions(options));
+  if (options.odd_size == OddSizePolicy::kError &&
+      (frames.width % 2 != 0 || frames.height % 2 != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "frame size ", frames.width, "x", frames.height,
+        " (width x height) must be even for yuv420p video: allowed even widths and heights, or "
+        "odd_size = kPad to repeat the last column/row"));
+  }
+  return Encoder(frames, options).Run();
+}
+
+}  // namespace linvideo::media
