@@ -27,6 +27,10 @@ endif()
 
 set(LINVIDEO_HAS_CUDA OFF)
 if(LINVIDEO_WITH_CUDA)
+  # nvcc is usually not on PATH (e.g. /usr/local/cuda/bin); point CMake at the default toolkit.
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)

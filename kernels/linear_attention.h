@@ -1,0 +1,62 @@
+#pragma once
+// Linear attention with the Hedgehog feature map (LinVideo), in three implementations:
+//   - LinearAttentionReference: plain LibTorch ops, materialises φ for all tokens; ground truth.
+//   - LinearAttentionCpu: chunked over tokens with batched per-head matmuls; beyond its inputs it
+//     holds O(chunk·d) per head plus the [heads, 2d, d] KV state. Differentiable (LibTorch ops).
+//   - LinearAttentionCuda (linear_attention_cuda.cu): fused φ + KV-state + normalised output,
+//     fp32 / bf16 with fp32 accumulation; inference only (no autograd).
+// LinearAttention() dispatches between them.
+//
+// Shapes: q, k, v [B, N, H, D]; feature-map weights w_q, w_k [H, D, D] (fp32 or the input dtype);
+// output [B, N, H, D] in v's dtype.
+//   φ(x)  = [softmax(x·W̃), softmax(−x·W̃)] over the feature dim, per head  -> [.., 2D]
+//   o_i   = φ(q_i)·(Σ_j φ(k_j)ᵀ v_j) / (φ(q_i)·Σ_j φ(k_j) + eps)
+// All functions are stateless and thread-safe.
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+namespace linvideo::kernels {
+
+inline constexpr double kLinearAttentionEps = 1e-6;
+// Tokens per chunk of the CPU path: large enough for matmul efficiency, small enough for caches.
+inline constexpr int64_t kLinearAttentionCpuChunk = 1024;
+
+// x: [B, N, H, D], w: [H, D, D] -> φ(x): [B, N, H, 2D], computed in fp32 for reduced-precision
+// inputs (returned in x's dtype's promotion with w).
+torch::Tensor HedgehogFeatureMap(const torch::Tensor& x, const torch::Tensor& w);
+
+// Ground truth: materialises φ(q), φ(k) and computes the formula above in fp32 (fp64 for fp64).
+torch::Tensor LinearAttentionReference(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const torch::Tensor& w_q,
+                                       const torch::Tensor& w_k, double eps = kLinearAttentionEps);
+
+// CPU path (works on any device; used for CUDA tensors when autograd needs the graph or the
+// fused kernel is not compiled in). Accumulates in fp32 (fp64 for fp64 inputs).
+torch::Tensor LinearAttentionCpu(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& w_q,
+                                 const torch::Tensor& w_k, double eps = kLinearAttentionEps,
+                                 int64_t chunk = kLinearAttentionCpuChunk);
+
+// True when this build linked the fused CUDA kernel (LibTorch with CUDA + nvcc found).
+bool LinearAttentionCudaCompiled();
+
+// Fused CUDA kernel. Requires LinearAttentionCudaCompiled(), CUDA tensors of dtype fp32 or bf16,
+// and D in {64, 128}; throws c10::Error otherwise. Inference only: the result has no grad_fn.
+torch::Tensor LinearAttentionCuda(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v, const torch::Tensor& w_q,
+                                  const torch::Tensor& w_k, double eps = kLinearAttentionEps);
+
+// True when LinearAttention() would take the fused kernel for these arguments: CUDA tensors,
+// kernel compiled, supported dtype / head_dim, and no gradient required by any input.
+bool LinearAttentionUsesFusedKernel(const torch::Tensor& q, const torch::Tensor& k,
+                                    const torch::Tensor& v, const torch::Tensor& w_q,
+                                    const torch::Tensor& w_k);
+
+// Dispatch: fused kernel when LinearAttentionUsesFusedKernel(), else LinearAttentionCpu.
+torch::Tensor LinearAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& w_q,
+                              const torch::Tensor& w_k, double eps = kLinearAttentionEps);
+
+}  // namespace linvideo::kernels
