@@ -1,0 +1,55 @@
+#pragma once
+// Sampler-agnostic per-request state and step, and a whole-trajectory convenience loop over a
+// denoise callback. The serving engine keeps one SamplerState per request and calls SamplerStep
+// with that request's slice of a batched model output; offline code and tests use Sample().
+// Thread-compatible: distinct states may be used concurrently.
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/sampling/euler.h"
+#include "core/sampling/flow_schedule.h"
+#include "core/sampling/unipc.h"
+
+namespace linvideo::core::sampling {
+
+enum class SamplerKind { kUniPC, kEuler };
+
+// "unipc" / "euler" (case-insensitive); the error lists the allowed names.
+absl::StatusOr<SamplerKind> ParseSamplerKind(const std::string& name);
+const char* SamplerKindName(SamplerKind kind);
+
+struct SamplerState {
+  SamplerKind kind = SamplerKind::kUniPC;
+  UniPCOptions unipc_options;
+  UniPCState unipc;
+  EulerState euler;
+
+  int64_t next_step() const {
+    return kind == SamplerKind::kUniPC ? unipc.next_step : euler.next_step;
+  }
+};
+
+SamplerState MakeSamplerState(SamplerKind kind, const UniPCOptions& unipc_options = {});
+
+// Dispatches to UniPCStep / EulerStep (same contract).
+absl::StatusOr<torch::Tensor> SamplerStep(const FlowSchedule& schedule, SamplerState& state,
+                                          int64_t step_index, const torch::Tensor& model_output,
+                                          const torch::Tensor& sample);
+
+// The model: velocity for sample `x` at integer timestep `timestep` (schedule.timesteps[i]).
+// A callable returning torch::Tensor converts to this type too.
+using DenoiseFn =
+    std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor& x, int64_t timestep)>;
+
+// Runs every step of `schedule` from the initial noise x_T and returns the final sample (x at
+// sigma = 0). Errors from `denoise` are returned annotated with the step index.
+absl::StatusOr<torch::Tensor> Sample(const FlowSchedule& schedule, SamplerKind kind,
+                                     const torch::Tensor& x_T, const DenoiseFn& denoise,
+                                     const UniPCOptions& unipc_options = {});
+
+}  // namespace linvideo::core::sampling
