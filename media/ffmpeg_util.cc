@@ -1,5 +1,7 @@
 #include "media/ffmpeg_util.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -103,6 +105,23 @@ void InitFfmpeg() {
   std::call_once(once, [] { av_log_set_level(AV_LOG_ERROR); });
 }
 
+const std::string& X264AsmWithoutAvx512() {
+  static const std::string* const asm_param = [] {
+    std::string value;
+#if defined(__x86_64__) || defined(__i386__)
+    constexpr uint32_t kX264CpuAvx512 = 1u << 16;  // X264_CPU_AVX512 in x264.h
+    // libx264 is loaded as a dependency of libavcodec; its detector is a public symbol.
+    using DetectFn = uint32_t (*)();
+    if (auto detect = reinterpret_cast<DetectFn>(dlsym(RTLD_DEFAULT, "x264_cpu_detect"))) {
+      const uint32_t flags = detect();
+      if ((flags & kX264CpuAvx512) != 0) value = std::to_string(flags & ~kX264CpuAvx512);
+    }
+#endif
+    return new std::string(std::move(value));
+  }();
+  return *asm_param;
+}
+
 std::string AvErrorString(int err) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(err, buf, sizeof(buf));
@@ -125,6 +144,24 @@ void AvioDeleter::operator()(AVIOContext* io) const {
   delete static_cast<IoCursor*>(io->opaque);
   av_freep(&io->buffer);
   avio_context_free(&io);
+}
+
+bool AlignedRgb::Allocate(int height, int width) {
+  height_ = height;
+  width_ = width;
+  stride_ = (width * 3 + 63) & ~63;
+  data_.reset(static_cast<uint8_t*>(av_mallocz(static_cast<size_t>(stride_) * height + 64)));
+  return data_ != nullptr;
+}
+
+void AlignedRgb::CopyFrom(const uint8_t* src, int src_height, int src_width) {
+  const size_t src_row = static_cast<size_t>(src_width) * 3;
+  for (int y = 0; y < height_; ++y) {
+    const uint8_t* s = src + std::min(y, src_height - 1) * src_row;
+    uint8_t* d = data_.get() + static_cast<size_t>(y) * stride_;
+    std::memcpy(d, s, src_row);
+    for (int x = src_width; x < width_; ++x) std::memcpy(d + x * 3, s + src_row - 3, 3);
+  }
 }
 
 AvioPtr MemoryFile::OpenWriter() { return MakeAvio(new IoCursor{&data_}, /*writable=*/true); }

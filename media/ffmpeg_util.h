@@ -17,6 +17,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/frame.h>
+#include <libavutil/mem.h>
 #include <libswscale/swscale.h>
 }
 
@@ -39,6 +40,13 @@ namespace linvideo::media::internal {
 
 // Sets the FFmpeg log level to errors only, once per process (safe to call from any thread).
 void InitFfmpeg();
+
+// The libx264 "asm" parameter that keeps x264's own CPU detection minus AVX-512 ("" when x264 is
+// not loaded, cannot be queried, or the CPU has no AVX-512). Computed once; thread-safe.
+// Why: x264 0.164 (Debian 12) reads uninitialised memory in its AVX-512 code when mbtree and
+// B-frames are on, so identical inputs gave different bytes from run to run (seen with the
+// ffmpeg CLI too, with MALLOC_PERTURB_); with AVX2 as the top level the output is reproducible.
+const std::string& X264AsmWithoutAvx512();
 
 // "Invalid data found when processing input (-1094995529)".
 std::string AvErrorString(int err);
@@ -68,6 +76,31 @@ using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
 using AvioPtr = std::unique_ptr<AVIOContext, AvioDeleter>;
+
+// An RGB24 image in memory swscale is safe and deterministic with: rows 64-byte aligned and slack
+// after the last row. swscale's SIMD loads read up to 16 bytes past the last pixel (an
+// out-of-bounds read on a caller's tightly packed buffer) and pick code paths by pointer alignment,
+// which made x264 output differ from run to run with malloc'd inputs; staging through this fixes
+// both.
+class AlignedRgb {
+ public:
+  // Allocates height x width pixels; false if out of memory.
+  bool Allocate(int height, int width);
+  // Copies a tightly packed src_height x src_width RGB24 image (each at most this size) to the
+  // top-left corner and fills the rest by repeating the last column and row.
+  void CopyFrom(const uint8_t* src, int src_height, int src_width);
+  uint8_t* data() { return data_.get(); }
+  int stride() const { return stride_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { av_free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  int height_ = 0;
+  int width_ = 0;
+  int stride_ = 0;
+};
 
 // A growable in-memory "file": the muxer writes it (and seeks back to patch headers, and for MP4
 // faststart reads it back through OpenReader) exactly as it would a real file.

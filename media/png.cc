@@ -151,31 +151,38 @@ absl::StatusOr<std::string> ContactSheet(const FrameView& frames,
   std::vector<uint8_t> sheet(static_cast<size_t>(sheet_w) * sheet_h * 3);
   for (size_t p = 0; p < sheet.size(); p += 3) std::memcpy(&sheet[p], options.background, 3);
 
+  // Scaling goes through aligned buffers (see internal::AlignedRgb): swscale reads past the end of
+  // tightly packed input and may write past the end of tightly packed output.
   internal::SwsPtr sws;
-  std::vector<uint8_t> tile;
+  internal::AlignedRgb staged, tile;
   if (tile_w != frames.width) {
     sws.reset(sws_getContext(frames.width, frames.height, AV_PIX_FMT_RGB24, tile_w, tile_h,
                              AV_PIX_FMT_RGB24, SWS_AREA | SWS_ACCURATE_RND, nullptr, nullptr,
                              nullptr));
     if (sws == nullptr) return absl::InternalError("creating the tile scaler");
-    tile.resize(static_cast<size_t>(tile_w) * tile_h * 3);
+    if (!staged.Allocate(frames.height, frames.width) || !tile.Allocate(tile_h, tile_w)) {
+      return absl::ResourceExhaustedError("allocating tiles");
+    }
   }
   const size_t sheet_row = static_cast<size_t>(sheet_w) * 3;
   const size_t tile_row = static_cast<size_t>(tile_w) * 3;
   for (int k = 0; k < n; ++k) {
     const uint8_t* src = frames.Frame(indices[k]);
+    size_t src_stride = tile_row;
     if (sws != nullptr) {
-      const uint8_t* in[1] = {src};
-      const int in_stride[1] = {frames.width * 3};
+      staged.CopyFrom(src, frames.height, frames.width);
+      const uint8_t* in[1] = {staged.data()};
+      const int in_stride[1] = {staged.stride()};
       uint8_t* out[1] = {tile.data()};
-      const int out_stride[1] = {static_cast<int>(tile_row)};
+      const int out_stride[1] = {tile.stride()};
       sws_scale(sws.get(), in, in_stride, 0, frames.height, out, out_stride);
       src = tile.data();
+      src_stride = tile.stride();
     }
     const size_t x0 = static_cast<size_t>(k % columns) * (tile_w + options.spacing);
     const size_t y0 = static_cast<size_t>(k / columns) * (tile_h + options.spacing);
     for (int y = 0; y < tile_h; ++y) {
-      std::memcpy(&sheet[(y0 + y) * sheet_row + x0 * 3], src + y * tile_row, tile_row);
+      std::memcpy(&sheet[(y0 + y) * sheet_row + x0 * 3], src + y * src_stride, tile_row);
     }
   }
   return EncodePng(

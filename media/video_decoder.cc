@@ -147,9 +147,18 @@ class Decoder {
                                sws_getCoefficients(SWS_CS_DEFAULT), /*dstRange=*/1, 0, 1 << 16,
                                1 << 16);
     }
-    uint8_t* dst_planes[1] = {dst};
-    const int dst_stride[1] = {static_cast<int>(row)};
+    // Convert into an aligned buffer with slack (swscale's SIMD may store past the last pixel),
+    // then copy the rows out.
+    if (converted_.data() == nullptr && !converted_.Allocate(v.height, v.width)) {
+      return absl::ResourceExhaustedError("allocating frame");
+    }
+    uint8_t* dst_planes[1] = {converted_.data()};
+    const int dst_stride[1] = {converted_.stride()};
     sws_scale(sws_.get(), f.data, f.linesize, 0, f.height, dst_planes, dst_stride);
+    for (int y = 0; y < v.height; ++y) {
+      std::memcpy(dst + y * row, converted_.data() + static_cast<size_t>(y) * converted_.stride(),
+                  row);
+    }
     return absl::OkStatus();
   }
 
@@ -162,6 +171,7 @@ class Decoder {
   internal::FramePtr frame_;
   internal::PacketPtr packet_;
   internal::SwsPtr sws_;
+  internal::AlignedRgb converted_;
   DecodedVideo out_;
 };
 

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
-#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -41,19 +39,6 @@ int OpenMemoryForFaststart(AVFormatContext* s, AVIOContext** pb, const char* /*u
 int CloseMemoryForFaststart(AVFormatContext* /*s*/, AVIOContext* pb) {
   internal::AvioDeleter()(pb);
   return 0;
-}
-
-// Copies one RGB frame into an even-sized buffer, repeating the last column and row.
-void PadFrame(const uint8_t* src, int height, int width, int padded_height, int padded_width,
-              uint8_t* dst) {
-  const size_t src_row = static_cast<size_t>(width) * 3;
-  const size_t dst_row = static_cast<size_t>(padded_width) * 3;
-  for (int y = 0; y < padded_height; ++y) {
-    const uint8_t* s = src + std::min(y, height - 1) * src_row;
-    uint8_t* d = dst + y * dst_row;
-    std::memcpy(d, s, src_row);
-    for (int x = width; x < padded_width; ++x) std::memcpy(d + x * 3, s + src_row - 3, 3);
-  }
 }
 
 class Encoder {
@@ -108,6 +93,9 @@ class Encoder {
       const int crf = options_.crf >= 0 ? options_.crf : kDefaultCrfH264;
       av_dict_set(&opts, "preset", options_.x264_preset.c_str(), 0);
       av_dict_set(&opts, "crf", std::to_string(crf).c_str(), 0);
+      if (const std::string& cpu = internal::X264AsmWithoutAvx512(); !cpu.empty()) {
+        av_dict_set(&opts, "x264-params", ("asm=" + cpu).c_str(), 0);
+      }
     } else {
       const int crf = options_.crf >= 0 ? options_.crf : kDefaultCrfVp9;
       c->bit_rate = 0;  // with crf: constant quality, no bitrate target
@@ -176,20 +164,17 @@ class Encoder {
   }
 
   absl::Status EncodeFrames() {
-    const bool pad = width_ != frames_.width || height_ != frames_.height;
-    std::vector<uint8_t> padded(pad ? static_cast<size_t>(width_) * height_ * 3 : 0);
+    // Every frame goes through an aligned copy (see AlignedRgb), which also pads odd sizes.
+    internal::AlignedRgb staged;
+    if (!staged.Allocate(height_, width_)) return absl::ResourceExhaustedError("allocating frame");
     for (int i = 0; i < frames_.frames; ++i) {
-      const uint8_t* rgb = frames_.Frame(i);
-      if (pad) {
-        PadFrame(rgb, frames_.height, frames_.width, height_, width_, padded.data());
-        rgb = padded.data();
-      }
+      staged.CopyFrom(frames_.Frame(i), frames_.height, frames_.width);
       // The encoder may still reference the previous picture's buffer.
       if (int err = av_frame_make_writable(frame_.get()); err < 0) {
         return AvError(err, "allocating frame");
       }
-      const uint8_t* src[1] = {rgb};
-      const int src_stride[1] = {width_ * 3};
+      const uint8_t* src[1] = {staged.data()};
+      const int src_stride[1] = {staged.stride()};
       sws_scale(sws_.get(), src, src_stride, 0, height_, frame_->data, frame_->linesize);
       frame_->pts = i;
       frame_->pkt_duration = 1;
