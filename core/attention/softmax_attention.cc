@@ -1,17 +1,16 @@
 #include "core/attention/softmax_attention.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <ATen/ATen.h>
 
 #include "core/common/torch_compat.h"
 
 namespace linvideo::core::attention {
 
 torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, double scale,
-                               int64_t score_budget_bytes) {
+                               const torch::Tensor& v, double scale, int64_t score_budget_bytes) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "SoftmaxAttention expects [B, N, heads, head_dim] tensors");
   const int64_t b = q.size(0), nq = q.size(1), h = q.size(2), d = q.size(3);
@@ -37,14 +36,14 @@ torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
   auto out = at::empty({b * h, nq, d}, q.options());  // [B*H, Nq, D]
   for (int64_t start = 0; start < nq; start += chunk) {
     const int64_t len = std::min(chunk, nq - start);
-    auto q_chunk = qh.narrow(1, start, len);                    // [B*H, c, D]
-    auto scores = at::matmul(q_chunk, kt).mul_(scale);          // [B*H, c, Nk]
-    auto probs = at::softmax(scores, -1);                       // [B*H, c, Nk]
+    auto q_chunk = qh.narrow(1, start, len);            // [B*H, c, D]
+    auto scores = at::matmul(q_chunk, kt).mul_(scale);  // [B*H, c, Nk]
+    auto probs = at::softmax(scores, -1);               // [B*H, c, Nk]
     scores = at::Tensor();
     auto o_chunk = out.narrow(1, start, len);
-    at::matmul_out(o_chunk, probs, vh);                         // [B*H, c, D]
+    at::matmul_out(o_chunk, probs, vh);  // [B*H, c, D]
   }
-  return out.view({b, h, nq, d}).permute({0, 2, 1, 3});         // [B, Nq, H, D]
+  return out.view({b, h, nq, d}).permute({0, 2, 1, 3});  // [B, Nq, H, D]
 }
 
 }  // namespace linvideo::core::attention

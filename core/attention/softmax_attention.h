@@ -1,9 +1,9 @@
 #pragma once
 // Memory-bounded softmax (scaled dot-product) attention.
 
-#include <cstdint>
-
 #include <torch/types.h>
+
+#include <cstdint>
 
 #include "core/attention/attention.h"
 
