@@ -171,10 +171,11 @@ absl::StatusOr<std::string> ContactSheet(const FrameView& frames,
     size_t src_stride = tile_row;
     if (sws != nullptr) {
       staged.CopyFrom(src, frames.height, frames.width);
-      const uint8_t* in[1] = {staged.data()};
-      const int in_stride[1] = {staged.stride()};
-      uint8_t* out[1] = {tile.data()};
-      const int out_stride[1] = {tile.stride()};
+      // Plane arrays of 4: sws_scale reads all four entries.
+      const uint8_t* in[4] = {staged.data()};
+      const int in_stride[4] = {staged.stride()};
+      uint8_t* out[4] = {tile.data()};
+      const int out_stride[4] = {tile.stride()};
       sws_scale(sws.get(), in, in_stride, 0, frames.height, out, out_stride);
       src = tile.data();
       src_stride = tile.stride();

@@ -152,8 +152,9 @@ class Decoder {
     if (converted_.data() == nullptr && !converted_.Allocate(v.height, v.width)) {
       return absl::ResourceExhaustedError("allocating frame");
     }
-    uint8_t* dst_planes[1] = {converted_.data()};
-    const int dst_stride[1] = {converted_.stride()};
+    // Plane arrays of 4: sws_scale reads all four entries.
+    uint8_t* dst_planes[4] = {converted_.data()};
+    const int dst_stride[4] = {converted_.stride()};
     sws_scale(sws_.get(), f.data, f.linesize, 0, f.height, dst_planes, dst_stride);
     for (int y = 0; y < v.height; ++y) {
       std::memcpy(dst + y * row, converted_.data() + static_cast<size_t>(y) * converted_.stride(),

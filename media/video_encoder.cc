@@ -173,8 +173,9 @@ class Encoder {
       if (int err = av_frame_make_writable(frame_.get()); err < 0) {
         return AvError(err, "allocating frame");
       }
-      const uint8_t* src[1] = {staged.data()};
-      const int src_stride[1] = {staged.stride()};
+      // Plane arrays of 4: sws_scale reads all four entries.
+      const uint8_t* src[4] = {staged.data()};
+      const int src_stride[4] = {staged.stride()};
       sws_scale(sws_.get(), src, src_stride, 0, height_, frame_->data, frame_->linesize);
       frame_->pts = i;
       frame_->pkt_duration = 1;

@@ -44,6 +44,8 @@ struct RoundTripCase {
   const char* codec;
 };
 
+void PrintTo(const RoundTripCase& c, std::ostream* os) { *os << c.codec; }
+
 class RoundTripTest : public ::testing::TestWithParam<RoundTripCase> {};
 
 TEST_P(RoundTripTest, KeepsEveryFrameSizeFpsAndQuality) {

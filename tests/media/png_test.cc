@@ -1,0 +1,180 @@
+// PNG encoding (lossless round trip through the decoder), contact sheets and SaveBytes/LoadBytes.
+
+#include "media/png.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "media/bytes_io.h"
+#include "media/video_decoder.h"
+#include "tests/media/test_frames.h"
+
+namespace linvideo::media {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::MovingGradient;
+
+// Pixel (y, x) of frame f of `v`.
+std::vector<uint8_t> Pixel(const FrameView& v, int f, int y, int x) {
+  const uint8_t* p = v.Frame(f) + (static_cast<size_t>(y) * v.width + x) * 3;
+  return {p[0], p[1], p[2]};
+}
+
+// True if the tile at (y0, x0) of the sheet equals frame f of `src` exactly.
+bool TileEquals(const FrameView& sheet, int y0, int x0, const FrameView& src, int f) {
+  for (int y = 0; y < src.height; ++y) {
+    const uint8_t* a = sheet.Frame(0) + (static_cast<size_t>(y0 + y) * sheet.width + x0) * 3;
+    const uint8_t* b = src.Frame(f) + static_cast<size_t>(y) * src.width * 3;
+    if (!std::equal(a, a + src.width * 3, b)) return false;
+  }
+  return true;
+}
+
+TEST(PngTest, SingleFrameRoundTripIsPixelExact) {
+  for (auto [h, w] : {std::pair{48, 64}, std::pair{47, 63}, std::pair{1, 1}}) {
+    const VideoFrames src = MovingGradient(3, h, w);
+    absl::StatusOr<std::string> png = EncodePng(src.View().Single(2));
+    ASSERT_TRUE(png.ok()) << png.status();
+    EXPECT_EQ(png->substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+    absl::StatusOr<DecodedVideo> out = DecodeVideo(*png);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->codec_name, "png");
+    EXPECT_EQ(out->frame_count, 1);
+    EXPECT_EQ(out->width, w);
+    EXPECT_EQ(out->height, h);
+    const FrameView last = src.View().Single(2);
+    EXPECT_TRUE(std::equal(last.rgb, last.rgb + last.FrameBytes(), out->frames.rgb.begin()))
+        << w << "x" << h;
+  }
+}
+
+TEST(PngTest, EveryFrameRoundTripsInOrder) {
+  const VideoFrames src = MovingGradient(5, 24, 32);
+  absl::StatusOr<std::vector<std::string>> pngs = EncodePngFrames(src.View());
+  ASSERT_TRUE(pngs.ok()) << pngs.status();
+  ASSERT_EQ(pngs->size(), 5u);
+  for (int f = 0; f < 5; ++f) {
+    absl::StatusOr<DecodedVideo> out = DecodeVideo((*pngs)[f]);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const FrameView want = src.View().Single(f);
+    EXPECT_TRUE(std::equal(want.rgb, want.rgb + want.FrameBytes(), out->frames.rgb.begin())) << f;
+  }
+}
+
+TEST(PngTest, RejectsBadInput) {
+  const VideoFrames src = MovingGradient(2, 8, 8);
+  absl::StatusOr<std::string> two = EncodePng(src.View());
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(two.status().message(), HasSubstr("exactly 1 frame"));
+  FrameView empty = src.View();
+  empty.frames = 0;
+  EXPECT_EQ(EncodePngFrames(empty).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SampleFrameIndicesTest, EvenlySpreadIncludingEnds) {
+  EXPECT_THAT(SampleFrameIndices(17, 8), ElementsAre(0, 2, 5, 7, 9, 11, 14, 16));
+  EXPECT_THAT(SampleFrameIndices(3, 16), ElementsAre(0, 1, 2));
+  EXPECT_THAT(SampleFrameIndices(81, 1), ElementsAre(0));
+  EXPECT_THAT(SampleFrameIndices(5, 5), ElementsAre(0, 1, 2, 3, 4));
+  const std::vector<int> many = SampleFrameIndices(81, 16);
+  ASSERT_EQ(many.size(), 16u);
+  EXPECT_EQ(many.front(), 0);
+  EXPECT_EQ(many.back(), 80);
+  for (size_t i = 1; i < many.size(); ++i) EXPECT_GT(many[i], many[i - 1]);
+}
+
+TEST(ContactSheetTest, TilesSampledFramesWithSpacing) {
+  const VideoFrames src = MovingGradient(17, 48, 64);
+  ContactSheetOptions o;
+  o.columns = 4;
+  o.max_frames = 8;
+  o.spacing = 2;
+  absl::StatusOr<std::string> png = ContactSheet(src.View(), o);
+  ASSERT_TRUE(png.ok()) << png.status();
+  absl::StatusOr<DecodedVideo> sheet = DecodeVideo(*png);
+  ASSERT_TRUE(sheet.ok()) << sheet.status();
+  EXPECT_EQ(sheet->width, 4 * 64 + 3 * 2);
+  EXPECT_EQ(sheet->height, 2 * 48 + 1 * 2);
+  const FrameView s = sheet->frames.View();
+  // Row 0: frames 0, 2, 5, 7; row 1: 9, 11, 14, 16 — full size, so pixel-exact.
+  EXPECT_TRUE(TileEquals(s, 0, 0, src.View(), 0));
+  EXPECT_TRUE(TileEquals(s, 0, 66, src.View(), 2));
+  EXPECT_TRUE(TileEquals(s, 50, 3 * 66, src.View(), 16));
+  EXPECT_FALSE(TileEquals(s, 50, 3 * 66, src.View(), 15));
+  EXPECT_EQ(Pixel(s, 0, 0, 64), (std::vector<uint8_t>{32, 32, 32}));  // gap = background
+  EXPECT_EQ(Pixel(s, 0, 48, 10), (std::vector<uint8_t>{32, 32, 32}));
+}
+
+TEST(ContactSheetTest, FewFramesNarrowTheGridAndTileWidthScales) {
+  const VideoFrames src = MovingGradient(3, 48, 64);
+  absl::StatusOr<DecodedVideo> narrow = DecodeVideo(*ContactSheet(src.View(), {}));
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_EQ(narrow->width, 3 * 64 + 2 * 2);
+  EXPECT_EQ(narrow->height, 48);
+
+  const VideoFrames many = MovingGradient(17, 48, 64);
+  ContactSheetOptions o;
+  o.tile_width = 32;
+  o.spacing = 0;
+  absl::StatusOr<std::string> png = ContactSheet(many.View(), o);
+  ASSERT_TRUE(png.ok()) << png.status();
+  absl::StatusOr<DecodedVideo> small = DecodeVideo(*png);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->width, 4 * 32);   // 16 sampled frames, 4 columns
+  EXPECT_EQ(small->height, 4 * 24);  // aspect ratio kept: 48 * 32 / 64
+  // A 2x downscale of a smooth image stays close to the source pixel.
+  const std::vector<uint8_t> got = Pixel(small->frames.View(), 0, 10, 10);
+  const std::vector<uint8_t> want = Pixel(many.View(), 0, 20, 20);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(got[c], want[c], 12) << c;
+}
+
+TEST(ContactSheetTest, RejectsBadOptionsWithAllowedValues) {
+  const VideoFrames src = MovingGradient(4, 16, 16);
+  auto expect_error = [&](ContactSheetOptions o, const std::string& allowed) {
+    absl::StatusOr<std::string> r = ContactSheet(src.View(), o);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr(allowed));
+  };
+  ContactSheetOptions o;
+  o.columns = 0;
+  expect_error(o, "allowed 1..64");
+  o = {};
+  o.max_frames = 0;
+  expect_error(o, "allowed 1..1024");
+  o = {};
+  o.spacing = -1;
+  expect_error(o, "allowed 0..64");
+  o = {};
+  o.tile_width = 4;
+  expect_error(o, "0 (full size) or 8..8192");
+
+  const VideoFrames wide = MovingGradient(8, 8, 4096);
+  absl::StatusOr<std::string> big = ContactSheet(wide.View(), {});
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(big.status().message(), HasSubstr("set tile_width"));
+}
+
+TEST(BytesIoTest, SaveAndLoadRoundTrip) {
+  const std::string path = ::testing::TempDir() + "/linvideo_media_bytes_io_test.bin";
+  const std::string data("a\0b\xff", 4);
+  ASSERT_TRUE(SaveBytes(path, data).ok());
+  absl::StatusOr<std::string> back = LoadBytes(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, data);
+  ASSERT_TRUE(SaveBytes(path, "x").ok());  // replaces, not appends
+  EXPECT_EQ(*LoadBytes(path), "x");
+  std::remove(path.c_str());
+
+  EXPECT_EQ(SaveBytes("", data).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SaveBytes("/nonexistent-dir-linvideo/x.bin", data).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadBytes("/nonexistent-dir-linvideo/x.bin").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace linvideo::media
