@@ -108,6 +108,19 @@ TEST_P(RoundTripTest, OddSizeIsPaddedByRepeatingTheEdge) {
   EXPECT_THAT(rejected.status().message(), HasSubstr("even"));
 }
 
+TEST_P(RoundTripTest, TinyFramesArePaddedToTwoByTwo) {
+  const VideoFrames src = MovingGradient(2, 1, 1);
+  EncodeOptions options;
+  options.container = GetParam().container;
+  absl::StatusOr<std::string> bytes = EncodeVideo(src.View(), options);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::StatusOr<DecodedVideo> out = DecodeVideo(*bytes);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->width, 2);
+  EXPECT_EQ(out->height, 2);
+  EXPECT_EQ(out->frame_count, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Containers, RoundTripTest,
                          ::testing::Values(RoundTripCase{Container::kMp4, "h264"},
                                            RoundTripCase{Container::kWebm, "vp9"}),
