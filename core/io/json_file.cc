@@ -65,6 +65,14 @@ absl::StatusOr<json> ParseJson(std::string_view text, const std::string& source)
     }
     return true;
   };
+  // nlohmann stops at a NUL byte as if the input ended there; raw NULs are never valid JSON.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    size_t line, column;
+    LineColumn(text, nul + 1, &line, &column);
+    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON at line ", line,
+                                                   " column ", column, " (byte ", nul + 1,
+                                                   "): NUL byte"));
+  }
   try {
     return json::parse(text.begin(), text.end(), check);
   } catch (const json::parse_error& e) {

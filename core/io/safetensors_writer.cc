@@ -1,7 +1,9 @@
 // safetensors writer: header built from sizes first, then one tensor at a time is made
 // CPU-contiguous and streamed into an atomic temp file (peak extra memory: one tensor, not the
 // whole checkpoint).
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status.h"
@@ -21,8 +23,16 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
     for (const auto& [k, v] : metadata) meta[k] = v;
     header["__metadata__"] = std::move(meta);
   }
+  // Data layout: larger elements first, then by name (as the reference implementation does), so
+  // with the 8-aligned data section every tensor is aligned to its element size and maps zero-copy.
+  std::vector<std::pair<std::string, torch::Tensor>> order(tensors.begin(), tensors.end());
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    const size_t ea = a.second.defined() ? a.second.element_size() : 0;
+    const size_t eb = b.second.defined() ? b.second.element_size() : 0;
+    return ea > eb;
+  });
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {  // std::map: sorted by name
+  for (const auto& [name, t] : order) {
     if (name.empty()) return bad("empty tensor names are not allowed");
     if (name == "__metadata__") return bad("\"__metadata__\" is reserved and not a tensor name");
     if (!t.defined()) return bad(absl::StrCat("tensor \"", name, "\" is undefined"));
@@ -61,7 +71,7 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
   return WriteFileAtomicWith(path, [&](FileSink& sink) -> absl::Status {
     LV_RETURN_IF_ERROR(sink.Write(len_bytes, sizeof(len_bytes)));
     LV_RETURN_IF_ERROR(sink.Write(text.data(), text.size()));
-    for (const auto& [name, t] : tensors) {
+    for (const auto& [name, t] : order) {
       LV_ASSIGN_OR_RETURN(torch::Tensor cpu,
                           TorchCall(absl::StrCat("copying ", name, " to CPU"),
                                     [&] { return t.to(torch::kCPU).contiguous(); }));
