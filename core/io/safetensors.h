@@ -82,8 +82,8 @@ absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path,
                                           std::optional<torch::ScalarType> dtype = std::nullopt);
 // Writes CPU-contiguous copies of `tensors` (any device, strided layout) atomically: header keys
 // sorted by name and padded with spaces to a multiple of 8 bytes; data laid out by element size
-// (largest first) then name, so every tensor is aligned and reads back zero-copy. INVALID_ARGUMENT for undefined tensors, empty
-// names, "__metadata__" as a name, or unsupported dtypes.
+// (largest first) then name, so every tensor is aligned and reads back zero-copy. INVALID_ARGUMENT
+// for undefined tensors, empty names, "__metadata__" as a name, or unsupported dtypes.
 absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
                               const Metadata& metadata = {});
 

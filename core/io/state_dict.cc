@@ -29,8 +29,13 @@ std::string Describe(const std::string& what, const std::vector<std::string>& it
 
 TensorMap StateDict(const torch::nn::Module& module) {
   TensorMap out;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) out[item.key()] = item.value();
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) out[item.key()] = item.value();
+  // Undefined slots (e.g. the bias of Linear(bias=false)) hold nothing to save or load.
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    if (item.value().defined()) out[item.key()] = item.value();
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    if (item.value().defined()) out[item.key()] = item.value();
+  }
   return out;
 }
 
@@ -46,7 +51,6 @@ absl::Status LoadStateDict(torch::nn::Module& module, const TensorMap& tensors,
       continue;
     }
     const torch::Tensor& src = it->second;
-    if (!dst.defined()) continue;  // a registered-but-empty slot has nothing to fill
     if (!src.defined()) {
       mismatched.push_back(absl::StrCat(name, " (checkpoint tensor is undefined)"));
     } else if (src.sizes() != dst.sizes()) {

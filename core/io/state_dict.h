@@ -19,13 +19,17 @@ struct LoadOptions {
   std::function<bool(const std::string&)> ignore_missing;
 };
 
-// Copies tensors into `module`'s parameters and buffers by name (converting dtype/device to the
-// parameter's). INVALID_ARGUMENT lists missing, unexpected and shape-mismatched names (first few of
-// each and the counts). On error the module may be partially written: load into a fresh module.
+// Copies tensors into `module`'s parameters and buffers (the names of StateDict) under
+// torch::NoGradGuard, converting dtype/device to the parameter's. INVALID_ARGUMENT lists missing,
+// unexpected and shape-mismatched names (first 10 of each and the counts); shape mismatches are
+// errors even when !strict. All checks run before the first copy, so a mismatch leaves the module
+// untouched; only a failing copy (e.g. out of device memory) can leave it partially written.
+// Not thread-safe with concurrent use of `module`.
 absl::Status LoadStateDict(torch::nn::Module& module, const TensorMap& tensors,
                            const LoadOptions& options = {});
 
-// The module's parameters and buffers by name (views, not copies).
+// The module's defined parameters and buffers by recursive name ("blocks.0.fc.weight"; views, not
+// copies). Undefined slots such as the bias of Linear(bias=false) are left out.
 TensorMap StateDict(const torch::nn::Module& module);
 
 // Applies `rename` to every key; nullopt drops the key. Two keys mapping to one name is an error.

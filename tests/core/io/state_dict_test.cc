@@ -49,6 +49,14 @@ TEST(StateDictTest, NamesAreRecursiveAndIncludeBuffers) {
   EXPECT_EQ(sd.at("scale").data_ptr(), net->scale.data_ptr());
 }
 
+TEST(StateDictTest, LeavesOutUndefinedSlots) {
+  torch::nn::Linear fc(torch::nn::LinearOptions(4, 3).bias(false));
+  TensorMap sd = StateDict(*fc);
+  EXPECT_EQ(sd.size(), 1u);
+  EXPECT_TRUE(sd.count("weight"));
+  EXPECT_TRUE(LoadStateDict(*fc, {{"weight", torch::zeros({3, 4})}}).ok());
+}
+
 TEST(StateDictTest, LoadsWithDtypeConversion) {
   Net net;
   TensorMap ckpt = Checkpoint(net, torch::kBFloat16);
