@@ -1,0 +1,275 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace linvideo::server {
+namespace {
+
+struct Option {
+  std::string name;
+  std::string help;
+  std::function<absl::Status(ServerConfig&, const std::string&)> set;
+  std::function<std::string(const ServerConfig&)> get;
+};
+
+template <typename T>
+Option Num(std::string name, std::string help, std::function<T&(ServerConfig&)> ref) {
+  Option o;
+  o.name = name;
+  o.help = std::move(help);
+  o.set = [name, ref](ServerConfig& c, const std::string& v) -> absl::Status {
+    T out{};
+    bool ok;
+    if constexpr (std::is_same_v<T, bool>) {
+      ok = absl::SimpleAtob(v, &out);
+    } else {
+      ok = absl::SimpleAtoi(v, &out);
+    }
+    if (!ok)
+      return absl::InvalidArgumentError(absl::StrCat("--", name, "=", v, ": not a valid ",
+                                                     std::is_same_v<T, bool> ? "bool" : "integer"));
+    ref(c) = out;
+    return absl::OkStatus();
+  };
+  o.get = [ref](const ServerConfig& c) -> std::string {
+    const T v = ref(const_cast<ServerConfig&>(c));
+    if constexpr (std::is_same_v<T, bool>) {
+      return v ? "true" : "false";
+    } else {
+      return absl::StrCat(v);
+    }
+  };
+  return o;
+}
+
+#define LV_INT(name, field, help)      \
+  Num<decltype(ServerConfig{}.field)>( \
+      name, help, [](ServerConfig & c) -> auto& { return c.field; })
+
+Option Str(std::string name, std::string help, std::function<std::string&(ServerConfig&)> ref) {
+  Option o;
+  o.name = std::move(name);
+  o.help = std::move(help);
+  o.set = [ref](ServerConfig& c, const std::string& v) {
+    ref(c) = v;
+    return absl::OkStatus();
+  };
+  o.get = [ref](const ServerConfig& c) { return ref(const_cast<ServerConfig&>(c)); };
+  return o;
+}
+#define LV_STR(name, field, help) \
+  Str(name, help, [](ServerConfig& c) -> std::string& { return c.field; })
+
+const std::vector<Option>& Options() {
+  static const std::vector<Option> options = {
+      LV_STR("listen", listen, "gRPC address host:port (port 0: any free port)"),
+      LV_STR("port_file", port_file, "write the bound gRPC port to this file"),
+      Option{"model", "NAME=DIR: serve the model folder DIR as NAME (repeatable; first is default)",
+             [](ServerConfig& c, const std::string& v) -> absl::Status {
+               const size_t eq = v.find('=');
+               if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+                 return absl::InvalidArgumentError(
+                     absl::StrCat("--model=", v, ": expected NAME=DIR"));
+               }
+               c.models.push_back({v.substr(0, eq), v.substr(eq + 1)});
+               return absl::OkStatus();
+             },
+             [](const ServerConfig& c) {
+               std::string s;
+               for (const auto& m : c.models)
+                 absl::StrAppend(&s, s.empty() ? "" : ",", m.name, "=", m.path);
+               return s;
+             }},
+      LV_STR("checkpoint_root", checkpoint_root,
+             "Admin LoadCheckpoint paths must lie inside this folder"),
+      LV_STR("executor", executor, "pipeline (the Wan runtime) or fake (deterministic, for tests)"),
+      LV_STR("device", device, "cpu, cuda, cuda:N"),
+      LV_STR("dtype", dtype, "fp32, bf16, fp16"),
+      LV_INT("threads", threads, "LibTorch intra-op threads (0: all cores)"),
+      LV_INT("scheduler.max_batch", scheduler.max_batch, "most requests stepped together"),
+      LV_INT("scheduler.token_budget", scheduler.token_budget,
+             "latent tokens x CFG passes per step (0: unlimited)"),
+      LV_INT("scheduler.max_queue", scheduler.max_queue,
+             "queued requests before RESOURCE_EXHAUSTED"),
+      LV_INT("scheduler.max_queue_delay_ms", scheduler.max_queue_delay_ms,
+             "how long a new batch is held open for companions"),
+      LV_INT("scheduler.starvation_age_s", scheduler.starvation_age_s,
+             "seconds of waiting worth one priority level"),
+      LV_INT("limits.max_prompt_chars", limits.max_prompt_chars, "longest prompt accepted"),
+      LV_INT("limits.max_cost", limits.max_cost,
+             "tokens x steps x CFG passes per request (0: unlimited); above: RESOURCE_EXHAUSTED"),
+      LV_INT("limits.result_ttl_s", limits.result_ttl_s,
+             "how long finished results are kept for Get"),
+      LV_INT("limits.max_message_bytes", limits.max_message_bytes,
+             "gRPC max send/receive message size"),
+      LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
+      LV_INT("limits.text_cache_entries", limits.text_cache_entries,
+             "text embeddings cached per model"),
+      LV_STR("metrics.listen", metrics.listen,
+             "Prometheus /metrics address host:port (empty: off)"),
+      LV_STR("metrics.port_file", metrics.port_file, "write the bound metrics port to this file"),
+      LV_STR("tls.cert_file", tls.cert_file, "PEM server certificate (enables TLS)"),
+      LV_STR("tls.key_file", tls.key_file, "PEM private key for tls.cert_file"),
+      LV_STR("tls.client_ca_file", tls.client_ca_file,
+             "PEM CA: require and verify client certificates"),
+      LV_STR("auth.admin_token_file", auth.admin_token_file,
+             "file holding the bearer token Admin calls must send"),
+      LV_INT("auth.generation", auth.generation,
+             "also require the token on Generation (true/false)"),
+      LV_INT("grpc.keepalive_time_ms", grpc.keepalive_time_ms, "keepalive ping interval"),
+      LV_INT("grpc.keepalive_timeout_ms", grpc.keepalive_timeout_ms, "keepalive ping timeout"),
+      LV_INT("grpc.max_streams", grpc.max_streams, "max concurrent streams per connection"),
+      LV_INT("drain_grace_s", drain_grace_s, "SIGTERM/Drain: seconds in-flight work may take"),
+  };
+  return options;
+}
+
+const Option* FindOption(const std::string& name) {
+  for (const Option& o : Options()) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+absl::Status Set(ServerConfig& c, const std::string& name, const std::string& value) {
+  const Option* o = FindOption(name);
+  if (o == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown option '", name, "'; run linvideo-server --help for the list"));
+  }
+  return o->set(c, value);
+}
+
+absl::Status ApplyJson(ServerConfig& c, const nlohmann::json& j, const std::string& prefix) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (key == "models") {
+      // {"models": {"NAME": "DIR", ...}} or [{"name": .., "path": ..}]
+      if (it->is_object()) {
+        for (auto m = it->begin(); m != it->end(); ++m)
+          c.models.push_back({m.key(), m->get<std::string>()});
+      } else if (it->is_array()) {
+        for (const auto& m : *it) c.models.push_back({m.at("name"), m.at("path")});
+      } else {
+        return absl::InvalidArgumentError(
+            "config 'models' must be an object NAME -> DIR or a list");
+      }
+    } else if (it->is_object()) {
+      absl::Status s = ApplyJson(c, *it, key);
+      if (!s.ok()) return s;
+    } else {
+      absl::Status s = Set(c, key, it->is_string() ? it->get<std::string>() : it->dump());
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ServerConfig::Validate() const {
+  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (listen.empty() || listen.find(':') == std::string::npos) {
+    return bad(absl::StrCat("listen='", listen, "': expected host:port"));
+  }
+  if (models.empty()) return bad("no model: pass --model=NAME=DIR at least once");
+  for (size_t i = 0; i < models.size(); ++i) {
+    for (size_t k = 0; k < i; ++k) {
+      if (models[k].name == models[i].name)
+        return bad(absl::StrCat("model name '", models[i].name, "' given twice"));
+    }
+  }
+  if (executor != "pipeline" && executor != "fake") {
+    return bad(absl::StrCat("executor='", executor, "': allowed pipeline, fake"));
+  }
+  if (threads < 0) return bad("threads must be >= 0");
+  if (scheduler.max_batch < 1 || scheduler.max_batch > 64) {
+    return bad(absl::StrCat("scheduler.max_batch=", scheduler.max_batch, ": allowed 1..64"));
+  }
+  if (scheduler.token_budget < 0) return bad("scheduler.token_budget must be >= 0");
+  if (scheduler.max_queue < 1)
+    return bad(absl::StrCat("scheduler.max_queue=", scheduler.max_queue, ": must be >= 1"));
+  if (scheduler.max_queue_delay_ms < 0 || scheduler.max_queue_delay_ms > 60000) {
+    return bad("scheduler.max_queue_delay_ms: allowed 0..60000");
+  }
+  if (scheduler.starvation_age_s < 1) return bad("scheduler.starvation_age_s must be >= 1");
+  if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
+  if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
+  if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");
+  if (limits.max_message_bytes < (1 << 20) + 4096) {
+    return bad("limits.max_message_bytes must be >= 1 MiB + 4 KiB (video chunks are 1 MiB)");
+  }
+  if (limits.workers < 1 || limits.workers > 64) return bad("limits.workers: allowed 1..64");
+  if (limits.text_cache_entries < 0) return bad("limits.text_cache_entries must be >= 0");
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return bad("tls.cert_file and tls.key_file must be given together");
+  }
+  if (!tls.client_ca_file.empty() && tls.cert_file.empty())
+    return bad("tls.client_ca_file needs tls.cert_file");
+  if (auth.generation && auth.admin_token_file.empty()) {
+    return bad("auth.generation=true needs auth.admin_token_file");
+  }
+  if (grpc.keepalive_time_ms < 1000) return bad("grpc.keepalive_time_ms must be >= 1000");
+  if (grpc.keepalive_timeout_ms < 100) return bad("grpc.keepalive_timeout_ms must be >= 100");
+  if (grpc.max_streams < 1) return bad("grpc.max_streams must be >= 1");
+  if (drain_grace_s < 0) return bad("drain_grace_s must be >= 0");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args) {
+  ParsedConfig out;
+  // The file first, so flags override it regardless of order.
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") out.help = true;
+    if (absl::StartsWith(a, "--config=")) {
+      const std::string path = a.substr(9);
+      std::ifstream in(path);
+      if (!in) return absl::NotFoundError(absl::StrCat("--config=", path, ": cannot open"));
+      nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object()) {
+        return absl::InvalidArgumentError(absl::StrCat("--config=", path, ": not a JSON object"));
+      }
+      absl::Status s = ApplyJson(out.config, j, "");
+      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+    }
+  }
+  if (out.help) return out;
+  for (const std::string& a : args) {
+    if (absl::StartsWith(a, "--config=")) continue;
+    if (!absl::StartsWith(a, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", a, "'; options are --name=value"));
+    }
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const std::string value = eq == std::string::npos ? "true" : a.substr(eq + 1);
+    absl::Status s = Set(out.config, name, value);
+    if (!s.ok()) return s;
+  }
+  return out;
+}
+
+std::string ServerConfigHelp() {
+  std::ostringstream os;
+  const ServerConfig defaults;
+  os << "linvideo-server: text-to-video gRPC server (linvideo.v1.Generation, linvideo.v1.Admin).\n"
+        "Usage: linvideo-server [--config=FILE.json] [--name=value ...]\n"
+        "The JSON file uses the same names as nested objects ({\"scheduler\": {\"max_batch\": "
+        "4}},\n"
+        "\"models\": {\"NAME\": \"DIR\"}); flags override the file.\n\nOptions (default in "
+        "brackets):\n";
+  for (const Option& o : Options()) {
+    os << absl::StrFormat("  --%-32s %s [%s]\n", o.name, o.help, o.get(defaults));
+  }
+  return os.str();
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,83 @@
+#pragma once
+// ServerConfig: the one typed configuration of linvideo-server, parsed once from a JSON file
+// (--config=FILE) and/or flags (flags win), validated by Validate(), then immutable and passed by
+// const&. Every option has a dotted name used both as a flag (--scheduler.max_batch=4) and as a
+// path in the JSON file ({"scheduler": {"max_batch": 4}}). ServerConfigHelp() lists them all.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace linvideo::server {
+
+struct ModelSpec {
+  std::string name;
+  std::string path;
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
+  std::string port_file;                   // if set, the bound gRPC port is written here
+  std::vector<ModelSpec> models;           // --model=NAME=DIR (repeatable); first is the default
+  std::string checkpoint_root;             // Admin LoadCheckpoint paths must lie inside it
+  std::string executor = "pipeline";       // pipeline | fake (deterministic, for tests)
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int threads = 0;  // LibTorch intra-op threads, 0 = all cores
+
+  struct Scheduler {
+    int max_batch = 4;
+    int64_t token_budget = 0;  // latent tokens x CFG passes per step, 0 = unlimited
+    int max_queue = 64;
+    int max_queue_delay_ms = 20;
+    int starvation_age_s = 30;
+  } scheduler;
+
+  struct Limits {
+    int max_prompt_chars = 2000;
+    int64_t max_cost = 0;  // tokens x steps x CFG passes per request, 0 = unlimited
+    int result_ttl_s = 600;
+    int max_message_bytes = 8 << 20;
+    int workers = 2;  // decode + encode worker threads
+    int text_cache_entries = 256;
+  } limits;
+
+  struct Metrics {
+    std::string listen = "127.0.0.1:9464";  // empty disables /metrics
+    std::string port_file;
+  } metrics;
+
+  struct Tls {
+    std::string cert_file, key_file;  // both or neither
+    std::string client_ca_file;       // set: client certificates are required
+  } tls;
+
+  struct Auth {
+    std::string admin_token_file;  // set: Admin needs "authorization: Bearer <token>"
+    bool generation = false;       // also require the token on Generation
+  } auth;
+
+  struct Grpc {
+    int keepalive_time_ms = 30000;
+    int keepalive_timeout_ms = 10000;
+    int max_streams = 256;
+  } grpc;
+
+  int drain_grace_s = 30;  // SIGTERM/Drain: in-flight work gets this long to finish
+
+  // INVALID_ARGUMENT naming the option, the value and what is allowed.
+  absl::Status Validate() const;
+};
+
+// Parses `--help` (returns NOT_FOUND-free OK config with help_requested), --config=FILE and flags.
+struct ParsedConfig {
+  ServerConfig config;
+  bool help = false;
+};
+absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args);
+std::string ServerConfigHelp();
+
+}  // namespace linvideo::server

@@ -1,0 +1,55 @@
+#pragma once
+// Executor: the engine's view of one loaded model version (one checkpoint). The engine thread calls
+// Start/Step; Decode may run on worker threads concurrently with Step. Implementations: the
+// TextToVideoPipeline adapter (pipeline_executor.h) and a deterministic fake for tests
+// (fake_executor.h). An Executor is immutable after creation except for internal caches; hot swap
+// replaces the whole object (held as shared_ptr so in-flight requests keep theirs).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/pipeline/text_to_video.h"
+#include "media/frames.h"
+
+namespace linvideo::server {
+
+using core::pipeline::GenerationParams;
+using core::pipeline::ModelLimits;
+
+// Opaque per-request denoising state, owned by the engine's request between steps.
+class StepState {
+ public:
+  virtual ~StepState() = default;
+  virtual int64_t step() const = 0;         // steps completed
+  virtual int64_t total_steps() const = 0;  // steps to run
+  bool done() const { return step() >= total_steps(); }
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  virtual const ModelLimits& limits() const = 0;
+  // Resolves defaults and validates; INVALID_ARGUMENT says what is allowed. Any thread.
+  virtual absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const = 0;
+  // Batched text encoding (cached) + seeded initial state, one per request. Engine thread.
+  virtual absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
+      const std::vector<const GenerationParams*>& params) = 0;
+  // One denoising step for every state (same shape bucket, each at its own step). Engine thread.
+  virtual absl::Status Step(const std::vector<StepState*>& batch) = 0;
+  // Finished state -> RGB frames. Any thread, concurrently with Step.
+  virtual absl::StatusOr<media::VideoFrames> Decode(const StepState& state) = 0;
+  // Runs a minimal generation to check the model end to end before it takes traffic.
+  virtual absl::Status WarmUp() = 0;
+};
+
+// Loads an executor from a model folder (already confined to the checkpoint root).
+using ExecutorFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Executor>>(const std::string& model_dir)>;
+
+}  // namespace linvideo::server

@@ -1,0 +1,52 @@
+#pragma once
+// FakeExecutor: a deterministic stand-in for the Wan pipeline, for scheduler/engine tests and
+// end-to-end tests of the serving stack without model weights. A model folder for it holds
+// `fake_model.json`: {"step_ms": 20, "item_ms": 2, "salt": 0, "max_width": 256, ...}. A step
+// sleeps step_ms + item_ms * batch (so batching pays off like on a real accelerator); frames are a
+// pure function of (prompt, seed, shape, steps, salt), so "same seed -> same frames" holds whether
+// a request ran alone or in a batch, and different checkpoints (salt) give different videos.
+// Thread safety: as Executor.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "server/executor.h"
+
+namespace linvideo::server {
+
+struct FakeExecutorOptions {
+  int step_ms = 10;
+  int item_ms = 1;
+  int decode_ms = 0;
+  uint64_t salt = 0;
+  ModelLimits limits;
+};
+
+class FakeExecutor : public Executor {
+ public:
+  explicit FakeExecutor(const FakeExecutorOptions& options);
+  // Reads DIR/fake_model.json; INVALID_ARGUMENT/NOT_FOUND when missing or corrupt.
+  static absl::StatusOr<std::unique_ptr<Executor>> FromDir(const std::string& dir);
+
+  const ModelLimits& limits() const override { return options_.limits; }
+  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const override;
+  absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
+      const std::vector<const GenerationParams*>& params) override;
+  absl::Status Step(const std::vector<StepState*>& batch) override;
+  absl::StatusOr<media::VideoFrames> Decode(const StepState& state) override;
+  absl::Status WarmUp() override { return absl::OkStatus(); }
+
+  int64_t steps_run() const { return steps_run_; }  // batched steps executed
+
+ private:
+  FakeExecutorOptions options_;
+  std::atomic<int64_t> steps_run_{0};
+};
+
+// Resolves defaults and checks a request against `limits` (shared by both executors so the
+// messages are the same). INVALID_ARGUMENT says which field is wrong and what is allowed.
+absl::StatusOr<GenerationParams> ResolveAgainstLimits(const GenerationParams& params,
+                                                      const ModelLimits& limits);
+
+}  // namespace linvideo::server

@@ -1,0 +1,129 @@
+#include "server/metrics.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace linvideo::server {
+namespace {
+
+prometheus::Histogram::BucketBoundaries SecondsBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+          2.5,   5,      10,    25,   50,    100,  250, 500,  1000};
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("linvideo_requests_total")
+                    .Help("RPCs handled, by method and gRPC status code")
+                    .Register(*registry_)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("linvideo_request_latency_seconds")
+                   .Help("Generation latency by phase: end_to_end, queue, compute, decode, encode")
+                   .Register(*registry_)),
+      e2e_(&latency_.Add({{"phase", "end_to_end"}}, SecondsBuckets())),
+      queue_(&latency_.Add({{"phase", "queue"}}, SecondsBuckets())),
+      compute_(&latency_.Add({{"phase", "compute"}}, SecondsBuckets())),
+      decode_(&latency_.Add({{"phase", "decode"}}, SecondsBuckets())),
+      encode_(&latency_.Add({{"phase", "encode"}}, SecondsBuckets())),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("linvideo_queue_depth")
+                       .Help("Queued (not yet running) requests by priority")
+                       .Register(*registry_)),
+      running_(prometheus::BuildGauge()
+                   .Name("linvideo_running_requests")
+                   .Help("Requests admitted to the engine and not finished denoising")
+                   .Register(*registry_)
+                   .Add({})),
+      batch_size_(
+          prometheus::BuildHistogram()
+              .Name("linvideo_batch_size")
+              .Help("Requests stepped together per denoising step")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 3, 4, 6, 8, 12, 16, 32, 64})),
+      step_seconds_(prometheus::BuildHistogram()
+                        .Name("linvideo_step_duration_seconds")
+                        .Help("Wall time of one batched denoising step")
+                        .Register(*registry_)
+                        .Add({}, SecondsBuckets())),
+      tokens_(prometheus::BuildCounter()
+                  .Name("linvideo_tokens_total")
+                  .Help("Latent tokens denoised (x CFG passes); rate() gives tokens/s")
+                  .Register(*registry_)
+                  .Add({})),
+      steps_(prometheus::BuildCounter()
+                 .Name("linvideo_steps_total")
+                 .Help("Batched denoising steps run")
+                 .Register(*registry_)
+                 .Add({})),
+      checkpoint_(prometheus::BuildGauge()
+                      .Name("linvideo_checkpoint_info")
+                      .Help("1 for the active checkpoint of each model")
+                      .Register(*registry_)),
+      swaps_(prometheus::BuildCounter()
+                 .Name("linvideo_checkpoint_swaps_total")
+                 .Help("Checkpoint loads/rollbacks by model and result (ok, failed)")
+                 .Register(*registry_)),
+      serving_(prometheus::BuildGauge()
+                   .Name("linvideo_serving")
+                   .Help("1 while accepting new work (not draining or paused)")
+                   .Register(*registry_)
+                   .Add({})) {
+  for (int p = 0; p < 3; ++p) SetQueueDepth(p, 0);
+}
+
+void Metrics::CountRequest(const std::string& rpc, const std::string& code) {
+  requests_.Add({{"rpc", rpc}, {"code", code}}).Increment();
+}
+
+void Metrics::ObserveLatency(double e2e, double queue, double compute, double decode,
+                             double encode) {
+  e2e_->Observe(e2e);
+  queue_->Observe(queue);
+  compute_->Observe(compute);
+  decode_->Observe(decode);
+  encode_->Observe(encode);
+}
+
+void Metrics::SetQueueDepth(int priority_rank, int depth) {
+  static const char* kNames[] = {"low", "normal", "high"};
+  queue_depth_.Add({{"priority", kNames[priority_rank]}}).Set(depth);
+}
+
+void Metrics::SetRunning(int running) { running_.Set(running); }
+
+void Metrics::ObserveStep(int batch_size, double seconds, int64_t tokens) {
+  batch_size_.Observe(batch_size);
+  step_seconds_.Observe(seconds);
+  tokens_.Increment(static_cast<double>(tokens));
+  steps_.Increment();
+}
+
+void Metrics::SetCheckpoint(const std::string& model, int64_t version, const std::string& path) {
+  // Only one series per model stays at 1: reset the others of this model.
+  for (int64_t v = 1; v < version; ++v) {
+    (void)v;
+  }
+  checkpoint_.Add({{"model", model}, {"version", absl::StrCat(version)}, {"path", path}}).Set(1);
+}
+
+void Metrics::CountSwap(const std::string& model, bool ok) {
+  swaps_.Add({{"model", model}, {"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+void Metrics::SetServing(bool serving) { serving_.Set(serving ? 1 : 0); }
+
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const std::string& address,
+                                                                  const Metrics& metrics) {
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1);
+    exposer->RegisterCollectable(metrics.registry());
+    return exposer;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  }
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,147 @@
+#include "server/model_registry.h"
+
+#include <climits>
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace linvideo::server {
+
+absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(root.c_str(), buf) == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint root '", root, "' does not exist"));
+  }
+  const std::string real_root = buf;
+  const std::string joined = absl::StartsWith(path, "/") ? path : root + "/" + path;
+  if (realpath(joined.c_str(), buf) == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("checkpoint path '", path, "' does not exist under the checkpoint root"));
+  }
+  const std::string real = buf;
+  if (real != real_root && !absl::StartsWith(real, real_root + "/")) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "checkpoint path '", path, "' is outside the checkpoint root; only folders inside ",
+        real_root, " may be loaded"));
+  }
+  return real;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadInitial(
+    const std::string& name, const std::string& dir) {
+  return LoadAndActivate(name, dir, dir);
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(const std::string& name,
+                                                                       const std::string& path) {
+  if (root_.empty()) {
+    return absl::FailedPreconditionError(
+        "LoadCheckpoint needs the server's --checkpoint_root to be set");
+  }
+  if (name.empty())
+    return absl::InvalidArgumentError("LoadCheckpoint: model name must not be empty");
+  absl::StatusOr<std::string> dir = ConfinePath(root_, path);
+  if (!dir.ok()) return dir.status();
+  return LoadAndActivate(name, path, *dir);
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivate(
+    const std::string& name, const std::string& display_path, const std::string& dir) {
+  absl::MutexLock load_lock(&load_mu_);
+  // Load beside the active model; nothing is published until it has loaded and run a warm-up.
+  absl::StatusOr<std::unique_ptr<Executor>> executor = factory_(dir);
+  if (!executor.ok()) {
+    return absl::Status(
+        executor.status().code() == absl::StatusCode::kNotFound
+            ? absl::StatusCode::kNotFound
+            : absl::StatusCode::kFailedPrecondition,
+        absl::StrCat("checkpoint '", display_path, "' refused: ", executor.status().message()));
+  }
+  absl::Status warm = (*executor)->WarmUp();
+  if (!warm.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint '", display_path, "' failed its warm-up: ", warm.message()));
+  }
+  auto model = std::make_shared<LoadedModel>();
+  model->name = name;
+  model->path = display_path;
+  model->loaded_at = absl::Now();
+  model->executor = std::move(*executor);
+  absl::MutexLock lock(&mu_);
+  Entry& e = models_[name];
+  model->version = e.next_version++;
+  if (e.active != nullptr) {
+    e.history.push_back(e.active);
+    ++swaps_;
+  }
+  e.active = model;
+  if (default_.empty()) default_ = name;
+  return std::shared_ptr<const LoadedModel>(model);
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Rollback(
+    const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+  Entry& e = it->second;
+  if (e.history.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' has no previous checkpoint to roll back to"));
+  }
+  std::shared_ptr<const LoadedModel> previous = e.history.back();
+  e.history.pop_back();
+  // The rolled-back-from checkpoint is dropped; in-flight requests still hold it.
+  e.active = previous;
+  ++swaps_;
+  return previous;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Get(
+    const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  const std::string& key = name.empty() ? default_ : name;
+  auto it = models_.find(key);
+  if (it == models_.end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, e] : models_) names.push_back(n);
+    return absl::NotFoundError(
+        absl::StrCat("unknown model '", name, "'; served models: ", absl::StrJoin(names, ", ")));
+  }
+  return it->second.active;
+}
+
+std::vector<std::shared_ptr<const LoadedModel>> ModelRegistry::Active() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<const LoadedModel>> out;
+  if (auto it = models_.find(default_); it != models_.end()) out.push_back(it->second.active);
+  for (const auto& [n, e] : models_) {
+    if (n != default_) out.push_back(e.active);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::shared_ptr<const LoadedModel>, bool>> ModelRegistry::All() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::shared_ptr<const LoadedModel>, bool>> out;
+  for (const auto& [n, e] : models_) {
+    for (const auto& h : e.history) out.emplace_back(h, false);
+    out.emplace_back(e.active, true);
+  }
+  return out;
+}
+
+bool ModelRegistry::ready() const {
+  absl::MutexLock lock(&mu_);
+  return !models_.empty();
+}
+
+int64_t ModelRegistry::swaps() const {
+  absl::MutexLock lock(&mu_);
+  return swaps_;
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,75 @@
+#pragma once
+// ModelRegistry: named models, each with an active checkpoint (an Executor) and the checkpoints it
+// replaced (for Rollback). Loading happens beside the active model (on the caller's thread: the
+// Admin handler), then the new one is validated, warmed up and published by swapping a
+// shared_ptr<const LoadedModel>. Requests pin the LoadedModel they were admitted with, so a swap
+// never disturbs in-flight work, and the flip is atomic between the engine's steps.
+// Thread safety: all methods are thread-safe; loads are serialised.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/executor.h"
+
+namespace linvideo::server {
+
+struct LoadedModel {
+  std::string name;
+  std::string path;  // as given (relative to the checkpoint root for Admin loads)
+  int64_t version = 0;
+  absl::Time loaded_at;
+  std::shared_ptr<Executor> executor;
+};
+
+class ModelRegistry {
+ public:
+  // `checkpoint_root` empty: Admin loads are refused (FAILED_PRECONDITION).
+  ModelRegistry(ExecutorFactory factory, std::string checkpoint_root)
+      : factory_(std::move(factory)), root_(std::move(checkpoint_root)) {}
+
+  // Startup models: any path (operator config). Loads, warms up and activates.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadInitial(const std::string& name,
+                                                                 const std::string& dir);
+  // Admin: `path` must resolve inside the checkpoint root (PERMISSION_DENIED otherwise). A
+  // checkpoint that fails to load, validate or warm up is refused; the active one stays.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Load(const std::string& name,
+                                                          const std::string& path);
+  // Re-activates the checkpoint active before the current one (FAILED_PRECONDITION if none).
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Rollback(const std::string& name);
+
+  // Active model; "" = the default (first loaded). NOT_FOUND lists the names served.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(const std::string& name) const;
+  std::vector<std::shared_ptr<const LoadedModel>> Active() const;
+  // Every checkpoint known (active and history), with `active` flags.
+  std::vector<std::pair<std::shared_ptr<const LoadedModel>, bool>> All() const;
+  bool ready() const;
+  int64_t swaps() const;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadAndActivate(
+      const std::string& name, const std::string& display_path, const std::string& dir);
+  struct Entry {
+    std::shared_ptr<const LoadedModel> active;
+    std::vector<std::shared_ptr<const LoadedModel>> history;  // most recent last
+    int64_t next_version = 1;
+  };
+  ExecutorFactory factory_;
+  std::string root_;
+  absl::Mutex load_mu_;  // serialises loads (they are slow and memory-hungry)
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  std::string default_ ABSL_GUARDED_BY(mu_);
+  int64_t swaps_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Resolves `path` (relative to `root` unless absolute) and checks it lies inside `root` after
+// following symlinks. PERMISSION_DENIED when it escapes, NOT_FOUND when it does not exist.
+absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path);
+
+}  // namespace linvideo::server

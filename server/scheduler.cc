@@ -1,0 +1,146 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace linvideo::server {
+
+std::string BucketKey::ToString() const {
+  return absl::StrFormat("%s@v%d/%dx%dx%d/%s/%s", model, version, width, height, frames,
+                         sampler == 1 ? "euler" : "unipc", guidance ? "cfg" : "nocfg");
+}
+
+absl::Status Scheduler::Enqueue(SchedEntry* entry) {
+  const int q = queued();
+  if (q >= options_.max_queue) {
+    return absl::ResourceExhaustedError(absl::StrCat("queue full: ", q, " requests queued, limit ",
+                                                     options_.max_queue, "; retry later"));
+  }
+  entry->seq = next_seq_++;
+  entry->running = false;
+  entries_.push_back(entry);
+  return absl::OkStatus();
+}
+
+double Scheduler::Score(const SchedEntry* e, absl::Time now) const {
+  return e->priority * absl::ToDoubleSeconds(options_.starvation_age) +
+         absl::ToDoubleSeconds(now - e->enqueued);
+}
+
+bool Scheduler::Before(const SchedEntry* a, const SchedEntry* b, absl::Time now) const {
+  const double sa = Score(a, now), sb = Score(b, now);
+  if (sa != sb) return sa > sb;
+  return a->seq < b->seq;
+}
+
+Plan Scheduler::Next(absl::Time now) {
+  Plan plan;
+  // Drop cancelled and expired entries first: they never start and stop within one step.
+  std::vector<SchedEntry*> live;
+  live.reserve(entries_.size());
+  for (SchedEntry* e : entries_) {
+    if (e->cancelled || e->deadline <= now) {
+      plan.dropped.push_back(e);
+    } else {
+      live.push_back(e);
+    }
+  }
+  entries_.swap(live);
+  if (entries_.empty()) return plan;
+
+  // Group into buckets (few entries: linear scans are fine).
+  struct Bucket {
+    const BucketKey* key;
+    std::vector<SchedEntry*> running, queued;
+    SchedEntry* best = nullptr;
+  };
+  std::vector<Bucket> buckets;
+  for (SchedEntry* e : entries_) {
+    Bucket* b = nullptr;
+    for (Bucket& c : buckets) {
+      if (*c.key == e->key) b = &c;
+    }
+    if (b == nullptr) {
+      buckets.push_back(Bucket{&e->key, {}, {}, nullptr});
+      b = &buckets.back();
+    }
+    (e->running ? b->running : b->queued).push_back(e);
+    if (b->best == nullptr || Before(e, b->best, now)) b->best = e;
+  }
+
+  Bucket* chosen = nullptr;
+  for (Bucket& b : buckets) {
+    bool ready = !b.running.empty() || static_cast<int>(b.queued.size()) >= options_.max_batch;
+    int64_t tokens = 0;
+    absl::Time oldest = absl::InfiniteFuture();
+    for (SchedEntry* e : b.queued) {
+      tokens += e->tokens;
+      oldest = std::min(oldest, e->enqueued);
+    }
+    if (options_.token_budget > 0 && tokens >= options_.token_budget) ready = true;
+    if (!b.queued.empty() && now - oldest >= options_.max_queue_delay) ready = true;
+    if (!ready) {
+      plan.wake_at = std::min(plan.wake_at, oldest + options_.max_queue_delay);
+      continue;
+    }
+    if (chosen == nullptr || Before(b.best, chosen->best, now)) chosen = &b;
+  }
+  // Deadlines of waiting requests also need a timely plan.
+  for (SchedEntry* e : entries_) plan.wake_at = std::min(plan.wake_at, e->deadline);
+  if (chosen == nullptr) return plan;
+
+  int64_t tokens = 0;
+  for (SchedEntry* e : chosen->running) {
+    plan.batch.push_back(e);
+    tokens += e->tokens;
+  }
+  std::sort(chosen->queued.begin(), chosen->queued.end(),
+            [&](const SchedEntry* a, const SchedEntry* b) { return Before(a, b, now); });
+  for (SchedEntry* e : chosen->queued) {
+    if (static_cast<int>(plan.batch.size()) >= options_.max_batch) break;
+    // Always admit into an empty batch so one request above the budget cannot wedge the queue
+    // (the engine refuses those at validation anyway).
+    if (options_.token_budget > 0 && !plan.batch.empty() &&
+        tokens + e->tokens > options_.token_budget) {
+      continue;
+    }
+    e->running = true;
+    tokens += e->tokens;
+    plan.admit.push_back(e);
+    plan.batch.push_back(e);
+  }
+  return plan;
+}
+
+void Scheduler::Finish(SchedEntry* entry) {
+  entries_.erase(std::remove(entries_.begin(), entries_.end(), entry), entries_.end());
+}
+
+int Scheduler::Position(const SchedEntry* entry, absl::Time now) const {
+  if (entry->running) return 0;
+  bool found = false;
+  int ahead = 0;
+  for (const SchedEntry* e : entries_) {
+    if (e == entry) found = true;
+    if (e != entry && !e->running && Before(e, entry, now)) ++ahead;
+  }
+  return found ? ahead + 1 : 0;
+}
+
+int Scheduler::queued() const {
+  int n = 0;
+  for (const SchedEntry* e : entries_) n += e->running ? 0 : 1;
+  return n;
+}
+
+std::array<int, kNumPriorities> Scheduler::QueuedByPriority() const {
+  std::array<int, kNumPriorities> out{};
+  for (const SchedEntry* e : entries_) {
+    if (!e->running) ++out[std::clamp(e->priority, 0, kNumPriorities - 1)];
+  }
+  return out;
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,106 @@
+#pragma once
+// Scheduler: turns queued and running requests into one step plan at a time. No tensors, no
+// threads: the engine calls it under its own lock; unit-tested with fake executors.
+//
+// Policy (see docs/serving.md):
+//  * Requests are grouped into buckets (model + checkpoint version, shape, sampler, guidance
+//  on/off);
+//    only one bucket steps per plan, and everything in a batch shares the latent shape.
+//  * A bucket is "ready" when it already has running requests, or its queue reaches max_batch or
+//    the token budget, or its oldest request has waited max_queue_delay (batch held open until
+//    then).
+//  * Among ready buckets the one holding the highest-scoring request wins; score =
+//    priority_rank * starvation_age + time waited, so a low-priority request outranks a fresh
+//    high-priority one after waiting `2 * starvation_age` (no starvation). Ties: oldest first.
+//  * Queued requests join the chosen bucket's running batch at step boundaries, by score, while the
+//    batch stays within max_batch and token_budget.
+//  * Cancelled or expired (deadline passed) entries are dropped at the next plan, before anything
+//    runs, so expired requests never start and cancelled ones stop within one step.
+// Ownership: entries are owned by the caller and must outlive their time in the scheduler (until
+// they are returned in Plan::dropped or passed to Finish).
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace linvideo::server {
+
+struct BucketKey {
+  std::string model;
+  int64_t version = 0;
+  int64_t width = 0, height = 0, frames = 0;
+  int sampler = 0;
+  bool guidance = false;
+
+  bool operator==(const BucketKey& o) const {
+    return model == o.model && version == o.version && width == o.width && height == o.height &&
+           frames == o.frames && sampler == o.sampler && guidance == o.guidance;
+  }
+  std::string ToString() const;
+};
+
+inline constexpr int kNumPriorities = 3;  // rank 0 = low, 1 = normal, 2 = high
+
+struct SchedEntry {
+  BucketKey key;
+  int priority = 1;    // rank in [0, kNumPriorities)
+  int64_t tokens = 1;  // cost against the token budget (latent tokens x CFG passes)
+  absl::Time enqueued;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Maintained by the scheduler.
+  uint64_t seq = 0;
+  bool running = false;
+  bool cancelled = false;
+};
+
+struct SchedulerOptions {
+  int max_batch = 4;
+  int64_t token_budget = 0;  // per step; 0 = unlimited
+  int max_queue = 64;        // queued (not running) requests
+  absl::Duration max_queue_delay = absl::Milliseconds(20);
+  absl::Duration starvation_age = absl::Seconds(30);
+};
+
+struct Plan {
+  std::vector<SchedEntry*> dropped;  // cancelled/expired, removed from the scheduler
+  std::vector<SchedEntry*> admit;    // queued -> running now (the engine must start them)
+  std::vector<SchedEntry*> batch;    // everything to step now (running ones + admit)
+  absl::Time wake_at = absl::InfiniteFuture();  // with an empty batch: when to plan again
+  bool empty() const { return batch.empty(); }
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const SchedulerOptions& options) : options_(options) {}
+
+  const SchedulerOptions& options() const { return options_; }
+  // Queues `entry`. RESOURCE_EXHAUSTED (with the limit) when max_queue requests are queued.
+  absl::Status Enqueue(SchedEntry* entry);
+  // Marks `entry` cancelled; it is returned in the next plan's `dropped`.
+  void Cancel(SchedEntry* entry) { entry->cancelled = true; }
+  // Drops cancelled/expired entries, then picks the next batch (possibly empty).
+  Plan Next(absl::Time now);
+  // Removes a running entry that finished (or failed).
+  void Finish(SchedEntry* entry);
+
+  // 1-based queue position (1 = next to start); 0 when running or unknown.
+  int Position(const SchedEntry* entry, absl::Time now) const;
+  int queued() const;
+  int running() const { return static_cast<int>(entries_.size()) - queued(); }
+  std::array<int, kNumPriorities> QueuedByPriority() const;
+  bool idle() const { return entries_.empty(); }
+
+ private:
+  double Score(const SchedEntry* e, absl::Time now) const;
+  bool Before(const SchedEntry* a, const SchedEntry* b, absl::Time now) const;
+
+  SchedulerOptions options_;
+  std::vector<SchedEntry*> entries_;  // queued and running, in arrival order
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace linvideo::server

@@ -1,0 +1,196 @@
+#include "server/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+namespace linvideo::server {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+BucketKey Key(int64_t width, const std::string& model = "m", int64_t version = 1) {
+  BucketKey k;
+  k.model = model;
+  k.version = version;
+  k.width = width;
+  k.height = 32;
+  k.frames = 5;
+  k.guidance = true;
+  return k;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  SchedEntry* Add(Scheduler& s, BucketKey key, absl::Time at, int priority = 1,
+                  int64_t tokens = 1) {
+    auto e = std::make_unique<SchedEntry>();
+    e->key = std::move(key);
+    e->priority = priority;
+    e->tokens = tokens;
+    e->enqueued = at;
+    EXPECT_TRUE(s.Enqueue(e.get()).ok());
+    entries_.push_back(std::move(e));
+    return entries_.back().get();
+  }
+  // Completes every entry of the batch whose step count reached `steps`.
+  std::vector<std::unique_ptr<SchedEntry>> entries_;
+};
+
+SchedulerOptions Opts(int max_batch = 4, absl::Duration delay = absl::Milliseconds(10)) {
+  SchedulerOptions o;
+  o.max_batch = max_batch;
+  o.max_queue_delay = delay;
+  o.starvation_age = absl::Seconds(10);
+  return o;
+}
+
+TEST_F(SchedulerTest, HoldsBatchOpenUntilDelayThenRuns) {
+  Scheduler s(Opts(4, absl::Milliseconds(50)));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  Plan p = s.Next(kT0 + absl::Milliseconds(10));
+  EXPECT_TRUE(p.empty());
+  EXPECT_EQ(p.wake_at, kT0 + absl::Milliseconds(50));
+  SchedEntry* b = Add(s, Key(32), kT0 + absl::Milliseconds(20));
+  p = s.Next(kT0 + absl::Milliseconds(50));
+  ASSERT_EQ(p.batch.size(), 2u);
+  EXPECT_EQ(p.admit, (std::vector<SchedEntry*>{a, b}));
+  EXPECT_TRUE(a->running && b->running);
+}
+
+TEST_F(SchedulerTest, FullBatchRunsWithoutWaiting) {
+  Scheduler s(Opts(2, absl::Seconds(10)));
+  Add(s, Key(32), kT0);
+  Add(s, Key(32), kT0);
+  Add(s, Key(32), kT0);
+  Plan p = s.Next(kT0);
+  EXPECT_EQ(p.batch.size(), 2u);  // capped at max_batch
+  EXPECT_EQ(s.queued(), 1);
+  EXPECT_EQ(s.running(), 2);
+}
+
+TEST_F(SchedulerTest, BucketsSeparateShapesModelsAndVersions) {
+  Scheduler s(Opts(8, absl::ZeroDuration()));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  Add(s, Key(48), kT0 + absl::Milliseconds(1));
+  Add(s, Key(32, "other"), kT0 + absl::Milliseconds(2));
+  Add(s, Key(32, "m", 2), kT0 + absl::Milliseconds(3));
+  SchedEntry* e = Add(s, Key(32), kT0 + absl::Milliseconds(4));
+  BucketKey nocfg = Key(32);
+  nocfg.guidance = false;
+  Add(s, nocfg, kT0 + absl::Milliseconds(5));
+  Plan p = s.Next(kT0 + absl::Milliseconds(10));
+  EXPECT_EQ(p.batch, (std::vector<SchedEntry*>{a, e}));
+  for (SchedEntry* x : p.batch) EXPECT_EQ(x->key, a->key);
+}
+
+TEST_F(SchedulerTest, NewRequestsJoinRunningBucketAtStepBoundary) {
+  Scheduler s(Opts(4, absl::Seconds(100)));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  SchedEntry* b = Add(s, Key(32), kT0);
+  SchedEntry* c = Add(s, Key(32), kT0);
+  SchedEntry* d = Add(s, Key(32), kT0);
+  Plan p = s.Next(kT0);
+  ASSERT_EQ(p.batch.size(), 4u);
+  s.Finish(a);  // a finished after this step; a slot opens
+  SchedEntry* late = Add(s, Key(32), kT0 + absl::Seconds(1));
+  // The running bucket is ready, so the newcomer joins at once despite max_queue_delay.
+  p = s.Next(kT0 + absl::Seconds(1));
+  EXPECT_EQ(p.admit, std::vector<SchedEntry*>{late});
+  EXPECT_EQ(p.batch, (std::vector<SchedEntry*>{b, c, d, late}));
+}
+
+TEST_F(SchedulerTest, HigherPriorityGoesFirstAndPositionsFollow) {
+  Scheduler s(Opts(1, absl::ZeroDuration()));
+  SchedEntry* low = Add(s, Key(32), kT0, /*priority=*/0);
+  SchedEntry* normal = Add(s, Key(48), kT0, 1);
+  SchedEntry* high = Add(s, Key(64), kT0 + absl::Seconds(1), 2);
+  const absl::Time now = kT0 + absl::Seconds(1);
+  EXPECT_EQ(s.Position(high, now), 1);
+  EXPECT_EQ(s.Position(normal, now), 2);
+  EXPECT_EQ(s.Position(low, now), 3);
+  EXPECT_EQ(s.QueuedByPriority(), (std::array<int, 3>{1, 1, 1}));
+  Plan p = s.Next(now);
+  EXPECT_EQ(p.batch, std::vector<SchedEntry*>{high});
+  EXPECT_EQ(s.Position(high, now), 0);
+  EXPECT_EQ(s.Position(normal, now), 1);
+}
+
+TEST_F(SchedulerTest, LowPriorityIsNotStarved) {
+  // A steady stream of fresh high-priority requests (different bucket) cannot hold back an old
+  // low-priority one for longer than 2 * starvation_age.
+  Scheduler s(Opts(1, absl::ZeroDuration()));
+  SchedEntry* low = Add(s, Key(32), kT0, 0);
+  absl::Time now = kT0;
+  bool low_ran = false;
+  for (int i = 0; i < 100 && !low_ran; ++i) {
+    now += absl::Seconds(1);
+    Add(s, Key(48), now, 2);
+    Plan p = s.Next(now);
+    ASSERT_EQ(p.batch.size(), 1u);
+    if (p.batch[0] == low) {
+      low_ran = true;
+    }
+    s.Finish(p.batch[0]);
+  }
+  EXPECT_TRUE(low_ran);
+  EXPECT_LE(now - kT0, absl::Seconds(21));
+  EXPECT_GE(now - kT0, absl::Seconds(19));  // but high priority did win until then
+}
+
+TEST_F(SchedulerTest, CancelledDroppedWithinOneStep) {
+  Scheduler s(Opts(4, absl::ZeroDuration()));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  SchedEntry* b = Add(s, Key(32), kT0);
+  SchedEntry* q = Add(s, Key(48), kT0);
+  Plan p = s.Next(kT0);
+  ASSERT_EQ(p.batch.size(), 2u);
+  s.Cancel(a);  // running
+  s.Cancel(q);  // queued
+  p = s.Next(kT0);
+  EXPECT_EQ(p.dropped, (std::vector<SchedEntry*>{a, q}));
+  EXPECT_EQ(p.batch, std::vector<SchedEntry*>{b});
+  EXPECT_EQ(s.queued(), 0);
+}
+
+TEST_F(SchedulerTest, ExpiredRequestsNeverStart) {
+  Scheduler s(Opts(4, absl::Milliseconds(100)));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  a->deadline = kT0 + absl::Milliseconds(30);
+  Plan p = s.Next(kT0);
+  EXPECT_TRUE(p.empty());
+  EXPECT_EQ(p.wake_at, a->deadline);  // wakes for the deadline before the batch delay
+  p = s.Next(kT0 + absl::Milliseconds(30));
+  EXPECT_EQ(p.dropped, std::vector<SchedEntry*>{a});
+  EXPECT_TRUE(p.admit.empty());
+  EXPECT_TRUE(s.idle());
+}
+
+TEST_F(SchedulerTest, TokenBudgetCapsBatch) {
+  SchedulerOptions o = Opts(8, absl::Seconds(100));
+  o.token_budget = 250;
+  Scheduler s(o);
+  Add(s, Key(32), kT0, 1, 100);
+  Add(s, Key(32), kT0, 1, 100);
+  Add(s, Key(32), kT0, 1, 100);  // budget reached by the queue -> ready without waiting
+  Plan p = s.Next(kT0);
+  EXPECT_EQ(p.batch.size(), 2u);  // 300 > 250
+  EXPECT_EQ(s.queued(), 1);
+}
+
+TEST_F(SchedulerTest, QueueFullIsResourceExhaustedWithLimit) {
+  SchedulerOptions o = Opts();
+  o.max_queue = 2;
+  Scheduler s(o);
+  Add(s, Key(32), kT0);
+  Add(s, Key(32), kT0);
+  SchedEntry extra;
+  extra.key = Key(32);
+  absl::Status st = s.Enqueue(&extra);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(st.message().find("limit 2"), std::string::npos) << st;
+}
+
+}  // namespace
+}  // namespace linvideo::server
