@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# GPU check: builds core/ and kernels/ against a Python PyTorch's LibTorch, runs the `gpu`-labelled
+# tests (or, without GoogleTest, the same parity checks via `linvideo-attention-bench --check`) and
+# the attention benchmark on CUDA. Everything goes to OUT_DIR; no network access is needed.
+# Budget: 8 minutes overall (each step gets what is left).
+#
+# usage: tests/gpu/run.sh OUT_DIR     env: PYTHON (default python3), BUILD_DIR (default build-gpu),
+#                                          GPU_BENCH_SIZES (default 1024,4096,16384,32760)
+set -uo pipefail
+OUT=${1:?usage: tests/gpu/run.sh OUT_DIR}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-gpu}
+PY=${PYTHON:-python3}
+SIZES=${GPU_BENCH_SIZES:-1024,4096,16384,32760}
+END=$((SECONDS + 480))
+left() { echo $((END - SECONDS > 5 ? END - SECONDS : 5)); }
+log() { echo "[gpu-check $(date +%T)] $*" | tee -a "$OUT/summary.txt"; }
+: >"$OUT/summary.txt"
+status=0
+
+nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || log "nvidia-smi failed (no driver?)"
+TORCH_PREFIX=$("$PY" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>"$OUT/python.txt") || {
+  log "FAIL: '$PY -c import torch' failed (see python.txt)"; exit 1; }
+"$PY" -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda,
+"available", torch.cuda.is_available(), "cxx11abi", torch.compiled_with_cxx11_abi())' >>"$OUT/python.txt" 2>&1
+log "$(tail -1 "$OUT/python.txt")"
+
+# nvcc: PATH, the usual toolkit folder, or the pip package nvidia-cuda-nvcc.
+NVCC=$(command -v nvcc || true)
+[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+if [ -z "$NVCC" ]; then
+  NVCC=$("$PY" -c 'import nvidia.cuda_nvcc,os;print(os.path.join(list(nvidia.cuda_nvcc.__path__)[0],"bin","nvcc"))' 2>/dev/null || true)
+  [ -x "$NVCC" ] || NVCC=""
+fi
+CUDA_ARGS=(-DLINVIDEO_WITH_CUDA=OFF)
+if [ -n "$NVCC" ]; then
+  ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+  CUDA_ARGS=(-DLINVIDEO_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90}")
+  log "nvcc: $NVCC (arch ${ARCH:-90})"
+else
+  log "WARNING: no nvcc found: the fused kernel cannot be built; checks cover the composite path only"
+fi
+
+# GoogleTest is optional: without it the parity checks run through the bench's --check mode.
+TESTS=OFF
+PROBE=$(mktemp -d)
+printf 'cmake_minimum_required(VERSION 3.16)\nproject(p CXX)\nfind_package(GTest REQUIRED)\n' >"$PROBE/CMakeLists.txt"
+cmake -S "$PROBE" -B "$PROBE/b" >/dev/null 2>&1 && TESTS=ON
+rm -rf "$PROBE"
+log "GoogleTest found: $TESTS"
+GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
+
+log "configure ($BUILD)"
+timeout "$(left)" cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DLINVIDEO_CORE_ONLY=ON -DLINVIDEO_BUILD_TESTS=$TESTS -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+  "${CUDA_ARGS[@]}" >"$OUT/configure.txt" 2>&1 || { log "FAIL: configure (see configure.txt)"; exit 1; }
+grep -E "linvideo:" "$OUT/configure.txt" | tee -a "$OUT/summary.txt"
+
+TARGETS=(linvideo-attention-bench)
+[ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test)
+log "build ${TARGETS[*]}"
+timeout "$(left)" cmake --build "$BUILD" --target "${TARGETS[@]}" -j"$(nproc)" \
+  >"$OUT/build.txt" 2>&1 || { log "FAIL: build (see build.txt)"; exit 1; }
+BENCH="$BUILD/bench/linvideo-attention-bench"
+
+if [ "$TESTS" = ON ]; then
+  log "ctest -L gpu"
+  (cd "$BUILD" && timeout "$(left)" ctest -L gpu --output-on-failure) >"$OUT/ctest-gpu.txt" 2>&1 \
+    && log "gpu tests: PASS" || { log "gpu tests: FAIL (see ctest-gpu.txt)"; status=1; }
+fi
+timeout "$(left)" "$BENCH" --check >"$OUT/parity.txt" 2>&1 \
+  && log "parity --check: PASS" || { log "parity --check: FAIL (see parity.txt)"; status=1; }
+for dt in bf16 fp32; do
+  log "attention bench cuda $dt"
+  timeout "$(left)" "$BENCH" --device=cuda --dtype=$dt --sizes="$SIZES" >"$OUT/attention-bench-cuda-$dt.txt" 2>&1 \
+    || { log "bench $dt: FAIL or timeout (see attention-bench-cuda-$dt.txt)"; status=1; }
+  grep -E "x$" "$OUT/attention-bench-cuda-$dt.txt" | tee -a "$OUT/summary.txt"
+done
+log "done in $((SECONDS))s, status $status"
+exit $status
