@@ -1,0 +1,152 @@
+// Engine tests with the fake executor: batching, same-seed determinism in a batch, cancel,
+// deadline, queue full, validation, hot swap with in-flight requests, drain.
+#include "server/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "server/fake_executor.h"
+
+namespace linvideo::server {
+namespace {
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/engine_test_" + std::to_string(::getpid());
+    std::system(("mkdir -p " + root_ + "/a " + root_ + "/b " + root_ + "/bad").c_str());
+    std::ofstream(root_ + "/a/fake_model.json") << R"({"step_ms": 5, "item_ms": 1})";
+    std::ofstream(root_ + "/b/fake_model.json") << R"({"step_ms": 5, "item_ms": 1, "salt": 7})";
+    std::ofstream(root_ + "/bad/fake_model.json") << "{corrupt";
+    config_.models = {{"m", root_ + "/a"}};
+    config_.scheduler.max_batch = 4;
+    config_.scheduler.max_queue = 6;
+    config_.scheduler.max_queue_delay_ms = 30;
+    config_.limits.workers = 2;
+    config_.limits.max_cost = 100000;
+    registry_ = std::make_unique<ModelRegistry>(&FakeExecutor::FromDir, root_);
+    ASSERT_TRUE(registry_->LoadInitial("m", root_ + "/a").ok());
+    engine_ = std::make_unique<Engine>(config_, registry_.get(), &metrics_);
+  }
+  SubmitOptions Req(uint64_t seed, int steps = 4) {
+    SubmitOptions o;
+    o.params.prompt = "a red ball";
+    o.params.seed = seed;
+    o.params.steps = steps;
+    o.params.width = 32;
+    o.params.height = 32;
+    o.params.frames = 5;
+    return o;
+  }
+  static Phase WaitDone(const std::shared_ptr<ServeRequest>& r) {
+    absl::MutexLock l(&r->mu);
+    r->mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS { return x->Terminal(); }, r.get()),
+        absl::Seconds(20));
+    return r->phase;
+  }
+  static std::string Result(const std::shared_ptr<ServeRequest>& r) {
+    absl::MutexLock l(&r->mu);
+    return r->result.empty() ? "" : r->result[0];
+  }
+  std::string root_;
+  ServerConfig config_;
+  Metrics metrics_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, BatchedRequestsMatchSoloResults) {
+  auto solo = engine_->Submit(Req(42));
+  ASSERT_TRUE(solo.ok()) << solo.status();
+  ASSERT_EQ(WaitDone(*solo), Phase::kDone);
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (uint64_t seed : {42, 43, 44, 42}) rs.push_back(*engine_->Submit(Req(seed)));
+  for (auto& r : rs) ASSERT_EQ(WaitDone(r), Phase::kDone);
+  EXPECT_EQ(Result(rs[0]), Result(*solo));
+  EXPECT_EQ(Result(rs[3]), Result(*solo));
+  EXPECT_NE(Result(rs[1]), Result(*solo));
+  absl::MutexLock l(&rs[0]->mu);
+  EXPECT_GT(rs[0]->stats.max_batch, 1);
+  EXPECT_FALSE(rs[0]->result[0].empty());
+}
+
+TEST_F(EngineTest, ValidationErrors) {
+  SubmitOptions o = Req(1);
+  o.params.width = 33;
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Req(1);
+  o.params.frames = 6;
+  auto st = engine_->Submit(o).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("4k+1"), std::string::npos) << st;
+  o = Req(1);
+  o.params.prompt = "";
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Req(1);
+  o.model = "nope";
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kNotFound);
+  o = Req(1, 50);
+  o.params.width = o.params.height = 256;
+  o.params.frames = 33;
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(EngineTest, QueueFullCancelAndDeadline) {
+  engine_->Pause(false);
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  absl::Status full;
+  for (int i = 0; i < 20 && full.ok(); ++i) {
+    auto r = engine_->Submit(Req(i, 40));
+    if (r.ok())
+      rs.push_back(*r);
+    else
+      full = r.status();
+  }
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  ASSERT_TRUE(engine_->Cancel(rs.back()->id).ok());
+  EXPECT_EQ(WaitDone(rs.back()), Phase::kCancelled);
+  SubmitOptions o = Req(99);
+  o.deadline = absl::Now() + absl::Milliseconds(50);
+  auto late = engine_->Submit(o);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(WaitDone(*late), Phase::kFailed);
+  {
+    absl::MutexLock l(&(*late)->mu);
+    EXPECT_EQ((*late)->error.code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ((*late)->step, 0);  // never started
+  }
+  ASSERT_TRUE(engine_->Cancel(rs[0]->id).ok());  // running: stops within a step
+  EXPECT_EQ(WaitDone(rs[0]), Phase::kCancelled);
+}
+
+TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
+  auto before = *engine_->Submit(Req(5, 10));
+  EXPECT_EQ(registry_->Load("m", "bad").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry_->Load("m", "../../etc").status().code(), absl::StatusCode::kPermissionDenied);
+  auto loaded = registry_->Load("m", "b");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto after = *engine_->Submit(Req(5, 10));
+  ASSERT_EQ(WaitDone(before), Phase::kDone);
+  ASSERT_EQ(WaitDone(after), Phase::kDone);
+  EXPECT_EQ(before->model->version, 1);
+  EXPECT_EQ(after->model->version, 2);
+  EXPECT_NE(Result(before), Result(after));  // different checkpoints (salt)
+  ASSERT_TRUE(registry_->Rollback("m").ok());
+  auto rolled = *engine_->Submit(Req(5, 10));
+  ASSERT_EQ(WaitDone(rolled), Phase::kDone);
+  EXPECT_EQ(Result(rolled), Result(before));
+}
+
+TEST_F(EngineTest, DrainRefusesNewWorkAndFinishesInflight) {
+  auto r = *engine_->Submit(Req(1));
+  engine_->Drain();
+  EXPECT_EQ(engine_->Submit(Req(2)).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(engine_->WaitIdle(absl::Seconds(20)), 0);
+  EXPECT_EQ(WaitDone(r), Phase::kDone);
+}
+
+}  // namespace
+}  // namespace linvideo::server
