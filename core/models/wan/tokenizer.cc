@@ -7,6 +7,8 @@
 #include <sentencepiece_processor.h>
 #undef absl
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -325,6 +327,64 @@ std::string CleanPrompt(std::string_view text) {
   return WhitespaceClean(StripPySpace(unescaped));
 }
 
+// ---- libsentencepiece, loaded in isolation --------------------------------------------------
+//
+// Debian's libsentencepiece.so.0 carries its own copy of protobuf-lite 3.14 with exported symbols.
+// Linked normally it lands in the global symbol scope ahead of LibTorch's libprotobuf 3.21, whose
+// static initialisers then run sentencepiece's copies and crash before main(); linking libprotobuf
+// first instead makes sentencepiece's generated code abort on the version check. So the library is
+// dlopen'ed RTLD_LOCAL | RTLD_DEEPBIND: it binds to its own protobuf, LibTorch keeps the system
+// one. The processor's methods are virtual (called through its vtable, no link-time symbol); the
+// three non-virtual symbols the header makes us reference are the constructor (looked up with
+// dlsym) and util::Status' destructor and ToString(), defined below from the Status layout of
+// sentencepiece's util.cc (stable across 0.1.x and 0.2.x).
+
+namespace {
+
+struct SpmLibrary {
+  void* handle = nullptr;
+  void (*construct)(void* self) = nullptr;  // SentencePieceProcessor::SentencePieceProcessor()
+  std::string error;
+};
+
+const SpmLibrary& GetSpmLibrary() {
+  static const SpmLibrary* library = [] {
+    auto* lib = new SpmLibrary;
+    for (const char* name : {"libsentencepiece.so.0", "libsentencepiece.so"}) {
+      lib->handle = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (lib->handle != nullptr) break;
+      const char* err = dlerror();
+      absl::StrAppend(&lib->error, err != nullptr ? err : name, "; ");
+    }
+    if (lib->handle == nullptr) {
+      lib->error =
+          absl::StrCat("cannot load libsentencepiece (", lib->error,
+                       ") - install the sentencepiece runtime (Debian: libsentencepiece0)");
+      return lib;
+    }
+    lib->construct = reinterpret_cast<void (*)(void*)>(
+        dlsym(lib->handle, "_ZN13sentencepiece22SentencePieceProcessorC1Ev"));
+    if (lib->construct == nullptr) {
+      lib->error = "libsentencepiece has no SentencePieceProcessor constructor symbol";
+    }
+    return lib;
+  }();
+  return *library;
+}
+
+// A processor constructed by the library in storage from operator new; `delete` on it runs the
+// library's virtual deleting destructor.
+absl::StatusOr<std::unique_ptr<sentencepiece::SentencePieceProcessor>> NewProcessor() {
+  const SpmLibrary& lib = GetSpmLibrary();
+  if (lib.construct == nullptr) return absl::FailedPreconditionError(lib.error);
+  void* storage = ::operator new(sizeof(sentencepiece::SentencePieceProcessor));
+  lib.construct(storage);
+  return std::unique_ptr<sentencepiece::SentencePieceProcessor>(
+      static_cast<sentencepiece::SentencePieceProcessor*>(storage));
+}
+
+}  // namespace
+
 // ---- T5Tokenizer ------------------------------------------------------------------------------
 
 T5Tokenizer::~T5Tokenizer() = default;
@@ -359,7 +419,9 @@ absl::StatusOr<std::unique_ptr<T5Tokenizer>> T5Tokenizer::Create(const std::stri
         "tokenizer.model"));
   }
   std::unique_ptr<T5Tokenizer> tok(new T5Tokenizer);
-  tok->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  auto sp = NewProcessor();
+  if (!sp.ok()) return sp.status();
+  tok->sp_ = std::move(*sp);
   if (auto s = tok->sp_->Load(file); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot load sentencepiece model ", file, ": ", s.ToString()));
@@ -372,7 +434,9 @@ absl::StatusOr<std::unique_ptr<T5Tokenizer>> T5Tokenizer::Create(const std::stri
 absl::StatusOr<std::unique_ptr<T5Tokenizer>> T5Tokenizer::CreateFromSerialized(
     std::string_view model_bytes, const TokenizerOptions& options) {
   std::unique_ptr<T5Tokenizer> tok(new T5Tokenizer);
-  tok->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  auto sp = NewProcessor();
+  if (!sp.ok()) return sp.status();
+  tok->sp_ = std::move(*sp);
   if (auto s = tok->sp_->LoadFromSerializedProto(model_bytes); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a sentencepiece model (", model_bytes.size(), " bytes): ", s.ToString()));
@@ -454,3 +518,18 @@ absl::StatusOr<std::string> T5Tokenizer::Decode(const std::vector<int64_t>& ids)
 }
 
 }  // namespace linvideo::core::wan
+
+// The non-virtual util::Status members the sentencepiece header makes callers reference (see the
+// loader comment above). Layout as in sentencepiece's util.cc.
+namespace sentencepiece::util {
+struct Status::Rep {
+  StatusCode code;
+  std::string error_message;
+};
+Status::~Status() = default;
+std::string Status::ToString() const {
+  if (rep_ == nullptr) return "OK";
+  return "sentencepiece error " + std::to_string(static_cast<int>(rep_->code)) + ": " +
+         rep_->error_message;
+}
+}  // namespace sentencepiece::util
