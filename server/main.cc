@@ -1,1 +1,204 @@
-int main() {}
+// linvideo-server: serves linvideo.v1.Generation and linvideo.v1.Admin over gRPC, with health,
+// reflection and Prometheus /metrics. See docs/serving.md and `linvideo-server --help`.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "core/common/runtime.h"
+#include "server/config.h"
+#include "server/engine.h"
+#include "server/fake_executor.h"
+#include "server/log.h"
+#include "server/metrics.h"
+#include "server/model_registry.h"
+#include "server/services.h"
+#ifdef LINVIDEO_WITH_PIPELINE
+#include "server/pipeline_executor.h"
+#endif
+
+namespace linvideo::server {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Run(const ServerConfig& config) {
+  core::InitRuntime(config.threads);
+  ExecutorFactory factory;
+  if (config.executor == "fake") {
+    factory = &FakeExecutor::FromDir;
+  } else {
+#ifdef LINVIDEO_WITH_PIPELINE
+    factory = MakePipelineExecutorFactory(config);
+#else
+    std::cerr << "executor=pipeline: this build has no pipeline adapter; use --executor=fake\n";
+    return 2;
+#endif
+  }
+  std::string token;
+  if (!config.auth.admin_token_file.empty()) {
+    auto t = ReadFile(config.auth.admin_token_file);
+    if (!t.ok() || absl::StripAsciiWhitespace(*t).empty()) {
+      std::cerr << "auth.admin_token_file: " << (t.ok() ? "file is empty" : t.status().ToString())
+                << "\n";
+      return 2;
+    }
+    token = std::string(absl::StripAsciiWhitespace(*t));
+  }
+
+  Metrics metrics;
+  ModelRegistry registry(factory, config.checkpoint_root);
+  for (const ModelSpec& m : config.models) {
+    auto loaded = registry.LoadInitial(m.name, m.path);
+    if (!loaded.ok()) {
+      std::cerr << "model " << m.name << ": " << loaded.status() << "\n";
+      return 1;
+    }
+    metrics.SetCheckpoint(m.name, (*loaded)->version, m.path);
+    LV_LOG(INFO) << "model=" << m.name << " loaded from " << m.path;
+  }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!config.metrics.listen.empty()) {
+    auto e = StartExposer(config.metrics.listen, metrics);
+    if (!e.ok()) {
+      std::cerr << e.status() << "\n";
+      return 1;
+    }
+    exposer = std::move(*e);
+    const int port = exposer->GetListeningPorts().empty() ? 0 : exposer->GetListeningPorts()[0];
+    LV_LOG(INFO) << "metrics on http://" << config.metrics.listen << "/metrics port=" << port;
+    if (!config.metrics.port_file.empty()) std::ofstream(config.metrics.port_file) << port << "\n";
+  }
+
+  Engine engine(config, &registry, &metrics);
+  absl::Notification shutdown;
+  std::unique_ptr<grpc::Server> server;
+  auto set_serving = [&server, &metrics](bool serving) {
+    metrics.SetServing(serving);
+    if (server == nullptr) return;
+    auto* health = server->GetHealthCheckService();
+    health->SetServingStatus(serving);
+    health->SetServingStatus("linvideo.v1.Generation", serving);
+  };
+  GenerationService generation(&engine, &registry, &metrics, config.auth.generation ? token : "");
+  AdminService admin(
+      &engine, &registry, &metrics, token, set_serving,
+      [&shutdown] {
+        if (!shutdown.HasBeenNotified()) shutdown.Notify();
+      },
+      config.drain_grace_s);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!config.tls.cert_file.empty()) {
+    auto cert = ReadFile(config.tls.cert_file);
+    auto key = ReadFile(config.tls.key_file);
+    if (!cert.ok() || !key.ok()) {
+      std::cerr << "tls: " << (cert.ok() ? key.status() : cert.status()) << "\n";
+      return 2;
+    }
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!config.tls.client_ca_file.empty()) {
+      auto ca = ReadFile(config.tls.client_ca_file);
+      if (!ca.ok()) {
+        std::cerr << "tls.client_ca_file: " << ca.status() << "\n";
+        return 2;
+      }
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  int port = 0;
+  builder.AddListeningPort(config.listen, creds, &port);
+  builder.RegisterService(&generation);
+  builder.RegisterService(&admin);
+  builder.SetMaxReceiveMessageSize(config.limits.max_message_bytes);
+  builder.SetMaxSendMessageSize(config.limits.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, config.grpc.keepalive_time_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, config.grpc.keepalive_timeout_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.grpc.max_streams);
+  server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "cannot listen on " << config.listen << "\n";
+    return 1;
+  }
+  set_serving(true);
+  LV_LOG(INFO) << "linvideo-server listening on " << config.listen << " port=" << port
+               << (config.tls.cert_file.empty() ? " (plaintext)" : " (TLS)");
+  if (!config.port_file.empty()) {
+    std::ofstream(config.port_file + ".tmp") << port << "\n";
+    std::rename((config.port_file + ".tmp").c_str(), config.port_file.c_str());
+  }
+
+  // SIGTERM/SIGINT are blocked in every thread (see main); this one waits for them.
+  std::thread([&shutdown] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    LV_LOG(INFO) << "signal " << sig << ": draining";
+    if (!shutdown.HasBeenNotified()) shutdown.Notify();
+  }).detach();
+
+  shutdown.WaitForNotification();
+  engine.Drain();
+  set_serving(false);
+  const int left = engine.WaitIdle(absl::Seconds(config.drain_grace_s));
+  LV_LOG(INFO) << "drained; " << left << " requests unfinished at the end of the grace period";
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  engine.Stop();
+  LV_LOG(INFO) << "bye";
+  return 0;
+}
+
+}  // namespace
+}  // namespace linvideo::server
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts, so only the sigwait thread sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = linvideo::server::ParseServerConfig(args);
+  if (!parsed.ok()) {
+    std::cerr << "linvideo-server: " << parsed.status().message() << "\n";
+    return 2;
+  }
+  if (parsed->help) {
+    std::cout << linvideo::server::ServerConfigHelp();
+    return 0;
+  }
+  if (absl::Status s = parsed->config.Validate(); !s.ok()) {
+    std::cerr << "linvideo-server: invalid configuration: " << s.message() << "\n";
+    return 2;
+  }
+  return linvideo::server::Run(parsed->config);
+}

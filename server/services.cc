@@ -1,0 +1,383 @@
+#include "server/services.h"
+
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/log.h"
+
+namespace linvideo::server {
+namespace {
+
+v1::RequestState ToProto(Phase p) {
+  switch (p) {
+    case Phase::kQueued:
+      return v1::REQUEST_STATE_QUEUED;
+    case Phase::kRunning:
+      return v1::REQUEST_STATE_RUNNING;
+    case Phase::kDone:
+      return v1::REQUEST_STATE_DONE;
+    case Phase::kFailed:
+      return v1::REQUEST_STATE_FAILED;
+    case Phase::kCancelled:
+      return v1::REQUEST_STATE_CANCELLED;
+  }
+  return v1::REQUEST_STATE_UNSPECIFIED;
+}
+
+void FillStats(const ServeRequest& r, const RequestStats& s, v1::Stats* out) {
+  out->set_queue_seconds(s.queue_s);
+  out->set_compute_seconds(s.compute_s);
+  out->set_decode_seconds(s.decode_s);
+  out->set_encode_seconds(s.encode_s);
+  out->set_total_seconds(s.total_s);
+  out->set_max_batch_size(s.max_batch);
+  out->set_video_bytes(s.video_bytes);
+  out->set_model(r.model->name);
+  out->set_checkpoint_version(r.model->version);
+  out->set_width(static_cast<int>(r.params.width));
+  out->set_height(static_cast<int>(r.params.height));
+  out->set_frames(static_cast<int>(r.params.frames));
+  out->set_steps(static_cast<int>(r.params.steps));
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+grpc::Status CheckBearer(const grpc::ServerContext* ctx, const std::string& token) {
+  if (token.empty()) return grpc::Status::OK;
+  auto it = ctx->client_metadata().find("authorization");
+  if (it == ctx->client_metadata().end()) {
+    return grpc::Status(
+        grpc::StatusCode::UNAUTHENTICATED,
+        "missing 'authorization: Bearer <token>' metadata (this call needs the server token)");
+  }
+  const std::string value(it->second.data(), it->second.size());
+  if (value != "Bearer " + token) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "bearer token does not match the server's token");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status GenerationService::Done(const char* rpc, grpc::Status s) {
+  if (metrics_ != nullptr) {
+    metrics_->CountRequest(rpc,
+                           absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())));
+  }
+  return s;
+}
+
+absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerContext* ctx,
+                                                         const v1::GenerateRequest& req,
+                                                         bool streaming) {
+  SubmitOptions o;
+  o.request_id = req.request_id();
+  o.model = req.model();
+  o.streaming = streaming;
+  GenerationParams& p = o.params;
+  p.prompt = req.prompt();
+  p.negative_prompt = req.negative_prompt();
+  p.width = req.width();
+  p.height = req.height();
+  p.frames = req.frames();
+  p.steps = req.steps();
+  if (req.has_guidance()) {
+    if (req.guidance() < 0)
+      return absl::InvalidArgumentError("guidance must be >= 0 (<= 1 disables CFG)");
+    p.guidance = req.guidance();
+  }
+  if (req.has_shift()) {
+    if (req.shift() <= 0) return absl::InvalidArgumentError("shift must be > 0");
+    p.shift = req.shift();
+  }
+  switch (req.sampler()) {
+    case v1::SAMPLER_UNSPECIFIED:
+    case v1::SAMPLER_UNIPC:
+      p.sampler = core::pipeline::SamplerKind::kUniPC;
+      break;
+    case v1::SAMPLER_EULER:
+      p.sampler = core::pipeline::SamplerKind::kEuler;
+      break;
+    default:
+      return absl::InvalidArgumentError("sampler: allowed SAMPLER_UNIPC, SAMPLER_EULER");
+  }
+  p.seed = req.seed();
+  o.fps = req.fps() == 0 ? 16 : req.fps();
+  switch (req.format()) {
+    case v1::OUTPUT_FORMAT_UNSPECIFIED:
+    case v1::OUTPUT_FORMAT_MP4:
+      o.output = OutputKind::kMp4;
+      break;
+    case v1::OUTPUT_FORMAT_WEBM:
+      o.output = OutputKind::kWebm;
+      break;
+    case v1::OUTPUT_FORMAT_PNG_FRAMES:
+      o.output = OutputKind::kPngFrames;
+      break;
+    default:
+      return absl::InvalidArgumentError("format: allowed MP4, WEBM, PNG_FRAMES");
+  }
+  switch (req.priority()) {
+    case v1::PRIORITY_LOW:
+      o.priority = 0;
+      break;
+    case v1::PRIORITY_NORMAL:
+      o.priority = 1;
+      break;
+    case v1::PRIORITY_HIGH:
+      o.priority = 2;
+      break;
+    default:
+      return absl::InvalidArgumentError("priority: allowed LOW, NORMAL, HIGH");
+  }
+  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    o.deadline = absl::FromChrono(ctx->deadline());
+  }
+  return o;
+}
+
+grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                         grpc::ServerWriter<v1::GenerateEvent>* writer) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Generate", a);
+  auto o = Convert(ctx, *req, /*streaming=*/true);
+  if (!o.ok()) return Done("Generate", ToGrpc(o.status()));
+  auto submitted = engine_->Submit(*o);
+  if (!submitted.ok()) return Done("Generate", ToGrpc(submitted.status()));
+  std::shared_ptr<ServeRequest> r = *submitted;
+  ServeEvent e;
+  while (true) {
+    if (ctx->IsCancelled()) {
+      // Client went away or its deadline passed: free the engine slot within one step.
+      (void)engine_->Cancel(r->id);
+      LV_LOG(INFO) << "request=" << r->id << " client cancelled the call";
+      return Done("Generate", grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled"));
+    }
+    if (!r->PopEvent(&e, absl::Milliseconds(100))) continue;
+    v1::GenerateEvent out;
+    out.set_request_id(r->id);
+    switch (e.kind) {
+      case ServeEvent::kQueued:
+        out.mutable_queued()->set_position(e.a);
+        break;
+      case ServeEvent::kStarted:
+        out.mutable_started()->set_model(r->model->name);
+        out.mutable_started()->set_checkpoint_version(r->model->version);
+        out.mutable_started()->set_batch_size(e.a);
+        break;
+      case ServeEvent::kProgress:
+        out.mutable_progress()->set_step(e.a);
+        out.mutable_progress()->set_total_steps(e.b);
+        break;
+      case ServeEvent::kChunk: {
+        auto* c = out.mutable_chunk();
+        c->set_data(std::move(e.data));
+        c->set_frame_index(e.a);
+        c->set_last(e.last);
+        absl::MutexLock l(&r->mu);
+        c->set_mime_type(r->output == OutputKind::kPngFrames ? "image/png"
+                         : r->output == OutputKind::kWebm    ? "video/webm"
+                                                             : "video/mp4");
+        break;
+      }
+      case ServeEvent::kCompleted: {
+        absl::MutexLock l(&r->mu);
+        FillStats(*r, r->stats, out.mutable_completed()->mutable_stats());
+        break;
+      }
+      case ServeEvent::kFailed: {
+        absl::MutexLock l(&r->mu);
+        return Done("Generate", ToGrpc(r->error));
+      }
+    }
+    if (!writer->Write(out)) {
+      (void)engine_->Cancel(r->id);
+      return Done("Generate", grpc::Status(grpc::StatusCode::CANCELLED, "client stream closed"));
+    }
+    if (e.kind == ServeEvent::kCompleted) return Done("Generate", grpc::Status::OK);
+  }
+}
+
+grpc::Status GenerationService::Submit(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                       v1::SubmitResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Submit", a);
+  auto o = Convert(ctx, *req, /*streaming=*/false);
+  if (!o.ok()) return Done("Submit", ToGrpc(o.status()));
+  o->deadline = absl::InfiniteFuture();  // the Submit call's deadline is not the job's
+  auto r = engine_->Submit(*o);
+  if (!r.ok()) return Done("Submit", ToGrpc(r.status()));
+  resp->set_request_id((*r)->id);
+  return Done("Submit", grpc::Status::OK);
+}
+
+grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
+                                    v1::GetResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Get", a);
+  std::shared_ptr<ServeRequest> r = engine_->Find(req->request_id());
+  if (r == nullptr) {
+    return Done("Get", grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                    absl::StrCat("no request '", req->request_id(),
+                                                 "' (unknown or expired)")));
+  }
+  absl::MutexLock l(&r->mu);
+  resp->set_request_id(r->id);
+  resp->set_state(ToProto(r->phase));
+  resp->set_position(r->position);
+  resp->set_step(r->step);
+  resp->set_total_steps(static_cast<int>(r->params.steps));
+  if (!r->error.ok()) {
+    resp->set_error_code(static_cast<int>(r->error.code()));
+    resp->set_error_message(std::string(r->error.message()));
+  }
+  if (r->phase == Phase::kDone) {
+    FillStats(*r, r->stats, resp->mutable_stats());
+    resp->set_mime_type(r->mime);
+    if (req->include_result() && !r->result.empty()) {
+      if (r->result.size() > 1) {
+        return Done(
+            "Get",
+            grpc::Status(
+                grpc::StatusCode::FAILED_PRECONDITION,
+                "PNG frame results are only streamed by Generate; use MP4 or WEBM with Get"));
+      }
+      resp->set_result(r->result[0]);
+    }
+  }
+  return Done("Get", grpc::Status::OK);
+}
+
+grpc::Status GenerationService::Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,
+                                       v1::CancelResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Cancel", a);
+  absl::Status s = engine_->Cancel(req->request_id());
+  if (!s.ok()) return Done("Cancel", ToGrpc(s));
+  std::shared_ptr<ServeRequest> r = engine_->Find(req->request_id());
+  if (r != nullptr) {
+    absl::MutexLock l(&r->mu);
+    resp->set_state(ToProto(r->phase));
+  }
+  return Done("Cancel", grpc::Status::OK);
+}
+
+grpc::Status GenerationService::ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest*,
+                                           v1::ListModelsResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("ListModels", a);
+  bool first = true;
+  for (const auto& m : registry_->Active()) {
+    const ModelLimits& l = m->executor->limits();
+    v1::ModelInfo* info = resp->add_models();
+    info->set_name(m->name);
+    info->set_path(m->path);
+    info->set_checkpoint_version(m->version);
+    info->set_max_width(static_cast<int>(l.max_width));
+    info->set_max_height(static_cast<int>(l.max_height));
+    info->set_size_multiple(static_cast<int>(l.size_multiple));
+    info->set_max_frames(static_cast<int>(l.max_frames));
+    info->set_max_steps(static_cast<int>(l.max_steps));
+    info->set_max_guidance(l.max_guidance);
+    info->set_default_width(static_cast<int>(l.default_width));
+    info->set_default_height(static_cast<int>(l.default_height));
+    info->set_default_frames(static_cast<int>(l.default_frames));
+    info->set_default_steps(static_cast<int>(l.default_steps));
+    info->set_is_default(first);
+    first = false;
+  }
+  return Done("ListModels", grpc::Status::OK);
+}
+
+void FillCheckpoint(const LoadedModel& m, bool active, v1::CheckpointInfo* info) {
+  info->set_model(m.name);
+  info->set_path(m.path);
+  info->set_version(m.version);
+  info->set_active(active);
+  info->set_loaded_unix_ms(absl::ToUnixMillis(m.loaded_at));
+}
+
+grpc::Status AdminService::Done(const char* rpc, grpc::Status s) {
+  if (metrics_ != nullptr) {
+    metrics_->CountRequest(rpc,
+                           absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())));
+  }
+  return s;
+}
+
+grpc::Status AdminService::ListCheckpoints(grpc::ServerContext* ctx,
+                                           const v1::ListCheckpointsRequest*,
+                                           v1::ListCheckpointsResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("ListCheckpoints", a);
+  for (const auto& [m, active] : registry_->All())
+    FillCheckpoint(*m, active, resp->add_checkpoints());
+  return Done("ListCheckpoints", grpc::Status::OK);
+}
+
+grpc::Status AdminService::LoadCheckpoint(grpc::ServerContext* ctx,
+                                          const v1::LoadCheckpointRequest* req,
+                                          v1::LoadCheckpointResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("LoadCheckpoint", a);
+  const absl::Time t0 = absl::Now();
+  auto m = registry_->Load(req->model(), req->path());
+  if (metrics_ != nullptr) metrics_->CountSwap(req->model(), m.ok());
+  if (!m.ok()) {
+    LV_LOG(WARNING) << "checkpoint load refused model=" << req->model() << " path=" << req->path()
+                    << ": " << m.status();
+    return Done("LoadCheckpoint", ToGrpc(m.status()));
+  }
+  if (metrics_ != nullptr) metrics_->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+  LV_LOG(INFO) << "checkpoint active model=" << (*m)->name << " version=" << (*m)->version
+               << " path=" << (*m)->path;
+  FillCheckpoint(**m, true, resp->mutable_checkpoint());
+  resp->set_load_seconds(absl::ToDoubleSeconds(absl::Now() - t0));
+  return Done("LoadCheckpoint", grpc::Status::OK);
+}
+
+grpc::Status AdminService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
+                                    v1::RollbackResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Rollback", a);
+  auto m = registry_->Rollback(req->model());
+  if (!m.ok()) return Done("Rollback", ToGrpc(m.status()));
+  if (metrics_ != nullptr) {
+    metrics_->CountSwap(req->model(), true);
+    metrics_->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+  }
+  FillCheckpoint(**m, true, resp->mutable_checkpoint());
+  return Done("Rollback", grpc::Status::OK);
+}
+
+grpc::Status AdminService::Drain(grpc::ServerContext* ctx, const v1::DrainRequest* req,
+                                 v1::DrainResponse* resp) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Drain", a);
+  engine_->Drain();
+  set_serving_(false);
+  int remaining = engine_->Outstanding();
+  if (req->wait()) remaining = engine_->WaitIdle(absl::Seconds(grace_s_));
+  resp->set_remaining(remaining);
+  on_drain_();
+  return Done("Drain", grpc::Status::OK);
+}
+
+grpc::Status AdminService::Pause(grpc::ServerContext* ctx, const v1::PauseRequest*,
+                                 v1::PauseResponse*) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Pause", a);
+  engine_->Pause(true);
+  set_serving_(false);
+  return Done("Pause", grpc::Status::OK);
+}
+
+grpc::Status AdminService::Resume(grpc::ServerContext* ctx, const v1::ResumeRequest*,
+                                  v1::ResumeResponse*) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Resume", a);
+  if (engine_->draining()) {
+    return Done("Resume", grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                       "server is draining; cannot resume"));
+  }
+  engine_->Pause(false);
+  set_serving_(true);
+  return Done("Resume", grpc::Status::OK);
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,92 @@
+#pragma once
+// gRPC services: linvideo.v1.Generation and linvideo.v1.Admin (sync API). Handlers validate,
+// enqueue into the Engine and return (or stream the request's events); they never run the model.
+// absl::Status codes map 1:1 onto grpc::StatusCode here, the one place they are converted.
+// Thread safety: gRPC calls the handlers from its thread pool; all state lives in Engine/Registry.
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <string>
+
+#include "linvideo/v1/admin.grpc.pb.h"
+#include "linvideo/v1/generation.grpc.pb.h"
+#include "server/engine.h"
+#include "server/metrics.h"
+#include "server/model_registry.h"
+
+namespace linvideo::server {
+
+grpc::Status ToGrpc(const absl::Status& s);
+// Checks "authorization: Bearer <token>"; empty `token` allows everything.
+grpc::Status CheckBearer(const grpc::ServerContext* ctx, const std::string& token);
+
+class GenerationService final : public linvideo::v1::Generation::Service {
+ public:
+  // `token` empty: no auth on Generation.
+  GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics, std::string token)
+      : engine_(engine), registry_(registry), metrics_(metrics), token_(std::move(token)) {}
+
+  grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                        grpc::ServerWriter<v1::GenerateEvent>* writer) override;
+  grpc::Status Submit(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                      v1::SubmitResponse* resp) override;
+  grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
+                   v1::GetResponse* resp) override;
+  grpc::Status Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,
+                      v1::CancelResponse* resp) override;
+  grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* req,
+                          v1::ListModelsResponse* resp) override;
+
+ private:
+  grpc::Status Done(const char* rpc, grpc::Status s);
+  absl::StatusOr<SubmitOptions> Convert(const grpc::ServerContext* ctx,
+                                        const v1::GenerateRequest& req, bool streaming);
+  Engine* engine_;
+  ModelRegistry* registry_;
+  Metrics* metrics_;
+  std::string token_;
+};
+
+class AdminService final : public linvideo::v1::Admin::Service {
+ public:
+  // `on_drain` is called (once) after Drain has stopped admission, to shut the process down.
+  AdminService(Engine* engine, ModelRegistry* registry, Metrics* metrics, std::string token,
+               std::function<void(bool serving)> set_serving, std::function<void()> on_drain,
+               int grace_s)
+      : engine_(engine),
+        registry_(registry),
+        metrics_(metrics),
+        token_(std::move(token)),
+        set_serving_(std::move(set_serving)),
+        on_drain_(std::move(on_drain)),
+        grace_s_(grace_s) {}
+
+  grpc::Status ListCheckpoints(grpc::ServerContext* ctx, const v1::ListCheckpointsRequest* req,
+                               v1::ListCheckpointsResponse* resp) override;
+  grpc::Status LoadCheckpoint(grpc::ServerContext* ctx, const v1::LoadCheckpointRequest* req,
+                              v1::LoadCheckpointResponse* resp) override;
+  grpc::Status Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
+                        v1::RollbackResponse* resp) override;
+  grpc::Status Drain(grpc::ServerContext* ctx, const v1::DrainRequest* req,
+                     v1::DrainResponse* resp) override;
+  grpc::Status Pause(grpc::ServerContext* ctx, const v1::PauseRequest* req,
+                     v1::PauseResponse* resp) override;
+  grpc::Status Resume(grpc::ServerContext* ctx, const v1::ResumeRequest* req,
+                      v1::ResumeResponse* resp) override;
+
+ private:
+  grpc::Status Done(const char* rpc, grpc::Status s);
+  Engine* engine_;
+  ModelRegistry* registry_;
+  Metrics* metrics_;
+  std::string token_;
+  std::function<void(bool)> set_serving_;
+  std::function<void()> on_drain_;
+  int grace_s_;
+};
+
+// Fills `info` from a loaded model.
+void FillCheckpoint(const LoadedModel& m, bool active, v1::CheckpointInfo* info);
+
+}  // namespace linvideo::server
