@@ -1,0 +1,52 @@
+// linvideo: command-line client of linvideo-server. `linvideo help` lists the commands.
+#include <cstdio>
+#include <iostream>
+
+#include "client/cli.h"
+
+namespace {
+
+const char kUsage[] = R"(linvideo: client of linvideo-server (gRPC linvideo.v1).
+Usage: linvideo [--server=HOST:PORT] [--timeout=SECONDS] [--token=T | --token_file=F] [--tls_ca=PEM]
+                COMMAND [--flag=value ...]
+Commands:
+  generate  --prompt=TEXT --out=FILE  stream one generation: queue position, step progress, file
+            [--negative_prompt= --model= --width= --height= --frames= --steps= --guidance= --shift=
+             --sampler=unipc|euler --seed= --fps= --format=mp4|webm|png --priority=low|normal|high
+             --id=REQUEST_ID --quiet]   (--format=png: --out is a folder, one PNG per frame)
+  submit    (generate's flags, no --out)   enqueue and print the request id
+  status    --id=ID [--out=FILE]      state, position, step; writes the result when done
+  cancel    --id=ID
+  models                              served models and their limits
+  admin     checkpoints | load --model=NAME --path=DIR | rollback --model=NAME |
+            drain [--wait] | pause | resume     (needs the server's token)
+  bench     --clients=N (--seconds=T | --requests=M) [--mixed] [generate's flags]
+            throughput, latency percentiles, errors by status
+Defaults: --server=127.0.0.1:50051, --timeout=600 (deadline of every call).
+Exit status: 0 ok, 64 usage error, otherwise the gRPC status code of the failed call.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace linvideo::client;
+  // Global flags come before the command.
+  int i = 1;
+  while (i < argc && std::string(argv[i]).rfind("--", 0) == 0) ++i;
+  if (i >= argc || std::string(argv[i]) == "help" || std::string(argv[i]) == "--help") {
+    std::cout << kUsage;
+    return i >= argc ? 64 : 0;
+  }
+  const std::string cmd = argv[i];
+  Args args = ParseArgs(argc, argv, 1);
+  args.words.erase(args.words.begin());  // the command
+  if (cmd == "generate") return CmdGenerate(args);
+  if (cmd == "submit") return CmdSubmit(args);
+  if (cmd == "status") return CmdStatus(args);
+  if (cmd == "cancel") return CmdCancel(args);
+  if (cmd == "models") return CmdModels(args);
+  if (cmd == "admin") return CmdAdmin(args);
+  if (cmd == "bench") return CmdBench(args);
+  std::cerr << "unknown command '" << cmd << "'; run `linvideo help`\n";
+  return 64;
+}
