@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   }
   std::printf("attention bench: batch 1, %lld heads x %lld, device %s, dtype %s, threads %d\n",
               static_cast<long long>(kHeads), static_cast<long long>(kHeadDim), f.device.c_str(),
-              f.dtype.c_str(), linvideo::core::AvailableCores());
+              f.dtype.c_str(), f.threads > 0 ? f.threads : linvideo::core::AvailableCores());
   std::printf("FLOP model per head: softmax 4*N^2*D; linear 12*N*D^2 + 8*N*D; hybrid the sum\n");
   std::printf("%-17s %7s %11s %11s %9s %10s %10s %10s %4s\n", "kind", "N", "median_s", "min_s",
               "GFLOP", "GFLOP/s", "peak_MiB", "delta_MiB", "reps");
