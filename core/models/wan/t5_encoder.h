@@ -148,4 +148,9 @@ TORCH_MODULE(T5Encoder);
 absl::StatusOr<T5Encoder> CreateT5Encoder(const T5Config& config,
                                           const DeviceOptions& options = {});
 
+// Loads weights named the official Wan way or the Hugging Face way (detected, see t5_key_map.h),
+// converting dtype/device to the encoder's. Strict: INVALID_ARGUMENT lists missing, unexpected and
+// mis-shaped names. On error the encoder may be partly written: discard it.
+absl::Status LoadT5Weights(T5EncoderImpl& encoder, const io::TensorMap& tensors);
+
 }  // namespace linvideo::core::wan
