@@ -1,12 +1,15 @@
 #include "core/common/runtime.h"
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
-
-#include <ATen/Parallel.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -24,9 +27,35 @@ int AvailableCores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+namespace {
+
+// BLIS (Debian's libblas.so.3 alternative) chooses its kernel set once, at first use, from
+// BLIS_ARCH_TYPE, and on some AVX-512 CPUs (e.g. AMD EPYC) autodetects an AVX2 kernel set: the
+// Skylake-X kernels are ~5x faster there (measured: 83 -> 415 GFLOP/s on 2 cores). Its thread count
+// is its own (BLIS_NUM_THREADS, default 1), independent of LibTorch's intra-op threads. Both must
+// be set before the first BLAS call, which is why this runs at start-up in InitRuntime().
+void ConfigureBlis(int threads) {
+  if (std::getenv("BLIS_ARCH_TYPE") == nullptr && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl")) {
+    setenv("BLIS_ARCH_TYPE", "skx", /*overwrite=*/0);
+  }
+  using SetThreads = void (*)(int64_t);
+  auto set_threads =
+      reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "bli_thread_set_num_threads"));
+  if (set_threads != nullptr) {
+    set_threads(threads);
+  } else {
+    setenv("BLIS_NUM_THREADS", std::to_string(threads).c_str(), /*overwrite=*/0);
+  }
+}
+
+}  // namespace
+
 int InitRuntime(int threads) {
   static std::once_flag interop_once;
   const int n = threads > 0 ? threads : AvailableCores();
+  ConfigureBlis(n);
   at::set_num_threads(n);
   // The inter-op pool may only be sized once, before first use.
   std::call_once(interop_once, [&] {

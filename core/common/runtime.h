@@ -1,18 +1,19 @@
 #pragma once
 // Process-wide runtime settings: intra-op threads and BLAS, device/dtype parsing.
 
-#include <string>
-
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
+
+#include <string>
 
 #include "absl/status/statusor.h"
 
 namespace linvideo::core {
 
-// Sets LibTorch intra-op (and inter-op) threads. `threads <= 0` means every core this process may
-// run on (sched_getaffinity), because LibTorch 1.13 defaults to one thread. Idempotent, thread-safe.
-// Returns the thread count in effect.
+// Sets LibTorch intra-op (and inter-op) threads and the BLAS (BLIS) threads and kernel set.
+// `threads <= 0` means every core this process may run on (sched_getaffinity), because
+// LibTorch 1.13 defaults to one thread and BLIS to one thread. Call it first thing in main(),
+// before any tensor math. Idempotent, thread-safe. Returns the thread count in effect.
 int InitRuntime(int threads = 0);
 
 // Number of CPUs this process may run on.

@@ -14,10 +14,10 @@
 #define LV_STATUS_CONCAT(a, b) LV_STATUS_CONCAT_INNER(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define LV_RETURN_IF_ERROR(expr)                         \
-  do {                                                   \
-    ::absl::Status lv_status_ = (expr);                  \
-    if (!lv_status_.ok()) return lv_status_;             \
+#define LV_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status lv_status_ = (expr);      \
+    if (!lv_status_.ok()) return lv_status_; \
   } while (0)
 
 // `LV_ASSIGN_OR_RETURN(auto x, MakeX());` — unwraps a StatusOr or returns its error.

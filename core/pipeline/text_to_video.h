@@ -1,5 +1,6 @@
 #pragma once
-// Text-to-video pipeline: umT5 text encoder -> flow-matching sampler over the Wan DiT -> VAE decode.
+// Text-to-video pipeline: umT5 text encoder -> flow-matching sampler over the Wan DiT -> VAE
+// decode.
 //
 // Two ways to drive it:
 //  * Generate(): whole requests, batched over prompts with identical shape (offline CLI, tests).
@@ -7,33 +8,36 @@
 //    requests, each at its own step index, sharing the latent shape) ... -> Decode.
 //
 // Threading: one thread (the engine thread) calls EncodeText/InitRequest/Step. Decode() may run on
-// other threads concurrently with Step() (modules are read-only at inference; the VAE's causal cache
-// is per call). The pipeline object is immutable after Create(); hot swap replaces the whole object.
+// other threads concurrently with Step() (modules are read-only at inference; the VAE's causal
+// cache is per call). The pipeline object is immutable after Create(); hot swap replaces the whole
+// object.
+
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <torch/types.h>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/common/runtime.h"
+#include "core/sampling/flow_schedule.h"
+#include "core/sampling/sampler.h"
 
 namespace linvideo::core::pipeline {
 
-enum class SamplerKind { kUniPC, kEuler };
+using sampling::SamplerKind;
 
 struct GenerationParams {
   std::string prompt;
   std::string negative_prompt;  // empty: the model's default negative prompt ("" for custom models)
   int64_t width = 0;            // 0: the model's default
   int64_t height = 0;
-  int64_t frames = 0;           // 4k+1
+  int64_t frames = 0;  // 4k+1
   int64_t steps = 0;
-  double guidance = -1.0;       // < 0: default; <= 1 disables classifier-free guidance
-  double shift = -1.0;          // < 0: default
+  double guidance = -1.0;  // < 0: default; <= 1 disables classifier-free guidance
+  double shift = -1.0;     // < 0: default
   SamplerKind sampler = SamplerKind::kUniPC;
   uint64_t seed = 0;
 };
@@ -58,20 +62,21 @@ struct PipelineOptions {
 
 // Per-request denoising state, owned by the caller (the engine) between steps.
 struct RequestState {
-  GenerationParams params;  // defaults resolved
-  torch::Tensor latents;    // [16, F', H/8, W/8] current x_t
-  torch::Tensor cond;       // [text_len, text_dim] zero-padded prompt embedding
-  torch::Tensor uncond;     // same for the negative prompt (undefined without guidance)
-  std::vector<int64_t> timesteps;  // integer timesteps the model sees
-  std::vector<double> sigmas;      // steps + 1 values, last 0
-  int64_t step = 0;                // next step to run; == steps when done
-  std::shared_ptr<void> sampler_state;  // solver history (UniPC)
-  bool done() const { return step >= static_cast<int64_t>(timesteps.size()); }
+  GenerationParams params;          // defaults resolved
+  torch::Tensor latents;            // [16, F', H/8, W/8] current x_t
+  torch::Tensor cond;               // [text_len, text_dim] zero-padded prompt embedding
+  torch::Tensor uncond;             // same for the negative prompt (undefined without guidance)
+  sampling::FlowSchedule schedule;  // sigmas (steps + 1) and the integer timesteps the model sees
+  sampling::SamplerState sampler;   // solver history (UniPC) of this request
+  int64_t step = 0;                 // next step to run; == total_steps() when done
+  int64_t total_steps() const { return schedule.steps(); }
+  bool done() const { return step >= total_steps(); }
 };
 
 class TextToVideoPipeline {
  public:
-  static absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> Create(const PipelineOptions& options);
+  static absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> Create(
+      const PipelineOptions& options);
   virtual ~TextToVideoPipeline() = default;
 
   virtual const ModelLimits& limits() const = 0;
@@ -82,8 +87,9 @@ class TextToVideoPipeline {
   virtual absl::StatusOr<std::vector<torch::Tensor>> EncodeText(
       const std::vector<std::string>& prompts) = 0;
   // Seeded noise, schedule and solver state for one request (params already resolved).
-  virtual absl::StatusOr<std::unique_ptr<RequestState>> InitRequest(
-      const GenerationParams& params, torch::Tensor cond, torch::Tensor uncond) = 0;
+  virtual absl::StatusOr<std::unique_ptr<RequestState>> InitRequest(const GenerationParams& params,
+                                                                    torch::Tensor cond,
+                                                                    torch::Tensor uncond) = 0;
   // Runs one denoising step for every request in `batch` (same latent shape; each at its own step;
   // cond and uncond run as one DiT batch). A request's result equals what it gets alone.
   virtual absl::Status Step(const std::vector<RequestState*>& batch) = 0;

@@ -1,0 +1,263 @@
+#include "core/pipeline/model_folder.h"
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status.h"
+#include "core/io/json_file.h"
+#include "core/io/state_dict.h"
+#include "core/models/wan/dit_key_map.h"
+#include "core/models/wan/t5_key_map.h"
+#include "core/models/wan/vae_key_map.h"
+
+namespace linvideo::core::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool IsFile(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+bool IsDir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+// Which component a lone config.json describes (by its class name or characteristic fields).
+std::optional<ComponentKind> GuessComponent(const nlohmann::json& config) {
+  const std::string cls = config.value("_class_name", "");
+  if (cls == "WanTransformer3DModel" || config.contains("num_attention_heads") ||
+      (config.contains("dim") && config.contains("num_heads") && config.contains("ffn_dim"))) {
+    return ComponentKind::kTransformer;
+  }
+  if (cls == "AutoencoderKLWan" || config.contains("z_dim") || config.contains("base_dim")) {
+    return ComponentKind::kVae;
+  }
+  if (config.contains("d_model") || config.contains("dim_attn") ||
+      config.value("model_type", "") == "umt5" || config.value("model_type", "") == "t5") {
+    return ComponentKind::kTextEncoder;
+  }
+  return std::nullopt;
+}
+
+std::optional<ComponentPath> Component(const fs::path& dir, bool need_config) {
+  if (!IsDir(dir)) return std::nullopt;
+  ComponentPath p{dir.string(), (dir / "config.json").string(), ""};
+  if (!IsFile(p.config_file)) {
+    if (need_config) return std::nullopt;
+    p.config_file.clear();
+  }
+  return p;
+}
+
+absl::StatusOr<nlohmann::json> ReadConfig(const ComponentPath& path, const char* what) {
+  if (path.config_file.empty()) {
+    return absl::NotFoundError(absl::StrCat(what, ": no config.json in ", path.dir));
+  }
+  return io::ReadJsonFile(path.config_file);
+}
+
+absl::StatusOr<io::TensorMap> ReadComponentWeights(const ComponentPath& path) {
+  return io::ReadWeights(path.dir, path.weights_stem, torch::kFloat);
+}
+
+}  // namespace
+
+const char* ComponentKindName(ComponentKind kind) {
+  switch (kind) {
+    case ComponentKind::kTransformer:
+      return "transformer";
+    case ComponentKind::kTextEncoder:
+      return "text_encoder";
+    case ComponentKind::kVae:
+      return "vae";
+    case ComponentKind::kTokenizer:
+      return "tokenizer";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ModelFolder> ResolveModelFolder(const std::string& path) {
+  const fs::path root(path);
+  if (!IsDir(root)) {
+    return absl::NotFoundError(absl::StrCat("model folder '", path, "' does not exist"));
+  }
+  ModelFolder folder;
+  folder.root = root.string();
+  if (IsFile(root / "model_index.json")) {
+    folder.diffusers = true;
+    folder.transformer = Component(root / "transformer", true);
+    folder.text_encoder = Component(root / "text_encoder", true);
+    folder.vae = Component(root / "vae", true);
+    folder.tokenizer = Component(root / "tokenizer", false);
+    return folder;
+  }
+  if (IsFile(root / "config.json")) {
+    LV_ASSIGN_OR_RETURN(auto config, io::ReadJsonFile((root / "config.json").string()));
+    auto kind = GuessComponent(config);
+    if (!kind) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          (root / "config.json").string(),
+          " describes no known component; expected a WanModel / WanTransformer3DModel, "
+          "AutoencoderKLWan or umT5 config"));
+    }
+    ComponentPath self{root.string(), (root / "config.json").string(), ""};
+    switch (*kind) {
+      case ComponentKind::kVae:
+        folder.vae = self;
+        return folder;
+      case ComponentKind::kTextEncoder:
+        folder.text_encoder = self;
+        if (IsFile(root / "spiece.model") || IsFile(root / "tokenizer.model")) {
+          folder.tokenizer = ComponentPath{root.string(), "", ""};
+        }
+        return folder;
+      default:
+        break;
+    }
+    // Official Wan-AI layout: the DiT at the root, the other components beside it.
+    folder.transformer = ComponentPath{root.string(), self.config_file, "diffusion_pytorch_model"};
+    if (!IsFile(root / "diffusion_pytorch_model.safetensors") &&
+        !IsFile(root / "diffusion_pytorch_model.safetensors.index.json")) {
+      folder.transformer->weights_stem.clear();
+    }
+    if (IsFile(root / "Wan2.1_VAE.safetensors")) {
+      folder.vae = ComponentPath{root.string(), "", "Wan2.1_VAE"};
+    }
+    if (IsFile(root / "models_t5_umt5-xxl-enc-bf16.safetensors")) {
+      folder.text_encoder = ComponentPath{root.string(), "", "models_t5_umt5-xxl-enc-bf16"};
+    }
+    if (IsDir(root / "google" / "umt5-xxl")) {
+      folder.tokenizer = ComponentPath{(root / "google" / "umt5-xxl").string(), "", ""};
+    }
+    return folder;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "'", path,
+      "' is not a model folder: expected model_index.json (diffusers layout), or config.json "
+      "(official Wan DiT folder or a single transformer/, vae/, text_encoder/ folder)"));
+}
+
+absl::StatusOr<wan::WanConfig> ReadDitConfig(const ComponentPath& path) {
+  LV_ASSIGN_OR_RETURN(auto json, ReadConfig(path, "transformer"));
+  auto config = wan::WanConfig::FromJson(json);
+  if (!config.ok()) return Annotate(config.status(), path.config_file);
+  return config;
+}
+
+absl::StatusOr<wan::T5Config> ReadT5Config(const ComponentPath& path) {
+  if (path.config_file.empty()) return wan::T5Config::Named("umt5-xxl");
+  LV_ASSIGN_OR_RETURN(auto json, io::ReadJsonFile(path.config_file));
+  auto config = wan::T5Config::FromJson(json);
+  if (!config.ok()) return Annotate(config.status(), path.config_file);
+  return config;
+}
+
+absl::StatusOr<wan::VaeConfig> ReadVaeConfig(const ComponentPath& path) {
+  if (path.config_file.empty()) return wan::VaeConfig::Named("wan2.1");
+  LV_ASSIGN_OR_RETURN(auto json, io::ReadJsonFile(path.config_file));
+  auto config = wan::VaeConfig::FromJson(json);
+  if (!config.ok()) return Annotate(config.status(), path.config_file);
+  return config;
+}
+
+absl::StatusOr<wan::WanModel> LoadDit(const ComponentPath& path, const DeviceOptions& device) {
+  LV_ASSIGN_OR_RETURN(wan::WanConfig config, ReadDitConfig(path));
+  LV_ASSIGN_OR_RETURN(wan::WanModel model, wan::CreateWanModel(config));
+  LV_ASSIGN_OR_RETURN(io::TensorMap tensors, ReadComponentWeights(path));
+  LV_ASSIGN_OR_RETURN(io::TensorMap original, wan::DitToOriginalNames(tensors));
+  tensors.clear();
+  LV_RETURN_IF_ERROR(Annotate(io::LoadStateDict(*model, original),
+                              absl::StrCat("transformer weights in ", path.dir)));
+  original.clear();
+  LV_RETURN_IF_ERROR(model->ToRuntime(device));
+  model->eval();
+  return model;
+}
+
+absl::StatusOr<wan::T5Encoder> LoadTextEncoder(const ComponentPath& path,
+                                               const DeviceOptions& device) {
+  LV_ASSIGN_OR_RETURN(wan::T5Config config, ReadT5Config(path));
+  LV_ASSIGN_OR_RETURN(wan::T5Encoder encoder, wan::CreateT5Encoder(config, device));
+  LV_ASSIGN_OR_RETURN(io::TensorMap tensors, ReadComponentWeights(path));
+  LV_ASSIGN_OR_RETURN(io::TensorMap wan_names, wan::ToWanT5(tensors, config.shared_pos));
+  tensors.clear();
+  LV_RETURN_IF_ERROR(Annotate(io::LoadStateDict(*encoder, wan_names),
+                              absl::StrCat("text encoder weights in ", path.dir)));
+  return encoder;
+}
+
+absl::StatusOr<wan::WanVae> LoadVae(const ComponentPath& path, const DeviceOptions& device) {
+  LV_ASSIGN_OR_RETURN(wan::VaeConfig config, ReadVaeConfig(path));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, wan::CreateWanVae(config));
+  LV_ASSIGN_OR_RETURN(io::TensorMap tensors, ReadComponentWeights(path));
+  LV_RETURN_IF_ERROR(
+      Annotate(wan::LoadWanVaeWeights(vae, tensors), absl::StrCat("VAE in ", path.dir)));
+  LV_RETURN_IF_ERROR(TorchCall("VAE to device", [&] {
+    vae->to(device.device);
+    vae->eval();
+  }));
+  return vae;
+}
+
+absl::StatusOr<std::unique_ptr<wan::T5Tokenizer>> LoadTokenizer(const ComponentPath& path) {
+  for (const char* name : {"spiece.model", "tokenizer.model"}) {
+    const fs::path file = fs::path(path.dir) / name;
+    if (IsFile(file)) return wan::T5Tokenizer::Create(file.string());
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no sentencepiece model (spiece.model or tokenizer.model) in ", path.dir));
+}
+
+absl::Status WriteModelFolder(const std::string& dir, const ModelFolderContents& c) {
+  std::error_code ec;
+  const fs::path root(dir);
+  for (const char* sub : {"transformer", "text_encoder", "vae", "tokenizer"}) {
+    fs::create_directories(root / sub, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create ", (root / sub).string(), ": ", ec.message()));
+    }
+  }
+  nlohmann::json dit_json = c.dit_config.ToJson(wan::DitConfigFormat::kDiffusers);
+  LV_RETURN_IF_ERROR(io::WriteJsonFile((root / "transformer" / "config.json").string(), dit_json));
+  LV_ASSIGN_OR_RETURN(io::TensorMap dit, wan::DitToDiffusersNames(c.dit));
+  LV_RETURN_IF_ERROR(
+      io::WriteWeights((root / "transformer").string(), "diffusion_pytorch_model", dit));
+
+  LV_RETURN_IF_ERROR(
+      io::WriteJsonFile((root / "text_encoder" / "config.json").string(), c.t5_config.ToJson()));
+  LV_ASSIGN_OR_RETURN(io::TensorMap t5, wan::WanToHfT5(c.text_encoder, c.t5_config.shared_pos));
+  LV_RETURN_IF_ERROR(io::WriteWeights((root / "text_encoder").string(), "model", t5));
+
+  LV_RETURN_IF_ERROR(
+      io::WriteJsonFile((root / "vae" / "config.json").string(), c.vae_config.ToJson()));
+  LV_ASSIGN_OR_RETURN(io::TensorMap vae, wan::ToDiffusersVaeStateDict(c.vae, c.vae_config));
+  LV_RETURN_IF_ERROR(io::WriteWeights((root / "vae").string(), "diffusion_pytorch_model", vae));
+
+  std::ifstream in(c.tokenizer_model_file, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("tokenizer model '", c.tokenizer_model_file, "' cannot be read"));
+  }
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  LV_RETURN_IF_ERROR(
+      io::WriteFileAtomic((root / "tokenizer" / "spiece.model").string(), bytes.str()));
+
+  nlohmann::json index = {{"_class_name", "WanPipeline"},
+                          {"_diffusers_version", "0.33.0"},
+                          {"transformer", {"diffusers", "WanTransformer3DModel"}},
+                          {"text_encoder", {"transformers", "UMT5EncoderModel"}},
+                          {"tokenizer", {"transformers", "T5TokenizerFast"}},
+                          {"vae", {"diffusers", "AutoencoderKLWan"}},
+                          {"scheduler", {"diffusers", "UniPCMultistepScheduler"}}};
+  return io::WriteJsonFile((root / "model_index.json").string(), index);
+}
+
+}  // namespace linvideo::core::pipeline

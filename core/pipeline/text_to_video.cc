@@ -1,0 +1,274 @@
+#include "core/pipeline/text_to_video.h"
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status.h"
+#include "core/io/json_file.h"
+#include "core/pipeline/model_folder.h"
+#include "core/sampling/guidance.h"
+#include "core/sampling/noise.h"
+
+namespace linvideo::core::pipeline {
+namespace {
+
+constexpr int64_t kVaeStride = 8;      // spatial VAE stride of Wan 2.1
+constexpr int64_t kVaeTimeStride = 4;  // temporal VAE stride
+constexpr size_t kMaxPromptBytes = 8192;
+
+// Optional "linvideo" section of model_index.json: serving defaults and limits of this model (the
+// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults).
+void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
+  auto index = io::ReadJsonFile((std::filesystem::path(root) / "model_index.json").string());
+  if (!index.ok() || !index->contains("linvideo")) return;
+  const auto& j = (*index)["linvideo"];
+  auto get = [&](const char* key, auto& field) {
+    if (j.contains(key) && j[key].is_number()) field = j[key].get<std::decay_t<decltype(field)>>();
+  };
+  get("default_width", limits.default_width);
+  get("default_height", limits.default_height);
+  get("default_frames", limits.default_frames);
+  get("default_steps", limits.default_steps);
+  get("default_guidance", limits.default_guidance);
+  get("default_shift", limits.default_shift);
+  get("max_width", limits.max_width);
+  get("max_height", limits.max_height);
+  get("max_frames", limits.max_frames);
+  get("max_steps", limits.max_steps);
+}
+
+class WanTextToVideoPipeline final : public TextToVideoPipeline {
+ public:
+  WanTextToVideoPipeline(wan::WanModel dit, wan::T5Encoder text_encoder,
+                         std::unique_ptr<wan::T5Tokenizer> tokenizer, wan::WanVae vae,
+                         ModelLimits limits, DeviceOptions device)
+      : dit_(std::move(dit)),
+        text_encoder_(std::move(text_encoder)),
+        tokenizer_(std::move(tokenizer)),
+        vae_(std::move(vae)),
+        limits_(limits),
+        device_(device) {}
+
+  const ModelLimits& limits() const override { return limits_; }
+
+  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& in) const override {
+    GenerationParams p = in;
+    const ModelLimits& l = limits_;
+    if (p.width <= 0) p.width = l.default_width;
+    if (p.height <= 0) p.height = l.default_height;
+    if (p.frames <= 0) p.frames = l.default_frames;
+    if (p.steps <= 0) p.steps = l.default_steps;
+    if (p.guidance < 0) p.guidance = l.default_guidance;
+    if (p.shift < 0) p.shift = l.default_shift;
+    auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+    if (p.prompt.empty()) return bad("prompt is empty; give a non-empty text prompt");
+    if (p.prompt.size() > kMaxPromptBytes || p.negative_prompt.size() > kMaxPromptBytes) {
+      return bad("prompt is ", std::max(p.prompt.size(), p.negative_prompt.size()),
+                 " bytes; allowed at most ", kMaxPromptBytes);
+    }
+    for (auto [name, value, max] : {std::tuple{"width", p.width, l.max_width},
+                                    std::tuple{"height", p.height, l.max_height}}) {
+      if (value % l.size_multiple != 0 || value < l.min_size || value > max) {
+        return bad(name, " ", value, " is not allowed; use a multiple of ", l.size_multiple,
+                   " in [", l.min_size, ", ", max, "]");
+      }
+    }
+    if (p.frames < 1 || (p.frames - 1) % kVaeTimeStride != 0 || p.frames > l.max_frames) {
+      return bad("frames ", p.frames, " is not allowed; use 4k+1 (1, 5, 9, ...) up to ",
+                 l.max_frames);
+    }
+    if (p.steps < 1 || p.steps > l.max_steps) {
+      return bad("steps ", p.steps, " is not allowed; use 1..", l.max_steps);
+    }
+    if (!(p.guidance >= 0 && p.guidance <= l.max_guidance)) {
+      return bad("guidance ", p.guidance, " is not allowed; use 0..", l.max_guidance,
+                 " (<= 1 disables classifier-free guidance)");
+    }
+    if (!(p.shift > 0 && p.shift <= 100)) {
+      return bad("shift ", p.shift, " is not allowed; use a value in (0, 100]");
+    }
+    return p;
+  }
+
+  absl::StatusOr<std::vector<torch::Tensor>> EncodeText(
+      const std::vector<std::string>& prompts) override {
+    if (prompts.empty()) return std::vector<torch::Tensor>{};
+    const int64_t text_len = dit_->config().text_len;
+    LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens, tokenizer_->Encode(prompts, text_len));
+    c10::InferenceMode guard;
+    // Encode() zeroes the padded positions: the official pipeline trims the umT5 output to the
+    // prompt length and the DiT zero-pads it back to text_len.
+    LV_ASSIGN_OR_RETURN(torch::Tensor out, text_encoder_->Encode(tokens.ids, tokens.mask));
+    return TorchCall("EncodeText", [&] {
+      auto embeddings = out.to(torch::kFloat);  // [B, text_len, text_dim]
+      std::vector<torch::Tensor> result;
+      for (int64_t i = 0; i < embeddings.size(0); ++i) result.push_back(embeddings[i].clone());
+      return result;
+    });
+  }
+
+  absl::StatusOr<std::unique_ptr<RequestState>> InitRequest(const GenerationParams& params,
+                                                            torch::Tensor cond,
+                                                            torch::Tensor uncond) override {
+    auto state = std::make_unique<RequestState>();
+    state->params = params;
+    LV_ASSIGN_OR_RETURN(state->schedule, sampling::MakeFlowSchedule(params.steps, params.shift));
+    state->sampler = sampling::MakeSamplerState(params.sampler);
+    if (!cond.defined()) return absl::InvalidArgumentError("InitRequest: missing prompt embedding");
+    if (params.guidance > 1.0 && !uncond.defined()) {
+      return absl::InvalidArgumentError("InitRequest: guidance > 1 needs a negative embedding");
+    }
+    state->cond = std::move(cond);
+    if (params.guidance > 1.0) state->uncond = std::move(uncond);
+    const int64_t f = (params.frames - 1) / kVaeTimeStride + 1;
+    // Wan draws the initial noise in float32 on the CPU from the request's own generator.
+    state->latents = sampling::SeededNoise(
+        {dit_->config().in_dim, f, params.height / kVaeStride, params.width / kVaeStride},
+        params.seed);  // [16, F', H/8, W/8]
+    return state;
+  }
+
+  absl::Status Step(const std::vector<RequestState*>& batch) override {
+    if (batch.empty()) return absl::OkStatus();
+    std::vector<torch::Tensor> xs, conds, unconds;
+    std::vector<double> scales;
+    std::vector<int64_t> timesteps;
+    for (RequestState* r : batch) {
+      if (r->done()) {
+        return absl::FailedPreconditionError("Step: a request in the batch is already finished");
+      }
+      if (!r->latents.sizes().equals(batch[0]->latents.sizes())) {
+        return absl::InvalidArgumentError("Step: requests in one batch must share a latent shape");
+      }
+      xs.push_back(r->latents);
+      conds.push_back(r->cond);
+      unconds.push_back(r->uncond);
+      scales.push_back(r->params.guidance);
+      timesteps.push_back(r->schedule.timesteps[r->step]);
+    }
+    LV_ASSIGN_OR_RETURN(sampling::GuidanceBatch gb,
+                        sampling::MakeGuidanceBatch(xs, conds, unconds, scales));
+    for (int64_t g : gb.guided) timesteps.push_back(timesteps[g]);
+    c10::InferenceMode guard;
+    LV_ASSIGN_OR_RETURN(torch::Tensor out, TorchCall("DiT forward", [&] {
+                          auto t = torch::tensor(timesteps, torch::kLong).to(torch::kFloat);
+                          return dit_->forward(gb.x, t, gb.context).to(torch::kFloat);
+                        }));
+    LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> velocities, sampling::CombineGuidance(gb, out));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      RequestState* r = batch[i];
+      LV_ASSIGN_OR_RETURN(r->latents, sampling::SamplerStep(r->schedule, r->sampler, r->step,
+                                                            velocities[i], r->latents));
+      ++r->step;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<torch::Tensor> Decode(const RequestState& state) override {
+    c10::InferenceMode guard;
+    LV_ASSIGN_OR_RETURN(torch::Tensor video, wan::DecodeLatents(vae_, state.latents.unsqueeze(0)));
+    return TorchCall("frames to uint8", [&] {
+      // [1, 3, F, H, W] in [-1, 1] -> [F, H, W, 3] uint8
+      return video[0]
+          .permute({1, 2, 3, 0})
+          .add(1.0)
+          .mul(127.5)
+          .round()
+          .clamp(0, 255)
+          .to(torch::kUInt8)
+          .contiguous()
+          .cpu();
+    });
+  }
+
+  absl::StatusOr<std::vector<torch::Tensor>> Generate(
+      const std::vector<GenerationParams>& params) override {
+    std::vector<GenerationParams> resolved;
+    for (const auto& p : params) {
+      LV_ASSIGN_OR_RETURN(GenerationParams r, Resolve(p));
+      if (!resolved.empty() && (r.width != resolved[0].width || r.height != resolved[0].height ||
+                                r.frames != resolved[0].frames)) {
+        return absl::InvalidArgumentError(
+            "Generate: all requests of one call must share width, height and frames");
+      }
+      resolved.push_back(std::move(r));
+    }
+    // Encode every distinct prompt once, in one batch.
+    std::map<std::string, size_t> slot;
+    std::vector<std::string> texts;
+    for (const auto& p : resolved) {
+      for (const std::string* t : {&p.prompt, &p.negative_prompt}) {
+        if (slot.emplace(*t, texts.size()).second) texts.push_back(*t);
+      }
+    }
+    LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> embeddings, EncodeText(texts));
+    std::vector<std::unique_ptr<RequestState>> states;
+    std::vector<RequestState*> batch;
+    for (const auto& p : resolved) {
+      LV_ASSIGN_OR_RETURN(
+          auto s, InitRequest(p, embeddings[slot[p.prompt]], embeddings[slot[p.negative_prompt]]));
+      batch.push_back(s.get());
+      states.push_back(std::move(s));
+    }
+    // Requests may differ in step counts: run until all are done, dropping finished ones.
+    while (!batch.empty()) {
+      LV_RETURN_IF_ERROR(Step(batch));
+      batch.erase(
+          std::remove_if(batch.begin(), batch.end(), [](RequestState* r) { return r->done(); }),
+          batch.end());
+    }
+    std::vector<torch::Tensor> videos;
+    for (const auto& s : states) {
+      LV_ASSIGN_OR_RETURN(torch::Tensor frames, Decode(*s));
+      videos.push_back(std::move(frames));
+    }
+    return videos;
+  }
+
+ private:
+  wan::WanModel dit_;
+  wan::T5Encoder text_encoder_;
+  std::unique_ptr<wan::T5Tokenizer> tokenizer_;
+  wan::WanVae vae_;
+  ModelLimits limits_;
+  DeviceOptions device_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create(
+    const PipelineOptions& options) {
+  InitRuntime(options.threads);
+  LV_ASSIGN_OR_RETURN(ModelFolder folder, ResolveModelFolder(options.model_dir));
+  auto require = [&](const std::optional<ComponentPath>& c, const char* name) -> absl::Status {
+    if (c) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat("model folder ", options.model_dir, " has no ", name,
+                                            " component; a text-to-video model needs "
+                                            "transformer, text_encoder, tokenizer and vae"));
+  };
+  LV_RETURN_IF_ERROR(require(folder.transformer, "transformer"));
+  LV_RETURN_IF_ERROR(require(folder.text_encoder, "text_encoder"));
+  LV_RETURN_IF_ERROR(require(folder.tokenizer, "tokenizer"));
+  LV_RETURN_IF_ERROR(require(folder.vae, "vae"));
+  LV_ASSIGN_OR_RETURN(wan::WanModel dit, LoadDit(*folder.transformer, options.device));
+  LV_ASSIGN_OR_RETURN(wan::T5Encoder t5, LoadTextEncoder(*folder.text_encoder, options.device));
+  if (t5->config().dim != dit->config().text_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("text encoder width ", t5->config().dim,
+                                                   " does not match the transformer's ",
+                                                   "text_dim ", dit->config().text_dim));
+  }
+  LV_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(*folder.tokenizer));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadVae(*folder.vae, options.device));
+  ModelLimits limits;
+  limits.text_len = dit->config().text_len;
+  ApplyModelIndexLimits(folder.root, limits);
+  return std::unique_ptr<TextToVideoPipeline>(std::make_unique<WanTextToVideoPipeline>(
+      std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits, options.device));
+}
+
+}  // namespace linvideo::core::pipeline

@@ -1,0 +1,158 @@
+// `linvideo-model init` and `inspect`.
+
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/common/runtime.h"
+#include "core/common/status.h"
+#include "core/io/json_file.h"
+#include "core/io/state_dict.h"
+#include "core/pipeline/model_folder.h"
+#include "tools/flags.h"
+#include "tools/model_commands.h"
+
+namespace linvideo::tools {
+namespace {
+
+namespace fs = std::filesystem;
+using core::io::TensorMap;
+
+// Where the default tokenizer lives: next to the binary's source tree, or installed.
+std::string DefaultTokenizerModel() {
+  for (const std::string& p : {std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model",
+                               std::string("/usr/share/linvideo/tokenizer/spiece.model")}) {
+    if (fs::exists(p)) return p;
+  }
+  return std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model";
+}
+
+TensorMap CastFloating(const TensorMap& in, c10::ScalarType dtype) {
+  TensorMap out;
+  for (const auto& [k, v] : in) {
+    out[k] = v.is_floating_point() ? v.detach().to(dtype).contiguous() : v.detach();
+  }
+  return out;
+}
+
+int64_t CountParameters(const TensorMap& m) {
+  int64_t n = 0;
+  for (const auto& [k, v] : m) n += v.numel();
+  return n;
+}
+
+}  // namespace
+
+absl::Status RunInit(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"config", "seed", "dtype", "tokenizer"}));
+  if (flags.positional().size() != 1) {
+    return absl::InvalidArgumentError(
+        "usage: linvideo-model init --config NAME --seed S [--dtype fp32|bf16] DIR");
+  }
+  LV_ASSIGN_OR_RETURN(std::string name, flags.Required("config"));
+  LV_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
+  LV_ASSIGN_OR_RETURN(c10::ScalarType dtype, core::ParseDtype(flags.Get("dtype", "fp32")));
+  core::InitRuntime();
+
+  core::pipeline::ModelFolderContents c;
+  LV_ASSIGN_OR_RETURN(c.dit_config, core::wan::NamedDitConfig(name));
+  const bool tiny = name == "tiny";
+  LV_ASSIGN_OR_RETURN(c.t5_config, core::wan::T5Config::Named(tiny ? "tiny" : "umt5-xxl"));
+  LV_ASSIGN_OR_RETURN(c.vae_config, core::wan::VaeConfig::Named(tiny ? "tiny" : "wan2.1"));
+  c.tokenizer_model_file = flags.Get("tokenizer", DefaultTokenizerModel());
+  LV_ASSIGN_OR_RETURN(auto tokenizer, core::wan::T5Tokenizer::Create(c.tokenizer_model_file));
+  if (tiny) {
+    // The tiny text encoder must produce the DiT's text width and cover the tokenizer.
+    c.t5_config.dim = c.t5_config.dim_attn = c.dit_config.text_dim;
+    c.t5_config.vocab = tokenizer->vocab_size();
+  } else if (tokenizer->vocab_size() > c.t5_config.vocab) {
+    return absl::InvalidArgumentError("tokenizer vocabulary exceeds the text encoder's");
+  }
+
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  LV_ASSIGN_OR_RETURN(auto dit, core::wan::CreateWanModel(c.dit_config));
+  c.dit = CastFloating(core::io::StateDict(*dit), dtype);
+  dit = nullptr;
+  LV_ASSIGN_OR_RETURN(auto t5, core::wan::CreateT5Encoder(c.t5_config));
+  c.text_encoder = CastFloating(core::io::StateDict(*t5), dtype);
+  t5 = nullptr;
+  LV_ASSIGN_OR_RETURN(auto vae, core::wan::CreateWanVae(c.vae_config));
+  c.vae = CastFloating(core::io::StateDict(*vae), dtype);
+  vae = nullptr;
+
+  const std::string dir = flags.positional()[0];
+  LV_RETURN_IF_ERROR(core::pipeline::WriteModelFolder(dir, c));
+  if (tiny) {
+    // Small serving defaults so the tiny model generates in seconds.
+    const std::string index_path = (fs::path(dir) / "model_index.json").string();
+    LV_ASSIGN_OR_RETURN(nlohmann::json index, core::io::ReadJsonFile(index_path));
+    index["linvideo"] = {{"default_width", 64}, {"default_height", 64},    {"default_frames", 5},
+                         {"default_steps", 4},  {"default_guidance", 5.0}, {"default_shift", 5.0},
+                         {"max_width", 256},    {"max_height", 256},       {"max_frames", 33},
+                         {"max_steps", 100}};
+    LV_RETURN_IF_ERROR(core::io::WriteJsonFile(index_path, index));
+  }
+  std::cout << "wrote " << name << " model (seed " << seed << ", " << core::DtypeName(dtype)
+            << ") to " << dir << ": transformer " << CountParameters(c.dit)
+            << " params, text encoder " << CountParameters(c.text_encoder) << ", vae "
+            << CountParameters(c.vae) << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunInspect(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {}));
+  if (flags.positional().size() != 1) {
+    return absl::InvalidArgumentError("usage: linvideo-model inspect DIR");
+  }
+  using core::pipeline::ComponentPath;
+  LV_ASSIGN_OR_RETURN(auto folder, core::pipeline::ResolveModelFolder(flags.positional()[0]));
+  std::cout << "model folder: " << folder.root << " ("
+            << (folder.diffusers ? "diffusers layout" : "Wan / single component") << ")\n";
+  auto weights_summary = [](const ComponentPath& p) -> std::string {
+    auto tensors = core::io::ReadWeights(p.dir, p.weights_stem);
+    if (!tensors.ok()) return absl::StrCat("weights: ", tensors.status().message());
+    std::map<std::string, int64_t> by_dtype;
+    int64_t total = 0;
+    for (const auto& [k, v] : *tensors) {
+      by_dtype[core::DtypeName(v.scalar_type())] += v.numel();
+      total += v.numel();
+    }
+    std::vector<std::string> parts;
+    for (const auto& [d, n] : by_dtype) parts.push_back(absl::StrCat(d, " ", n));
+    return absl::StrCat(tensors->size(), " tensors, ", total, " parameters (",
+                        absl::StrJoin(parts, ", "), ")");
+  };
+  if (folder.transformer) {
+    LV_ASSIGN_OR_RETURN(auto config, core::pipeline::ReadDitConfig(*folder.transformer));
+    std::cout << "transformer: " << folder.transformer->dir << "\n  dim " << config.dim
+              << ", ffn_dim " << config.ffn_dim << ", heads " << config.num_heads << ", layers "
+              << config.num_layers << ", text_dim " << config.text_dim << ", text_len "
+              << config.text_len << ", freq_dim " << config.freq_dim << "\n  "
+              << weights_summary(*folder.transformer) << "\n  attention per layer:";
+    for (size_t i = 0; i < config.attention_kinds.size(); ++i) {
+      std::cout << (i % 10 == 0 ? "\n    " : " ") << i << ":"
+                << core::attention::AttentionKindName(config.attention_kinds[i]);
+    }
+    std::cout << "\n";
+  }
+  if (folder.text_encoder) {
+    LV_ASSIGN_OR_RETURN(auto config, core::pipeline::ReadT5Config(*folder.text_encoder));
+    std::cout << "text_encoder: " << folder.text_encoder->dir << "\n  umT5 d_model " << config.dim
+              << ", heads " << config.num_heads << ", layers " << config.num_layers << ", d_ff "
+              << config.dim_ffn << ", vocab " << config.vocab << "\n  "
+              << weights_summary(*folder.text_encoder) << "\n";
+  }
+  if (folder.tokenizer) std::cout << "tokenizer: " << folder.tokenizer->dir << "\n";
+  if (folder.vae) {
+    LV_ASSIGN_OR_RETURN(auto config, core::pipeline::ReadVaeConfig(*folder.vae));
+    std::cout << "vae: " << folder.vae->dir << "\n  base_dim " << config.base_dim << ", z_dim "
+              << config.z_dim << "\n  " << weights_summary(*folder.vae) << "\n";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace linvideo::tools
