@@ -1,0 +1,245 @@
+// End-to-end: the real linvideo-server binary on loopback, driven by the real `linvideo` CLI.
+// The model is the server's deterministic fake executor (fake_model.json), so these tests check the
+// serving stack (API, validation, batching, queueing, cancel, deadlines, swap, drain, auth,
+// metrics) in seconds; the pipeline adapter has its own tests.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+
+#include "media/video_decoder.h"
+#include "tests/e2e/server_harness.h"
+
+namespace linvideo::e2e {
+namespace {
+
+std::string MakeRoot(const std::string& suffix = "") {
+  const std::string root =
+      ::testing::TempDir() + "/server_e2e_" + std::to_string(getpid()) + suffix;
+  Shell("rm -rf " + root + " && mkdir -p " + root + "/ckpt/a " + root + "/ckpt/b " + root +
+        "/ckpt/bad");
+  std::ofstream(root + "/ckpt/a/fake_model.json") << R"({"step_ms": 15, "item_ms": 2})";
+  std::ofstream(root + "/ckpt/b/fake_model.json") << R"({"step_ms": 15, "item_ms": 2, "salt": 9})";
+  std::ofstream(root + "/ckpt/bad/fake_model.json") << "{\"step_ms\": ";  // truncated: corrupt
+  std::ofstream(root + "/token") << "s3cret\n";
+  return root;
+}
+
+class ServerE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string(MakeRoot());
+    server_ = new ServerProcess();
+    ASSERT_TRUE(server_->Start(
+        *root_,
+        {"--executor=fake", "--model=tiny=" + *root_ + "/ckpt/a",
+         "--checkpoint_root=" + *root_ + "/ckpt", "--auth.admin_token_file=" + *root_ + "/token",
+         "--scheduler.max_batch=4", "--scheduler.max_queue=6", "--scheduler.max_queue_delay_ms=30",
+         "--limits.max_cost=200000"}))
+        << ReadFile(*root_ + "/server.log");
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete root_;
+  }
+  static std::string Out(const std::string& name) { return *root_ + "/" + name; }
+  static std::string* root_;
+  static ServerProcess* server_;
+};
+std::string* ServerE2eTest::root_ = nullptr;
+ServerProcess* ServerE2eTest::server_ = nullptr;
+
+TEST_F(ServerE2eTest, StreamingGenerateProducesDecodableMp4) {
+  CmdResult r = server_->Cli(
+      "generate --prompt='a red ball' --width=48 --height=32 --frames=9 --steps=3 --seed=1 --out=" +
+      Out("one.mp4"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("queued: position"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("step 3/3"), std::string::npos) << r.out;
+  auto video = media::DecodeVideo(ReadFile(Out("one.mp4")));
+  ASSERT_TRUE(video.ok()) << video.status();
+  EXPECT_EQ(video->codec_name, "h264");
+  EXPECT_EQ(video->frame_count, 9);
+  EXPECT_EQ(video->width, 48);
+  EXPECT_EQ(video->height, 32);
+  r = server_->Cli("generate --prompt=x --format=webm --steps=2 --out=" + Out("one.webm"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto webm = media::DecodeVideo(ReadFile(Out("one.webm")));
+  ASSERT_TRUE(webm.ok()) << webm.status();
+  EXPECT_EQ(webm->codec_name, "vp9");
+}
+
+TEST_F(ServerE2eTest, ConcurrentRequestsAreBatchedAndMatchSoloRuns) {
+  const std::string args = " --prompt='a cat' --steps=6 --frames=5 --width=32 --height=32 --quiet ";
+  ASSERT_EQ(server_->Cli("generate" + args + "--seed=5 --out=" + Out("solo.mp4")).rc, 0);
+  const double before_sum = MetricSum(server_->Metrics(), "linvideo_batch_size_sum");
+  const double before_count = MetricSum(server_->Metrics(), "linvideo_batch_size_count");
+  // Four concurrent clients; seed 5 twice.
+  std::string cmd;
+  const int seeds[] = {5, 6, 5, 7};
+  for (int i = 0; i < 4; ++i) {
+    cmd += Bin("client/linvideo") + " --server=127.0.0.1:" + std::to_string(server_->port()) +
+           " generate" + args + "--seed=" + std::to_string(seeds[i]) +
+           " --out=" + Out("c" + std::to_string(i) + ".mp4") + " & ";
+  }
+  CmdResult r = Shell(cmd + "wait");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string solo = ReadFile(Out("solo.mp4"));
+  ASSERT_FALSE(solo.empty());
+  EXPECT_EQ(ReadFile(Out("c0.mp4")), solo);
+  EXPECT_EQ(ReadFile(Out("c2.mp4")), solo);
+  EXPECT_NE(ReadFile(Out("c1.mp4")), solo);
+  const std::string m = server_->Metrics();
+  const double steps = MetricSum(m, "linvideo_batch_size_count") - before_count;
+  const double items = MetricSum(m, "linvideo_batch_size_sum") - before_sum;
+  ASSERT_GT(steps, 0);
+  EXPECT_GT(items / steps, 1.0) << "mean batch size";
+}
+
+TEST_F(ServerE2eTest, EveryValidationErrorIsInvalidArgumentWithWhatIsAllowed) {
+  struct Case {
+    std::string flags, expect;
+    int rc;
+  } cases[] = {
+      {"--width=33", "multiple of 16", 3},
+      {"--height=512", "multiple of 16 in [16, 256]", 3},
+      {"--frames=6", "4k+1", 3},
+      {"--steps=500", "1..50", 3},
+      {"--guidance=99", "guidance", 3},
+      {"--shift=-1", "shift", 3},
+      {"--fps=500", "1..60", 3},
+      {"--id='bad id!'", "A-Za-z0-9", 3},
+      {"--model=nope", "served models: tiny", 5},
+      {"--width=256 --height=256 --frames=33 --steps=50", "budget", 8},
+  };
+  for (const Case& c : cases) {
+    CmdResult r = server_->Cli("generate --prompt=p --out=" + Out("x.mp4") + " " + c.flags);
+    EXPECT_EQ(r.rc, c.rc) << c.flags << ": " << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.flags << ": " << r.out;
+  }
+  CmdResult empty = server_->Cli("generate --prompt= --out=" + Out("x.mp4"));
+  EXPECT_EQ(empty.rc, 3) << empty.out;
+  const std::string long_prompt(3000, 'a');
+  CmdResult longp = server_->Cli("generate --prompt=" + long_prompt + " --out=" + Out("x.mp4"));
+  EXPECT_EQ(longp.rc, 3) << longp.out;
+}
+
+TEST_F(ServerE2eTest, QueueFullIsResourceExhausted) {
+  // 16 clients, max_batch 4 + max_queue 6: some must be refused with the limit in the message.
+  CmdResult r = server_->Cli("bench --clients=16 --requests=16 --steps=20");
+  EXPECT_NE(r.out.find("error 8 queue full"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("limit 6"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("error 13"), std::string::npos) << r.out;  // nothing else failed
+}
+
+TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
+  CmdResult s = server_->Cli("submit --prompt=long --steps=50 --id=job-1");
+  ASSERT_EQ(s.rc, 0) << s.out;
+  EXPECT_EQ(s.out, "job-1\n");
+  EXPECT_EQ(server_->Cli("submit --prompt=long --steps=50 --id=job-1").out,
+            "job-1\n");  // idempotent
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CmdResult st = server_->Cli("status --id=job-1");
+  EXPECT_NE(st.out.find("REQUEST_STATE_RUNNING"), std::string::npos) << st.out;
+  ASSERT_EQ(server_->Cli("cancel --id=job-1").rc, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  st = server_->Cli("status --id=job-1");
+  EXPECT_NE(st.out.find("REQUEST_STATE_CANCELLED"), std::string::npos) << st.out;
+  EXPECT_EQ(server_->Cli("status --id=nope").rc, 5);
+
+  ASSERT_EQ(server_->Cli("submit --prompt=short --steps=2 --id=job-2").rc, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  st = server_->Cli("status --id=job-2 --out=" + Out("job2.mp4"));
+  EXPECT_NE(st.out.find("REQUEST_STATE_DONE"), std::string::npos) << st.out;
+  EXPECT_TRUE(media::DecodeVideo(ReadFile(Out("job2.mp4"))).ok());
+}
+
+TEST_F(ServerE2eTest, DeadlineExceededAndDisconnectCancels) {
+  CmdResult r =
+      server_->Cli("--timeout=0.3 generate --prompt=slow --steps=50 --out=" + Out("late.mp4"));
+  EXPECT_EQ(r.rc, 4) << r.out;  // DEADLINE_EXCEEDED
+  // The server dropped it within a step: nothing is left running shortly after.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(MetricSum(server_->Metrics(), "linvideo_running_requests"), 0);
+}
+
+TEST_F(ServerE2eTest, AdminNeedsTokenAndRefusesBadCheckpoints) {
+  CmdResult r = server_->Cli("admin checkpoints");
+  EXPECT_EQ(r.rc, 16) << r.out;  // UNAUTHENTICATED
+  r = server_->Cli("--token=wrong admin checkpoints");
+  EXPECT_EQ(r.rc, 7) << r.out;  // PERMISSION_DENIED
+  r = server_->Cli("--token_file=" + Out("token") + " admin load --model=tiny --path=bad");
+  EXPECT_EQ(r.rc, 9) << r.out;  // FAILED_PRECONDITION: corrupt
+  EXPECT_NE(r.out.find("corrupt"), std::string::npos) << r.out;
+  r = server_->Cli("--token_file=" + Out("token") + " admin load --model=tiny --path=../../");
+  EXPECT_EQ(r.rc, 7) << r.out;  // outside the checkpoint root
+  r = server_->Cli("--token_file=" + Out("token") + " admin load --model=tiny --path=missing");
+  EXPECT_EQ(r.rc, 5) << r.out;
+  r = server_->Cli("models");
+  EXPECT_NE(r.out.find("tiny (default) v1"), std::string::npos) << r.out;  // old model still active
+}
+
+TEST_F(ServerE2eTest, HotSwapUnderLoadHasZeroFailures) {
+  const std::string bench =
+      Bin("client/linvideo") + " --server=127.0.0.1:" + std::to_string(server_->port()) +
+      " bench --clients=3 --seconds=2 --steps=4 > " + Out("bench.txt") + " 2>&1 & ";
+  const std::string admin = Bin("client/linvideo") +
+                            " --server=127.0.0.1:" + std::to_string(server_->port()) +
+                            " --token_file=" + Out("token");
+  CmdResult r =
+      Shell(bench + "sleep 0.5; " + admin + " admin load --model=tiny --path=b && sleep 0.5 && " +
+            admin + " admin rollback --model=tiny && sleep 0.3 && " + admin +
+            " admin load --model=tiny --path=b; wait");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string out = ReadFile(Out("bench.txt"));
+  EXPECT_NE(out.find("errors=0"), std::string::npos) << out;
+  EXPECT_NE(server_->Cli("models").out.find("tiny (default) v3"), std::string::npos);
+  const std::string m = server_->Metrics();
+  EXPECT_GE(MetricSum(m, "linvideo_checkpoint_swaps_total"), 3);
+  // Restore for other tests: they do not depend on the version, only on determinism per version.
+}
+
+TEST_F(ServerE2eTest, MetricsAreScrapable) {
+  const std::string m = server_->Metrics();
+  for (const char* name :
+       {"linvideo_requests_total", "linvideo_request_latency_seconds_bucket",
+        "linvideo_queue_depth", "linvideo_running_requests", "linvideo_batch_size_bucket",
+        "linvideo_step_duration_seconds_count", "linvideo_tokens_total", "linvideo_checkpoint_info",
+        "linvideo_serving"}) {
+    EXPECT_NE(m.find(name), std::string::npos) << name;
+  }
+}
+
+TEST(ServerDrainTest, DrainFinishesInflightAndExitsCleanly) {
+  const std::string root = MakeRoot("_drain");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(root, {"--executor=fake", "--model=tiny=" + root + "/ckpt/a",
+                                  "--auth.admin_token_file=" + root + "/token"}));
+  ASSERT_EQ(server.Cli("submit --prompt=p --steps=20 --id=inflight").rc, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Drain without waiting, then check new work is refused while the in-flight one finishes.
+  CmdResult d = server.Cli("--token_file=" + root + "/token admin drain");
+  ASSERT_EQ(d.rc, 0) << d.out;
+  CmdResult refused = server.Cli("generate --prompt=p --out=" + root + "/x.mp4");
+  EXPECT_TRUE(refused.rc == 14) << refused.out;  // UNAVAILABLE (draining or already shut down)
+  EXPECT_EQ(server.Wait(20), 0);
+}
+
+TEST(ServerSigtermTest, SigtermDrainsAndExitsZero) {
+  const std::string root = MakeRoot("_term");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(root, {"--executor=fake", "--model=tiny=" + root + "/ckpt/a"}));
+  // A streaming client in flight while SIGTERM arrives still gets its video.
+  const std::string gen = Bin("client/linvideo") +
+                          " --server=127.0.0.1:" + std::to_string(server.port()) +
+                          " generate --prompt=p --steps=15 --quiet --out=" + root + "/t.mp4";
+  CmdResult r =
+      Shell(gen + " & sleep 0.15; kill -TERM " + std::to_string(server.pid()) + "; wait %1");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(media::DecodeVideo(ReadFile(root + "/t.mp4")).ok());
+  EXPECT_EQ(server.Wait(20), 0);
+}
+
+}  // namespace
+}  // namespace linvideo::e2e
