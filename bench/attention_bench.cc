@@ -6,6 +6,8 @@
 // peak memory is the child's own getrusage() max RSS: "peak" is the whole child process (LibTorch,
 // inputs and all), "delta" the growth of the high-water mark during the timed calls (what the
 // attention itself needed beyond its inputs). On CUDA, memory is not measured (printed as n/a).
+// cpu_s is the process CPU time of the fastest call (all threads): on a shared, loaded machine run
+// with --threads=1 and compare cpu_s, which is what the call costs on an idle core.
 //
 // FLOP model (per batch·head, Nq = Nk = N, D = head_dim; exps and normalisations not counted):
 //   softmax: 4·N²·D (q·kᵀ and p·v)
@@ -18,6 +20,7 @@
 
 #include <ATen/ATen.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -69,6 +72,14 @@ double MaxRssMb() {
   return ru.ru_maxrss / 1024.0;  // KiB -> MiB
 }
 
+// CPU seconds used by this process (all threads): on a loaded machine, with --threads=1, the
+// closest measure of what the call costs on an idle core.
+double CpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 void Sync(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
@@ -110,20 +121,23 @@ int RunChild(const Flags& f) {
     Sync(device);
   }
   std::vector<double> times;
-  double total = 0;
+  double total = 0, cpu_min = 1e30;
   while (times.empty() || (total < 2.0 && times.size() < 10)) {
+    const double c0 = CpuSeconds();
     const auto t0 = std::chrono::steady_clock::now();
     auto out = run();
     Sync(device);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu_min = std::min(cpu_min, CpuSeconds() - c0);
     times.push_back(s);
     total += s;
   }
   std::sort(times.begin(), times.end());
   const double rss_after = MaxRssMb();
-  std::printf("RESULT %s %lld %.6f %.6f %zu %.1f %.1f\n", kind.c_str(), static_cast<long long>(n),
-              times[times.size() / 2], times[0], times.size(), device.is_cuda() ? -1.0 : rss_after,
-              device.is_cuda() ? -1.0 : rss_after - rss_before);
+  std::printf("RESULT %s %lld %.6f %.6f %zu %.1f %.1f %.6f\n", kind.c_str(),
+              static_cast<long long>(n), times[times.size() / 2], times[0], times.size(),
+              device.is_cuda() ? -1.0 : rss_after, device.is_cuda() ? -1.0 : rss_after - rss_before,
+              cpu_min);
   return 0;
 }
 
@@ -199,9 +213,10 @@ int main(int argc, char** argv) {
               static_cast<long long>(kHeads), static_cast<long long>(kHeadDim), f.device.c_str(),
               f.dtype.c_str(), f.threads > 0 ? f.threads : linvideo::core::AvailableCores());
   std::printf("FLOP model per head: softmax 4*N^2*D; linear 12*N*D^2 + 8*N*D; hybrid the sum\n");
-  std::printf("%-17s %7s %11s %11s %9s %10s %10s %10s %4s\n", "kind", "N", "median_s", "min_s",
-              "GFLOP", "GFLOP/s", "peak_MiB", "delta_MiB", "reps");
-  std::map<std::pair<std::string, int64_t>, double> best;  // min seconds
+  std::printf("%-17s %7s %11s %11s %9s %9s %10s %10s %10s %4s\n", "kind", "N", "median_s", "min_s",
+              "cpu_s", "GFLOP", "GFLOP/s", "peak_MiB", "delta_MiB", "reps");
+  std::map<std::pair<std::string, int64_t>, double> best;      // min wall seconds
+  std::map<std::pair<std::string, int64_t>, double> best_cpu;  // min process CPU seconds
   bool failed = false;
   for (int64_t n : f.sizes) {
     for (const auto& kind : f.kinds) {
@@ -214,16 +229,17 @@ int main(int argc, char** argv) {
       while (pipe && fgets(line, sizeof(line), pipe.get())) {
         char k[64];
         long long nn;
-        double med, mn, peak, delta;
+        double med, mn, peak, delta, cpu;
         size_t reps;
-        if (std::sscanf(line, "RESULT %63s %lld %lf %lf %zu %lf %lf", k, &nn, &med, &mn, &reps,
-                        &peak, &delta) == 7) {
+        if (std::sscanf(line, "RESULT %63s %lld %lf %lf %zu %lf %lf %lf", k, &nn, &med, &mn, &reps,
+                        &peak, &delta, &cpu) == 8) {
           const double gflop = FlopsPerHead(kind, double(n)) * kHeads / 1e9;
           char peak_s[32] = "n/a", delta_s[32] = "n/a";
           if (peak >= 0) std::snprintf(peak_s, sizeof(peak_s), "%.0f", peak);
           if (delta >= 0) std::snprintf(delta_s, sizeof(delta_s), "%.0f", delta);
-          std::printf("%-17s %7lld %11.4f %11.4f %9.1f %10.1f %10s %10s %4zu\n", kind.c_str(), nn,
-                      med, mn, gflop, gflop / mn, peak_s, delta_s, reps);
+          std::printf("%-17s %7lld %11.4f %11.4f %9.4f %9.1f %10.1f %10s %10s %4zu\n", kind.c_str(),
+                      nn, med, mn, cpu, gflop, gflop / mn, peak_s, delta_s, reps);
+          best_cpu[{kind, n}] = cpu;
           std::fflush(stdout);
           best[{kind, n}] = mn;
           got = true;
@@ -241,8 +257,9 @@ int main(int argc, char** argv) {
     auto s = best.find({"softmax", n}), l = best.find({"linear", n});
     auto c = best.find({"linear-composite", n});
     if (s != best.end() && l != best.end()) {
-      std::printf("  N=%lld: softmax/linear = %.1fx\n", static_cast<long long>(n),
-                  s->second / l->second);
+      std::printf("  N=%lld: softmax/linear = %.1fx (wall), %.1fx (process CPU time)\n",
+                  static_cast<long long>(n), s->second / l->second,
+                  best_cpu[{"softmax", n}] / best_cpu[{"linear", n}]);
     }
     if (c != best.end() && l != best.end()) {
       std::printf("  N=%lld: linear-composite/linear(fused) = %.2fx\n", static_cast<long long>(n),
