@@ -17,7 +17,8 @@
 // the rates measured here (dense part at the skip block's GFLOP/s, attention at its own rate); one
 // 14B/720p softmax block would take ~10 minutes on this CPU and is not run.
 //
-// Usage: linvideo-block-bench [--tokens=32760] [--quick] [--reps=2] [--threads=N]
+// Usage: linvideo-block-bench [--tokens=N, a multiple of 256; default the 480p grid] [--quick]
+// [--reps=2] [--threads=N]
 
 #include <ATen/ATen.h>
 #include <time.h>
@@ -115,12 +116,15 @@ int main(int argc, char** argv) {
     if (a == "--quick") {
       d.frames = 3, d.height = 20, d.width = 26;  // 1,560 tokens
       reps = 1;
-    } else if (a.rfind("--tokens=", 0) == 0 && absl::SimpleAtoi(a.substr(9), &v) && v > 0) {
-      d.frames = 1, d.height = 1, d.width = v;  // a 1-D grid of v tokens (RoPE only needs a grid)
+    } else if (a.rfind("--tokens=", 0) == 0 && absl::SimpleAtoi(a.substr(9), &v) && v > 0 &&
+               v % 256 == 0) {
+      d.frames = v / 256, d.height = 16, d.width = 16;  // a (v/256) × 16 × 16 latent grid
     } else if (a.rfind("--reps=", 0) == 0 && absl::SimpleAtoi(a.substr(7), &reps) && reps > 0) {
     } else if (a.rfind("--threads=", 0) == 0 && absl::SimpleAtoi(a.substr(10), &threads)) {
     } else {
-      std::fprintf(stderr, "usage: %s [--tokens=N] [--quick] [--reps=2] [--threads=N]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--tokens=N (multiple of 256)] [--quick] [--reps=2] [--threads=N]\n",
+                   argv[0]);
       return 2;
     }
   }
