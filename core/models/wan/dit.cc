@@ -10,6 +10,12 @@
 namespace linvideo::core::wan {
 namespace {
 
+using dit::CanMutateInPlace;
+using dit::Linear;
+using dit::Patchify;
+using dit::SinusoidalEmbedding;
+using dit::Unpatchify;
+
 at::Tensor Float(const at::Tensor& t) {
   return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
 }

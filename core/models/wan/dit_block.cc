@@ -11,6 +11,12 @@
 namespace linvideo::core::wan {
 namespace {
 
+using dit::CanMutateInPlace;
+using dit::GatedResidual;
+using dit::Linear;
+using dit::ModulatedLayerNorm;
+using dit::RmsNorm;
+
 at::Tensor Float(const at::Tensor& t) {
   return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
 }

@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-namespace linvideo::core::wan {
+namespace linvideo::core::wan::dit {
 namespace {
 
 at::Tensor Float(const at::Tensor& t) {
@@ -90,4 +90,4 @@ torch::Tensor GatedResidual(const torch::Tensor& x, const torch::Tensor& y,
   return at::addcmul(x, Float(y), gate);  // [B, N, C]
 }
 
-}  // namespace linvideo::core::wan
+}  // namespace linvideo::core::wan::dit

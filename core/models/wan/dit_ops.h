@@ -13,7 +13,9 @@
 #include <array>
 #include <cstdint>
 
-namespace linvideo::core::wan {
+// In a nested namespace: these short names (Linear, RmsNorm, ...) would otherwise collide with
+// helpers of the other Wan modules in linvideo::core::wan.
+namespace linvideo::core::wan::dit {
 
 // True when in-place updates of temporaries are safe (no autograd recording).
 bool CanMutateInPlace();
@@ -47,4 +49,4 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 torch::Tensor GatedResidual(const torch::Tensor& x, const torch::Tensor& y,
                             const torch::Tensor& gate);
 
-}  // namespace linvideo::core::wan
+}  // namespace linvideo::core::wan::dit

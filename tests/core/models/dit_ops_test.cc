@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-namespace linvideo::core::wan {
+namespace linvideo::core::wan::dit {
 namespace {
 
 TEST(DitOpsTest, SinusoidalEmbeddingByHand) {
@@ -92,4 +92,4 @@ TEST(DitOpsTest, LinearCastsToWeightDtype) {
 }
 
 }  // namespace
-}  // namespace linvideo::core::wan
+}  // namespace linvideo::core::wan::dit

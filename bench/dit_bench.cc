@@ -1,0 +1,124 @@
+// linvideo-dit-bench: seconds per Wan DiT forward (one denoising step) at the Wan 2.1 1.3B dims
+// (dim 1536, ffn 8960, 12 heads x 128, text 512 x 4096) with random weights, fp32, and the
+// achieved GFLOP/s as a fraction of a plain fp32 matmul measured in the same run (so a loaded
+// machine still gives a meaningful ratio).
+//
+// Usage: linvideo-dit-bench [--layers=30] [--frames=5 --height=32 --width=32] [--reps=3]
+//                           [--threads=N] [--prepared]
+//   --layers < 30 runs fewer blocks and extrapolates the 30-layer time from the per-block time.
+//   --prepared times Denoise() with the text state prepared once (what a sampler loop pays).
+//   --profile=PATH writes a chrome trace of the timed runs (per-op times).
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "core/common/runtime.h"
+#include "core/models/wan/dit.h"
+
+namespace {
+
+namespace wan = linvideo::core::wan;
+
+double Seconds(const std::chrono::steady_clock::time_point& start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// fp32 GEMM rate on a shape of the FFN.
+double MatmulGflops() {
+  auto a = at::randn({1280, 1536}), b = at::randn({1536, 8960});
+  at::mm(a, b);
+  std::vector<double> rates;
+  for (int i = 0; i < 3; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto c = at::mm(a, b);
+    rates.push_back(2.0 * 1280 * 1536 * 8960 / Seconds(start) / 1e9);
+  }
+  return Median(rates);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t layers = 30, frames = 5, height = 32, width = 32, reps = 3, threads = 0;
+  bool prepared = false;
+  std::string profile;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto flag = [&](const char* name, int64_t* value) {
+      const std::string prefix = std::string("--") + name + "=";
+      if (arg.rfind(prefix, 0) != 0) return false;
+      return absl::SimpleAtoi(arg.substr(prefix.size()), value);
+    };
+    if (arg == "--prepared") {
+      prepared = true;
+    } else if (arg.rfind("--profile=", 0) == 0) {
+      profile = arg.substr(10);
+    } else if (!flag("layers", &layers) && !flag("frames", &frames) && !flag("height", &height) &&
+               !flag("width", &width) && !flag("reps", &reps) && !flag("threads", &threads)) {
+      std::fprintf(stderr, "unknown or bad flag %s\n", arg.c_str());
+      return 2;
+    }
+  }
+  const int used_threads = linvideo::core::InitRuntime(static_cast<int>(threads));
+  c10::InferenceMode guard;
+
+  wan::WanConfig config = *wan::NamedDitConfig("wan2.1-t2v-1.3b");
+  config.SetNumLayers(layers);
+  auto model_or = wan::CreateWanModel(config);
+  if (!model_or.ok()) {
+    std::fprintf(stderr, "%s\n", model_or.status().ToString().c_str());
+    return 1;
+  }
+  wan::WanModel model = *model_or;
+  auto x = at::randn({1, 16, frames, height, width});
+  auto t = at::full({1}, 999.0);
+  auto context = at::randn({1, 512, 4096});
+  const double n = static_cast<double>(frames * (height / 2) * (width / 2)), l = 512,
+               c = config.dim, f = config.ffn_dim;
+  const double block_flops =
+      8 * n * c * c + 4 * n * c * c + 4 * l * c * c + 4 * n * l * c + 4 * n * c * f + 4 * n * n * c;
+  const double text_flops = 2 * l * (4096 * c + c * c);
+
+  const double gemm = MatmulGflops();
+  wan::WanTextState text = model->PrepareText(context);
+  auto run = [&] { return prepared ? model->Denoise(x, t, text) : model->forward(x, t, context); };
+  run();  // warm-up (RoPE table, allocator)
+  std::vector<double> times;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
+  if (!profile.empty()) {
+    recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
+  }
+  for (int64_t i = 0; i < reps; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    run();
+    times.push_back(Seconds(start));
+  }
+  recorder.reset();
+  const double measured = Median(times);
+  const double per_block = (measured - (prepared ? 0.0 : text_flops / (gemm * 1e9))) / layers;
+  const double full = measured + (30 - layers) * per_block;
+  const double full_flops = 30 * block_flops + (prepared ? 0.0 : text_flops);
+  std::printf("threads %d, tokens %.0f, layers run %lld%s\n", used_threads, n,
+              static_cast<long long>(layers), prepared ? ", text prepared" : "");
+  std::printf("plain fp32 matmul: %.1f GFLOP/s\n", gemm);
+  std::printf("forward (%lld layers): %.3f s median of %lld\n", static_cast<long long>(layers),
+              measured, static_cast<long long>(reps));
+  std::printf("30-layer forward: %.2f s, %.1f GFLOP/s = %.0f%% of the matmul rate\n", full,
+              full_flops / full / 1e9, 100.0 * full_flops / full / 1e9 / gemm);
+  return 0;
+}
