@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Minimal Python client of linvideo-server.
+
+Generates the gRPC stubs from proto/ at start-up (Debian: python3-grpcio, python3-grpc-tools), lists
+the models and streams one generation to a file.
+
+    python3 client/python/example.py --server 127.0.0.1:50051 --prompt "a red ball" --out ball.mp4
+"""
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+
+import grpc
+from grpc_tools import protoc
+
+PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
+
+
+def load_stubs():
+    out = tempfile.mkdtemp(prefix="linvideo_stubs_")
+    protos = ["linvideo/v1/generation.proto", "linvideo/v1/admin.proto"]
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    args = ["protoc", "-I" + PROTO_DIR, "-I" + include, "--python_out=" + out, "--grpc_python_out=" + out]
+    if protoc.main(args + protos) != 0:
+        sys.exit("protoc failed")
+    sys.path.insert(0, out)
+    return (importlib.import_module("linvideo.v1.generation_pb2"),
+            importlib.import_module("linvideo.v1.generation_pb2_grpc"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", default="127.0.0.1:50051")
+    ap.add_argument("--prompt", default="a red ball bouncing")
+    ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    pb, pb_grpc = load_stubs()
+    stub = pb_grpc.GenerationStub(grpc.insecure_channel(args.server))
+    for m in stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout).models:
+        print(f"model {m.name} v{m.checkpoint_version} max {m.max_width}x{m.max_height}")
+
+    request = pb.GenerateRequest(prompt=args.prompt, steps=args.steps, seed=args.seed,
+                                 format=pb.OUTPUT_FORMAT_MP4)
+    video = bytearray()
+    try:
+        for event in stub.Generate(request, timeout=args.timeout):
+            kind = event.WhichOneof("event")
+            if kind == "queued":
+                print(f"queued at position {event.queued.position}")
+            elif kind == "progress":
+                print(f"step {event.progress.step}/{event.progress.total_steps}")
+            elif kind == "chunk":
+                video += event.chunk.data
+            elif kind == "completed":
+                print(f"done in {event.completed.stats.total_seconds:.2f}s, {len(video)} bytes")
+    except grpc.RpcError as e:
+        print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    with open(args.out, "wb") as f:
+        f.write(video)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
