@@ -27,7 +27,7 @@ struct Result {
   std::string output;
 };
 
-Result Run(const std::string& command) {
+Result RunCommand(const std::string& command) {
   std::string out;
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return {-1, ""};
@@ -45,7 +45,7 @@ class ToolsTest : public ::testing::Test {
                         ("linvideo_tools_test_" + std::to_string(getpid())));
     fs::create_directories(*dir_);
     model_ = new std::string((*dir_ / "tiny").string());
-    Result r = Run(kBin + "linvideo-model init --config tiny --seed 7 " + *model_);
+    Result r = RunCommand(kBin + "linvideo-model init --config tiny --seed 7 " + *model_);
     ASSERT_EQ(r.code, 0) << r.output;
   }
   static void TearDownTestSuite() {
@@ -74,7 +74,7 @@ TEST_F(ToolsTest, InitWritesDiffusersLayoutAndInspectDescribesIt) {
   EXPECT_TRUE(dit->count("blocks.0.attn1.to_q.weight"));
   EXPECT_FALSE(dit->count("blocks.0.self_attn.q.weight"));
 
-  Result r = Run(kBin + "linvideo-model inspect " + *model_);
+  Result r = RunCommand(kBin + "linvideo-model inspect " + *model_);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("layers 2"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("0:softmax 1:softmax"), std::string::npos) << r.output;
@@ -83,8 +83,8 @@ TEST_F(ToolsTest, InitWritesDiffusersLayoutAndInspectDescribesIt) {
 TEST_F(ToolsTest, SameSeedSameWeightsDifferentSeedDifferentWeights) {
   const std::string again = (*dir_ / "tiny_again").string();
   const std::string other = (*dir_ / "tiny_other").string();
-  ASSERT_EQ(Run(kBin + "linvideo-model init --config tiny --seed 7 " + again).code, 0);
-  ASSERT_EQ(Run(kBin + "linvideo-model init --config tiny --seed 8 " + other).code, 0);
+  ASSERT_EQ(RunCommand(kBin + "linvideo-model init --config tiny --seed 7 " + again).code, 0);
+  ASSERT_EQ(RunCommand(kBin + "linvideo-model init --config tiny --seed 8 " + other).code, 0);
   const std::string file = "/transformer/diffusion_pytorch_model.safetensors";
   auto a = linvideo::media::LoadBytes(*model_ + file);
   auto b = linvideo::media::LoadBytes(again + file);
@@ -106,7 +106,7 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
                        {"z", torch::randn({1, 16, 2, 4, 4})}})
                   .ok());
   const std::string converted = (*dir_ / "tiny_original").string();
-  Result conv = Run(kBin + "linvideo-model convert --model " + *model_ +
+  Result conv = RunCommand(kBin + "linvideo-model convert --model " + *model_ +
                     " --to original --output " + converted);
   ASSERT_EQ(conv.code, 0) << conv.output;
   auto orig = linvideo::core::io::ReadSafetensors(
@@ -121,7 +121,7 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
     std::vector<torch::Tensor> outs;
     for (const std::string& model : {*model_, converted}) {
       const std::string out = (*dir_ / (component + ".safetensors")).string();
-      Result r = Run(kBin + "linvideo-model forward --model " + model + " --component " +
+      Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
                      component + " --inputs " + in + " --output " + out);
       ASSERT_EQ(r.code, 0) << component << ": " << r.output;
       auto t = linvideo::core::io::ReadSafetensors(out);
@@ -134,7 +134,7 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
   }
   // A wrong input name is a clear error, not a crash.
   Result bad =
-      Run(kBin + "linvideo-model forward --model " + *model_ + " --component vae-decode --inputs " +
+      RunCommand(kBin + "linvideo-model forward --model " + *model_ + " --component vae-decode --inputs " +
           in + " --output " + (*dir_ / "x.safetensors").string() + " --device tpu");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("allowed"), std::string::npos) << bad.output;
@@ -145,9 +145,9 @@ TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {
   const std::string args =
       " --prompt 'a red circle moves left' --frames 9 --height 32 "
       "--width 48 --steps 3 --seed 5 -o ";
-  Result r = Run(kBin + "linvideo-generate --model " + *model_ + args + a);
+  Result r = RunCommand(kBin + "linvideo-generate --model " + *model_ + args + a);
   ASSERT_EQ(r.code, 0) << r.output;
-  ASSERT_EQ(Run(kBin + "linvideo-generate --model " + *model_ + args + b).code, 0);
+  ASSERT_EQ(RunCommand(kBin + "linvideo-generate --model " + *model_ + args + b).code, 0);
   auto bytes_a = linvideo::media::LoadBytes(a);
   auto bytes_b = linvideo::media::LoadBytes(b);
   ASSERT_TRUE(bytes_a.ok() && bytes_b.ok());
@@ -159,7 +159,7 @@ TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {
   EXPECT_EQ(video->frames.width, 48);
   EXPECT_EQ(video->frames.height, 32);
 
-  Result bad = Run(kBin + "linvideo-generate --model " + *model_ + " --prompt x --frames 8 -o " +
+  Result bad = RunCommand(kBin + "linvideo-generate --model " + *model_ + " --prompt x --frames 8 -o " +
                    (*dir_ / "c.mp4").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("4k+1"), std::string::npos) << bad.output;
@@ -167,16 +167,16 @@ TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {
 
 TEST_F(ToolsTest, ConvertAttentionMakesChosenLayersLinear) {
   const std::string out = (*dir_ / "tiny_linear").string();
-  Result r = Run(kBin + "linvideo-model convert-attention --model " + *model_ +
+  Result r = RunCommand(kBin + "linvideo-model convert-attention --model " + *model_ +
                  " --layers 1 --kind linear --output " + out);
   ASSERT_EQ(r.code, 0) << r.output;
-  Result inspect = Run(kBin + "linvideo-model inspect " + out);
+  Result inspect = RunCommand(kBin + "linvideo-model inspect " + out);
   EXPECT_NE(inspect.output.find("0:softmax 1:linear"), std::string::npos) << inspect.output;
-  Result gen = Run(kBin + "linvideo-generate --model " + out +
+  Result gen = RunCommand(kBin + "linvideo-generate --model " + out +
                    " --prompt 'a blue square' --frames 5 --height 32 --width 32 --steps 2 -o " +
                    (*dir_ / "lin.mp4").string());
   EXPECT_EQ(gen.code, 0) << gen.output;
-  Result bad = Run(kBin + "linvideo-model convert-attention --model " + *model_ +
+  Result bad = RunCommand(kBin + "linvideo-model convert-attention --model " + *model_ +
                    " --layers 9 --output " + (*dir_ / "bad").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("[0, 2)"), std::string::npos) << bad.output;
