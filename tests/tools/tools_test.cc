@@ -107,7 +107,7 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
                   .ok());
   const std::string converted = (*dir_ / "tiny_original").string();
   Result conv = RunCommand(kBin + "linvideo-model convert --model " + *model_ +
-                    " --to original --output " + converted);
+                           " --to original --output " + converted);
   ASSERT_EQ(conv.code, 0) << conv.output;
   auto orig = linvideo::core::io::ReadSafetensors(
       converted + "/transformer/diffusion_pytorch_model.safetensors");
@@ -122,7 +122,7 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
     for (const std::string& model : {*model_, converted}) {
       const std::string out = (*dir_ / (component + ".safetensors")).string();
       Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
-                     component + " --inputs " + in + " --output " + out);
+                            component + " --inputs " + in + " --output " + out);
       ASSERT_EQ(r.code, 0) << component << ": " << r.output;
       auto t = linvideo::core::io::ReadSafetensors(out);
       ASSERT_TRUE(t.ok());
@@ -133,9 +133,9 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
     EXPECT_TRUE(torch::equal(outs[0], outs[1])) << component << " differs after convert";
   }
   // A wrong input name is a clear error, not a crash.
-  Result bad =
-      RunCommand(kBin + "linvideo-model forward --model " + *model_ + " --component vae-decode --inputs " +
-          in + " --output " + (*dir_ / "x.safetensors").string() + " --device tpu");
+  Result bad = RunCommand(kBin + "linvideo-model forward --model " + *model_ +
+                          " --component vae-decode --inputs " + in + " --output " +
+                          (*dir_ / "x.safetensors").string() + " --device tpu");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("allowed"), std::string::npos) << bad.output;
 }
@@ -159,8 +159,8 @@ TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {
   EXPECT_EQ(video->frames.width, 48);
   EXPECT_EQ(video->frames.height, 32);
 
-  Result bad = RunCommand(kBin + "linvideo-generate --model " + *model_ + " --prompt x --frames 8 -o " +
-                   (*dir_ / "c.mp4").string());
+  Result bad = RunCommand(kBin + "linvideo-generate --model " + *model_ +
+                          " --prompt x --frames 8 -o " + (*dir_ / "c.mp4").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("4k+1"), std::string::npos) << bad.output;
 }
@@ -168,16 +168,17 @@ TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {
 TEST_F(ToolsTest, ConvertAttentionMakesChosenLayersLinear) {
   const std::string out = (*dir_ / "tiny_linear").string();
   Result r = RunCommand(kBin + "linvideo-model convert-attention --model " + *model_ +
-                 " --layers 1 --kind linear --output " + out);
+                        " --layers 1 --kind linear --output " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   Result inspect = RunCommand(kBin + "linvideo-model inspect " + out);
   EXPECT_NE(inspect.output.find("0:softmax 1:linear"), std::string::npos) << inspect.output;
-  Result gen = RunCommand(kBin + "linvideo-generate --model " + out +
-                   " --prompt 'a blue square' --frames 5 --height 32 --width 32 --steps 2 -o " +
-                   (*dir_ / "lin.mp4").string());
+  Result gen =
+      RunCommand(kBin + "linvideo-generate --model " + out +
+                 " --prompt 'a blue square' --frames 5 --height 32 --width 32 --steps 2 -o " +
+                 (*dir_ / "lin.mp4").string());
   EXPECT_EQ(gen.code, 0) << gen.output;
   Result bad = RunCommand(kBin + "linvideo-model convert-attention --model " + *model_ +
-                   " --layers 9 --output " + (*dir_ / "bad").string());
+                          " --layers 9 --output " + (*dir_ / "bad").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("[0, 2)"), std::string::npos) << bad.output;
 }
