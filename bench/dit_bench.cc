@@ -10,6 +10,7 @@
 //   --profile=PATH writes a chrome trace of the timed runs (per-op times).
 
 #include <ATen/ATen.h>
+#include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/types.h>
 #include <torch/utils.h>
@@ -31,6 +32,15 @@ namespace wan = linvideo::core::wan;
 
 double Seconds(const std::chrono::steady_clock::time_point& start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// CPU seconds of this process (all threads): on a machine shared with other jobs, CPU time per
+// forward / threads estimates the wall time on idle cores better than wall time does.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
 double Median(std::vector<double> v) {
@@ -99,6 +109,7 @@ int main(int argc, char** argv) {
   auto run = [&] { return prepared ? model->Denoise(x, t, text) : model->forward(x, t, context); };
   run();  // warm-up (RoPE table, allocator)
   std::vector<double> times;
+  const double cpu_start = CpuSeconds();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
   if (!profile.empty()) {
     recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
@@ -109,6 +120,7 @@ int main(int argc, char** argv) {
     times.push_back(Seconds(start));
   }
   recorder.reset();
+  const double cpu_per_forward = (CpuSeconds() - cpu_start) / reps;
   const double measured = Median(times);
   const double per_block = (measured - (prepared ? 0.0 : text_flops / (gemm * 1e9))) / layers;
   const double full = measured + (30 - layers) * per_block;
@@ -120,5 +132,8 @@ int main(int argc, char** argv) {
               measured, static_cast<long long>(reps));
   std::printf("30-layer forward: %.2f s, %.1f GFLOP/s = %.0f%% of the matmul rate\n", full,
               full_flops / full / 1e9, 100.0 * full_flops / full / 1e9 / gemm);
+  std::printf("CPU time per forward (%lld layers): %.3f s; / %d threads = %.3f s\n",
+              static_cast<long long>(layers), cpu_per_forward, used_threads,
+              cpu_per_forward / used_threads);
   return 0;
 }
