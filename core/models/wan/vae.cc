@@ -217,7 +217,7 @@ torch::Tensor WanVaeImpl::Decode(const torch::Tensor& z) const {
   }
   TORCH_CHECK(offset == video.size(2), "VAE decode produced ", offset, " frames, expected ",
               video.size(2));
-  return video.clamp_(-1.0, 1.0);
+  return at::GradMode::is_enabled() ? video.clamp(-1.0, 1.0) : video.clamp_(-1.0, 1.0);
 }
 
 VaeLatentDistribution WanVaeImpl::EncodeDistribution(const torch::Tensor& video) const {

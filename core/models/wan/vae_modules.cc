@@ -81,13 +81,16 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) const {
   shape[0] = dim_;
   // gamma·sqrt(dim) folded into one per-channel factor, broadcast over [B, dim, ...].
   torch::Tensor g = gamma.reshape(shape) * std::sqrt(static_cast<double>(dim_));
-  torch::Tensor norm = at::linalg_vector_norm(x, 2, {1}, /*keepdim=*/true, c10::nullopt)
-                           .clamp_min_(1e-12);  // [B, 1, ...]
-  return at::div(x, norm).mul_(g);              // [B, dim, ...]
+  torch::Tensor norm =
+      at::linalg_vector_norm(x, 2, {1}, /*keepdim=*/true, c10::nullopt);  // [B, 1, ...]
+  if (at::GradMode::is_enabled()) return x / norm.clamp_min(1e-12) * g;
+  // Inference: reuse the temporaries (autograd would need the overwritten values).
+  return at::div(x, norm.clamp_min_(1e-12)).mul_(g);  // [B, dim, ...]
 }
 
 torch::Tensor NormSilu(const RmsNormImpl& norm, const torch::Tensor& x) {
   torch::Tensor y = norm.forward(x);
+  if (at::GradMode::is_enabled()) return at::silu(y);
   at::silu_(y);
   return y;
 }
@@ -139,9 +142,19 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) const {
   // 1x1 convolutions are linear maps over channels.
   torch::Tensor qkv = at::linear(tokens, to_qkv_->weight.view({3 * c, c}), to_qkv_->bias);
   std::vector<torch::Tensor> parts = qkv.chunk(3, -1);  // 3 x [B·T, HW, C]
-  torch::Tensor o = attention::SoftmaxAttention(parts[0].unsqueeze(2), parts[1].unsqueeze(2),
-                                                parts[2].unsqueeze(2));  // [B·T, HW, 1, C]
-  o = at::linear(o.reshape({b * t, h * w, c}), proj_->weight.view({c, c}), proj_->bias);
+  torch::Tensor o;                                      // [B·T, HW, C]
+  if (at::GradMode::is_enabled() && qkv.requires_grad()) {
+    // SoftmaxAttention writes into preallocated outputs, which autograd cannot track; the plain
+    // form keeps gradients (training through the VAE).
+    torch::Tensor scores = at::matmul(parts[0], parts[1].transpose(1, 2))
+                               .mul(1.0 / std::sqrt(static_cast<double>(c)));  // [B·T, HW, HW]
+    o = at::matmul(at::softmax(scores, -1), parts[2]);
+  } else {
+    o = attention::SoftmaxAttention(parts[0].unsqueeze(2), parts[1].unsqueeze(2),
+                                    parts[2].unsqueeze(2))  // [B·T, HW, 1, C], memory-bounded
+            .reshape({b * t, h * w, c});
+  }
+  o = at::linear(o, proj_->weight.view({c, c}), proj_->bias);
   o = o.view({b, t, h, w, c}).permute({0, 4, 1, 2, 3});  // [B, C, T, H, W]
   return at::add(x, o).contiguous();
 }
