@@ -20,7 +20,6 @@ namespace linvideo::tools {
 namespace {
 
 namespace fs = std::filesystem;
-using core::io::TensorMap;
 
 // Where the default tokenizer lives: next to the binary's source tree, or installed.
 std::string DefaultTokenizerModel() {
@@ -29,20 +28,6 @@ std::string DefaultTokenizerModel() {
     if (fs::exists(p)) return p;
   }
   return std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model";
-}
-
-TensorMap CastFloating(const TensorMap& in, c10::ScalarType dtype) {
-  TensorMap out;
-  for (const auto& [k, v] : in) {
-    out[k] = v.is_floating_point() ? v.detach().to(dtype).contiguous() : v.detach();
-  }
-  return out;
-}
-
-int64_t CountParameters(const TensorMap& m) {
-  int64_t n = 0;
-  for (const auto& [k, v] : m) n += v.numel();
-  return n;
 }
 
 }  // namespace
@@ -58,48 +43,15 @@ absl::Status RunInit(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(c10::ScalarType dtype, core::ParseDtype(flags.Get("dtype", "fp32")));
   core::InitRuntime();
 
-  core::pipeline::ModelFolderContents c;
-  LV_ASSIGN_OR_RETURN(c.dit_config, core::wan::NamedDitConfig(name));
-  const bool tiny = name == "tiny";
-  LV_ASSIGN_OR_RETURN(c.t5_config, core::wan::T5Config::Named(tiny ? "tiny" : "umt5-xxl"));
-  LV_ASSIGN_OR_RETURN(c.vae_config, core::wan::VaeConfig::Named(tiny ? "tiny" : "wan2.1"));
-  c.tokenizer_model_file = flags.Get("tokenizer", DefaultTokenizerModel());
-  LV_ASSIGN_OR_RETURN(auto tokenizer, core::wan::T5Tokenizer::Create(c.tokenizer_model_file));
-  if (tiny) {
-    // The tiny text encoder must produce the DiT's text width and cover the tokenizer.
-    c.t5_config.dim = c.t5_config.dim_attn = c.dit_config.text_dim;
-    c.t5_config.vocab = tokenizer->vocab_size();
-  } else if (tokenizer->vocab_size() > c.t5_config.vocab) {
-    return absl::InvalidArgumentError("tokenizer vocabulary exceeds the text encoder's");
-  }
-
-  torch::manual_seed(static_cast<uint64_t>(seed));
-  LV_ASSIGN_OR_RETURN(auto dit, core::wan::CreateWanModel(c.dit_config));
-  c.dit = CastFloating(core::io::StateDict(*dit), dtype);
-  dit = nullptr;
-  LV_ASSIGN_OR_RETURN(auto t5, core::wan::CreateT5Encoder(c.t5_config));
-  c.text_encoder = CastFloating(core::io::StateDict(*t5), dtype);
-  t5 = nullptr;
-  LV_ASSIGN_OR_RETURN(auto vae, core::wan::CreateWanVae(c.vae_config));
-  c.vae = CastFloating(core::io::StateDict(*vae), dtype);
-  vae = nullptr;
-
+  core::pipeline::RandomModelOptions options;
+  options.config = name;
+  options.seed = static_cast<uint64_t>(seed);
+  options.dtype = dtype;
+  options.tokenizer_model_file = flags.Get("tokenizer", DefaultTokenizerModel());
   const std::string dir = flags.positional()[0];
-  LV_RETURN_IF_ERROR(core::pipeline::WriteModelFolder(dir, c));
-  if (tiny) {
-    // Small serving defaults so the tiny model generates in seconds.
-    const std::string index_path = (fs::path(dir) / "model_index.json").string();
-    LV_ASSIGN_OR_RETURN(nlohmann::json index, core::io::ReadJsonFile(index_path));
-    index["linvideo"] = {{"default_width", 64}, {"default_height", 64},    {"default_frames", 5},
-                         {"default_steps", 4},  {"default_guidance", 5.0}, {"default_shift", 5.0},
-                         {"max_width", 256},    {"max_height", 256},       {"max_frames", 33},
-                         {"max_steps", 100}};
-    LV_RETURN_IF_ERROR(core::io::WriteJsonFile(index_path, index));
-  }
+  LV_ASSIGN_OR_RETURN(std::string summary, core::pipeline::WriteRandomModelFolder(dir, options));
   std::cout << "wrote " << name << " model (seed " << seed << ", " << core::DtypeName(dtype)
-            << ") to " << dir << ": transformer " << CountParameters(c.dit)
-            << " params, text encoder " << CountParameters(c.text_encoder) << ", vae "
-            << CountParameters(c.vae) << "\n";
+            << ") to " << dir << ": " << summary << "\n";
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/common/torch_compat.h"
 
@@ -33,16 +34,26 @@ torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
   const int64_t chunk =
       std::clamp<int64_t>(score_budget_bytes / std::max<int64_t>(1, bytes_per_query_row), 1, nq);
 
-  auto out = at::empty({b * h, nq, d}, q.options());  // [B*H, Nq, D]
+  // Training records autograd history: out= ops are not differentiable, so chunks are
+  // concatenated instead of written into a preallocated output.
+  const bool needs_grad =
+      at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  std::vector<at::Tensor> chunks;
+  auto out = needs_grad ? at::Tensor() : at::empty({b * h, nq, d}, q.options());  // [B*H, Nq, D]
   for (int64_t start = 0; start < nq; start += chunk) {
     const int64_t len = std::min(chunk, nq - start);
-    auto q_chunk = qh.narrow(1, start, len);            // [B*H, c, D]
-    auto scores = at::matmul(q_chunk, kt).mul_(scale);  // [B*H, c, Nk]
-    auto probs = at::softmax(scores, -1);               // [B*H, c, Nk]
+    auto q_chunk = qh.narrow(1, start, len);           // [B*H, c, D]
+    auto scores = at::matmul(q_chunk, kt).mul(scale);  // [B*H, c, Nk]
+    auto probs = at::softmax(scores, -1);              // [B*H, c, Nk]
     scores = at::Tensor();
-    auto o_chunk = out.narrow(1, start, len);
-    at::matmul_out(o_chunk, probs, vh);  // [B*H, c, D]
+    if (needs_grad) {
+      chunks.push_back(at::matmul(probs, vh));  // [B*H, c, D]
+    } else {
+      auto o_chunk = out.narrow(1, start, len);
+      at::matmul_out(o_chunk, probs, vh);  // [B*H, c, D]
+    }
   }
+  if (needs_grad) out = chunks.size() == 1 ? chunks[0] : at::cat(chunks, 1);
   return out.view({b, h, nq, d}).permute({0, 2, 1, 3});  // [B, Nq, H, D]
 }
 

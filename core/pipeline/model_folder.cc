@@ -260,4 +260,62 @@ absl::Status WriteModelFolder(const std::string& dir, const ModelFolderContents&
   return io::WriteJsonFile((root / "model_index.json").string(), index);
 }
 
+absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
+                                                   const RandomModelOptions& options) {
+  ModelFolderContents c;
+  LV_ASSIGN_OR_RETURN(c.dit_config, wan::NamedDitConfig(options.config));
+  const bool tiny = options.config == "tiny";
+  LV_ASSIGN_OR_RETURN(c.t5_config, wan::T5Config::Named(tiny ? "tiny" : "umt5-xxl"));
+  LV_ASSIGN_OR_RETURN(c.vae_config, wan::VaeConfig::Named(tiny ? "tiny" : "wan2.1"));
+  c.tokenizer_model_file = options.tokenizer_model_file;
+  LV_ASSIGN_OR_RETURN(auto tokenizer, wan::T5Tokenizer::Create(c.tokenizer_model_file));
+  if (tiny) {
+    // The tiny text encoder must produce the DiT's text width and cover the tokenizer.
+    c.t5_config.dim = c.t5_config.dim_attn = c.dit_config.text_dim;
+    c.t5_config.vocab = tokenizer->vocab_size();
+  } else if (tokenizer->vocab_size() > c.t5_config.vocab) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer vocabulary ", tokenizer->vocab_size(),
+                                                   " exceeds the text encoder's ",
+                                                   c.t5_config.vocab));
+  }
+  auto cast = [&](const io::TensorMap& in) {
+    io::TensorMap out;
+    for (const auto& [k, v] : in) {
+      out[k] = v.is_floating_point() ? v.detach().to(options.dtype).contiguous() : v.detach();
+    }
+    return out;
+  };
+  auto count = [](const io::TensorMap& m) {
+    int64_t n = 0;
+    for (const auto& [k, v] : m) n += v.numel();
+    return n;
+  };
+  torch::manual_seed(options.seed);
+  {
+    LV_ASSIGN_OR_RETURN(auto dit, wan::CreateWanModel(c.dit_config));
+    c.dit = cast(io::StateDict(*dit));
+  }
+  {
+    LV_ASSIGN_OR_RETURN(auto t5, wan::CreateT5Encoder(c.t5_config));
+    c.text_encoder = cast(io::StateDict(*t5));
+  }
+  {
+    LV_ASSIGN_OR_RETURN(auto vae, wan::CreateWanVae(c.vae_config));
+    c.vae = cast(io::StateDict(*vae));
+  }
+  LV_RETURN_IF_ERROR(WriteModelFolder(dir, c));
+  if (tiny) {
+    // Small serving defaults so the tiny model generates in seconds.
+    const std::string index_path = (fs::path(dir) / "model_index.json").string();
+    LV_ASSIGN_OR_RETURN(nlohmann::json index, io::ReadJsonFile(index_path));
+    index["linvideo"] = {{"default_width", 64}, {"default_height", 64},    {"default_frames", 5},
+                         {"default_steps", 4},  {"default_guidance", 5.0}, {"default_shift", 5.0},
+                         {"max_width", 256},    {"max_height", 256},       {"max_frames", 33},
+                         {"max_steps", 100}};
+    LV_RETURN_IF_ERROR(io::WriteJsonFile(index_path, index));
+  }
+  return absl::StrCat("transformer ", count(c.dit), " params, text encoder ", count(c.text_encoder),
+                      ", vae ", count(c.vae));
+}
+
 }  // namespace linvideo::core::pipeline

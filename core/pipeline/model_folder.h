@@ -79,4 +79,17 @@ struct ModelFolderContents {
 };
 absl::Status WriteModelFolder(const std::string& dir, const ModelFolderContents& contents);
 
+// A random-weights model folder for a named config ("tiny", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"):
+// seeded LibTorch initialisation (same seed and thread count -> identical files), weights stored in
+// `dtype`. "tiny" also records small serving defaults in model_index.json. Returns the contents'
+// parameter counts in `summary` if given.
+struct RandomModelOptions {
+  std::string config = "tiny";
+  uint64_t seed = 0;
+  c10::ScalarType dtype = c10::kFloat;
+  std::string tokenizer_model_file;  // sentencepiece model copied into tokenizer/
+};
+absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
+                                                   const RandomModelOptions& options);
+
 }  // namespace linvideo::core::pipeline

@@ -154,10 +154,9 @@ TEST(DitModelTest, Bf16RuntimeKeepsNormsAndModulationInFp32) {
   EXPECT_EQ(model->compute_dtype(), torch::kFloat);
 }
 
-// Disabled until attention::SoftmaxAttention has an autograd path: its chunked matmul_out into a
-// preallocated output is rejected by autograd ("out=... arguments don't support automatic
-// differentiation"). The DiT's own ops (RoPE, norms) take out-of-place paths under GradMode.
-TEST(DitModelTest, DISABLED_TrainsThroughAutograd) {
+// Training (the post-training jobs) needs gradients through every op, including the chunked
+// softmax attention, which takes an out-of-place path under GradMode.
+TEST(DitModelTest, TrainsThroughAutograd) {
   WanModel model = MakeModel(Tiny());
   auto out = model->forward(torch::randn({1, 16, 1, 4, 4}), torch::tensor({300.0f}),
                             torch::randn({1, 3, 64}));

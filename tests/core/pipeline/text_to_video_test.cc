@@ -1,0 +1,163 @@
+// The text-to-video pipeline on a random-weights tiny model folder written by the project's own
+// writer: defaults and validation, the step-level API (requests at different steps in one batch
+// give what each gets alone), reproducibility and batching over prompts.
+
+#include "core/pipeline/text_to_video.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "core/pipeline/model_folder.h"
+
+namespace linvideo::core::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TextToVideoTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(
+        (fs::temp_directory_path() / ("lv_pipeline_test_" + std::to_string(getpid()))).string());
+    RandomModelOptions options;
+    options.seed = 3;
+    options.tokenizer_model_file =
+        std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model";
+    auto written = WriteRandomModelFolder(*dir_, options);
+    ASSERT_TRUE(written.ok()) << written.status();
+    auto p = TextToVideoPipeline::Create({*dir_});
+    ASSERT_TRUE(p.ok()) << p.status();
+    pipeline_ = p->release();
+  }
+  static void TearDownTestSuite() {
+    delete pipeline_;
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static GenerationParams Params(const std::string& prompt, uint64_t seed) {
+    GenerationParams p;
+    p.prompt = prompt;
+    p.width = 32;
+    p.height = 32;
+    p.frames = 5;
+    p.steps = 3;
+    p.seed = seed;
+    return p;
+  }
+  static std::string* dir_;
+  static TextToVideoPipeline* pipeline_;
+};
+std::string* TextToVideoTest::dir_ = nullptr;
+TextToVideoPipeline* TextToVideoTest::pipeline_ = nullptr;
+
+TEST_F(TextToVideoTest, ResolvesModelDefaultsAndRejectsBadParamsWithAllowedValues) {
+  GenerationParams p;
+  p.prompt = "a cat";
+  auto r = pipeline_->Resolve(p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->width, 64);  // tiny model defaults from model_index.json
+  EXPECT_EQ(r->frames, 5);
+  EXPECT_EQ(r->steps, 4);
+  EXPECT_DOUBLE_EQ(r->guidance, 5.0);
+
+  struct Case {
+    GenerationParams p;
+    std::string expect;
+  };
+  std::vector<Case> cases;
+  auto with = [&](auto mutate, std::string expect) {
+    GenerationParams q = Params("x", 0);
+    mutate(q);
+    cases.push_back({q, expect});
+  };
+  with([](GenerationParams& q) { q.prompt.clear(); }, "prompt is empty");
+  with([](GenerationParams& q) { q.width = 40; }, "multiple of 16");
+  with([](GenerationParams& q) { q.height = 512; }, "multiple of 16 in [16, 256]");
+  with([](GenerationParams& q) { q.frames = 8; }, "4k+1");
+  with([](GenerationParams& q) { q.steps = 1000; }, "1..100");
+  with([](GenerationParams& q) { q.guidance = 50; }, "0..20");
+  with([](GenerationParams& q) { q.shift = 0.0; }, "(0, 100]");
+  for (const auto& c : cases) {
+    auto bad = pipeline_->Resolve(c.p);
+    ASSERT_FALSE(bad.ok()) << c.expect;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find(c.expect), std::string::npos) << bad.status();
+  }
+}
+
+TEST_F(TextToVideoTest, GenerateIsReproducibleAndSeedSensitive) {
+  auto a = pipeline_->Generate({Params("a red circle", 1)});
+  auto b = pipeline_->Generate({Params("a red circle", 1)});
+  auto c = pipeline_->Generate({Params("a red circle", 2)});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status();
+  const auto& v = (*a)[0];
+  EXPECT_EQ(v.sizes().vec(), (std::vector<int64_t>{5, 32, 32, 3}));
+  EXPECT_EQ(v.scalar_type(), torch::kUInt8);
+  EXPECT_TRUE(torch::equal(v, (*b)[0]));
+  EXPECT_FALSE(torch::equal(v, (*c)[0]));
+}
+
+TEST_F(TextToVideoTest, BatchedPromptsEqualEachAlone) {
+  auto both = pipeline_->Generate({Params("a red circle", 1), Params("a blue square", 9)});
+  auto first = pipeline_->Generate({Params("a red circle", 1)});
+  auto second = pipeline_->Generate({Params("a blue square", 9)});
+  ASSERT_TRUE(both.ok() && first.ok() && second.ok()) << both.status();
+  // Batched matmuls may differ in the last bits; frames are uint8 after the VAE.
+  auto close = [](const torch::Tensor& x, const torch::Tensor& y) {
+    return (x.to(torch::kInt) - y.to(torch::kInt)).abs().max().item<int>() <= 1;
+  };
+  EXPECT_TRUE(close((*both)[0], (*first)[0]));
+  EXPECT_TRUE(close((*both)[1], (*second)[0]));
+}
+
+TEST_F(TextToVideoTest, StepApiRunsRequestsAtDifferentStepsInOneBatch) {
+  auto emb = pipeline_->EncodeText({"a red circle", "a blue square", ""});
+  ASSERT_TRUE(emb.ok()) << emb.status();
+  ASSERT_EQ(emb->size(), 3u);
+  EXPECT_EQ((*emb)[0].sizes().vec(), (std::vector<int64_t>{32, 64}));  // [text_len, text_dim]
+
+  auto pa = pipeline_->Resolve(Params("a red circle", 4));
+  auto pb = pipeline_->Resolve(Params("a blue square", 5));
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  auto solo_a = pipeline_->InitRequest(*pa, (*emb)[0], (*emb)[2]);
+  auto solo_b = pipeline_->InitRequest(*pb, (*emb)[1], (*emb)[2]);
+  auto a = pipeline_->InitRequest(*pa, (*emb)[0], (*emb)[2]);
+  auto b = pipeline_->InitRequest(*pb, (*emb)[1], (*emb)[2]);
+  ASSERT_TRUE(solo_a.ok() && solo_b.ok() && a.ok() && b.ok());
+  while (!(*solo_a)->done()) ASSERT_TRUE(pipeline_->Step({solo_a->get()}).ok());
+  while (!(*solo_b)->done()) ASSERT_TRUE(pipeline_->Step({solo_b->get()}).ok());
+  // a runs one step alone, then joins b's batch: they run at different steps together.
+  ASSERT_TRUE(pipeline_->Step({a->get()}).ok());
+  while (!(*a)->done() || !(*b)->done()) {
+    std::vector<RequestState*> batch;
+    if (!(*a)->done()) batch.push_back(a->get());
+    if (!(*b)->done()) batch.push_back(b->get());
+    ASSERT_TRUE(pipeline_->Step(batch).ok());
+  }
+  EXPECT_EQ((*a)->step, 3);
+  EXPECT_TRUE(torch::allclose((*a)->latents, (*solo_a)->latents, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose((*b)->latents, (*solo_b)->latents, 1e-4, 1e-5));
+  // A finished request cannot be stepped again, and shapes must match within a batch.
+  EXPECT_EQ(pipeline_->Step({a->get()}).code(), absl::StatusCode::kFailedPrecondition);
+  auto frames = pipeline_->Decode(**a);
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_EQ(frames->sizes().vec(), (std::vector<int64_t>{5, 32, 32, 3}));
+}
+
+TEST_F(TextToVideoTest, MissingOrBrokenModelFoldersGiveClearErrors) {
+  auto missing = TextToVideoPipeline::Create({"/nonexistent/model"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  const std::string broken = *dir_ + "_broken";
+  fs::create_directories(broken);
+  fs::copy(*dir_, broken, fs::copy_options::recursive);
+  fs::remove(fs::path(broken) / "vae" / "diffusion_pytorch_model.safetensors");
+  auto r = TextToVideoPipeline::Create({broken});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("vae"), std::string::npos) << r.status();
+  fs::remove_all(broken);
+}
+
+}  // namespace
+}  // namespace linvideo::core::pipeline
