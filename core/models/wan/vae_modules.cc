@@ -28,6 +28,19 @@ torch::Tensor LastFrames(const torch::Tensor& x, int64_t n) {
 
 }  // namespace
 
+torch::Tensor Conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     at::IntArrayRef stride, at::IntArrayRef padding) {
+  // LibTorch's CPU heuristic sends batch-1 convolutions with N·C·T·H <= 20480 (the latent-
+  // resolution stages, chunk by chunk) to slow_conv3d, ~5x slower here than oneDNN. For
+  // inference on fp32 CPU tensors call oneDNN directly; same arithmetic up to summation order.
+  if (x.is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+      at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && !at::GradMode::is_enabled()) {
+    return at::mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, padding, stride,
+                                  {1, 1, 1}, 1);
+  }
+  return at::conv3d(x, weight, bias, stride, padding);
+}
+
 FeatureCache::Slot& FeatureCache::Next() {
   if (next_ == slots_.size()) slots_.emplace_back();
   return slots_[next_++];
@@ -43,16 +56,24 @@ CausalConv3dImpl::CausalConv3dImpl(int64_t in, int64_t out, std::array<int64_t, 
 
 torch::Tensor CausalConv3dImpl::forward(const torch::Tensor& x, const torch::Tensor& cache) const {
   int64_t pad_t = time_padding();
-  torch::Tensor input = x;
-  if (cache.defined() && pad_t > 0) {
-    input = at::cat({cache, x}, 2);  // [B, in, n + T, H, W]
-    pad_t -= cache.size(2);
+  std::vector<torch::Tensor> parts;  // [zero frames], [cached frames], x along time
+  if (cache.defined() && pad_t > 0) pad_t -= cache.size(2);
+  if (pad_t > 0) {
+    // One cat writes only the pad frames; constant_pad_nd would fill the whole padded tensor.
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape[2] = pad_t;
+    parts.push_back(at::zeros(shape, x.options()));
   }
-  if (pad_t > 0) input = at::constant_pad_nd(input, {0, 0, 0, 0, pad_t, 0}, 0);
-  // Spatial padding is symmetric, so conv3d's own zero padding gives the same result as an explicit
-  // pad without materialising the padded tensor.
-  return at::conv3d(input, weight, bias, {stride_[0], stride_[1], stride_[2]},
-                    {0, padding_[1], padding_[2]});  // [B, out, T', H', W']
+  if (cache.defined() && time_padding() > 0) parts.push_back(cache);
+  torch::Tensor input = x;
+  if (!parts.empty()) {
+    parts.push_back(x);
+    input = at::cat(parts, 2);  // [B, in, pad + n + T, H, W]
+  }
+  // Spatial padding is symmetric, so the convolution's own zero padding gives the same result as
+  // an explicit pad without materialising the padded tensor.
+  return Conv3d(input, weight, bias, {stride_[0], stride_[1], stride_[2]},
+                {0, padding_[1], padding_[2]});  // [B, out, T', H', W']
 }
 
 torch::Tensor CachedConv(const CausalConv3dImpl& conv, const torch::Tensor& x,
@@ -81,8 +102,9 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) const {
   shape[0] = dim_;
   // gamma·sqrt(dim) folded into one per-channel factor, broadcast over [B, dim, ...].
   torch::Tensor g = gamma.reshape(shape) * std::sqrt(static_cast<double>(dim_));
-  torch::Tensor norm =
-      at::linalg_vector_norm(x, 2, {1}, /*keepdim=*/true, c10::nullopt);  // [B, 1, ...]
+  // sqrt(sum of squares) over channels: F.normalize's norm, but the plain sum is a vectorised
+  // outer reduction where linalg_vector_norm is several times slower here.
+  torch::Tensor norm = at::mul(x, x).sum(1, /*keepdim=*/true).sqrt_();  // [B, 1, ...]
   if (at::GradMode::is_enabled()) return x / norm.clamp_min(1e-12) * g;
   // Inference: reuse the temporaries (autograd would need the overwritten values).
   return at::div(x, norm.clamp_min_(1e-12)).mul_(g);  // [B, dim, ...]
@@ -227,10 +249,10 @@ torch::Tensor ResampleImpl::forward(const torch::Tensor& x, FeatureCache* cache)
   if (mode_ == ResampleMode::kUpsample2d || mode_ == ResampleMode::kUpsample3d) {
     // nearest-exact at an integer factor 2 picks source index floor(i / 2), like nearest.
     y = at::upsample_nearest3d(y, {y.size(2), 2 * y.size(3), 2 * y.size(4)});  // [B,C,T,2H,2W]
-    y = at::conv3d(y, w, conv_->bias, {1, 1, 1}, {0, 1, 1});                   // [B,C/2,T,2H,2W]
+    y = Conv3d(y, w, conv_->bias, {1, 1, 1}, {0, 1, 1});                       // [B,C/2,T,2H,2W]
   } else {
-    y = at::constant_pad_nd(y, {0, 1, 0, 1}, 0);              // right/bottom zero pad
-    y = at::conv3d(y, w, conv_->bias, {1, 2, 2}, {0, 0, 0});  // [B, C, T, H/2, W/2]
+    y = at::constant_pad_nd(y, {0, 1, 0, 1}, 0);          // right/bottom zero pad
+    y = Conv3d(y, w, conv_->bias, {1, 2, 2}, {0, 0, 0});  // [B, C, T, H/2, W/2]
   }
   if (mode_ == ResampleMode::kDownsample3d && cache != nullptr) {
     y = TemporalDownsample(y, cache->Next());

@@ -70,6 +70,10 @@ class CausalConv3dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CausalConv3d);
 
+// at::conv3d, routed to oneDNN for fp32 CPU inference (see the .cc for why).
+torch::Tensor Conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     at::IntArrayRef stride, at::IntArrayRef padding);
+
 // The official cached-conv step: runs `conv` on x after the slot's frames, then stores x's last
 // kCacheFrames frames (prepending the previous chunk's last frame when x has only one). Without a
 // cache this is conv(x). The stored frames alias x: callers must not modify x in place afterwards.
