@@ -3,70 +3,39 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/io/json_fields.h"
 
 namespace linvideo::core::wan {
 namespace {
 
 using nlohmann::json;
 
-// Reads an integer field; missing keeps `*out` when `required` is false.
-absl::Status ReadInt(const json& j, const char* key, bool required, int64_t* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("T5 config: missing required integer field \"", key, "\""));
-    }
-    return absl::OkStatus();
-  }
-  if (!it->is_number_integer()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("T5 config: field \"", key, "\" must be an integer, got ", it->dump()));
-  }
-  *out = it->get<int64_t>();
-  return absl::OkStatus();
+// Config fields: absent or null keeps the default; a wrong type is INVALID_ARGUMENT naming the key.
+template <typename T>
+absl::Status Read(const json& j, const char* key, T* out) {
+  return io::ReadJsonField(j, key, "T5 config", out);
 }
-
-absl::Status ReadDouble(const json& j, const char* key, double* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("T5 config: field \"", key, "\" must be a number, got ", it->dump()));
-  }
-  *out = it->get<double>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const json& j, const char* key, bool* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_boolean()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("T5 config: field \"", key, "\" must be true/false, got ", it->dump()));
-  }
-  *out = it->get<bool>();
-  return absl::OkStatus();
+absl::Status ReadRequired(const json& j, const char* key, int64_t* out) {
+  if (absl::Status s = io::RequireJsonField(j, key, "T5 config"); !s.ok()) return s;
+  return Read(j, key, out);
 }
 
 absl::StatusOr<T5Config> FromHfJson(const json& j) {
   T5Config c;
   int64_t d_kv = 64;
-  if (absl::Status s = ReadInt(j, "vocab_size", true, &c.vocab); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "d_model", true, &c.dim); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "d_kv", true, &d_kv); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "d_ff", true, &c.dim_ffn); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "num_heads", true, &c.num_heads); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "num_layers", true, &c.num_layers); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "relative_attention_num_buckets", false, &c.num_buckets);
-      !s.ok()) {
+  if (absl::Status s = ReadRequired(j, "vocab_size", &c.vocab); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "d_model", &c.dim); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "d_kv", &d_kv); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "d_ff", &c.dim_ffn); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "num_heads", &c.num_heads); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "num_layers", &c.num_layers); !s.ok()) return s;
+  if (absl::Status s = Read(j, "relative_attention_num_buckets", &c.num_buckets); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadInt(j, "relative_attention_max_distance", false, &c.max_distance);
-      !s.ok()) {
+  if (absl::Status s = Read(j, "relative_attention_max_distance", &c.max_distance); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadDouble(j, "layer_norm_epsilon", &c.eps); !s.ok()) return s;
+  if (absl::Status s = Read(j, "layer_norm_epsilon", &c.eps); !s.ok()) return s;
   c.dim_attn = c.num_heads * d_kv;
   // HF's T5Config defaults feed_forward_proj to "relu" (original T5, ungated); only the gated-GELU
   // variant (T5 v1.1, mT5, umT5) is implemented.
@@ -84,24 +53,24 @@ absl::StatusOr<T5Config> FromWanJson(const json& j) {
   T5Config c;
   // The official code names the vocabulary `vocab` in T5Encoder and `vocab_size` in umt5_xxl().
   if (j.contains("vocab")) {
-    if (absl::Status s = ReadInt(j, "vocab", true, &c.vocab); !s.ok()) return s;
-  } else if (absl::Status s = ReadInt(j, "vocab_size", true, &c.vocab); !s.ok()) {
+    if (absl::Status s = ReadRequired(j, "vocab", &c.vocab); !s.ok()) return s;
+  } else if (absl::Status s = ReadRequired(j, "vocab_size", &c.vocab); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadInt(j, "dim", true, &c.dim); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "dim", &c.dim); !s.ok()) return s;
   c.dim_attn = c.dim;
-  if (absl::Status s = ReadInt(j, "dim_attn", false, &c.dim_attn); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "dim_ffn", true, &c.dim_ffn); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "num_heads", true, &c.num_heads); !s.ok()) return s;
+  if (absl::Status s = Read(j, "dim_attn", &c.dim_attn); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "dim_ffn", &c.dim_ffn); !s.ok()) return s;
+  if (absl::Status s = ReadRequired(j, "num_heads", &c.num_heads); !s.ok()) return s;
   if (j.contains("num_layers")) {
-    if (absl::Status s = ReadInt(j, "num_layers", true, &c.num_layers); !s.ok()) return s;
-  } else if (absl::Status s = ReadInt(j, "encoder_layers", true, &c.num_layers); !s.ok()) {
+    if (absl::Status s = ReadRequired(j, "num_layers", &c.num_layers); !s.ok()) return s;
+  } else if (absl::Status s = ReadRequired(j, "encoder_layers", &c.num_layers); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadInt(j, "num_buckets", false, &c.num_buckets); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "max_distance", false, &c.max_distance); !s.ok()) return s;
-  if (absl::Status s = ReadDouble(j, "eps", &c.eps); !s.ok()) return s;
-  if (absl::Status s = ReadBool(j, "shared_pos", &c.shared_pos); !s.ok()) return s;
+  if (absl::Status s = Read(j, "num_buckets", &c.num_buckets); !s.ok()) return s;
+  if (absl::Status s = Read(j, "max_distance", &c.max_distance); !s.ok()) return s;
+  if (absl::Status s = Read(j, "eps", &c.eps); !s.ok()) return s;
+  if (absl::Status s = Read(j, "shared_pos", &c.shared_pos); !s.ok()) return s;
   return c;
 }
 

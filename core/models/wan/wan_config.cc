@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status.h"
+#include "core/io/json_fields.h"
 
 namespace linvideo::core::wan {
 namespace {
@@ -17,38 +18,10 @@ constexpr char kOriginalClass[] = "WanModel";
 constexpr char kDiffusersClass[] = "WanTransformer3DModel";
 constexpr char kDiffusersQkNorm[] = "rms_norm_across_heads";
 
-// Field readers: absent or null keeps the default; a wrong type is INVALID_ARGUMENT naming the key.
-absl::Status ReadInt(const json& j, const char* key, int64_t* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DiT config field '", key, "' must be an integer, got ", it->dump()));
-  }
-  *out = it->get<int64_t>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadDouble(const json& j, const char* key, double* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DiT config field '", key, "' must be a number, got ", it->dump()));
-  }
-  *out = it->get<double>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const json& j, const char* key, bool* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_boolean()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DiT config field '", key, "' must be true or false, got ", it->dump()));
-  }
-  *out = it->get<bool>();
-  return absl::OkStatus();
+// Field reader: absent or null keeps the default; a wrong type is INVALID_ARGUMENT naming the key.
+template <typename T>
+absl::Status Read(const json& j, const char* key, T* out) {
+  return io::ReadJsonField(j, key, "DiT config", out);
 }
 
 absl::Status ReadIntList(const json& j, const char* key, size_t size, std::vector<int64_t>* out) {
@@ -135,20 +108,20 @@ absl::StatusOr<WanConfig> FromOriginalJson(const json& j) {
           "DiT window_size ", it->dump(), " is not supported; only global attention [-1, -1] is"));
     }
   }
-  LV_RETURN_IF_ERROR(ReadInt(j, "dim", &c.dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "ffn_dim", &c.ffn_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "freq_dim", &c.freq_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "text_dim", &c.text_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "text_len", &c.text_len));
-  LV_RETURN_IF_ERROR(ReadInt(j, "in_dim", &c.in_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "out_dim", &c.out_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "num_heads", &c.num_heads));
-  LV_RETURN_IF_ERROR(ReadInt(j, "num_layers", &c.num_layers));
+  LV_RETURN_IF_ERROR(Read(j, "dim", &c.dim));
+  LV_RETURN_IF_ERROR(Read(j, "ffn_dim", &c.ffn_dim));
+  LV_RETURN_IF_ERROR(Read(j, "freq_dim", &c.freq_dim));
+  LV_RETURN_IF_ERROR(Read(j, "text_dim", &c.text_dim));
+  LV_RETURN_IF_ERROR(Read(j, "text_len", &c.text_len));
+  LV_RETURN_IF_ERROR(Read(j, "in_dim", &c.in_dim));
+  LV_RETURN_IF_ERROR(Read(j, "out_dim", &c.out_dim));
+  LV_RETURN_IF_ERROR(Read(j, "num_heads", &c.num_heads));
+  LV_RETURN_IF_ERROR(Read(j, "num_layers", &c.num_layers));
   LV_RETURN_IF_ERROR(ReadPatchSize(j, &c));
-  LV_RETURN_IF_ERROR(ReadDouble(j, "eps", &c.eps));
-  LV_RETURN_IF_ERROR(ReadBool(j, "qk_norm", &c.qk_norm));
-  LV_RETURN_IF_ERROR(ReadBool(j, "cross_attn_norm", &c.cross_attn_norm));
-  LV_RETURN_IF_ERROR(ReadInt(j, "rope_max_seq_len", &c.rope_max_seq_len));
+  LV_RETURN_IF_ERROR(Read(j, "eps", &c.eps));
+  LV_RETURN_IF_ERROR(Read(j, "qk_norm", &c.qk_norm));
+  LV_RETURN_IF_ERROR(Read(j, "cross_attn_norm", &c.cross_attn_norm));
+  LV_RETURN_IF_ERROR(Read(j, "rope_max_seq_len", &c.rope_max_seq_len));
   LV_RETURN_IF_ERROR(ReadAttentionKinds(j, &c));
   return c;
 }
@@ -166,24 +139,24 @@ absl::StatusOr<WanConfig> FromDiffusersJson(const json& j) {
                        " (image-to-video / VACE); only text-to-video (null) is supported"));
     }
   }
-  LV_RETURN_IF_ERROR(ReadInt(j, "num_attention_heads", &heads));
-  LV_RETURN_IF_ERROR(ReadInt(j, "attention_head_dim", &head_dim));
+  LV_RETURN_IF_ERROR(Read(j, "num_attention_heads", &heads));
+  LV_RETURN_IF_ERROR(Read(j, "attention_head_dim", &head_dim));
   LV_RETURN_IF_ERROR(CheckPositive("num_attention_heads", heads));
   LV_RETURN_IF_ERROR(CheckPositive("attention_head_dim", head_dim));
   c.num_heads = heads;
   c.dim = heads * head_dim;
-  LV_RETURN_IF_ERROR(ReadInt(j, "in_channels", &c.in_dim));
+  LV_RETURN_IF_ERROR(Read(j, "in_channels", &c.in_dim));
   c.out_dim = c.in_dim;  // diffusers: out_channels = out_channels or in_channels
-  LV_RETURN_IF_ERROR(ReadInt(j, "out_channels", &c.out_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "text_dim", &c.text_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "freq_dim", &c.freq_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "ffn_dim", &c.ffn_dim));
-  LV_RETURN_IF_ERROR(ReadInt(j, "num_layers", &c.num_layers));
-  LV_RETURN_IF_ERROR(ReadBool(j, "cross_attn_norm", &c.cross_attn_norm));
-  LV_RETURN_IF_ERROR(ReadDouble(j, "eps", &c.eps));
+  LV_RETURN_IF_ERROR(Read(j, "out_channels", &c.out_dim));
+  LV_RETURN_IF_ERROR(Read(j, "text_dim", &c.text_dim));
+  LV_RETURN_IF_ERROR(Read(j, "freq_dim", &c.freq_dim));
+  LV_RETURN_IF_ERROR(Read(j, "ffn_dim", &c.ffn_dim));
+  LV_RETURN_IF_ERROR(Read(j, "num_layers", &c.num_layers));
+  LV_RETURN_IF_ERROR(Read(j, "cross_attn_norm", &c.cross_attn_norm));
+  LV_RETURN_IF_ERROR(Read(j, "eps", &c.eps));
   LV_RETURN_IF_ERROR(ReadPatchSize(j, &c));
-  LV_RETURN_IF_ERROR(ReadInt(j, "rope_max_seq_len", &c.rope_max_seq_len));
-  LV_RETURN_IF_ERROR(ReadInt(j, "text_len", &c.text_len));  // linvideo extension
+  LV_RETURN_IF_ERROR(Read(j, "rope_max_seq_len", &c.rope_max_seq_len));
+  LV_RETURN_IF_ERROR(Read(j, "text_len", &c.text_len));  // linvideo extension
   if (auto it = j.find("qk_norm"); it != j.end()) {
     if (it->is_null()) {
       c.qk_norm = false;
