@@ -1,0 +1,28 @@
+# linvideo server image (CPU, Debian 12 packages). GPU images build the same tree against a CUDA
+# LibTorch 2.x (see tests/gpu/run.sh for the core/kernels build on such a machine).
+#   docker build -t linvideo .
+#   docker run -p 50051:50051 -p 9464:9464 linvideo
+FROM debian:12-slim AS build
+WORKDIR /src
+COPY scripts/install-deps.sh scripts/install-deps.sh
+RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN BUILD_DIR=/build scripts/build.sh -DLINVIDEO_BUILD_TESTS=OFF \
+ && /build/tools/linvideo-model init --config tiny --seed 0 /models/tiny
+
+FROM debian:12-slim
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libtorch1.13 libblis4-openmp libgrpc++1.51 libprotobuf32 libavcodec59 libavformat59 \
+      libavutil57 libswscale6 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
+      libsentencepiece0 libgoogle-glog0v6 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /build/server/linvideo-server /build/client/linvideo /build/tools/linvideo-model \
+     /build/tools/linvideo-generate /usr/local/bin/
+COPY --from=build /models /models
+COPY models/tokenizer /usr/share/linvideo/tokenizer
+EXPOSE 50051 9464
+USER nobody
+ENTRYPOINT ["linvideo-server", "--listen=0.0.0.0:50051", "--metrics.listen=0.0.0.0:9464", \
+            "--checkpoint_root=/models"]
+CMD ["--model=default=/models/tiny"]
