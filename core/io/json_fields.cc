@@ -72,6 +72,12 @@ absl::Status ReadJsonField(const json& j, const char* key, absl::string_view con
   return ReadList(j, key, context, out, IsNumber, "numbers");
 }
 
+absl::Status ReadJsonField(const json& j, const char* key, absl::string_view context,
+                           std::vector<bool>* out) {
+  return ReadList(
+      j, key, context, out, [](const json& v) { return v.is_boolean(); }, "true/false values");
+}
+
 absl::Status RequireJsonField(const json& j, const char* key, absl::string_view context) {
   auto it = j.find(key);
   if (it != j.end() && !it->is_null()) return absl::OkStatus();

@@ -25,6 +25,8 @@ absl::Status ReadJsonField(const nlohmann::json& j, const char* key, absl::strin
                            std::vector<int64_t>* out);
 absl::Status ReadJsonField(const nlohmann::json& j, const char* key, absl::string_view context,
                            std::vector<double>* out);
+absl::Status ReadJsonField(const nlohmann::json& j, const char* key, absl::string_view context,
+                           std::vector<bool>* out);
 
 // NOT present (or null) -> INVALID_ARGUMENT "<context>: missing required field '<key>'".
 absl::Status RequireJsonField(const nlohmann::json& j, const char* key, absl::string_view context);

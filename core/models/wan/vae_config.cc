@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/io/json_fields.h"
 
 namespace linvideo::core::wan {
 namespace {
@@ -30,41 +31,10 @@ absl::Status FieldError(const char* key, const std::string& want, const json& go
       absl::StrCat("VAE config: field \"", key, "\" must be ", want, ", got ", got.dump()));
 }
 
-// Each reader leaves `*out` unchanged when the key is missing or null.
-absl::Status ReadInt(const json& j, const char* key, int64_t* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer()) return FieldError(key, "an integer", *it);
-  *out = it->get<int64_t>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadDouble(const json& j, const char* key, double* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number()) return FieldError(key, "a number", *it);
-  *out = it->get<double>();
-  return absl::OkStatus();
-}
-
+// Config fields: absent or null keeps the default; a wrong type is INVALID_ARGUMENT naming the key.
 template <typename T>
-absl::Status ReadList(const json& j, const char* key, std::vector<T>* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_array()) return FieldError(key, "a list", *it);
-  std::vector<T> values;
-  for (const json& v : *it) {
-    if constexpr (std::is_same_v<T, bool>) {
-      if (!v.is_boolean()) return FieldError(key, "a list of true/false", *it);
-    } else if constexpr (std::is_integral_v<T>) {
-      if (!v.is_number_integer()) return FieldError(key, "a list of integers", *it);
-    } else {
-      if (!v.is_number()) return FieldError(key, "a list of numbers", *it);
-    }
-    values.push_back(v.get<T>());
-  }
-  *out = std::move(values);
-  return absl::OkStatus();
+absl::Status Read(const json& j, const char* key, T* out) {
+  return io::ReadJsonField(j, key, "VAE config", out);
 }
 
 // Rejects settings that select a different architecture than the Wan 2.1 VAE implemented here.
@@ -172,23 +142,23 @@ absl::StatusOr<VaeConfig> VaeConfig::FromJson(const json& j) {
     if (j.contains("_class_name") && j["_class_name"] != json("AutoencoderKLWan")) {
       return FieldError("_class_name", "\"AutoencoderKLWan\"", j["_class_name"]);
     }
-    if (absl::Status s = ReadInt(j, "base_dim", &c.base_dim); !s.ok()) return s;
+    if (absl::Status s = Read(j, "base_dim", &c.base_dim); !s.ok()) return s;
   } else {
-    if (absl::Status s = ReadInt(j, "dim", &c.base_dim); !s.ok()) return s;
+    if (absl::Status s = Read(j, "dim", &c.base_dim); !s.ok()) return s;
   }
   if (absl::Status s = CheckUnsupported(j, c.base_dim); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "z_dim", &c.z_dim); !s.ok()) return s;
-  if (absl::Status s = ReadList(j, "dim_mult", &c.dim_mult); !s.ok()) return s;
-  if (absl::Status s = ReadInt(j, "num_res_blocks", &c.num_res_blocks); !s.ok()) return s;
-  if (absl::Status s = ReadList(j, "attn_scales", &c.attn_scales); !s.ok()) return s;
-  if (absl::Status s = ReadList(j, "temperal_downsample", &c.temperal_downsample); !s.ok()) {
+  if (absl::Status s = Read(j, "z_dim", &c.z_dim); !s.ok()) return s;
+  if (absl::Status s = Read(j, "dim_mult", &c.dim_mult); !s.ok()) return s;
+  if (absl::Status s = Read(j, "num_res_blocks", &c.num_res_blocks); !s.ok()) return s;
+  if (absl::Status s = Read(j, "attn_scales", &c.attn_scales); !s.ok()) return s;
+  if (absl::Status s = Read(j, "temperal_downsample", &c.temperal_downsample); !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadDouble(j, "dropout", &c.dropout); !s.ok()) return s;
+  if (absl::Status s = Read(j, "dropout", &c.dropout); !s.ok()) return s;
   const char* mean_key = j.contains("latents_mean") || diffusers ? "latents_mean" : "mean";
   const char* std_key = j.contains("latents_std") || diffusers ? "latents_std" : "std";
-  if (absl::Status s = ReadList(j, mean_key, &c.latents_mean); !s.ok()) return s;
-  if (absl::Status s = ReadList(j, std_key, &c.latents_std); !s.ok()) return s;
+  if (absl::Status s = Read(j, mean_key, &c.latents_mean); !s.ok()) return s;
+  if (absl::Status s = Read(j, std_key, &c.latents_std); !s.ok()) return s;
   if (absl::Status s = c.Validate(); !s.ok()) return s;
   return c;
 }
