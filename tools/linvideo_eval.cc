@@ -1,1 +1,357 @@
-int main() { return 0; }
+// linvideo-eval: the shapes-world quality harness.
+//   validate-detectors: detector accuracy per attribute on ground-truth clips.
+//   run: generate the fixed evaluation prompt set with a model (and optionally a reference model
+//        on the same seeds), score every video, write eval.json, eval.md and contact_sheet.png.
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/common/runtime.h"
+#include "core/common/status.h"
+#include "core/data/render.h"
+#include "core/eval/eval_set.h"
+#include "core/eval/score.h"
+#include "core/eval/validate.h"
+#include "core/pipeline/text_to_video.h"
+#include "media/bytes_io.h"
+#include "media/png.h"
+#include "tools/flags.h"
+
+namespace {
+
+using linvideo::tools::Flags;
+namespace data = linvideo::core::data;
+namespace ev = linvideo::core::eval;
+namespace lp = linvideo::core::pipeline;
+
+constexpr char kUsage[] =
+    "usage: linvideo-eval <command> [flags]\n"
+    "  validate-detectors [--count N (1000)] [--seed S (0)] [--frames F (33)] [--height H (128)]\n"
+    "                     [--width W (128)]\n"
+    "        detector accuracy per attribute on N ground-truth clips; fails below 98%\n"
+    "  run --model DIR --out DIR [--reference-model DIR] [--prompts seen|heldout|all (all)]\n"
+    "      [--seeds K (1)] [--steps S] [--guidance G] [--shift S] [--sampler unipc|euler]\n"
+    "      [--frames F] [--height H] [--width W] [--batch B (4)] [--threads N] [--device cpu]\n"
+    "        generate the fixed evaluation prompts x the first K fixed seeds, score them against\n"
+    "        their prompts (and the reference model's videos), write eval.json, eval.md and\n"
+    "        contact_sheet.png (ground truth | generated, first seed) to --out\n";
+
+constexpr double kRequiredAccuracy = 0.98;
+
+absl::Status ValidateDetectors(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags flags,
+                      Flags::Parse(args, {"count", "seed", "frames", "height", "width"}));
+  LV_ASSIGN_OR_RETURN(int64_t count, flags.GetInt("count", 1000));
+  LV_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
+  LV_ASSIGN_OR_RETURN(int64_t frames, flags.GetInt("frames", 33));
+  LV_ASSIGN_OR_RETURN(int64_t height, flags.GetInt("height", 128));
+  LV_ASSIGN_OR_RETURN(int64_t width, flags.GetInt("width", 128));
+  if (count < 1 || frames < 1 || frames > 1024 || height < 32 || height > 4096 || width < 32 ||
+      width > 4096) {
+    return absl::InvalidArgumentError(
+        "need --count >= 1, --frames 1..1024, --height and --width 32..4096");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const ev::DetectorValidation v = ev::ValidateDetectors(
+      static_cast<int>(count), static_cast<uint64_t>(seed), static_cast<int>(frames),
+      static_cast<int>(height), static_cast<int>(width));
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const ev::Adherence& a = v.accuracy;
+  std::cout << absl::StrFormat("detector accuracy on %d ground-truth clips (%dx%dx%d, seed %d):\n",
+                               v.clips, frames, height, width, seed);
+  bool ok = true;
+  for (const auto& [name, value] :
+       std::vector<std::pair<const char*, double>>{{"background", a.background},
+                                                   {"colour", a.color},
+                                                   {"shape", a.shape},
+                                                   {"motion", a.motion},
+                                                   {"size", a.size},
+                                                   {"count", a.count},
+                                                   {"all", a.all}}) {
+    std::cout << absl::StrFormat("  %-10s %7.2f%%\n", name, 100 * value);
+    if (std::string(name) != "all") ok = ok && value >= kRequiredAccuracy;
+  }
+  std::cout << absl::StrFormat("  (%.1f ms per clip)\n", 1000 * secs / std::max(1, v.clips));
+  for (const std::string& f : v.failures) std::cout << "  miss: " << f << "\n";
+  if (!ok) return absl::InternalError("a detector is below 98% accuracy on ground truth");
+  return absl::OkStatus();
+}
+
+nlohmann::json ToJson(const ev::Adherence& a) {
+  return {{"background", a.background},
+          {"color", a.color},
+          {"shape", a.shape},
+          {"motion", a.motion},
+          {"size", a.size},
+          {"count", a.count},
+          {"all", a.all},
+          {"mean", a.Mean()}};
+}
+nlohmann::json ToJson(const ev::Consistency& c) {
+  return {{"presence", c.presence},
+          {"shape_stability", c.shape_stability},
+          {"smoothness", c.smoothness},
+          {"rms_jerk", c.rms_jerk},
+          {"score", c.score}};
+}
+nlohmann::json ToJson(const ev::FrameQuality& q) {
+  return {{"sharpness", q.sharpness},
+          {"reference_sharpness", q.reference_sharpness},
+          {"background_noise", q.background_noise},
+          {"score", q.score}};
+}
+nlohmann::json ToJson(const ev::ScoreSummary& m, double seconds_per_video) {
+  nlohmann::json j = {{"videos", m.videos},
+                      {"adherence", ToJson(m.adherence)},
+                      {"consistency", ToJson(m.consistency)},
+                      {"quality", ToJson(m.quality)},
+                      {"seconds_per_video", seconds_per_video}};
+  if (m.fidelity_videos > 0) j["fidelity"] = {{"psnr", m.psnr}, {"ssim", m.ssim}};
+  return j;
+}
+
+struct Result {
+  const ev::EvalCase* c;
+  uint64_t seed;
+  double seconds;
+  ev::VideoScore score;
+};
+
+std::string MarkdownRow(const std::string& label, const ev::ScoreSummary& m, double secs) {
+  const ev::Adherence& a = m.adherence;
+  std::string fid =
+      m.fidelity_videos > 0 ? absl::StrFormat("%.2f | %.3f", m.psnr, m.ssim) : "- | -";
+  return absl::StrFormat(
+      "| %s | %d | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.3f | %.3f | "
+      "%s | %.2f |\n",
+      label, m.videos, 100 * a.background, 100 * a.color, 100 * a.shape, 100 * a.motion,
+      100 * a.size, 100 * a.count, 100 * a.all, m.consistency.score, m.quality.score, fid, secs);
+}
+
+// Four frames (first, 1/3, 2/3, last) of `video` appended to `out` ([F, H, W, 3] uint8).
+void AppendKeyFrames(const torch::Tensor& video, std::vector<uint8_t>* out) {
+  const int64_t f = video.size(0);
+  const size_t bytes = static_cast<size_t>(video.size(1) * video.size(2) * 3);
+  const uint8_t* p = video.data_ptr<uint8_t>();
+  for (int64_t i : {int64_t{0}, (f - 1) / 3, 2 * (f - 1) / 3, f - 1}) {
+    out->insert(out->end(), p + i * bytes, p + (i + 1) * bytes);
+  }
+}
+
+absl::Status Run(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(
+      Flags flags, Flags::Parse(args, {"model", "reference-model", "prompts", "seeds", "steps",
+                                       "guidance", "shift", "sampler", "frames", "height", "width",
+                                       "batch", "threads", "device", "out"}));
+  lp::PipelineOptions options;
+  LV_ASSIGN_OR_RETURN(options.model_dir, flags.Required("model"));
+  LV_ASSIGN_OR_RETURN(const std::string out_dir, flags.Required("out"));
+  LV_ASSIGN_OR_RETURN(options.device.device,
+                      linvideo::core::ParseDevice(flags.Get("device", "cpu")));
+  LV_ASSIGN_OR_RETURN(int64_t threads, flags.GetInt("threads", 0));
+  options.threads = static_cast<int>(threads);
+  LV_ASSIGN_OR_RETURN(ev::PromptSet set, ev::ParsePromptSet(flags.Get("prompts", "all")));
+  LV_ASSIGN_OR_RETURN(int64_t num_seeds, flags.GetInt("seeds", 1));
+  LV_ASSIGN_OR_RETURN(int64_t batch, flags.GetInt("batch", 4));
+  const auto& all_seeds = ev::EvalSeeds();
+  if (num_seeds < 1 || num_seeds > static_cast<int64_t>(all_seeds.size()) || batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--seeds must be 1..", all_seeds.size(), " and --batch >= 1"));
+  }
+  lp::GenerationParams base;
+  LV_ASSIGN_OR_RETURN(base.steps, flags.GetInt("steps", 0));
+  LV_ASSIGN_OR_RETURN(base.guidance, flags.GetDouble("guidance", -1));
+  LV_ASSIGN_OR_RETURN(base.shift, flags.GetDouble("shift", -1));
+  LV_ASSIGN_OR_RETURN(base.frames, flags.GetInt("frames", 0));
+  LV_ASSIGN_OR_RETURN(base.height, flags.GetInt("height", 0));
+  LV_ASSIGN_OR_RETURN(base.width, flags.GetInt("width", 0));
+  LV_ASSIGN_OR_RETURN(base.sampler,
+                      linvideo::core::sampling::ParseSamplerKind(flags.Get("sampler", "unipc")));
+
+  LV_ASSIGN_OR_RETURN(auto model, lp::TextToVideoPipeline::Create(options));
+  std::unique_ptr<lp::TextToVideoPipeline> reference;
+  if (flags.Has("reference-model")) {
+    lp::PipelineOptions ref_options = options;
+    ref_options.model_dir = flags.Get("reference-model");
+    LV_ASSIGN_OR_RETURN(reference, lp::TextToVideoPipeline::Create(ref_options));
+  }
+  LV_ASSIGN_OR_RETURN(const lp::GenerationParams resolved, model->Resolve(base));
+
+  const std::vector<ev::EvalCase> cases = ev::EvalCases(set);
+  std::vector<Result> results;
+  std::vector<uint8_t> sheet;  // ground truth | generated key frames, first seed
+  for (int64_t s = 0; s < num_seeds; ++s) {
+    for (size_t begin = 0; begin < cases.size(); begin += batch) {
+      const size_t end = std::min(cases.size(), begin + static_cast<size_t>(batch));
+      std::vector<lp::GenerationParams> params;
+      for (size_t i = begin; i < end; ++i) {
+        lp::GenerationParams p = resolved;
+        p.prompt = cases[i].prompt;
+        p.seed = all_seeds[s];
+        params.push_back(p);
+      }
+      const auto start = std::chrono::steady_clock::now();
+      LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> videos, model->Generate(params));
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
+          params.size();
+      std::vector<torch::Tensor> refs;
+      if (reference) {
+        LV_ASSIGN_OR_RETURN(refs, reference->Generate(params));
+      }
+      for (size_t i = begin; i < end; ++i) {
+        const torch::Tensor& video = videos[i - begin];  // [F, H, W, 3] uint8
+        const torch::Tensor* ref = reference ? &refs[i - begin] : nullptr;
+        LV_ASSIGN_OR_RETURN(ev::VideoScore score, ev::ScoreVideo(video, cases[i].spec, ref));
+        if (s == 0) {
+          LV_ASSIGN_OR_RETURN(torch::Tensor truth, data::Render(cases[i].spec, video.size(0),
+                                                                video.size(1), video.size(2)));
+          AppendKeyFrames(truth, &sheet);
+          AppendKeyFrames(video.contiguous(), &sheet);
+        }
+        results.push_back({&cases[i], all_seeds[s], secs, std::move(score)});
+        std::cout << absl::StrFormat("[%zu/%zu] seed %d %-40s adherence %.2f%s (%.1f s)\n",
+                                     results.size(), cases.size() * num_seeds, all_seeds[s],
+                                     cases[i].name, results.back().score.adherence.Mean(),
+                                     results.back().score.adherence.all == 1 ? " all" : "", secs);
+      }
+    }
+  }
+
+  // Summaries per prompt group.
+  nlohmann::json summary;
+  std::string table =
+      "| prompts | videos | background | colour | shape | motion | size | count | all | "
+      "consistency | quality | PSNR | SSIM | s/video |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const char* group : {"seen", "heldout", "all"}) {
+    std::vector<const ev::VideoScore*> scores;
+    double secs = 0;
+    for (const Result& r : results) {
+      if (std::string(group) == "all" || r.c->held_out == (std::string(group) == "heldout")) {
+        scores.push_back(&r.score);
+        secs += r.seconds;
+      }
+    }
+    if (scores.empty()) continue;
+    const ev::ScoreSummary m = ev::Summarize(scores);
+    summary[group] = ToJson(m, secs / scores.size());
+    absl::StrAppend(&table, MarkdownRow(group, m, secs / scores.size()));
+  }
+  nlohmann::json videos = nlohmann::json::array();
+  std::string per_video =
+      "| video | seed | prompt | detected | adherence | all | consistency | quality |\n"
+      "|---|---|---|---|---|---|---|---|\n";
+  for (const Result& r : results) {
+    nlohmann::json detected = nlohmann::json::array();
+    std::string seen = absl::StrCat(data::Name(r.score.detection.background), " bg");
+    for (const ev::DetectedObject& o : r.score.detection.objects) {
+      detected.push_back({{"color", data::Name(o.color)},
+                          {"shape", data::Name(o.shape)},
+                          {"size", data::Name(o.size)},
+                          {"motion", data::Name(o.motion)},
+                          {"presence", o.presence}});
+      absl::StrAppend(&seen, "; ", data::Name(o.size), " ", data::Name(o.color), " ",
+                      data::Name(o.shape), " ", data::Name(o.motion));
+    }
+    nlohmann::json v = {
+        {"case", r.c->name},
+        {"prompt", r.c->prompt},
+        {"held_out", r.c->held_out},
+        {"seed", r.seed},
+        {"seconds", r.seconds},
+        {"background_detected",
+         r.score.detection.background_known ? data::Name(r.score.detection.background) : "unknown"},
+        {"objects_detected", detected},
+        {"adherence", ToJson(r.score.adherence)},
+        {"consistency", ToJson(r.score.consistency)},
+        {"quality", ToJson(r.score.quality)}};
+    if (r.score.has_fidelity) {
+      v["fidelity"] = {{"psnr", r.score.fidelity.psnr},
+                       {"ssim", r.score.fidelity.ssim},
+                       {"frame_psnr", r.score.fidelity.frame_psnr},
+                       {"frame_ssim", r.score.fidelity.frame_ssim}};
+    }
+    videos.push_back(v);
+    absl::StrAppend(&per_video,
+                    absl::StrFormat("| %s | %d | %s | %s | %.2f | %s | %.3f | %.3f |\n", r.c->name,
+                                    r.seed, r.c->prompt, seen, r.score.adherence.Mean(),
+                                    r.score.adherence.all == 1 ? "yes" : "no",
+                                    r.score.consistency.score, r.score.quality.score));
+  }
+  nlohmann::json report = {
+      {"model", options.model_dir},
+      {"reference_model", flags.Get("reference-model")},
+      {"prompts", flags.Get("prompts", "all")},
+      {"seeds", std::vector<uint64_t>(all_seeds.begin(), all_seeds.begin() + num_seeds)},
+      {"steps", resolved.steps},
+      {"guidance", resolved.guidance},
+      {"shift", resolved.shift},
+      {"sampler", flags.Get("sampler", "unipc")},
+      {"frames", resolved.frames},
+      {"height", resolved.height},
+      {"width", resolved.width},
+      {"summary", summary},
+      {"videos", videos}};
+
+  std::filesystem::create_directories(out_dir);
+  const std::filesystem::path out(out_dir);
+  LV_RETURN_IF_ERROR(linvideo::media::SaveBytes((out / "eval.json").string(), report.dump(2)));
+  const std::string md = absl::StrCat(
+      "# linvideo-eval: ", options.model_dir, "\n\n", resolved.steps, " steps, guidance ",
+      resolved.guidance, ", shift ", resolved.shift, ", ", resolved.frames, "x", resolved.height,
+      "x", resolved.width, ", ", num_seeds, " seed(s)",
+      reference ? absl::StrCat(", reference ", flags.Get("reference-model")) : "", "\n\n", table,
+      "\n", per_video);
+  LV_RETURN_IF_ERROR(linvideo::media::SaveBytes((out / "eval.md").string(), md));
+  if (!results.empty()) {
+    const int tiles = static_cast<int>(sheet.size() / (resolved.height * resolved.width * 3));
+    linvideo::media::FrameView view{sheet.data(), tiles, static_cast<int>(resolved.height),
+                                    static_cast<int>(resolved.width)};
+    linvideo::media::ContactSheetOptions sheet_options;
+    sheet_options.columns = 8;
+    sheet_options.max_frames = std::min(1024, tiles);
+    if (resolved.width > 128) sheet_options.tile_width = 128;
+    LV_ASSIGN_OR_RETURN(std::string png, linvideo::media::ContactSheet(view, sheet_options));
+    LV_RETURN_IF_ERROR(linvideo::media::SaveBytes((out / "contact_sheet.png").string(), png));
+  }
+  std::cout << "\n"
+            << table << "\nwrote " << (out / "eval.json").string() << ", eval.md, "
+            << "contact_sheet.png\n";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  linvideo::core::InitRuntime();
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  absl::Status status;
+  if (command == "validate-detectors") {
+    status = ValidateDetectors(args);
+  } else if (command == "run") {
+    status = Run(args);
+  } else {
+    std::cerr << "unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  }
+  if (!status.ok()) {
+    std::cerr << "linvideo-eval " << command << ": " << status.message() << "\n";
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
