@@ -111,6 +111,8 @@ const std::vector<Option>& Options() {
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
              "gRPC max send/receive message size"),
       LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
+      LV_INT("limits.overlap_decode", limits.overlap_decode,
+             "run VAE decode concurrently with steps (GPUs; on CPU they compete for cores)"),
       LV_INT("limits.text_cache_entries", limits.text_cache_entries,
              "text embeddings cached per model"),
       LV_STR("metrics.listen", metrics.listen,

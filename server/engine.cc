@@ -1,6 +1,7 @@
 #include "server/engine.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -269,7 +270,12 @@ void Engine::Loop() {
     }
     if (states.empty()) continue;
     const absl::Time t0 = absl::Now();
-    absl::Status st = stepped[0]->model->executor->Step(states);
+    absl::Status st;
+    {
+      std::optional<absl::MutexLock> compute;
+      if (!config_.limits.overlap_decode) compute.emplace(&compute_mu_);
+      st = stepped[0]->model->executor->Step(states);
+    }
     const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
     int64_t tokens = 0;
     absl::MutexLock lock(&mu_);
@@ -307,7 +313,12 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   std::vector<const GenerationParams*> params;
   for (ServeRequest* r : admitted) params.push_back(&r->params);
   const absl::Time t0 = absl::Now();
-  auto states = admitted[0]->model->executor->Start(params);
+  absl::StatusOr<std::vector<std::unique_ptr<StepState>>> states;
+  {
+    std::optional<absl::MutexLock> compute;
+    if (!config_.limits.overlap_decode) compute.emplace(&compute_mu_);
+    states = admitted[0]->model->executor->Start(params);
+  }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < admitted.size(); ++i) {
@@ -351,8 +362,13 @@ void Engine::RunWorker() {
 
 void Engine::Encode(std::shared_ptr<ServeRequest> r) {
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<media::VideoFrames> frames = r->model->executor->Decode(*r->state);
-  r->state.reset();
+  absl::StatusOr<media::VideoFrames> frames;
+  {
+    std::optional<absl::MutexLock> compute;
+    if (!config_.limits.overlap_decode) compute.emplace(&compute_mu_);
+    frames = r->model->executor->Decode(*r->state);
+    r->state.reset();
+  }
   const absl::Time t1 = absl::Now();
   std::vector<std::string> blobs;
   std::string mime;

@@ -87,15 +87,13 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   p.height = req.height();
   p.frames = req.frames();
   p.steps = req.steps();
-  if (req.has_guidance()) {
-    if (req.guidance() < 0)
-      return absl::InvalidArgumentError("guidance must be >= 0 (<= 1 disables CFG)");
-    p.guidance = req.guidance();
+  if (req.guidance() < 0) {
+    return absl::InvalidArgumentError(
+        "guidance must be >= 0 (0: model default; <= 1 disables CFG)");
   }
-  if (req.has_shift()) {
-    if (req.shift() <= 0) return absl::InvalidArgumentError("shift must be > 0");
-    p.shift = req.shift();
-  }
+  if (req.guidance() > 0) p.guidance = req.guidance();
+  if (req.shift() < 0) return absl::InvalidArgumentError("shift must be > 0 (0: model default)");
+  if (req.shift() > 0) p.shift = req.shift();
   switch (req.sampler()) {
     case v1::SAMPLER_UNSPECIFIED:
     case v1::SAMPLER_UNIPC:

@@ -19,9 +19,10 @@ TEST(PythonClientTest, ExampleGeneratesDecodableMp4) {
   std::ofstream(root + "/m/fake_model.json") << R"({"step_ms": 5})";
   ServerProcess server;
   ASSERT_TRUE(server.Start(root, {"--executor=fake", "--model=tiny=" + root + "/m"}));
-  CmdResult r = Shell("/usr/bin/python3 " + std::string(LINVIDEO_SOURCE_DIR) +
-                      "/client/python/example.py --server=127.0.0.1:" + std::to_string(server.port()) +
-                      " --steps=3 --timeout=60 --out=" + root + "/py.mp4");
+  CmdResult r =
+      Shell("/usr/bin/python3 " + std::string(LINVIDEO_SOURCE_DIR) +
+            "/client/python/example.py --server=127.0.0.1:" + std::to_string(server.port()) +
+            " --steps=3 --timeout=60 --out=" + root + "/py.mp4");
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("model tiny v1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("step 3/3"), std::string::npos) << r.out;

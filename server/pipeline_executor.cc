@@ -1,0 +1,120 @@
+#include "server/pipeline_executor.h"
+
+#include <cstring>
+
+#include "core/common/status.h"
+
+namespace linvideo::server {
+namespace {
+
+class PipelineState : public StepState {
+ public:
+  explicit PipelineState(std::unique_ptr<core::pipeline::RequestState> s) : s(std::move(s)) {}
+  int64_t step() const override { return s->step; }
+  int64_t total_steps() const override { return s->total_steps(); }
+  std::unique_ptr<core::pipeline::RequestState> s;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Executor>> PipelineExecutor::Create(
+    const core::pipeline::PipelineOptions& options, int cache_entries) {
+  LV_ASSIGN_OR_RETURN(auto pipeline, core::pipeline::TextToVideoPipeline::Create(options));
+  return std::unique_ptr<Executor>(new PipelineExecutor(std::move(pipeline), cache_entries));
+}
+
+absl::StatusOr<GenerationParams> PipelineExecutor::Resolve(const GenerationParams& params) const {
+  return pipeline_->Resolve(params);
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
+    const std::vector<const GenerationParams*>& params) {
+  // Encode the distinct texts not in the cache, all in one batch.
+  std::vector<std::string> missing;
+  auto need = [&](const std::string& t) {
+    if (cache_.count(t)) {
+      ++cache_hits_;
+    } else if (std::find(missing.begin(), missing.end(), t) == missing.end()) {
+      missing.push_back(t);
+    }
+  };
+  for (const GenerationParams* p : params) {
+    need(p->prompt);
+    if (p->guidance > 1.0) need(p->negative_prompt);
+  }
+  std::map<std::string, torch::Tensor> fresh;
+  if (!missing.empty()) {
+    LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> emb, pipeline_->EncodeText(missing));
+    for (size_t i = 0; i < missing.size(); ++i) fresh[missing[i]] = emb[i];
+  }
+  auto lookup = [&](const std::string& t) { return fresh.count(t) ? fresh[t] : cache_[t]; };
+  std::vector<std::unique_ptr<StepState>> out;
+  for (const GenerationParams* p : params) {
+    torch::Tensor uncond = p->guidance > 1.0 ? lookup(p->negative_prompt) : torch::Tensor();
+    LV_ASSIGN_OR_RETURN(auto s, pipeline_->InitRequest(*p, lookup(p->prompt), uncond));
+    out.push_back(std::make_unique<PipelineState>(std::move(s)));
+  }
+  for (auto& [text, emb] : fresh) {
+    if (cache_entries_ <= 0) break;
+    cache_[text] = emb;
+    cache_order_.push_back(text);
+    while (static_cast<int>(cache_order_.size()) > cache_entries_) {
+      cache_.erase(cache_order_.front());
+      cache_order_.pop_front();
+    }
+  }
+  return out;
+}
+
+absl::Status PipelineExecutor::Step(const std::vector<StepState*>& batch) {
+  std::vector<core::pipeline::RequestState*> states;
+  states.reserve(batch.size());
+  for (StepState* b : batch) states.push_back(static_cast<PipelineState*>(b)->s.get());
+  return pipeline_->Step(states);
+}
+
+absl::StatusOr<media::VideoFrames> PipelineExecutor::Decode(const StepState& state) {
+  LV_ASSIGN_OR_RETURN(torch::Tensor frames,
+                      pipeline_->Decode(*static_cast<const PipelineState&>(state).s));
+  return core::TorchCall("Decode", [&]() -> absl::StatusOr<media::VideoFrames> {
+    torch::Tensor f = frames.to(torch::kCPU).to(torch::kUInt8).contiguous();  // [F, H, W, 3]
+    if (f.dim() != 4 || f.size(3) != 3)
+      return absl::InternalError("Decode returned a tensor that is not [F, H, W, 3]");
+    media::VideoFrames v;
+    v.frames = static_cast<int>(f.size(0));
+    v.height = static_cast<int>(f.size(1));
+    v.width = static_cast<int>(f.size(2));
+    v.rgb.resize(f.numel());
+    std::memcpy(v.rgb.data(), f.data_ptr<uint8_t>(), v.rgb.size());
+    return v;
+  });
+}
+
+absl::Status PipelineExecutor::WarmUp() {
+  // The smallest request the model accepts: proves weights, text encoder, DiT and VAE run.
+  GenerationParams p;
+  p.prompt = "warm-up";
+  p.width = p.height = std::max<int64_t>(limits().min_size, limits().size_multiple);
+  p.frames = 1;
+  p.steps = 1;
+  p.guidance = 0;
+  LV_ASSIGN_OR_RETURN(GenerationParams resolved, Resolve(p));
+  LV_ASSIGN_OR_RETURN(auto states, Start({&resolved}));
+  LV_RETURN_IF_ERROR(Step({states[0].get()}));
+  LV_ASSIGN_OR_RETURN(media::VideoFrames frames, Decode(*states[0]));
+  if (frames.frames != 1) return absl::InternalError("warm-up decoded an unexpected frame count");
+  return absl::OkStatus();
+}
+
+ExecutorFactory MakePipelineExecutorFactory(const ServerConfig& config) {
+  return [config](const std::string& dir) -> absl::StatusOr<std::unique_ptr<Executor>> {
+    core::pipeline::PipelineOptions o;
+    o.model_dir = dir;
+    LV_ASSIGN_OR_RETURN(o.device.device, core::ParseDevice(config.device));
+    LV_ASSIGN_OR_RETURN(o.device.dtype, core::ParseDtype(config.dtype));
+    o.threads = config.threads;
+    return PipelineExecutor::Create(o, config.limits.text_cache_entries);
+  };
+}
+
+}  // namespace linvideo::server

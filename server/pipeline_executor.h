@@ -1,0 +1,47 @@
+#pragma once
+// PipelineExecutor: the Executor over core's TextToVideoPipeline (one model folder = one
+// checkpoint). Adds what the engine needs on top of the step API: batched text encoding across the
+// requests admitted together, an embedding cache keyed by text (per executor, so a checkpoint swap
+// starts with an empty cache), and a warm-up generation. Thread safety: as Executor; the cache is
+// touched only by the engine thread (Start).
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/pipeline/text_to_video.h"
+#include "server/config.h"
+#include "server/executor.h"
+
+namespace linvideo::server {
+
+class PipelineExecutor : public Executor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(
+      const core::pipeline::PipelineOptions& options, int cache_entries);
+
+  const ModelLimits& limits() const override { return pipeline_->limits(); }
+  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const override;
+  absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
+      const std::vector<const GenerationParams*>& params) override;
+  absl::Status Step(const std::vector<StepState*>& batch) override;
+  absl::StatusOr<media::VideoFrames> Decode(const StepState& state) override;
+  absl::Status WarmUp() override;
+
+  int64_t cache_hits() const { return cache_hits_; }
+
+ private:
+  PipelineExecutor(std::unique_ptr<core::pipeline::TextToVideoPipeline> pipeline, int cache_entries)
+      : pipeline_(std::move(pipeline)), cache_entries_(cache_entries) {}
+  std::unique_ptr<core::pipeline::TextToVideoPipeline> pipeline_;
+  int cache_entries_;
+  std::map<std::string, torch::Tensor> cache_;
+  std::deque<std::string> cache_order_;  // FIFO eviction
+  int64_t cache_hits_ = 0;
+};
+
+// The factory linvideo-server uses for --executor=pipeline (device, dtype, threads from config).
+ExecutorFactory MakePipelineExecutorFactory(const ServerConfig& config);
+
+}  // namespace linvideo::server
