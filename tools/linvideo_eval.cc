@@ -184,9 +184,9 @@ absl::Status Run(const std::vector<std::string>& args) {
     ref_options.model_dir = flags.Get("reference-model");
     LV_ASSIGN_OR_RETURN(reference, lp::TextToVideoPipeline::Create(ref_options));
   }
-  LV_ASSIGN_OR_RETURN(const lp::GenerationParams resolved, model->Resolve(base));
-
   const std::vector<ev::EvalCase> cases = ev::EvalCases(set);
+  base.prompt = cases.front().prompt;  // Resolve checks the prompt too; each case sets its own
+  LV_ASSIGN_OR_RETURN(const lp::GenerationParams resolved, model->Resolve(base));
   std::vector<Result> results;
   std::vector<uint8_t> sheet;  // ground truth | generated key frames, first seed
   for (int64_t s = 0; s < num_seeds; ++s) {

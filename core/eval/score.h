@@ -24,7 +24,9 @@ struct Adherence {
   double background = 0, color = 0, shape = 0, motion = 0, size = 0;
   double count = 0;  // 1 if exactly the spec's number of objects was detected
   double all = 0;    // 1 if every one of the above is 1
-  double Mean() const { return (background + color + shape + motion + size + count) / 6; }
+  // Mean of the five prompt attributes (count is reported, not averaged in: a wrong object
+  // still has the right count).
+  double Mean() const { return (background + color + shape + motion + size) / 5; }
 };
 Adherence ScoreAdherence(const Detection& detection, const data::SceneSpec& spec);
 
