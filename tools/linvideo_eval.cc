@@ -35,8 +35,9 @@ namespace lp = linvideo::core::pipeline;
 constexpr char kUsage[] =
     "usage: linvideo-eval <command> [flags]\n"
     "  validate-detectors [--count N (1000)] [--seed S (0)] [--frames F (33)] [--height H (128)]\n"
-    "                     [--width W (128)]\n"
-    "        detector accuracy per attribute on N ground-truth clips; fails below 98%\n"
+    "                     [--width W (128)] [--blur R (0)] [--noise STD (0)]\n"
+    "        detector accuracy per attribute on N ground-truth clips (optionally box-blurred\n"
+    "        and with Gaussian noise); fails below 98%\n"
     "  run --model DIR --out DIR [--reference-model DIR] [--prompts seen|heldout|all (all)]\n"
     "      [--seeds K (1)] [--steps S] [--guidance G] [--shift S] [--sampler unipc|euler]\n"
     "      [--frames F] [--height H] [--width W] [--batch B (4)] [--threads N] [--device cpu]\n"
@@ -47,13 +48,20 @@ constexpr char kUsage[] =
 constexpr double kRequiredAccuracy = 0.98;
 
 absl::Status ValidateDetectors(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags flags,
-                      Flags::Parse(args, {"count", "seed", "frames", "height", "width"}));
+  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"count", "seed", "frames", "height", "width",
+                                                       "blur", "noise"}));
   LV_ASSIGN_OR_RETURN(int64_t count, flags.GetInt("count", 1000));
   LV_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
   LV_ASSIGN_OR_RETURN(int64_t frames, flags.GetInt("frames", 33));
   LV_ASSIGN_OR_RETURN(int64_t height, flags.GetInt("height", 128));
   LV_ASSIGN_OR_RETURN(int64_t width, flags.GetInt("width", 128));
+  ev::Perturbation perturbation;
+  LV_ASSIGN_OR_RETURN(int64_t blur, flags.GetInt("blur", 0));
+  LV_ASSIGN_OR_RETURN(perturbation.noise_std, flags.GetDouble("noise", 0));
+  perturbation.blur_radius = static_cast<int>(blur);
+  if (blur < 0 || blur > 8 || perturbation.noise_std < 0 || perturbation.noise_std > 128) {
+    return absl::InvalidArgumentError("need --blur 0..8 and --noise 0..128");
+  }
   if (count < 1 || frames < 1 || frames > 1024 || height < 32 || height > 4096 || width < 32 ||
       width > 4096) {
     return absl::InvalidArgumentError(
@@ -62,12 +70,13 @@ absl::Status ValidateDetectors(const std::vector<std::string>& args) {
   const auto start = std::chrono::steady_clock::now();
   const ev::DetectorValidation v = ev::ValidateDetectors(
       static_cast<int>(count), static_cast<uint64_t>(seed), static_cast<int>(frames),
-      static_cast<int>(height), static_cast<int>(width));
+      static_cast<int>(height), static_cast<int>(width), {}, perturbation);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const ev::Adherence& a = v.accuracy;
-  std::cout << absl::StrFormat("detector accuracy on %d ground-truth clips (%dx%dx%d, seed %d):\n",
-                               v.clips, frames, height, width, seed);
+  std::cout << absl::StrFormat(
+      "detector accuracy on %d ground-truth clips (%dx%dx%d, seed %d, blur %d, noise %g):\n",
+      v.clips, frames, height, width, seed, blur, perturbation.noise_std);
   bool ok = true;
   for (const auto& [name, value] :
        std::vector<std::pair<const char*, double>>{{"background", a.background},
