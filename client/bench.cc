@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -29,6 +30,9 @@ int CmdBench(const Args& a) {
     return 64;
   }
   const bool mixed = a.Has("mixed");
+  // --out_dir=DIR keeps every video as DIR/seed-<seed>.<ext> so runs can be checked afterwards.
+  const std::string out_dir = a.Get("out_dir");
+  if (!out_dir.empty()) (void)!std::system(("mkdir -p '" + out_dir + "'").c_str());
   std::atomic<int> issued{0};
   std::mutex mu;
   std::vector<double> latencies;
@@ -49,7 +53,14 @@ int CmdBench(const Args& a) {
           req.set_width((base.width() > 0 ? base.width() : 32) + sizes[i % 3]);
         }
         const auto t0 = std::chrono::steady_clock::now();
-        grpc::Status st = RunGenerate(c, req, "", false);
+        const std::string out =
+            out_dir.empty()
+                ? ""
+                : absl::StrFormat("%s/seed-%d.%s", out_dir, req.seed(),
+                                  req.format() == v1::OUTPUT_FORMAT_WEBM         ? "webm"
+                                  : req.format() == v1::OUTPUT_FORMAT_PNG_FRAMES ? "png"
+                                                                                 : "mp4");
+        grpc::Status st = RunGenerate(c, req, out, false);
         const double dt =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::lock_guard<std::mutex> lock(mu);

@@ -20,8 +20,8 @@ Commands:
   models                              served models and their limits
   admin     checkpoints | load --model=NAME --path=DIR | rollback --model=NAME |
             drain [--wait] | pause | resume     (needs the server's token)
-  bench     --clients=N (--seconds=T | --requests=M) [--mixed] [generate's flags]
-            throughput, latency percentiles, errors by status
+  bench     --clients=N (--seconds=T | --requests=M) [--mixed] [--out_dir=DIR] [generate's flags]
+            throughput, latency percentiles, errors by status (DIR: keep videos as seed-S.mp4)
 Defaults: --server=127.0.0.1:50051, --timeout=600 (deadline of every call).
 Exit status: 0 ok, 64 usage error, otherwise the gRPC status code of the failed call.
 )";

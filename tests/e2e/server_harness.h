@@ -71,8 +71,10 @@ inline std::string HttpGet(int port, const std::string& path) {
 
 class ServerProcess {
  public:
-  // Starts linvideo-server with `args` (plus listen/port files) in `dir`; waits until it listens.
-  bool Start(const std::string& dir, const std::vector<std::string>& args) {
+  // Starts linvideo-server with `args` (plus listen/port files) in `dir`; waits up to
+  // `start_timeout_s` until it listens (real model folders load for seconds on a busy machine).
+  bool Start(const std::string& dir, const std::vector<std::string>& args,
+             double start_timeout_s = 15) {
     dir_ = dir;
     std::remove((dir + "/port").c_str());
     std::remove((dir + "/mport").c_str());
@@ -90,7 +92,7 @@ class ServerProcess {
       execv(argv[0], argv.data());
       _exit(127);
     }
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < start_timeout_s * 20; ++i) {
       port_ = std::atoi(ReadFile(dir + "/port").c_str());
       if (port_ > 0) break;
       int status;
