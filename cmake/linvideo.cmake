@@ -11,6 +11,9 @@ function(linvideo_torch_pch target)
     return()
   endif()
   target_precompile_headers(${target} REUSE_FROM linvideo_torch_pch)
+  # gRPC's and prometheus' flags bring -pthread (_REENTRANT); the PCH is built with it too, so
+  # every user compiles with it, or GCC silently ignores the PCH and parses torch.h again.
+  target_compile_options(${target} PRIVATE -pthread)
   # The PCH is built with -fPIC; executables would otherwise get -fPIE and reject it.
   get_target_property(type ${target} TYPE)
   if(type STREQUAL "EXECUTABLE")
