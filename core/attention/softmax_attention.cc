@@ -27,33 +27,40 @@ torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
   }
 #endif
 
-  auto qh = q.permute({0, 2, 1, 3}).reshape({b * h, nq, d});  // [B*H, Nq, D]
-  auto kt = k.permute({0, 2, 3, 1}).reshape({b * h, d, nk});  // [B*H, D, Nk]
-  auto vh = v.permute({0, 2, 1, 3}).reshape({b * h, nk, d});  // [B*H, Nk, D]
+  // Pre-scaling q saves a pass over the scores.
+  auto qh = (q * scale).permute({0, 2, 1, 3}).reshape({b * h, nq, d});  // [B*H, Nq, D]
+  auto kt = k.permute({0, 2, 3, 1}).reshape({b * h, d, nk});            // [B*H, D, Nk]
+  auto vh = v.permute({0, 2, 1, 3}).reshape({b * h, nk, d});            // [B*H, Nk, D]
   const int64_t bytes_per_query_row = b * h * nk * static_cast<int64_t>(sizeof(float));
   const int64_t chunk =
       std::clamp<int64_t>(score_budget_bytes / std::max<int64_t>(1, bytes_per_query_row), 1, nq);
 
-  // Training records autograd history: out= ops are not differentiable, so chunks are
-  // concatenated instead of written into a preallocated output.
+  // Training records autograd history: out= and in-place ops are not differentiable, so chunks are
+  // computed out of place and concatenated.
   const bool needs_grad =
       at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  std::vector<at::Tensor> chunks;
-  auto out = needs_grad ? at::Tensor() : at::empty({b * h, nq, d}, q.options());  // [B*H, Nq, D]
+  if (needs_grad) {
+    std::vector<at::Tensor> chunks;
+    for (int64_t start = 0; start < nq; start += chunk) {
+      const int64_t len = std::min(chunk, nq - start);
+      auto probs = at::softmax(at::matmul(qh.narrow(1, start, len), kt), -1);  // [B*H, c, Nk]
+      chunks.push_back(at::matmul(probs, vh));                                 // [B*H, c, D]
+    }
+    auto out = chunks.size() == 1 ? chunks[0] : at::cat(chunks, 1);
+    return out.view({b, h, nq, d}).permute({0, 2, 1, 3});
+  }
+  // Inference: one score buffer reused by every chunk (fresh 256 MB allocations per chunk would be
+  // page-faulted in each time), softmax in place.
+  auto out = at::empty({b * h, nq, d}, q.options());             // [B*H, Nq, D]
+  auto scores_buf = at::empty({b * h, chunk, nk}, q.options());  // [B*H, c, Nk]
   for (int64_t start = 0; start < nq; start += chunk) {
     const int64_t len = std::min(chunk, nq - start);
-    auto q_chunk = qh.narrow(1, start, len);           // [B*H, c, D]
-    auto scores = at::matmul(q_chunk, kt).mul(scale);  // [B*H, c, Nk]
-    auto probs = at::softmax(scores, -1);              // [B*H, c, Nk]
-    scores = at::Tensor();
-    if (needs_grad) {
-      chunks.push_back(at::matmul(probs, vh));  // [B*H, c, D]
-    } else {
-      auto o_chunk = out.narrow(1, start, len);
-      at::matmul_out(o_chunk, probs, vh);  // [B*H, c, D]
-    }
+    auto scores = scores_buf.view(-1).narrow(0, 0, b * h * len * nk).view({b * h, len, nk});
+    at::bmm_out(scores, qh.narrow(1, start, len), kt);  // [B*H, c, Nk]
+    at::_softmax_out(scores, scores, -1, false);        // [B*H, c, Nk]
+    auto o_chunk = out.narrow(1, start, len);
+    at::bmm_out(o_chunk, scores, vh);  // [B*H, c, D]
   }
-  if (needs_grad) out = chunks.size() == 1 ? chunks[0] : at::cat(chunks, 1);
   return out.view({b, h, nq, d}).permute({0, 2, 1, 3});  // [B, Nq, H, D]
 }
 
