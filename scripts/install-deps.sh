@@ -10,7 +10,7 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   prometheus-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libsentencepiece-dev sentencepiece clang-format
-  python3 python3-grpcio python3-grpc-tools python3-numpy
+  python3 python3-grpcio python3-grpc-tools python3-numpy prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do

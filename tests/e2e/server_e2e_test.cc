@@ -180,6 +180,18 @@ TEST_F(ServerE2eTest, AdminNeedsTokenAndRefusesBadCheckpoints) {
   EXPECT_NE(r.out.find("tiny (default) v1"), std::string::npos) << r.out;  // old model still active
 }
 
+TEST_F(ServerE2eTest, PauseRefusesNewWorkUntilResume) {
+  const std::string admin = "--token_file=" + Out("token") + " admin ";
+  CmdResult r = server_->Cli(admin + "pause");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = server_->Cli("generate --prompt=paused --steps=2 --out=" + Out("paused.mp4"));
+  EXPECT_EQ(r.rc, 14) << r.out;  // UNAVAILABLE while admission is paused
+  r = server_->Cli(admin + "resume");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = server_->Cli("generate --prompt=resumed --steps=2 --out=" + Out("resumed.mp4"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST_F(ServerE2eTest, HotSwapUnderLoadHasZeroFailures) {
   const std::string bench =
       Bin("client/linvideo") + " --server=127.0.0.1:" + std::to_string(server_->port()) +
