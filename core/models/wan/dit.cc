@@ -11,14 +11,11 @@ namespace linvideo::core::wan {
 namespace {
 
 using dit::CanMutateInPlace;
+using dit::Float;
 using dit::Linear;
 using dit::Patchify;
 using dit::SinusoidalEmbedding;
 using dit::Unpatchify;
-
-at::Tensor Float(const at::Tensor& t) {
-  return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
-}
 
 }  // namespace
 

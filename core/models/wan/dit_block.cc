@@ -12,14 +12,11 @@ namespace linvideo::core::wan {
 namespace {
 
 using dit::CanMutateInPlace;
+using dit::Float;
 using dit::GatedResidual;
 using dit::Linear;
 using dit::ModulatedLayerNorm;
 using dit::RmsNorm;
-
-at::Tensor Float(const at::Tensor& t) {
-  return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
-}
 
 at::Tensor CastLike(const at::Tensor& t, const at::Tensor& like) {
   return t.scalar_type() == like.scalar_type() ? t : t.to(like.scalar_type());

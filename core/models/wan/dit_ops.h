@@ -20,6 +20,11 @@ namespace linvideo::core::wan::dit {
 // True when in-place updates of temporaries are safe (no autograd recording).
 bool CanMutateInPlace();
 
+// `t` as fp32 (no copy when it already is): norms, modulation and time embeddings run in fp32.
+inline at::Tensor Float(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
+}
+
 // t [B] (any numeric dtype) -> [B, dim] float32: [cos(t·ω), sin(t·ω)], ω_j = 10000^(-j/(dim/2)),
 // computed in float64 like the official sinusoidal_embedding_1d.
 torch::Tensor SinusoidalEmbedding(int64_t dim, const torch::Tensor& t);
