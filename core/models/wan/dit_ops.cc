@@ -3,14 +3,6 @@
 #include <ATen/ATen.h>
 
 namespace linvideo::core::wan::dit {
-namespace {
-
-at::Tensor Float(const at::Tensor& t) {
-  return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
-}
-
-}  // namespace
-
 bool CanMutateInPlace() { return !at::GradMode::is_enabled(); }
 
 torch::Tensor SinusoidalEmbedding(int64_t dim, const torch::Tensor& t) {
