@@ -31,7 +31,11 @@ int64_t LatentTokens(const GenerationParams& p) {
 int CfgPasses(const GenerationParams& p) { return p.guidance > 1.0 ? 2 : 1; }
 
 Engine::Engine(const ServerConfig& config, ModelRegistry* registry, Metrics* metrics)
-    : config_(config), registry_(registry), metrics_(metrics), scheduler_([&] {
+    : config_(config),
+      registry_(registry),
+      metrics_(metrics),
+      compute_mu_(registry->compute_mutex()),
+      scheduler_([&] {
         SchedulerOptions o;
         o.max_batch = config.scheduler.max_batch;
         o.token_budget = config.scheduler.token_budget;

@@ -75,8 +75,9 @@ class Engine {
   ModelRegistry* registry_;
   Metrics* metrics_;
 
-  // Held around model compute (Start/Step/Decode) unless limits.overlap_decode.
-  absl::Mutex compute_mu_;
+  // Held around model compute (Start/Step/Decode) unless limits.overlap_decode; owned by the
+  // registry, which also holds it for a new checkpoint's warm-up.
+  absl::Mutex& compute_mu_;
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<ServeRequest>> requests_ ABSL_GUARDED_BY(mu_);

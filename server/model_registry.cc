@@ -60,7 +60,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
             : absl::StatusCode::kFailedPrecondition,
         absl::StrCat("checkpoint '", display_path, "' refused: ", executor.status().message()));
   }
-  absl::Status warm = (*executor)->WarmUp();
+  absl::Status warm;
+  {
+    absl::MutexLock compute(&compute_mu_);
+    warm = (*executor)->WarmUp();
+  }
   if (!warm.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("checkpoint '", display_path, "' failed its warm-up: ", warm.message()));
