@@ -3,6 +3,7 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -26,10 +27,45 @@ namespace {
 namespace fs = std::filesystem;
 using core::io::TensorMap;
 
-absl::Status CopyTree(const fs::path& from, const fs::path& to) {
+// The weights of one component that a command writes anew: `stem` names its safetensors files in
+// `dir` (relative to the model root); an empty stem means the component owns every safetensors
+// file of its folder (the diffusers layout), which is then written under `default_stem`.
+struct Rewrite {
+  fs::path dir;
+  std::string stem;
+  std::string default_stem;
+  std::string OutputStem() const { return stem.empty() ? default_stem : stem; }
+  bool Covers(const fs::path& rel_file) const {
+    if (rel_file.parent_path().lexically_normal() != dir.lexically_normal()) return false;
+    const std::string name = rel_file.filename().string();
+    if (name.find(".safetensors") == std::string::npos) return false;
+    return stem.empty() || name.rfind(stem + ".", 0) == 0 || name.rfind(stem + "-", 0) == 0;
+  }
+};
+
+Rewrite RewriteOf(const core::pipeline::ComponentPath& c, const std::string& root,
+                  const std::string& default_stem) {
+  return {fs::relative(c.dir, root), c.weights_stem, default_stem};
+}
+
+// Copies the model folder `from` to `to`, except the weight files that `rewrites` will write anew
+// (copying them first would double the I/O of a large model).
+absl::Status CopyTree(const fs::path& from, const fs::path& to,
+                      const std::vector<Rewrite>& rewrites) {
   std::error_code ec;
   fs::create_directories(to, ec);
-  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+  for (auto it = fs::recursive_directory_iterator(from, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path rel = fs::relative(it->path(), from, ec);
+    if (it->is_directory()) {
+      fs::create_directories(to / rel, ec);
+      continue;
+    }
+    const bool skip = std::any_of(rewrites.begin(), rewrites.end(),
+                                  [&](const Rewrite& r) { return r.Covers(rel); });
+    if (!skip) fs::copy_file(it->path(), to / rel, fs::copy_options::overwrite_existing, ec);
+    if (ec) break;
+  }
   if (ec) {
     return absl::InternalError(
         absl::StrCat("copying ", from.string(), " to ", to.string(), ": ", ec.message()));
@@ -37,14 +73,9 @@ absl::Status CopyTree(const fs::path& from, const fs::path& to) {
   return absl::OkStatus();
 }
 
-// Replaces the weights of the component in `dir` (removing old shards) with `tensors`.
-absl::Status ReplaceWeights(const fs::path& dir, const std::string& stem,
-                            const TensorMap& tensors) {
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find(".safetensors") != std::string::npos) fs::remove(entry.path());
-  }
-  return core::io::WriteWeights(dir.string(), stem, tensors);
+// Writes a component's converted weights into the copied folder `out`.
+absl::Status WriteRewrite(const fs::path& out, const Rewrite& r, const TensorMap& tensors) {
+  return core::io::WriteWeights((out / r.dir).string(), r.OutputStem(), tensors);
 }
 
 // N of a "blocks.N...." parameter name, else -1.
@@ -73,10 +104,15 @@ absl::Status RunConvert(const std::vector<std::string>& args) {
     return absl::AlreadyExistsError(absl::StrCat("--output ", output, " already exists"));
   }
   LV_ASSIGN_OR_RETURN(auto folder, core::pipeline::ResolveModelFolder(model));
-  LV_RETURN_IF_ERROR(CopyTree(folder.root, output));
-  auto out_dir = [&](const core::pipeline::ComponentPath& c) {
-    return fs::path(output) / fs::relative(c.dir, folder.root);
-  };
+  std::vector<Rewrite> rewrites;
+  if (folder.transformer) {
+    rewrites.push_back(RewriteOf(*folder.transformer, folder.root, "diffusion_pytorch_model"));
+  }
+  if (folder.text_encoder)
+    rewrites.push_back(RewriteOf(*folder.text_encoder, folder.root, "model"));
+  if (folder.vae)
+    rewrites.push_back(RewriteOf(*folder.vae, folder.root, "diffusion_pytorch_model"));
+  LV_RETURN_IF_ERROR(CopyTree(folder.root, output, rewrites));
   int converted = 0;
   if (folder.transformer) {
     LV_ASSIGN_OR_RETURN(TensorMap t, core::io::ReadWeights(folder.transformer->dir,
@@ -85,8 +121,8 @@ absl::Status RunConvert(const std::vector<std::string>& args) {
     if (diffusers) {
       LV_ASSIGN_OR_RETURN(orig, core::wan::DitToDiffusersNames(orig));
     }
-    LV_RETURN_IF_ERROR(
-        ReplaceWeights(out_dir(*folder.transformer), "diffusion_pytorch_model", orig));
+    LV_RETURN_IF_ERROR(WriteRewrite(
+        output, RewriteOf(*folder.transformer, folder.root, "diffusion_pytorch_model"), orig));
     ++converted;
   }
   if (folder.text_encoder) {
@@ -97,7 +133,8 @@ absl::Status RunConvert(const std::vector<std::string>& args) {
     if (diffusers) {
       LV_ASSIGN_OR_RETURN(wan, core::wan::WanToHfT5(wan, config.shared_pos));
     }
-    LV_RETURN_IF_ERROR(ReplaceWeights(out_dir(*folder.text_encoder), "model", wan));
+    LV_RETURN_IF_ERROR(
+        WriteRewrite(output, RewriteOf(*folder.text_encoder, folder.root, "model"), wan));
     ++converted;
   }
   if (folder.vae) {
@@ -108,7 +145,8 @@ absl::Status RunConvert(const std::vector<std::string>& args) {
     if (diffusers) {
       LV_ASSIGN_OR_RETURN(official, core::wan::ToDiffusersVaeStateDict(official, config));
     }
-    LV_RETURN_IF_ERROR(ReplaceWeights(out_dir(*folder.vae), "diffusion_pytorch_model", official));
+    LV_RETURN_IF_ERROR(WriteRewrite(
+        output, RewriteOf(*folder.vae, folder.root, "diffusion_pytorch_model"), official));
     ++converted;
   }
   std::cout << "converted " << converted << " component(s) to " << to << " names in " << output
@@ -159,12 +197,12 @@ absl::Status RunConvertAttention(const std::vector<std::string>& args) {
     return name.find(".self_attn.attn_core.") != std::string::npos;
   };
   LV_RETURN_IF_ERROR(core::io::LoadStateDict(*dit, kept, options));
-  LV_RETURN_IF_ERROR(CopyTree(folder.root, output));
-  const fs::path out_transformer =
-      fs::path(output) / fs::relative(folder.transformer->dir, folder.root);
+  const Rewrite rewrite = RewriteOf(*folder.transformer, folder.root, "diffusion_pytorch_model");
+  LV_RETURN_IF_ERROR(CopyTree(folder.root, output, {rewrite}));
+  const fs::path out_transformer = fs::path(output) / rewrite.dir;
   LV_ASSIGN_OR_RETURN(TensorMap converted,
                       core::wan::DitToDiffusersNames(core::io::StateDict(*dit)));
-  LV_RETURN_IF_ERROR(ReplaceWeights(out_transformer, "diffusion_pytorch_model", converted));
+  LV_RETURN_IF_ERROR(WriteRewrite(output, rewrite, converted));
   LV_RETURN_IF_ERROR(
       core::io::WriteJsonFile((out_transformer / "config.json").string(),
                               config.ToJson(core::wan::DitConfigFormat::kDiffusers)));

@@ -46,13 +46,12 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
  public:
   WanTextToVideoPipeline(wan::WanModel dit, wan::T5Encoder text_encoder,
                          std::unique_ptr<wan::T5Tokenizer> tokenizer, wan::WanVae vae,
-                         ModelLimits limits, DeviceOptions device)
+                         ModelLimits limits)
       : dit_(std::move(dit)),
         text_encoder_(std::move(text_encoder)),
         tokenizer_(std::move(tokenizer)),
         vae_(std::move(vae)),
-        limits_(limits),
-        device_(device) {}
+        limits_(limits) {}
 
   const ModelLimits& limits() const override { return limits_; }
 
@@ -203,6 +202,7 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     std::vector<std::string> texts;
     for (const auto& p : resolved) {
       for (const std::string* t : {&p.prompt, &p.negative_prompt}) {
+        if (t == &p.negative_prompt && p.guidance <= 1.0) continue;  // unguided: no negative
         if (slot.emplace(*t, texts.size()).second) texts.push_back(*t);
       }
     }
@@ -210,8 +210,9 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     std::vector<std::unique_ptr<RequestState>> states;
     std::vector<RequestState*> batch;
     for (const auto& p : resolved) {
-      LV_ASSIGN_OR_RETURN(
-          auto s, InitRequest(p, embeddings[slot[p.prompt]], embeddings[slot[p.negative_prompt]]));
+      LV_ASSIGN_OR_RETURN(auto s, InitRequest(p, embeddings[slot[p.prompt]],
+                                              p.guidance > 1.0 ? embeddings[slot[p.negative_prompt]]
+                                                               : torch::Tensor()));
       batch.push_back(s.get());
       states.push_back(std::move(s));
     }
@@ -236,7 +237,6 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
   std::unique_ptr<wan::T5Tokenizer> tokenizer_;
   wan::WanVae vae_;
   ModelLimits limits_;
-  DeviceOptions device_;
 };
 
 }  // namespace
@@ -268,7 +268,7 @@ absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create
   limits.text_len = dit->config().text_len;
   ApplyModelIndexLimits(folder.root, limits);
   return std::unique_ptr<TextToVideoPipeline>(std::make_unique<WanTextToVideoPipeline>(
-      std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits, options.device));
+      std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits));
 }
 
 }  // namespace linvideo::core::pipeline
