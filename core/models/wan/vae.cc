@@ -195,6 +195,11 @@ int64_t WanVaeImpl::LatentFrames(int64_t video_frames) const {
 }
 
 torch::Tensor WanVaeImpl::Decode(const torch::Tensor& z) const {
+  torch::Tensor video = DecodeUnclamped(z);
+  return at::GradMode::is_enabled() ? video.clamp(-1.0, 1.0) : video.clamp_(-1.0, 1.0);
+}
+
+torch::Tensor WanVaeImpl::DecodeUnclamped(const torch::Tensor& z) const {
   const std::string error = LatentShapeError(config_, z);
   TORCH_CHECK(error.empty(), error);
   const int64_t frames = z.size(2);
@@ -217,7 +222,7 @@ torch::Tensor WanVaeImpl::Decode(const torch::Tensor& z) const {
   }
   TORCH_CHECK(offset == video.size(2), "VAE decode produced ", offset, " frames, expected ",
               video.size(2));
-  return at::GradMode::is_enabled() ? video.clamp(-1.0, 1.0) : video.clamp_(-1.0, 1.0);
+  return video;
 }
 
 VaeLatentDistribution WanVaeImpl::EncodeDistribution(const torch::Tensor& video) const {

@@ -85,6 +85,9 @@ class WanVaeImpl : public torch::nn::Module {
   // Normalised latents z [B, z_dim, F, h, w] -> video [B, 3, 1 + 4·(F−1), 8h, 8w] in [-1, 1]
   // (official WanVAE.decode: z·std + mean, conv2, causal per-frame decoding, clamp).
   torch::Tensor Decode(const torch::Tensor& z) const;
+  // Decode without the final clamp (training: a clamped output has no gradient where it
+  // saturates, so a pixel pushed past ±1 could never come back).
+  torch::Tensor DecodeUnclamped(const torch::Tensor& z) const;
   // Video [B, 3, 1 + 4k, H, W] (values in [-1, 1], H and W multiples of 8) -> normalised mu
   // [B, z_dim, 1 + k, H/8, W/8] (official WanVAE.encode).
   torch::Tensor Encode(const torch::Tensor& video) const;

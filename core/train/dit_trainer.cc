@@ -1,0 +1,316 @@
+#include "core/train/dit_trainer.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/common/status.h"
+#include "core/data/prompt.h"
+#include "core/data/render.h"
+#include "core/data/sampler.h"
+#include "core/io/json_file.h"
+#include "core/io/safetensors.h"
+#include "core/io/state_dict.h"
+#include "core/models/wan/dit.h"
+#include "core/models/wan/t5_encoder.h"
+#include "core/models/wan/tokenizer.h"
+#include "core/models/wan/vae.h"
+#include "core/models/wan/vae_key_map.h"
+#include "core/pipeline/model_folder.h"
+#include "core/train/train_state.h"
+
+namespace linvideo::core::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kClipStream = 7;
+
+data::SceneSpec ClipScene(const DitTrainOptions& o, int64_t index) {
+  return data::SampleScene(MixSeed(o.seed, static_cast<uint64_t>(index), kClipStream),
+                           data::Split::kTrain);
+}
+
+absl::Status Validate(const DitTrainOptions& o) {
+  auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+  if (o.work_dir.empty() || o.vae_dir.empty() || o.tokenizer_file.empty()) {
+    return bad("DiT training needs a work directory, a VAE work directory and a tokenizer file");
+  }
+  LV_RETURN_IF_ERROR(o.dit.Validate());
+  LV_RETURN_IF_ERROR(o.t5.Validate());
+  if (o.dit.text_dim != o.t5.dim) {
+    return bad("the DiT's text_dim (", o.dit.text_dim, ") must equal the text encoder's dim (",
+               o.t5.dim, ")");
+  }
+  if (o.clips < 1 || o.steps < 1 || o.batch < 1 || o.encode_batch < 1) {
+    return bad("clips, steps, batch and encode_batch must be >= 1");
+  }
+  if (!(o.lr > 0) || !(o.shift > 0) || o.cfg_dropout < 0 || o.cfg_dropout >= 1 || o.ema_decay < 0 ||
+      o.ema_decay >= 1) {
+    return bad("need lr > 0, shift > 0, cfg_dropout in [0, 1), ema_decay in [0, 1)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<wan::WanVae> LoadTrainedVae(const std::string& vae_dir) {
+  LV_ASSIGN_OR_RETURN(nlohmann::json json, io::ReadJsonFile(VaeConfigPath(vae_dir)));
+  LV_ASSIGN_OR_RETURN(wan::VaeConfig config, wan::VaeConfig::FromJson(json));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, wan::CreateWanVae(config));
+  LV_ASSIGN_OR_RETURN(io::TensorMap weights, io::ReadWeights(vae_dir, "vae"));
+  LV_RETURN_IF_ERROR(wan::LoadWanVaeWeights(vae, weights));
+  vae->eval();
+  return vae;
+}
+
+// Unnormalised posterior means of the training clips, [clips, z_dim, F', h, w], encoded once and
+// cached in work_dir/latents.safetensors.
+absl::StatusOr<torch::Tensor> Latents(const DitTrainOptions& o, const wan::WanVae& vae,
+                                      ProgressLog& log) {
+  const std::string path = (fs::path(o.work_dir) / "latents.safetensors").string();
+  const std::vector<int64_t> shape = {o.clips, vae->config().z_dim, vae->LatentFrames(o.frames),
+                                      o.height / vae->config().spatial_stride(),
+                                      o.width / vae->config().spatial_stride()};
+  if (fs::exists(path)) {
+    LV_ASSIGN_OR_RETURN(io::TensorMap cached, io::ReadWeights(o.work_dir, "latents"));
+    auto it = cached.find("mu");
+    if (it == cached.end() || it->second.sizes() != c10::IntArrayRef(shape)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " holds latents of another shape than ", c10::str(shape),
+                       "; delete it (it is a cache) or use another work directory"));
+    }
+    return it->second.clone();  // own the memory (the map's tensors view an mmap)
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor mu = torch::empty(shape, torch::kFloat);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t begin = 0; begin < o.clips; begin += o.encode_batch) {
+    const int64_t end = std::min(o.clips, begin + o.encode_batch);
+    std::vector<torch::Tensor> clips;
+    for (int64_t i = begin; i < end; ++i) {
+      LV_ASSIGN_OR_RETURN(torch::Tensor clip,
+                          data::Render(ClipScene(o, i), o.frames, o.height, o.width));
+      clips.push_back(clip);
+    }
+    LV_RETURN_IF_ERROR(TorchCall("encode training clips", [&]() -> absl::Status {
+      mu.narrow(0, begin, end - begin)
+          .copy_(vae->EncodeDistribution(ToModelVideo(torch::stack(clips))).mu);
+      return absl::OkStatus();
+    }));
+    if (end == o.clips || (end / o.encode_batch) % 25 == 0) {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      log.Line(absl::StrFormat("encoded %d/%d clips (%.2f s/clip, eta %.0f s)", end, o.clips,
+                               secs / end, secs / end * (o.clips - end)));
+    }
+  }
+  LV_RETURN_IF_ERROR(io::WriteWeights(o.work_dir, "latents", {{"mu", mu}}));
+  return mu;
+}
+
+// Per-channel statistics of the latents (Wan's latents_mean / latents_std).
+void LatentStats(const torch::Tensor& mu, std::vector<double>* mean, std::vector<double>* std) {
+  const torch::Tensor m = mu.mean({0, 2, 3, 4});
+  const torch::Tensor s = mu.std({0, 2, 3, 4}).clamp_min(1e-4);
+  mean->clear();
+  std->clear();
+  for (int64_t c = 0; c < m.size(0); ++c) {
+    mean->push_back(m[c].item<double>());
+    std->push_back(s[c].item<double>());
+  }
+}
+
+struct Models {
+  wan::WanModel dit{nullptr};
+  wan::T5Encoder t5{nullptr};
+};
+
+absl::StatusOr<Models> CreateModels(const DitTrainOptions& o) {
+  torch::manual_seed(MixSeed(o.seed, 0, 11));
+  Models m;
+  LV_ASSIGN_OR_RETURN(m.dit, wan::CreateWanModel(o.dit));
+  LV_ASSIGN_OR_RETURN(m.t5, wan::CreateT5Encoder(o.t5));
+  return m;
+}
+
+std::string CheckpointPath(const DitTrainOptions& o) {
+  return (fs::path(o.work_dir) / "dit.ckpt").string();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
+  LV_RETURN_IF_ERROR(Validate(o));
+  std::error_code ec;
+  fs::create_directories(o.work_dir, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", o.work_dir, ": ", ec.message()));
+  LV_ASSIGN_OR_RETURN(auto tokenizer, wan::T5Tokenizer::Create(o.tokenizer_file));
+  if (tokenizer->vocab_size() > o.t5.vocab) {
+    return absl::InvalidArgumentError(absl::StrCat("the tokenizer has ", tokenizer->vocab_size(),
+                                                   " pieces but the text encoder's vocab is ",
+                                                   o.t5.vocab));
+  }
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadTrainedVae(o.vae_dir));
+  if (vae->config().z_dim != o.dit.in_dim || vae->config().z_dim != o.dit.out_dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the DiT's in_dim/out_dim must equal the VAE's "
+                     "z_dim ",
+                     vae->config().z_dim));
+  }
+  ProgressLog log(
+      o.log_file.empty() ? (fs::path(o.work_dir) / "train_dit.log").string() : o.log_file, 0,
+      o.steps);
+  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, log));
+  std::vector<double> mean, std;
+  LatentStats(mu, &mean, &std);
+  const auto view = [&](const std::vector<double>& v) {
+    return torch::tensor(v, torch::kFloat).view({1, -1, 1, 1, 1});
+  };
+  const torch::Tensor latents = ((mu - view(mean)) / view(std)).contiguous();  // normalised
+  mu = torch::Tensor();
+
+  LV_ASSIGN_OR_RETURN(Models m, CreateModels(o));
+  m.dit->train();
+  m.t5->train();
+  std::vector<torch::Tensor> params = m.dit->parameters();
+  for (const auto& p : m.t5->parameters()) params.push_back(p);
+  torch::optim::AdamW optimizer(
+      params, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.99}).weight_decay(o.weight_decay));
+  Ema ema_dit(*m.dit), ema_t5(*m.t5);
+  TrainState state;
+  state.modules = {{"dit", m.dit.ptr().get()}, {"t5", m.t5.ptr().get()}};
+  state.optimizers = {{"adamw", &optimizer}};
+  state.emas = {{"dit", &ema_dit}, {"t5", &ema_t5}};
+  if (absl::Status s = LoadTrainState(CheckpointPath(o), &state); !s.ok() && !absl::IsNotFound(s)) {
+    return s;
+  }
+  ProgressLog steps_log(
+      o.log_file.empty() ? (fs::path(o.work_dir) / "train_dit.log").string() : o.log_file,
+      state.next_step, o.steps);
+  if (state.next_step > 0) {
+    steps_log.Line(absl::StrCat("resuming DiT training at step ", state.next_step));
+  }
+  TrainSummary summary;
+  const int64_t n = latents.size(0);
+  for (int64_t step = state.next_step; step < o.steps; ++step) {
+    data::Rng rng(MixSeed(o.seed, static_cast<uint64_t>(step), 3000));
+    std::vector<int64_t> index;
+    std::vector<std::string> prompts;
+    std::vector<float> sigmas;
+    for (int64_t b = 0; b < o.batch; ++b) {
+      const int64_t i = rng.Below(static_cast<int>(n));
+      index.push_back(i);
+      const int paraphrase = rng.Below(data::kNumParaphrases);
+      const bool drop = rng.Uniform() < o.cfg_dropout;
+      prompts.push_back(drop ? std::string() : data::Prompt(ClipScene(o, i), paraphrase));
+      const double u = rng.Uniform();
+      sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
+    }
+    LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens, tokenizer->Encode(prompts, o.dit.text_len));
+    const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
+    SetLearningRate(optimizer, lr);
+    double loss_value = 0;
+    LV_RETURN_IF_ERROR(TorchCall("DiT training step", [&]() -> absl::Status {
+      const torch::Tensor x0 = latents.index_select(0, torch::tensor(index, torch::kLong));
+      at::Generator gen = StepGenerator(o.seed, step, 4);
+      const torch::Tensor noise = at::randn(x0.sizes(), gen, x0.options());
+      const torch::Tensor sigma = torch::tensor(sigmas, torch::kFloat);  // [B]
+      const torch::Tensor s5 = sigma.view({-1, 1, 1, 1, 1});
+      const torch::Tensor xt = (1.0 - s5) * x0 + s5 * noise;  // [B, z, F', h, w]
+      const torch::Tensor mask = tokens.mask;                 // [B, L]
+      const torch::Tensor context =
+          m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);  // [B, L, D]
+      const torch::Tensor v = m.dit->forward(xt, sigma * 1000.0, context);
+      const torch::Tensor loss = (v - (noise - x0)).pow(2).mean();
+      optimizer.zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      optimizer.step();
+      const double decay = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
+      ema_dit.Update(*m.dit, decay);
+      ema_t5.Update(*m.t5, decay);
+      loss_value = loss.item<double>();
+      return absl::OkStatus();
+    }));
+    ++summary.steps_run;
+    steps_log.Step(step, loss_value, o.batch, lr, o.log_every);
+    const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps || pause) {
+      state.next_step = step + 1;
+      LV_RETURN_IF_ERROR(SaveTrainState(CheckpointPath(o), state));
+    }
+    if (pause && step + 1 < o.steps) {
+      summary.first_loss = steps_log.first_window_mean();
+      summary.last_loss = steps_log.last_window_mean();
+      return summary;  // paused: exported when a later call finishes
+    }
+  }
+  summary.first_loss = steps_log.first_window_mean();
+  summary.last_loss = steps_log.last_window_mean();
+  if (!o.out_dir.empty()) LV_RETURN_IF_ERROR(ExportDit(o));
+  return summary;
+}
+
+absl::Status ExportDit(const DitTrainOptions& o) {
+  LV_RETURN_IF_ERROR(Validate(o));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadTrainedVae(o.vae_dir));
+  ProgressLog log("", 0, 1);
+  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, log));
+  pipeline::ModelFolderContents c;
+  c.vae_config = vae->config();
+  LatentStats(mu, &c.vae_config.latents_mean, &c.vae_config.latents_std);
+  LV_ASSIGN_OR_RETURN(c.vae, io::ReadWeights(o.vae_dir, "vae"));
+
+  LV_ASSIGN_OR_RETURN(Models m, CreateModels(o));
+  std::vector<torch::Tensor> params = m.dit->parameters();
+  for (const auto& p : m.t5->parameters()) params.push_back(p);
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr));
+  Ema ema_dit(*m.dit), ema_t5(*m.t5);
+  TrainState state;
+  state.modules = {{"dit", m.dit.ptr().get()}, {"t5", m.t5.ptr().get()}};
+  state.optimizers = {{"adamw", &optimizer}};
+  state.emas = {{"dit", &ema_dit}, {"t5", &ema_t5}};
+  LV_RETURN_IF_ERROR(LoadTrainState(CheckpointPath(o), &state));
+  ema_dit.CopyTo(*m.dit);
+  ema_t5.CopyTo(*m.t5);
+  auto copy = [](const io::TensorMap& map) {
+    io::TensorMap out;
+    for (const auto& [k, v] : map) out[k] = v.detach().clone();
+    return out;
+  };
+  c.dit_config = o.dit;
+  c.dit = copy(io::StateDict(*m.dit));
+  c.t5_config = o.t5;
+  c.text_encoder = copy(io::StateDict(*m.t5));
+  c.tokenizer_model_file = o.tokenizer_file;
+  LV_RETURN_IF_ERROR(pipeline::WriteModelFolder(o.out_dir, c));
+
+  const std::string index_path = (fs::path(o.out_dir) / "model_index.json").string();
+  LV_ASSIGN_OR_RETURN(nlohmann::json index, io::ReadJsonFile(index_path));
+  index["linvideo"] = {{"default_width", o.width},
+                       {"default_height", o.height},
+                       {"default_frames", o.frames},
+                       {"default_steps", o.default_steps},
+                       {"default_guidance", o.default_guidance},
+                       {"default_shift", o.shift},
+                       {"max_width", 4 * o.width},
+                       {"max_height", 4 * o.height},
+                       {"max_frames", 2 * o.frames - 1},
+                       {"max_steps", 100}};
+  index["linvideo_training"] = {{"seed", o.seed},
+                                {"steps", state.next_step},
+                                {"batch", o.batch},
+                                {"clips", o.clips},
+                                {"lr", o.lr},
+                                {"shift", o.shift},
+                                {"cfg_dropout", o.cfg_dropout},
+                                {"ema_decay", o.ema_decay}};
+  return io::WriteJsonFile(index_path, index);
+}
+
+}  // namespace linvideo::core::train

@@ -1,0 +1,63 @@
+#pragma once
+// Training the Wan DiT and its umT5 text encoder (tiny config) on shapes-world latents with the
+// flow-matching objective, then exporting a servable model folder.
+//
+// Stage 1 (once per work_dir, cached in latents.safetensors): `clips` training-split scenes are
+// rendered at the served size and encoded with the trained VAE (posterior mean); the per-channel
+// mean/std of those latents become the VAE config's latents_mean/latents_std, so the DiT sees
+// unit-scale latents exactly as Wan's pipeline normalises them.
+// Stage 2: each step draws `batch` clips and a random paraphrase of each prompt (replaced by the
+// empty prompt with probability cfg_dropout, the negative prompt the pipeline uses, so classifier-
+// free guidance works), a timestep by Wan's flow-matching rule (u ~ U(0, 1) shifted,
+// sigma = shift·u / (1 + (shift − 1)·u), t = 1000·sigma), x_t = (1 − sigma)·x0 + sigma·noise, and
+// regresses the velocity noise − x0 (MSE). The umT5 encoder is trained jointly (its output rows
+// at padding positions are zeroed as at inference). An EMA of both is kept and exported.
+// Stage 3: export to `out_dir` (diffusers layout, fp32) with serving defaults in model_index.json.
+//
+// Resumable like TrainVae (work_dir/dit.ckpt). Not thread-safe; one call per work_dir.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/models/wan/t5_config.h"
+#include "core/models/wan/wan_config.h"
+#include "core/train/vae_trainer.h"
+
+namespace linvideo::core::train {
+
+struct DitTrainOptions {
+  std::string work_dir;
+  std::string vae_dir;         // a VAE work directory (vae.safetensors + vae_config.json)
+  std::string tokenizer_file;  // sentencepiece .model
+  std::string out_dir;         // exported model folder; empty: do not export
+  wan::WanConfig dit;          // text_dim must equal t5.dim, in_dim/out_dim the VAE's z_dim
+  wan::T5Config t5;            // vocab must cover the tokenizer
+  int64_t clips = 2000;        // distinct training clips encoded once
+  int64_t frames = 33, height = 128, width = 128;
+  int64_t encode_batch = 4;
+  int64_t steps = 2000;
+  int64_t batch = 8;
+  double lr = 5e-4;
+  int64_t warmup = 100;
+  double weight_decay = 0.01;
+  double cfg_dropout = 0.1;
+  double shift = 3.0;  // training shift; exported as the default sampling shift
+  double ema_decay = 0.998;
+  uint64_t seed = 0;
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 100;
+  int64_t stop_after = 0;  // > 0: checkpoint and return after this many steps (resume later)
+  std::string log_file;    // empty: work_dir/train_dit.log
+  // Serving defaults written to the exported model_index.json.
+  int64_t default_steps = 50;
+  double default_guidance = 5.0;
+};
+
+// Runs whatever is left of stages 1-3. INVALID_ARGUMENT for inconsistent options.
+absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& options);
+
+// Exports the EMA weights of a DiT work directory's checkpoint (what TrainDit does at the end).
+absl::Status ExportDit(const DitTrainOptions& options);
+
+}  // namespace linvideo::core::train

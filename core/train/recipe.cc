@@ -1,0 +1,56 @@
+#include "core/train/recipe.h"
+
+namespace linvideo::core::train {
+
+VaeTrainOptions DefaultVaeRecipe() {
+  VaeTrainOptions o;
+  o.config.base_dim = 16;
+  o.config.z_dim = 16;
+  o.config.dim_mult = {1, 2, 4, 4};
+  o.config.num_res_blocks = 1;
+  o.config.temperal_downsample = {false, true, true};
+  // Neutral statistics while training (the DiT stage measures the real ones).
+  o.config.latents_mean.assign(16, 0.0);
+  o.config.latents_std.assign(16, 1.0);
+  o.steps = 1600;
+  o.batch = 6;
+  o.window = 9;
+  o.crop = 64;
+  o.lr = 1e-3;
+  return o;
+}
+
+DitTrainOptions DefaultDitRecipe() {
+  DitTrainOptions o;
+  wan::WanConfig& d = o.dit;
+  d.dim = 256;
+  d.ffn_dim = 1024;
+  d.freq_dim = 128;
+  d.text_dim = 128;
+  d.text_len = 32;
+  d.in_dim = d.out_dim = 16;
+  d.num_heads = 4;
+  d.SetNumLayers(6);
+  d.patch_size = {1, 2, 2};
+  d.qk_norm = true;
+  d.cross_attn_norm = true;
+  wan::T5Config& t = o.t5;
+  t.vocab = 72;  // the grammar's word-level tokenizer (scripts/train-default.sh)
+  t.dim = 128;
+  t.dim_attn = 128;
+  t.dim_ffn = 256;
+  t.num_heads = 4;
+  t.num_layers = 2;
+  t.num_buckets = 32;
+  t.max_distance = 128;
+  t.shared_pos = false;
+  o.clips = 2400;
+  o.steps = 3000;
+  o.batch = 8;
+  o.lr = 5e-4;
+  o.shift = 3.0;
+  o.default_guidance = 5.0;
+  return o;
+}
+
+}  // namespace linvideo::core::train

@@ -1,0 +1,145 @@
+#include "core/train/vae_trainer.h"
+
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/common/status.h"
+#include "core/data/render.h"
+#include "core/data/sampler.h"
+#include "core/io/json_file.h"
+#include "core/io/safetensors.h"
+#include "core/io/state_dict.h"
+#include "core/models/wan/vae.h"
+#include "core/train/train_state.h"
+
+namespace linvideo::core::train {
+namespace fs = std::filesystem;
+
+std::string VaeWeightsPath(const std::string& work_dir) {
+  return (fs::path(work_dir) / "vae.safetensors").string();
+}
+std::string VaeConfigPath(const std::string& work_dir) {
+  return (fs::path(work_dir) / "vae_config.json").string();
+}
+
+namespace {
+
+absl::Status Validate(const VaeTrainOptions& o) {
+  auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+  if (o.work_dir.empty()) return bad("VAE training needs a work directory");
+  LV_RETURN_IF_ERROR(o.config.Validate());
+  const int64_t ts = o.config.temporal_stride(), ss = o.config.spatial_stride();
+  if (o.steps < 1 || o.batch < 1) return bad("steps and batch must be >= 1");
+  if (o.window < 1 || (o.window - 1) % ts != 0 || o.window > o.clip_frames) {
+    return bad("window ", o.window, " must be 1 + ", ts, "·k frames and <= clip_frames ",
+               o.clip_frames);
+  }
+  if (o.crop < ss || o.crop % ss != 0 || o.crop > o.height || o.crop > o.width) {
+    return bad("crop ", o.crop, " must be a multiple of ", ss, " and <= the rendered size ",
+               o.height, "x", o.width);
+  }
+  if (!(o.lr > 0) || o.kl_weight < 0) return bad("lr must be > 0 and kl_weight >= 0");
+  return absl::OkStatus();
+}
+
+// Batch of step `step`: random training scenes, each a random window and crop of its clip.
+absl::StatusOr<torch::Tensor> VaeBatch(const VaeTrainOptions& o, int64_t step) {
+  std::vector<torch::Tensor> clips;
+  for (int64_t b = 0; b < o.batch; ++b) {
+    data::Rng rng(MixSeed(o.seed, static_cast<uint64_t>(step), 1000 + b));
+    const data::SceneSpec spec = data::SampleScene(rng.Next(), data::Split::kTrain);
+    LV_ASSIGN_OR_RETURN(torch::Tensor clip,
+                        data::Render(spec, o.clip_frames, o.height, o.width));  // [F, H, W, 3]
+    const int64_t f0 = rng.Below(static_cast<int>(o.clip_frames - o.window + 1));
+    const int64_t y0 = rng.Below(static_cast<int>(o.height - o.crop + 1));
+    const int64_t x0 = rng.Below(static_cast<int>(o.width - o.crop + 1));
+    clips.push_back(
+        clip.narrow(0, f0, o.window).narrow(1, y0, o.crop).narrow(2, x0, o.crop).contiguous());
+  }
+  return ToModelVideo(torch::stack(clips));  // [B, 3, window, crop, crop]
+}
+
+}  // namespace
+
+absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
+  LV_RETURN_IF_ERROR(Validate(o));
+  std::error_code ec;
+  fs::create_directories(o.work_dir, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", o.work_dir, ": ", ec.message()));
+  const std::string ckpt = (fs::path(o.work_dir) / "vae.ckpt").string();
+
+  torch::manual_seed(MixSeed(o.seed, 0, 1));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, wan::CreateWanVae(o.config));
+  vae->train();
+  torch::optim::AdamW optimizer(
+      vae->parameters(), torch::optim::AdamWOptions(o.lr).betas({0.9, 0.99}).weight_decay(0));
+  TrainState state;
+  state.modules = {{"vae", vae.ptr().get()}};
+  state.optimizers = {{"adamw", &optimizer}};
+  if (absl::Status s = LoadTrainState(ckpt, &state); !s.ok() && !absl::IsNotFound(s)) return s;
+
+  ProgressLog log(
+      o.log_file.empty() ? (fs::path(o.work_dir) / "train_vae.log").string() : o.log_file,
+      state.next_step, o.steps);
+  if (state.next_step > 0)
+    log.Line(absl::StrCat("resuming VAE training at step ", state.next_step));
+  TrainSummary summary;
+  double psnr = 0;
+  for (int64_t step = state.next_step; step < o.steps; ++step) {
+    LV_ASSIGN_OR_RETURN(torch::Tensor x, VaeBatch(o, step));
+    const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
+    SetLearningRate(optimizer, lr);
+    double loss_value = 0;
+    LV_RETURN_IF_ERROR(TorchCall("VAE training step", [&]() -> absl::Status {
+      wan::VaeLatentDistribution q = vae->EncodeDistribution(x);  // unnormalised
+      at::Generator gen = StepGenerator(o.seed, step, 2);
+      const torch::Tensor eps = at::randn(q.mu.sizes(), gen, q.mu.options());
+      const torch::Tensor logvar = q.logvar.clamp(-30.0, 20.0);
+      const torch::Tensor z = q.mu + (0.5 * logvar).exp() * eps;
+      // Decode() takes normalised latents; Normalize is affine, so z reaches the decoder as is.
+      const torch::Tensor y = vae->DecodeUnclamped(vae->Normalize(z));
+      const torch::Tensor diff = y - x;
+      const torch::Tensor mse = diff.pow(2).mean();
+      const torch::Tensor rec = diff.abs().mean() + mse;
+      const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();
+      const torch::Tensor loss = rec + o.kl_weight * kl;
+      optimizer.zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
+      optimizer.step();
+      loss_value = loss.item<double>();
+      const double m = (y.detach().clamp(-1, 1) - x).pow(2).mean().item<double>();
+      psnr = 10.0 * std::log10(4.0 / std::max(m, 1e-12));  // peak-to-peak range 2
+      return absl::OkStatus();
+    }));
+    ++summary.steps_run;
+    log.Step(step, loss_value, o.batch, lr, o.log_every, absl::StrFormat("psnr %.2f dB", psnr));
+    const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps || pause) {
+      state.next_step = step + 1;
+      LV_RETURN_IF_ERROR(SaveTrainState(ckpt, state));
+    }
+    if (pause && step + 1 < o.steps) {
+      summary.first_loss = log.first_window_mean();
+      summary.last_loss = log.last_window_mean();
+      summary.extra = psnr;
+      return summary;  // paused: no final weights yet
+    }
+  }
+  vae->eval();
+  LV_RETURN_IF_ERROR(
+      io::WriteWeights(o.work_dir, "vae", io::StateDict(*vae), /*max_shard_bytes=*/0));
+  LV_RETURN_IF_ERROR(io::WriteJsonFile(VaeConfigPath(o.work_dir), o.config.ToJson()));
+  summary.first_loss = log.first_window_mean();
+  summary.last_loss = log.last_window_mean();
+  summary.extra = psnr;
+  return summary;
+}
+
+}  // namespace linvideo::core::train

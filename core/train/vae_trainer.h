@@ -1,0 +1,54 @@
+#pragma once
+// Training the Wan VAE (small channel config) on shapes-world clips: reconstruction (L1 + MSE)
+// plus a KL term, on random windows and crops of rendered training-split clips.
+//
+// The VAE runs exactly its inference code path (EncodeDistribution with the causal chunking, the
+// per-frame causal decode), so what is trained is what serves. Windows are 1 + 4k frames of a
+// full-length clip, so objects move at the speed they have in served videos.
+//
+// Resumable: `work_dir`/vae.ckpt holds the modules, the optimizer and the next step; a call finds
+// it and continues. At the end the weights go to `work_dir`/vae.safetensors (official names) and
+// the config to `work_dir`/vae_config.json. Not thread-safe; one call at a time per work_dir.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/models/wan/vae_config.h"
+
+namespace linvideo::core::train {
+
+struct VaeTrainOptions {
+  std::string work_dir;
+  wan::VaeConfig config;
+  int64_t steps = 1500;
+  int64_t batch = 4;
+  int64_t clip_frames = 33;           // rendered clip length (the served length)
+  int64_t window = 9;                 // frames per training window (1 + 4k)
+  int64_t height = 128, width = 128;  // rendered size
+  int64_t crop = 64;                  // square crop trained on (multiple of 8, <= size)
+  double lr = 1e-3;
+  int64_t warmup = 50;
+  double kl_weight = 1e-6;
+  uint64_t seed = 0;
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 100;
+  int64_t stop_after = 0;  // > 0: checkpoint and return after this many steps (resume later)
+  std::string log_file;    // empty: work_dir/train_vae.log
+};
+
+struct TrainSummary {
+  int64_t steps_run = 0;  // steps this call ran (0 if the checkpoint was already complete)
+  double first_loss = 0;  // mean loss of the first logged window of this call
+  double last_loss = 0;   // mean loss of the last logged window
+  double extra = 0;       // VAE: PSNR (dB) of the last window's reconstructions
+};
+
+// INVALID_ARGUMENT for bad options (says which and what is allowed).
+absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& options);
+
+// Paths inside a VAE work directory.
+std::string VaeWeightsPath(const std::string& work_dir);
+std::string VaeConfigPath(const std::string& work_dir);
+
+}  // namespace linvideo::core::train
