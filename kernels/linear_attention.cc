@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/linear_attention_cpu_fused.h"
+
 namespace linvideo::kernels {
 namespace {
 
@@ -192,6 +194,9 @@ torch::Tensor LinearAttentionCpu(const torch::Tensor& q, const torch::Tensor& k,
   CheckArgs(q, k, v, w_q, w_k);
   TORCH_CHECK(chunk > 0, "LinearAttentionCpu: chunk must be positive, got ", chunk);
   if (NeedsGrad({&q, &k, &v, &w_q, &w_k})) return ChunkedWithGrad(q, k, v, w_q, w_k, eps, chunk);
+  if (LinearAttentionCpuFusedApplies(q, k, v)) {
+    return LinearAttentionCpuFused(q, k, v, w_q, w_k, eps, chunk);
+  }
   return ChunkedNoGrad(q, k, v, w_q, w_k, eps, chunk);
 }
 

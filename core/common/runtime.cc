@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/huge_page_allocator.h"
 
 namespace linvideo::core {
 
@@ -56,6 +57,8 @@ int InitRuntime(int threads) {
   static std::once_flag interop_once;
   const int n = threads > 0 ? threads : AvailableCores();
   ConfigureBlis(n);
+  const char* huge = std::getenv("LINVIDEO_HUGE_PAGES");
+  if (huge == nullptr || std::string(huge) != "0") InstallHugePageAllocator();
   at::set_num_threads(n);
   // The inter-op pool may only be sized once, before first use.
   std::call_once(interop_once, [&] {

@@ -13,7 +13,8 @@ namespace linvideo::core {
 // Sets LibTorch intra-op (and inter-op) threads and the BLAS (BLIS) threads and kernel set.
 // `threads <= 0` means every core this process may run on (sched_getaffinity), because
 // LibTorch 1.13 defaults to one thread and BLIS to one thread. Call it first thing in main(),
-// before any tensor math. Idempotent, thread-safe. Returns the thread count in effect.
+// before any tensor math. Also installs the huge-page CPU allocator (huge_page_allocator.h; off
+// with LINVIDEO_HUGE_PAGES=0). Idempotent, thread-safe. Returns the thread count in effect.
 int InitRuntime(int threads = 0);
 
 // Number of CPUs this process may run on.
