@@ -21,6 +21,8 @@
 #include "core/data/prompt.h"
 #include "core/data/sampler.h"
 #include "core/train/recipe.h"
+#include "media/bytes_io.h"
+#include "media/png.h"
 #include "tools/flags.h"
 
 namespace {
@@ -39,6 +41,7 @@ commands:
                                    [--shift X] [--cfg-dropout X] [--ema X] [--dim N] [--layers N]
                                    [--frames N] [--height N] [--width N] [--seed N]
                                    [--log-every N] [--checkpoint-every N] [--threads N]
+  vae-check  reconstruction PSNR of held-out full clips: --work DIR [--clips N] [--sheet PNG]
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
 
@@ -77,6 +80,43 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(tr::TrainSummary s, tr::TrainVae(o));
   std::cout << absl::StrFormat("VAE: %d steps this run, loss %.5f -> %.5f, psnr %.2f dB\n",
                                s.steps_run, s.first_loss, s.last_loss, s.extra);
+  return absl::OkStatus();
+}
+
+absl::Status CheckVae(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags f,
+                      Flags::Parse(args, {"work", "clips", "sheet", "threads", "base-dim"}));
+  tr::VaeTrainOptions o = tr::DefaultVaeRecipe();
+  LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
+  LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
+  LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
+  LV_ASSIGN_OR_RETURN(tr::VaeCheck check, tr::CheckVae(o, clips));
+  for (size_t i = 0; i < check.psnr.size(); ++i) {
+    std::cout << absl::StrFormat("clip %d: %.2f dB\n", i, check.psnr[i]);
+  }
+  std::cout << absl::StrFormat("mean PSNR %.2f dB over %d held-out clips (%dx%dx%d)\n",
+                               check.mean_psnr, clips, o.clip_frames, o.height, o.width);
+  if (f.Has("sheet")) {
+    // Rows: per clip, 4 key frames of the truth then the same 4 decoded.
+    std::vector<uint8_t> tiles;
+    for (size_t i = 0; i < check.truth.size(); ++i) {
+      for (const torch::Tensor* v : {&check.truth[i], &check.decoded[i]}) {
+        const int64_t frames = v->size(0);
+        for (int64_t k : {int64_t{0}, (frames - 1) / 3, 2 * (frames - 1) / 3, frames - 1}) {
+          const torch::Tensor frame = (*v)[k].contiguous();
+          const uint8_t* p = frame.data_ptr<uint8_t>();
+          tiles.insert(tiles.end(), p, p + frame.numel());
+        }
+      }
+    }
+    linvideo::media::FrameView view{tiles.data(), static_cast<int>(check.truth.size() * 8),
+                                    static_cast<int>(o.height), static_cast<int>(o.width)};
+    linvideo::media::ContactSheetOptions options;
+    options.columns = 8;
+    options.max_frames = view.frames;
+    LV_ASSIGN_OR_RETURN(std::string png, linvideo::media::ContactSheet(view, options));
+    LV_RETURN_IF_ERROR(linvideo::media::SaveBytes(f.Get("sheet"), png));
+  }
   return absl::OkStatus();
 }
 
@@ -157,6 +197,8 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (command == "vae") {
     status = TrainVae(args);
+  } else if (command == "vae-check") {
+    status = CheckVae(args);
   } else if (command == "dit") {
     status = TrainDit(args);
   } else if (command == "export") {

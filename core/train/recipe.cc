@@ -12,11 +12,11 @@ VaeTrainOptions DefaultVaeRecipe() {
   // Neutral statistics while training (the DiT stage measures the real ones).
   o.config.latents_mean.assign(16, 0.0);
   o.config.latents_std.assign(16, 1.0);
-  o.steps = 1600;
-  o.batch = 6;
+  o.steps = 1500;
+  o.batch = 4;
   o.window = 9;
-  o.crop = 64;
-  o.lr = 1e-3;
+  o.crop = 80;
+  o.lr = 6e-4;
   return o;
 }
 

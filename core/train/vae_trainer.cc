@@ -2,6 +2,7 @@
 
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/state_dict.h"
 #include "core/models/wan/vae.h"
+#include "core/models/wan/vae_key_map.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::train {
@@ -43,25 +45,49 @@ absl::Status Validate(const VaeTrainOptions& o) {
     return bad("crop ", o.crop, " must be a multiple of ", ss, " and <= the rendered size ",
                o.height, "x", o.width);
   }
-  if (!(o.lr > 0) || o.kl_weight < 0) return bad("lr must be > 0 and kl_weight >= 0");
+  if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0) {
+    return bad("lr must be > 0, kl_weight and object_weight >= 0");
+  }
   return absl::OkStatus();
 }
 
-// Batch of step `step`: random training scenes, each a random window and crop of its clip.
-absl::StatusOr<torch::Tensor> VaeBatch(const VaeTrainOptions& o, int64_t step) {
-  std::vector<torch::Tensor> clips;
+struct VaeBatchData {
+  torch::Tensor video;       // [B, 3, window, crop, crop] in [-1, 1]
+  torch::Tensor background;  // [B, 3, 1, 1, 1] in [-1, 1]
+};
+
+// Batch of step `step`: random training scenes, each a random window of its clip and a crop that
+// contains the subject (centred on it at the window's middle frame, jittered by up to a quarter
+// crop), so no step is spent on empty background.
+absl::StatusOr<VaeBatchData> VaeBatch(const VaeTrainOptions& o, int64_t step) {
+  std::vector<torch::Tensor> clips, backgrounds;
   for (int64_t b = 0; b < o.batch; ++b) {
     data::Rng rng(MixSeed(o.seed, static_cast<uint64_t>(step), 1000 + b));
     const data::SceneSpec spec = data::SampleScene(rng.Next(), data::Split::kTrain);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip,
                         data::Render(spec, o.clip_frames, o.height, o.width));  // [F, H, W, 3]
     const int64_t f0 = rng.Below(static_cast<int>(o.clip_frames - o.window + 1));
-    const int64_t y0 = rng.Below(static_cast<int>(o.height - o.crop + 1));
-    const int64_t x0 = rng.Below(static_cast<int>(o.width - o.crop + 1));
+    double cx = 0.5, cy = 0.5;
+    const double t = o.clip_frames > 1
+                         ? (f0 + (o.window - 1) / 2.0) / static_cast<double>(o.clip_frames - 1)
+                         : 0.0;
+    data::ObjectCenter(spec.objects.front(), t, &cx, &cy);
+    const auto place = [&](double centre, int64_t size) {
+      const double jitter = rng.Uniform(-0.25, 0.25) * o.crop;
+      const int64_t start =
+          static_cast<int64_t>(std::lround(centre * size + jitter - o.crop / 2.0));
+      return std::clamp<int64_t>(start, 0, size - o.crop);
+    };
+    const int64_t y0 = place(cy, o.height);
+    const int64_t x0 = place(cx, o.width);
     clips.push_back(
         clip.narrow(0, f0, o.window).narrow(1, y0, o.crop).narrow(2, x0, o.crop).contiguous());
+    const data::Rgb bg = data::BackgroundRgb(spec.background);
+    backgrounds.push_back(
+        torch::tensor({bg.r / 127.5 - 1.0, bg.g / 127.5 - 1.0, bg.b / 127.5 - 1.0}, torch::kFloat));
   }
-  return ToModelVideo(torch::stack(clips));  // [B, 3, window, crop, crop]
+  return VaeBatchData{ToModelVideo(torch::stack(clips)),
+                      torch::stack(backgrounds).view({o.batch, 3, 1, 1, 1})};
 }
 
 }  // namespace
@@ -92,7 +118,8 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   TrainSummary summary;
   double psnr = 0;
   for (int64_t step = state.next_step; step < o.steps; ++step) {
-    LV_ASSIGN_OR_RETURN(torch::Tensor x, VaeBatch(o, step));
+    LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step));
+    const torch::Tensor& x = batch.video;
     const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
     SetLearningRate(optimizer, lr);
     double loss_value = 0;
@@ -105,8 +132,11 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       // Decode() takes normalised latents; Normalize is affine, so z reaches the decoder as is.
       const torch::Tensor y = vae->DecodeUnclamped(vae->Normalize(z));
       const torch::Tensor diff = y - x;
-      const torch::Tensor mse = diff.pow(2).mean();
-      const torch::Tensor rec = diff.abs().mean() + mse;
+      // Objects cover a few percent of the pixels: weight pixels that differ from the
+      // background so their colour and shape are not traded for a slightly better background.
+      const torch::Tensor object = ((x - batch.background).abs().sum(1, true) > 0.05).to(x.dtype());
+      const torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
+      const torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
       const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();
       const torch::Tensor loss = rec + o.kl_weight * kl;
       optimizer.zero_grad();
@@ -140,6 +170,47 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   summary.last_loss = log.last_window_mean();
   summary.extra = psnr;
   return summary;
+}
+
+absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
+  LV_RETURN_IF_ERROR(Validate(o));
+  if (clips < 1) return absl::InvalidArgumentError("the VAE check needs at least one clip");
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, wan::CreateWanVae(o.config));
+  if (fs::exists(VaeWeightsPath(o.work_dir))) {
+    LV_ASSIGN_OR_RETURN(io::TensorMap weights, io::ReadWeights(o.work_dir, "vae"));
+    LV_RETURN_IF_ERROR(wan::LoadWanVaeWeights(vae, weights));
+  } else {
+    TrainState state;
+    state.modules = {{"vae", vae.ptr().get()}};
+    LV_RETURN_IF_ERROR(LoadTrainState((fs::path(o.work_dir) / "vae.ckpt").string(), &state));
+  }
+  vae->eval();
+  torch::NoGradGuard no_grad;
+  VaeCheck check;
+  for (int64_t i = 0; i < clips; ++i) {
+    const data::SceneSpec spec = data::SampleScene(MixSeed(o.seed, i, 99), data::Split::kHeldOut);
+    LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, o.clip_frames, o.height, o.width));
+    torch::Tensor decoded;
+    LV_RETURN_IF_ERROR(TorchCall("VAE check", [&]() -> absl::Status {
+      const torch::Tensor x = ToModelVideo(clip.unsqueeze(0));
+      const torch::Tensor y = vae->Decode(vae->Encode(x));  // [1, 3, F, H, W]
+      decoded = y[0].permute({1, 2, 3, 0})
+                    .add(1.0)
+                    .mul(127.5)
+                    .round()
+                    .clamp(0, 255)
+                    .to(torch::kUInt8)
+                    .contiguous();
+      return absl::OkStatus();
+    }));
+    const double mse =
+        (decoded.to(torch::kFloat) - clip.to(torch::kFloat)).pow(2).mean().item<double>();
+    check.psnr.push_back(10.0 * std::log10(255.0 * 255.0 / std::max(mse, 1e-10)));
+    check.mean_psnr += check.psnr.back() / clips;
+    check.truth.push_back(clip);
+    check.decoded.push_back(decoded);
+  }
+  return check;
 }
 
 }  // namespace linvideo::core::train

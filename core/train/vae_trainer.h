@@ -1,6 +1,7 @@
 #pragma once
-// Training the Wan VAE (small channel config) on shapes-world clips: reconstruction (L1 + MSE)
-// plus a KL term, on random windows and crops of rendered training-split clips.
+// Training the Wan VAE (small channel config) on shapes-world clips: reconstruction (L1 + MSE,
+// object pixels weighted 1 + object_weight) plus a KL term, on random windows of rendered
+// training-split clips, cropped around the subject.
 //
 // The VAE runs exactly its inference code path (EncodeDistribution with the causal chunking, the
 // per-frame causal decode), so what is trained is what serves. Windows are 1 + 4k frames of a
@@ -10,8 +11,11 @@
 // it and continues. At the end the weights go to `work_dir`/vae.safetensors (official names) and
 // the config to `work_dir`/vae_config.json. Not thread-safe; one call at a time per work_dir.
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/models/wan/vae_config.h"
@@ -26,10 +30,11 @@ struct VaeTrainOptions {
   int64_t clip_frames = 33;           // rendered clip length (the served length)
   int64_t window = 9;                 // frames per training window (1 + 4k)
   int64_t height = 128, width = 128;  // rendered size
-  int64_t crop = 64;                  // square crop trained on (multiple of 8, <= size)
+  int64_t crop = 64;                  // square crop around the subject (multiple of 8, <= size)
   double lr = 1e-3;
   int64_t warmup = 50;
   double kl_weight = 1e-6;
+  double object_weight = 4.0;  // extra loss weight of pixels that are not background
   uint64_t seed = 0;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;
@@ -46,6 +51,17 @@ struct TrainSummary {
 
 // INVALID_ARGUMENT for bad options (says which and what is allowed).
 absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& options);
+
+// Reconstruction check on `clips` full-length, full-size clips (seeds never used for training:
+// held-out split): encode (posterior mean) + decode with the weights of `options.work_dir`
+// (vae.safetensors, or the latest vae.ckpt while training runs). PSNR in dB over [0, 255].
+struct VaeCheck {
+  double mean_psnr = 0;
+  std::vector<double> psnr;            // per clip
+  std::vector<torch::Tensor> truth;    // uint8 [F, H, W, 3]
+  std::vector<torch::Tensor> decoded;  // uint8 [F, H, W, 3]
+};
+absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& options, int64_t clips);
 
 // Paths inside a VAE work directory.
 std::string VaeWeightsPath(const std::string& work_dir);
