@@ -109,6 +109,16 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   state.modules = {{"vae", vae.ptr().get()}};
   state.optimizers = {{"adamw", &optimizer}};
   if (absl::Status s = LoadTrainState(ckpt, &state); !s.ok() && !absl::IsNotFound(s)) return s;
+  if (state.next_step == 0) {
+    // Start nearly deterministic: log-variance bias -8 (posterior std 0.02) instead of ~0, so the
+    // decoder does not first have to learn to see through unit-variance sampling noise. The KL
+    // term then lets the variance grow where the latent has room.
+    torch::NoGradGuard no_grad;
+    const int64_t z = o.config.z_dim;
+    for (auto& item : vae->named_parameters()) {
+      if (item.key() == "conv1.bias") item.value().narrow(0, z, z).fill_(-8.0);
+    }
+  }
 
   ProgressLog log(
       o.log_file.empty() ? (fs::path(o.work_dir) / "train_vae.log").string() : o.log_file,

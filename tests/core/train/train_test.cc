@@ -104,6 +104,14 @@ TEST_F(TrainTest, VaeLossDecreasesAndWritesWeights) {
   EXPECT_NE(log.find("step 36/36"), std::string::npos) << log;
   EXPECT_NE(log.find("samples/s"), std::string::npos);
   EXPECT_NE(log.find("eta"), std::string::npos);
+
+  // The reconstruction check runs the trained weights on full held-out clips.
+  auto check = CheckVae(o, 2);
+  ASSERT_TRUE(check.ok()) << check.status();
+  ASSERT_EQ(check->psnr.size(), 2u);
+  EXPECT_GT(check->mean_psnr, 5.0);
+  EXPECT_EQ(check->decoded[0].sizes(), check->truth[0].sizes());
+  EXPECT_EQ(check->decoded[0].sizes(), (std::vector<int64_t>{9, 32, 32, 3}));
 }
 
 TEST_F(TrainTest, VaePausedAndResumedRunIsBitIdentical) {
