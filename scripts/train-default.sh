@@ -25,6 +25,9 @@ if [ ! -f "$WORK/spiece.model" ]; then
     --normalization_rule_name=identity --num_threads=1 >spm_train.log 2>&1)
 fi
 "$BIN" vae --work "$WORK/vae" --threads "$THREADS"
+# Reconstruction PSNR on held-out full-size clips, and a contact sheet (truth | decoded).
+"$BIN" vae-check --work "$WORK/vae" --clips 16 --sheet "$WORK/vae/check.png" --threads "$THREADS" |
+  tee "$WORK/vae/check.txt"
 "$BIN" dit --work "$WORK/dit" --vae "$WORK/vae" --tokenizer "$WORK/spiece.model" --out "$OUT" \
   --threads "$THREADS"
 echo "trained model in $OUT"

@@ -12,11 +12,12 @@ VaeTrainOptions DefaultVaeRecipe() {
   // Neutral statistics while training (the DiT stage measures the real ones).
   o.config.latents_mean.assign(16, 0.0);
   o.config.latents_std.assign(16, 1.0);
-  o.steps = 1500;
-  o.batch = 4;
-  o.window = 9;
-  o.crop = 80;
-  o.lr = 6e-4;
+  o.steps = 3000;
+  o.batch = 2;
+  o.window = 17;  // 5 latent frames: the decoder's causal cache is trained over 4 hand-overs
+  o.crop = 64;
+  o.lr = 1.2e-3;
+  o.warmup = 100;
   return o;
 }
 

@@ -185,5 +185,28 @@ TEST(LinearAttentionTest, SelfCheckPassesOnCpu) {
   }
 }
 
+// The fused fp32 CPU path runs heads on worker threads: under InferenceMode (how the server runs)
+// they must inherit the caller's mode, or writing the inference-mode output throws there. Also
+// checks that the threaded result equals the single-threaded one bit for bit (one head per task,
+// no cross-thread reduction) and the reference to fp32 accuracy.
+TEST(LinearAttentionTest, FusedCpuPathUnderInferenceModeAndThreads) {
+  at::manual_seed(8);
+  const int threads = at::get_num_threads();
+  auto in = MakeInputs(2, 300, 260, 3, 32);
+  const auto ref = LinearAttentionReference(in.q, in.k, in.v, in.wq, in.wk);
+  at::Tensor threaded, single;
+  {
+    c10::InferenceMode guard;
+    at::set_num_threads(2);
+    threaded = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
+    at::set_num_threads(1);
+    single = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
+  }
+  at::set_num_threads(threads);
+  EXPECT_TRUE(threaded.equal(single));
+  EXPECT_LT(MaxAbsDiff(threaded, ref), 1e-5);
+  EXPECT_EQ(threaded.sizes(), in.q.sizes());
+}
+
 }  // namespace
 }  // namespace linvideo::kernels
