@@ -33,9 +33,12 @@ using linvideo::tools::Flags;
 constexpr char kUsage[] = R"(usage: linvideo-train <command> [flags]
 
 commands:
-  vae     train the VAE            --work DIR [--steps N] [--batch N] [--lr X] [--crop N]
-                                   [--window N] [--base-dim N] [--seed N] [--log-every N]
+  vae     train the VAE            --work DIR [--stage 1|2] [--init-from DIR] [--steps N]
+                                   [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
+                                   [--base-dim N] [--seed N] [--log-every N]
                                    [--checkpoint-every N] [--threads N]
+                                   stage 1: short windows from scratch; stage 2: fine-tune on
+                                   full-length clips (--init-from the stage 1 directory)
   dit     train DiT + text encoder --work DIR --vae VAE_WORK_DIR --tokenizer SPIECE_MODEL
                                    [--out MODEL_DIR] [--steps N] [--batch N] [--clips N] [--lr X]
                                    [--shift X] [--cfg-dropout X] [--ema X] [--dim N] [--layers N]
@@ -68,14 +71,23 @@ absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* 
 
 absl::Status TrainVae(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
-  known.insert({"crop", "window", "base-dim", "log"});
+  known.insert({"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
-  tr::VaeTrainOptions o = tr::DefaultVaeRecipe();
+  const std::string stage = f.Get("stage", "1");
+  if (stage != "1" && stage != "2") {
+    return absl::InvalidArgumentError("--stage must be 1 (from scratch) or 2 (full-length clips)");
+  }
+  tr::VaeTrainOptions o = stage == "1" ? tr::DefaultVaeRecipe() : tr::DefaultVaeLongRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
                             &o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.crop, f.GetInt("crop", o.crop));
   LV_ASSIGN_OR_RETURN(o.window, f.GetInt("window", o.window));
   LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
+  LV_ASSIGN_OR_RETURN(o.stop_at, f.GetInt("stop-at", o.stop_at));
+  o.init_from = f.Get("init-from", o.init_from);
+  if (stage == "2" && o.init_from.empty()) {
+    return absl::InvalidArgumentError("--stage 2 needs --init-from STAGE1_WORK_DIR");
+  }
   o.log_file = f.Get("log");
   LV_ASSIGN_OR_RETURN(tr::TrainSummary s, tr::TrainVae(o));
   std::cout << absl::StrFormat("VAE: %d steps this run, loss %.5f -> %.5f, psnr %.2f dB\n",

@@ -12,12 +12,26 @@ VaeTrainOptions DefaultVaeRecipe() {
   // Neutral statistics while training (the DiT stage measures the real ones).
   o.config.latents_mean.assign(16, 0.0);
   o.config.latents_std.assign(16, 1.0);
-  o.steps = 3000;
+  o.steps = 2400;
+  o.batch = 4;
+  o.window = 9;  // 3 latent frames: the decoder's causal cache is trained over 2 hand-overs
+  o.crop = 80;
+  o.lr = 6e-4;  // 1.2e-3 with batch 2 and 17-frame windows plateaued at ~3x the loss
+  o.warmup = 50;
+  o.stop_at = 1600;  // then stage 2 (the remaining schedule is worth less than full-length clips)
+  return o;
+}
+
+VaeTrainOptions DefaultVaeLongRecipe() {
+  VaeTrainOptions o = DefaultVaeRecipe();
+  o.stop_at = 0;
+  o.steps = 700;
   o.batch = 2;
-  o.window = 17;  // 5 latent frames: the decoder's causal cache is trained over 4 hand-overs
+  o.window = 33;
   o.crop = 64;
-  o.lr = 1.2e-3;
-  o.warmup = 100;
+  o.lr = 3e-4;
+  o.warmup = 20;
+  o.log_every = 20;
   return o;
 }
 
@@ -45,8 +59,8 @@ DitTrainOptions DefaultDitRecipe() {
   t.num_buckets = 32;
   t.max_distance = 128;
   t.shared_pos = false;
-  o.clips = 2400;
-  o.steps = 3000;
+  o.clips = 2000;
+  o.steps = 2200;
   o.batch = 8;
   o.lr = 5e-4;
   o.shift = 3.0;

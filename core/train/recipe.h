@@ -11,6 +11,10 @@ namespace linvideo::core::train {
 
 // Wan VAE with base_dim 16, one residual block per stage, z_dim 16 (4x8x8 compression).
 VaeTrainOptions DefaultVaeRecipe();
+// Stage 2: fine-tunes stage 1 on full-length (33-frame) clips, so the causal caches of encoder
+// and decoder are trained over all 8 chunk hand-overs that serving runs (stage 1 sees 2; its
+// reconstructions drift in colour after the third latent frame).
+VaeTrainOptions DefaultVaeLongRecipe();
 // DiT: dim 256, 4 heads x 64, ffn 1024, 6 layers, text_len 32; umT5: dim 128, 2 layers, 4 heads,
 // vocabulary 72 (one piece per grammar word). Clips 33 x 128 x 128 -> latents 9 x 16 x 16 -> 576
 // DiT tokens.

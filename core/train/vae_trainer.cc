@@ -109,7 +109,10 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   state.modules = {{"vae", vae.ptr().get()}};
   state.optimizers = {{"adamw", &optimizer}};
   if (absl::Status s = LoadTrainState(ckpt, &state); !s.ok() && !absl::IsNotFound(s)) return s;
-  if (state.next_step == 0) {
+  if (state.next_step == 0 && !o.init_from.empty()) {
+    LV_ASSIGN_OR_RETURN(io::TensorMap weights, io::ReadWeights(o.init_from, "vae"));
+    LV_RETURN_IF_ERROR(wan::LoadWanVaeWeights(vae, weights));
+  } else if (state.next_step == 0) {
     // Start nearly deterministic: log-variance bias -8 (posterior std 0.02) instead of ~0, so the
     // decoder does not first have to learn to see through unit-variance sampling noise. The KL
     // term then lets the variance grow where the latent has room.
@@ -127,7 +130,8 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     log.Line(absl::StrCat("resuming VAE training at step ", state.next_step));
   TrainSummary summary;
   double psnr = 0;
-  for (int64_t step = state.next_step; step < o.steps; ++step) {
+  const int64_t end = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
+  for (int64_t step = state.next_step; step < end; ++step) {
     LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step));
     const torch::Tensor& x = batch.video;
     const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
@@ -161,11 +165,11 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     ++summary.steps_run;
     log.Step(step, loss_value, o.batch, lr, o.log_every, absl::StrFormat("psnr %.2f dB", psnr));
     const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
-    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps || pause) {
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == end || pause) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(SaveTrainState(ckpt, state));
     }
-    if (pause && step + 1 < o.steps) {
+    if (pause && step + 1 < end) {
       summary.first_loss = log.first_window_mean();
       summary.last_loss = log.last_window_mean();
       summary.extra = psnr;

@@ -39,7 +39,13 @@ struct VaeTrainOptions {
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;
   int64_t stop_after = 0;  // > 0: checkpoint and return after this many steps (resume later)
-  std::string log_file;    // empty: work_dir/train_vae.log
+  // > 0: the run ends at this step (checkpoint and final weights written) although the learning
+  // rate follows the schedule of `steps`: a stage cut short at a fixed, reproducible point.
+  int64_t stop_at = 0;
+  // A VAE work directory whose vae.safetensors initialises a fresh run (fine-tuning stage);
+  // empty: random initialisation.
+  std::string init_from;
+  std::string log_file;  // empty: work_dir/train_vae.log
 };
 
 struct TrainSummary {
