@@ -143,6 +143,9 @@ std::string CheckpointPath(const DitTrainOptions& o) {
 
 }  // namespace
 
+absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_config, Models& m,
+                         const Ema& ema_dit, const Ema& ema_t5, int64_t steps);
+
 absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   LV_RETURN_IF_ERROR(Validate(o));
   std::error_code ec;
@@ -162,18 +165,6 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
                      "z_dim ",
                      vae->config().z_dim));
   }
-  ProgressLog log(
-      o.log_file.empty() ? (fs::path(o.work_dir) / "train_dit.log").string() : o.log_file, 0,
-      o.steps);
-  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, log));
-  std::vector<double> mean, std;
-  LatentStats(mu, &mean, &std);
-  const auto view = [&](const std::vector<double>& v) {
-    return torch::tensor(v, torch::kFloat).view({1, -1, 1, 1, 1});
-  };
-  const torch::Tensor latents = ((mu - view(mean)) / view(std)).contiguous();  // normalised
-  mu = torch::Tensor();
-
   LV_ASSIGN_OR_RETURN(Models m, CreateModels(o));
   m.dit->train();
   m.t5->train();
@@ -195,6 +186,15 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   if (state.next_step > 0) {
     steps_log.Line(absl::StrCat("resuming DiT training at step ", state.next_step));
   }
+  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, steps_log));
+  wan::VaeConfig vae_config = vae->config();  // exported with the measured latent statistics
+  LatentStats(mu, &vae_config.latents_mean, &vae_config.latents_std);
+  const auto view = [&](const std::vector<double>& v) {
+    return torch::tensor(v, torch::kFloat).view({1, -1, 1, 1, 1});
+  };
+  const torch::Tensor latents =
+      ((mu - view(vae_config.latents_mean)) / view(vae_config.latents_std)).contiguous();
+  mu = torch::Tensor();
   TrainSummary summary;
   const int64_t n = latents.size(0);
   for (int64_t step = state.next_step; step < o.steps; ++step) {
@@ -252,30 +252,19 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   }
   summary.first_loss = steps_log.first_window_mean();
   summary.last_loss = steps_log.last_window_mean();
-  if (!o.out_dir.empty()) LV_RETURN_IF_ERROR(ExportDit(o));
+  if (!o.out_dir.empty()) {
+    LV_RETURN_IF_ERROR(WriteExport(o, vae_config, m, ema_dit, ema_t5, state.next_step));
+  }
   return summary;
 }
 
-absl::Status ExportDit(const DitTrainOptions& o) {
-  LV_RETURN_IF_ERROR(Validate(o));
-  LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadTrainedVae(o.vae_dir));
-  ProgressLog log("", 0, 1);
-  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, log));
+// Writes the model folder: the EMA weights (copied into `m`), `vae_config` (with the latent
+// statistics) and the trained VAE weights, plus serving defaults in model_index.json.
+absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_config, Models& m,
+                         const Ema& ema_dit, const Ema& ema_t5, int64_t steps) {
   pipeline::ModelFolderContents c;
-  c.vae_config = vae->config();
-  LatentStats(mu, &c.vae_config.latents_mean, &c.vae_config.latents_std);
+  c.vae_config = vae_config;
   LV_ASSIGN_OR_RETURN(c.vae, io::ReadWeights(o.vae_dir, "vae"));
-
-  LV_ASSIGN_OR_RETURN(Models m, CreateModels(o));
-  std::vector<torch::Tensor> params = m.dit->parameters();
-  for (const auto& p : m.t5->parameters()) params.push_back(p);
-  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr));
-  Ema ema_dit(*m.dit), ema_t5(*m.t5);
-  TrainState state;
-  state.modules = {{"dit", m.dit.ptr().get()}, {"t5", m.t5.ptr().get()}};
-  state.optimizers = {{"adamw", &optimizer}};
-  state.emas = {{"dit", &ema_dit}, {"t5", &ema_t5}};
-  LV_RETURN_IF_ERROR(LoadTrainState(CheckpointPath(o), &state));
   ema_dit.CopyTo(*m.dit);
   ema_t5.CopyTo(*m.t5);
   auto copy = [](const io::TensorMap& map) {
@@ -303,7 +292,7 @@ absl::Status ExportDit(const DitTrainOptions& o) {
                        {"max_frames", 2 * o.frames - 1},
                        {"max_steps", 100}};
   index["linvideo_training"] = {{"seed", o.seed},
-                                {"steps", state.next_step},
+                                {"steps", steps},
                                 {"batch", o.batch},
                                 {"clips", o.clips},
                                 {"lr", o.lr},
@@ -311,6 +300,22 @@ absl::Status ExportDit(const DitTrainOptions& o) {
                                 {"cfg_dropout", o.cfg_dropout},
                                 {"ema_decay", o.ema_decay}};
   return io::WriteJsonFile(index_path, index);
+}
+
+absl::Status ExportDit(const DitTrainOptions& o) {
+  LV_RETURN_IF_ERROR(Validate(o));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadTrainedVae(o.vae_dir));
+  ProgressLog log("", 0, 1);
+  LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, log));
+  wan::VaeConfig vae_config = vae->config();
+  LatentStats(mu, &vae_config.latents_mean, &vae_config.latents_std);
+  LV_ASSIGN_OR_RETURN(Models m, CreateModels(o));
+  Ema ema_dit(*m.dit), ema_t5(*m.t5);
+  TrainState state;  // modules and EMAs only: the optimizer state is not needed to export
+  state.modules = {{"dit", m.dit.ptr().get()}, {"t5", m.t5.ptr().get()}};
+  state.emas = {{"dit", &ema_dit}, {"t5", &ema_t5}};
+  LV_RETURN_IF_ERROR(LoadTrainState(CheckpointPath(o), &state));
+  return WriteExport(o, vae_config, m, ema_dit, ema_t5, state.next_step);
 }
 
 }  // namespace linvideo::core::train
