@@ -8,6 +8,7 @@
 // Every stage resumes from its checkpoint in --work. Defaults are the recipe in
 // core/train/recipe.h; scripts/train-default.sh runs the whole recipe.
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -35,8 +36,8 @@ constexpr char kUsage[] = R"(usage: linvideo-train <command> [flags]
 commands:
   vae     train the VAE            --work DIR [--stage 1|2] [--init-from DIR] [--steps N]
                                    [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
-                                   [--base-dim N] [--seed N] [--log-every N]
-                                   [--checkpoint-every N] [--threads N]
+                                   [--base-dim N] [--edge-weight X] [--precision fp32|bf16]
+                                   [--seed N] [--log-every N] [--checkpoint-every N] [--threads N]
                                    stage 1: short windows from scratch; stage 2: fine-tune on
                                    full-length clips (--init-from the stage 1 directory)
   dit     train DiT + text encoder --work DIR --vae VAE_WORK_DIR --tokenizer SPIECE_MODEL
@@ -44,7 +45,10 @@ commands:
                                    [--shift X] [--cfg-dropout X] [--ema X] [--dim N] [--layers N]
                                    [--frames N] [--height N] [--width N] [--seed N]
                                    [--log-every N] [--checkpoint-every N] [--threads N]
+                                   [--object-weight X] [--precision fp32|bf16]
   vae-check  reconstruction PSNR of held-out full clips: --work DIR [--clips N] [--sheet PNG]
+  dit-check  x0-prediction error of a model folder at sigma 0.1 .. 0.9 on fresh clips:
+             --model DIR [--clips N (8)] [--seed N] [--sheet PNG]
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
 
@@ -53,7 +57,19 @@ the shipped default model (core/train/recipe.h); scripts/train-default.sh runs i
 )";
 
 const std::set<std::string> kCommon = {
-    "work", "steps", "batch", "lr", "seed", "log-every", "checkpoint-every", "threads"};
+    "work",    "steps",    "batch", "lr", "seed", "log-every", "checkpoint-every",
+    "threads", "precision"};
+
+// --precision fp32|bf16: bf16 runs the forward passes under CPU bf16 autocast.
+absl::Status Precision(const Flags& f, bool* bf16) {
+  const std::string p = f.Get("precision", *bf16 ? "bf16" : "fp32");
+  if (p != "fp32" && p != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--precision must be fp32 or bf16, got '", p, "'"));
+  }
+  *bf16 = p == "bf16";
+  return absl::OkStatus();
+}
 
 absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* batch, double* lr,
                     uint64_t* seed, int64_t* log_every, int64_t* checkpoint_every) {
@@ -71,7 +87,8 @@ absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* 
 
 absl::Status TrainVae(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
-  known.insert({"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage"});
+  known.insert(
+      {"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage", "edge-weight"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   const std::string stage = f.Get("stage", "1");
   if (stage != "1" && stage != "2") {
@@ -84,6 +101,8 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.window, f.GetInt("window", o.window));
   LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
   LV_ASSIGN_OR_RETURN(o.stop_at, f.GetInt("stop-at", o.stop_at));
+  LV_ASSIGN_OR_RETURN(o.edge_weight, f.GetDouble("edge-weight", o.edge_weight));
+  LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   o.init_from = f.Get("init-from", o.init_from);
   if (stage == "2" && o.init_from.empty()) {
     return absl::InvalidArgumentError("--stage 2 needs --init-from STAGE1_WORK_DIR");
@@ -93,6 +112,35 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   std::cout << absl::StrFormat("VAE: %d steps this run, loss %.5f -> %.5f, psnr %.2f dB\n",
                                s.steps_run, s.first_loss, s.last_loss, s.extra);
   return absl::OkStatus();
+}
+
+// A PNG contact sheet with one row per entry of `rows`: `per_video` evenly spaced frames of each
+// of its videos (uint8 [F, H, W, 3], all the same size).
+absl::Status SaveSheet(const std::vector<std::vector<torch::Tensor>>& rows, int64_t per_video,
+                       const std::string& path) {
+  std::vector<uint8_t> tiles;
+  int columns = 0, tiles_count = 0, height = 0, width = 0;
+  for (const auto& row : rows) {
+    columns = std::max(columns, static_cast<int>(row.size() * per_video));
+    for (const torch::Tensor& v : row) {
+      const int64_t frames = v.size(0);
+      height = static_cast<int>(v.size(1));
+      width = static_cast<int>(v.size(2));
+      for (int64_t j = 0; j < per_video; ++j) {
+        const int64_t k = per_video == 1 ? 0 : j * (frames - 1) / (per_video - 1);
+        const torch::Tensor frame = v[k].contiguous();
+        const uint8_t* p = frame.data_ptr<uint8_t>();
+        tiles.insert(tiles.end(), p, p + frame.numel());
+        ++tiles_count;
+      }
+    }
+  }
+  linvideo::media::FrameView view{tiles.data(), tiles_count, height, width};
+  linvideo::media::ContactSheetOptions options;
+  options.columns = columns;
+  options.max_frames = view.frames;
+  LV_ASSIGN_OR_RETURN(std::string png, linvideo::media::ContactSheet(view, options));
+  return linvideo::media::SaveBytes(path, png);
 }
 
 absl::Status CheckVae(const std::vector<std::string>& args) {
@@ -108,26 +156,44 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
   }
   std::cout << absl::StrFormat("mean PSNR %.2f dB over %d held-out clips (%dx%dx%d)\n",
                                check.mean_psnr, clips, o.clip_frames, o.height, o.width);
+  const auto& a = check.scores.adherence;
+  std::cout << absl::StrFormat(
+      "detectors on the reconstructions: background %.0f%%, colour %.0f%%, shape %.0f%%, motion "
+      "%.0f%%, size %.0f%%, count %.0f%%\n",
+      100 * a.background, 100 * a.color, 100 * a.shape, 100 * a.motion, 100 * a.size,
+      100 * a.count);
   if (f.Has("sheet")) {
     // Rows: per clip, 4 key frames of the truth then the same 4 decoded.
-    std::vector<uint8_t> tiles;
+    std::vector<std::vector<torch::Tensor>> rows;
+    for (size_t i = 0; i < check.truth.size(); ++i)
+      rows.push_back({check.truth[i], check.decoded[i]});
+    LV_RETURN_IF_ERROR(SaveSheet(rows, 4, f.Get("sheet")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDit(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed"}));
+  LV_ASSIGN_OR_RETURN(std::string model, f.Required("model"));
+  LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
+  LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
+  const std::vector<double> sigmas = {0.1, 0.3, 0.5, 0.7, 0.9};
+  LV_ASSIGN_OR_RETURN(tr::DitCheck check,
+                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed)));
+  std::cout << "x0 prediction MSE (normalised latent units) on " << clips
+            << " fresh training-split clips:\n  sigma    all   objects\n";
+  for (size_t k = 0; k < sigmas.size(); ++k) {
+    std::cout << absl::StrFormat("  %.1f  %7.4f  %7.4f\n", sigmas[k], check.mse[k],
+                                 check.object_mse[k]);
+  }
+  if (f.Has("sheet")) {
+    // Rows: per clip, the truth's first and last frame, then the same two of each prediction.
+    std::vector<std::vector<torch::Tensor>> rows;
     for (size_t i = 0; i < check.truth.size(); ++i) {
-      for (const torch::Tensor* v : {&check.truth[i], &check.decoded[i]}) {
-        const int64_t frames = v->size(0);
-        for (int64_t k : {int64_t{0}, (frames - 1) / 3, 2 * (frames - 1) / 3, frames - 1}) {
-          const torch::Tensor frame = (*v)[k].contiguous();
-          const uint8_t* p = frame.data_ptr<uint8_t>();
-          tiles.insert(tiles.end(), p, p + frame.numel());
-        }
-      }
+      rows.push_back({check.truth[i]});
+      for (const torch::Tensor& p : check.pred[i]) rows.back().push_back(p);
     }
-    linvideo::media::FrameView view{tiles.data(), static_cast<int>(check.truth.size() * 8),
-                                    static_cast<int>(o.height), static_cast<int>(o.width)};
-    linvideo::media::ContactSheetOptions options;
-    options.columns = 8;
-    options.max_frames = view.frames;
-    LV_ASSIGN_OR_RETURN(std::string png, linvideo::media::ContactSheet(view, options));
-    LV_RETURN_IF_ERROR(linvideo::media::SaveBytes(f.Get("sheet"), png));
+    LV_RETURN_IF_ERROR(SaveSheet(rows, 2, f.Get("sheet")));
   }
   return absl::OkStatus();
 }
@@ -135,7 +201,7 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
 absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
   known.insert({"vae", "tokenizer", "out", "clips", "shift", "cfg-dropout", "ema", "dim", "layers",
-                "frames", "height", "width", "log", "guidance"});
+                "frames", "height", "width", "log", "guidance", "object-weight"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   tr::DitTrainOptions o = tr::DefaultDitRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
@@ -145,8 +211,10 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
   o.out_dir = f.Get("out");
   o.log_file = f.Get("log");
   LV_ASSIGN_OR_RETURN(o.clips, f.GetInt("clips", o.clips));
+  LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   LV_ASSIGN_OR_RETURN(o.shift, f.GetDouble("shift", o.shift));
   LV_ASSIGN_OR_RETURN(o.cfg_dropout, f.GetDouble("cfg-dropout", o.cfg_dropout));
+  LV_ASSIGN_OR_RETURN(o.object_weight, f.GetDouble("object-weight", o.object_weight));
   LV_ASSIGN_OR_RETURN(o.ema_decay, f.GetDouble("ema", o.ema_decay));
   LV_ASSIGN_OR_RETURN(o.default_guidance, f.GetDouble("guidance", o.default_guidance));
   LV_ASSIGN_OR_RETURN(o.dit.dim, f.GetInt("dim", o.dit.dim));
@@ -211,6 +279,8 @@ int main(int argc, char** argv) {
     status = TrainVae(args);
   } else if (command == "vae-check") {
     status = CheckVae(args);
+  } else if (command == "dit-check") {
+    status = CheckDit(args);
   } else if (command == "dit") {
     status = TrainDit(args);
   } else if (command == "export") {

@@ -10,3 +10,50 @@
 #else
 #define LINVIDEO_TORCH_HAS_SDPA 0
 #endif
+
+#include <ATen/autocast_mode.h>
+
+namespace linvideo::core {
+
+// Enables CPU autocast to bfloat16 for its lifetime (matmuls, linears and convolutions run in
+// bf16 with fp32 inputs, weights and gradients; reductions and norms stay fp32). LibTorch 2.4
+// replaced the per-device setters with device-type arguments. On exit the autocast weight cache
+// is cleared: cached bf16 copies of weights would otherwise outlive an optimizer step.
+class ScopedCpuBf16Autocast {
+ public:
+  explicit ScopedCpuBf16Autocast(bool enable) : enable_(enable) {
+    if (!enable_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+    old_dtype_ = at::autocast::get_autocast_dtype(at::kCPU);
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    old_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~ScopedCpuBf16Autocast() {
+    if (!enable_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCPU, old_dtype_);
+#else
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(old_dtype_);
+#endif
+  }
+  ScopedCpuBf16Autocast(const ScopedCpuBf16Autocast&) = delete;
+  ScopedCpuBf16Autocast& operator=(const ScopedCpuBf16Autocast&) = delete;
+
+ private:
+  bool enable_;
+  bool was_enabled_ = false;
+  at::ScalarType old_dtype_ = at::kBFloat16;
+};
+
+}  // namespace linvideo::core

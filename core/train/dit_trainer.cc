@@ -1,5 +1,6 @@
 #include "core/train/dit_trainer.h"
 
+#include <c10/core/InferenceMode.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
+#include "core/common/torch_compat.h"
 #include "core/data/prompt.h"
 #include "core/data/render.h"
 #include "core/data/sampler.h"
@@ -49,6 +51,9 @@ absl::Status Validate(const DitTrainOptions& o) {
   }
   if (o.clips < 1 || o.steps < 1 || o.batch < 1 || o.encode_batch < 1) {
     return bad("clips, steps, batch and encode_batch must be >= 1");
+  }
+  if (o.object_weight < 0 || !(o.object_scale > 0)) {
+    return bad("need object_weight >= 0 and object_scale > 0");
   }
   if (!(o.lr > 0) || !(o.shift > 0) || o.cfg_dropout < 0 || o.cfg_dropout >= 1 || o.ema_decay < 0 ||
       o.ema_decay >= 1) {
@@ -124,6 +129,21 @@ void LatentStats(const torch::Tensor& mu, std::vector<double>* mean, std::vector
   }
 }
 
+// Soft object masks of normalised latents [N, C, F', h, w] -> [N, 1, F', h, w] in [0, 1]: the
+// channel-mean absolute deviation from each latent frame's spatial median (the background, which
+// is uniform in shapes world), reaching 1 at `scale` latent standard deviations.
+torch::Tensor ObjectMasks(const torch::Tensor& latents, double scale) {
+  std::vector<torch::Tensor> out;
+  for (int64_t begin = 0; begin < latents.size(0); begin += 64) {
+    const torch::Tensor x =
+        latents.narrow(0, begin, std::min<int64_t>(64, latents.size(0) - begin));
+    const torch::Tensor background =
+        std::get<0>(x.flatten(3).median(-1)).unsqueeze(-1).unsqueeze(-1);  // [b, C, F', 1, 1]
+    out.push_back((x - background).abs().mean(1, /*keepdim=*/true).div(scale).clamp_max(1.0));
+  }
+  return torch::cat(out, 0).contiguous();
+}
+
 struct Models {
   wan::WanModel dit{nullptr};
   wan::T5Encoder t5{nullptr};
@@ -195,6 +215,12 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   const torch::Tensor latents =
       ((mu - view(vae_config.latents_mean)) / view(vae_config.latents_std)).contiguous();
   mu = torch::Tensor();
+  torch::Tensor objects;  // [N, 1, F', h, w]
+  if (o.object_weight > 0) {
+    objects = ObjectMasks(latents, o.object_scale);
+    steps_log.Line(absl::StrFormat("object-weighted loss: weight 1 + %g x mask, mean mask %.4f",
+                                   o.object_weight, objects.mean().item<double>()));
+  }
   TrainSummary summary;
   const int64_t n = latents.size(0);
   for (int64_t step = state.next_step; step < o.steps; ++step) {
@@ -223,10 +249,23 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const torch::Tensor s5 = sigma.view({-1, 1, 1, 1, 1});
       const torch::Tensor xt = (1.0 - s5) * x0 + s5 * noise;  // [B, z, F', h, w]
       const torch::Tensor mask = tokens.mask;                 // [B, L]
-      const torch::Tensor context =
-          m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);  // [B, L, D]
-      const torch::Tensor v = m.dit->forward(xt, sigma * 1000.0, context);
-      const torch::Tensor loss = (v - (noise - x0)).pow(2).mean();
+      torch::Tensor v;
+      {
+        ScopedCpuBf16Autocast autocast(o.bf16);
+        const torch::Tensor context =
+            m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);  // [B, L, D]
+        v = m.dit->forward(xt, sigma * 1000.0, context);
+      }
+      const torch::Tensor err = (v.to(torch::kFloat) - (noise - x0)).pow(2);
+      torch::Tensor loss;
+      if (objects.defined()) {
+        // Weighted mean normalised by the weights' mean, so the scale stays comparable.
+        const torch::Tensor w =
+            1.0 + o.object_weight * objects.index_select(0, torch::tensor(index, torch::kLong));
+        loss = (err * w).mean() / w.mean();
+      } else {
+        loss = err.mean();
+      }
       optimizer.zero_grad();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
@@ -298,7 +337,9 @@ absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_con
                                 {"lr", o.lr},
                                 {"shift", o.shift},
                                 {"cfg_dropout", o.cfg_dropout},
-                                {"ema_decay", o.ema_decay}};
+                                {"ema_decay", o.ema_decay},
+                                {"object_weight", o.object_weight},
+                                {"precision", o.bf16 ? "bf16" : "fp32"}};
   return io::WriteJsonFile(index_path, index);
 }
 
@@ -316,6 +357,78 @@ absl::Status ExportDit(const DitTrainOptions& o) {
   state.emas = {{"dit", &ema_dit}, {"t5", &ema_t5}};
   LV_RETURN_IF_ERROR(LoadTrainState(CheckpointPath(o), &state));
   return WriteExport(o, vae_config, m, ema_dit, ema_t5, state.next_step);
+}
+
+absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
+                                  const std::vector<double>& sigmas, uint64_t seed) {
+  if (clips < 1 || sigmas.empty()) {
+    return absl::InvalidArgumentError("the DiT check needs at least one clip and one sigma");
+  }
+  for (double s : sigmas) {
+    if (!(s > 0 && s <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat("sigmas must be in (0, 1], got ", s));
+    }
+  }
+  LV_ASSIGN_OR_RETURN(pipeline::ModelFolder folder, pipeline::ResolveModelFolder(model_dir));
+  if (!folder.transformer || !folder.text_encoder || !folder.vae || !folder.tokenizer) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_dir,
+                     " is not a whole model folder (transformer, text_encoder, vae, "
+                     "tokenizer)"));
+  }
+  const DeviceOptions device;
+  LV_ASSIGN_OR_RETURN(wan::WanModel dit, pipeline::LoadDit(*folder.transformer, device));
+  LV_ASSIGN_OR_RETURN(wan::T5Encoder t5, pipeline::LoadTextEncoder(*folder.text_encoder, device));
+  LV_ASSIGN_OR_RETURN(wan::WanVae vae, pipeline::LoadVae(*folder.vae, device));
+  LV_ASSIGN_OR_RETURN(auto tokenizer, pipeline::LoadTokenizer(*folder.tokenizer));
+  LV_ASSIGN_OR_RETURN(nlohmann::json index,
+                      io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string()));
+  const nlohmann::json serving = index.value("linvideo", nlohmann::json::object());
+  const int64_t frames = serving.value("default_frames", 33);
+  const int64_t height = serving.value("default_height", 128);
+  const int64_t width = serving.value("default_width", 128);
+  c10::InferenceMode guard;
+  DitCheck check;
+  check.sigmas = sigmas;
+  check.mse.assign(sigmas.size(), 0.0);
+  check.object_mse.assign(sigmas.size(), 0.0);
+  for (int64_t i = 0; i < clips; ++i) {
+    const data::SceneSpec spec = data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain);
+    LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, frames, height, width));
+    LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens,
+                        tokenizer->Encode({data::Prompt(spec, 0)}, dit->config().text_len));
+    LV_ASSIGN_OR_RETURN(torch::Tensor context, t5->Encode(tokens.ids, tokens.mask));
+    std::vector<torch::Tensor> preds;
+    LV_RETURN_IF_ERROR(TorchCall("DiT check", [&]() -> absl::Status {
+      const torch::Tensor x0 = vae->Encode(ToModelVideo(clip.unsqueeze(0)));  // normalised
+      const torch::Tensor mask = ObjectMasks(x0, 1.0);                        // [1, 1, F', h, w]
+      at::Generator gen = StepGenerator(seed, i, 6);
+      const torch::Tensor noise = at::randn(x0.sizes(), gen, x0.options());
+      for (size_t k = 0; k < sigmas.size(); ++k) {
+        const double sigma = sigmas[k];
+        const torch::Tensor xt = (1.0 - sigma) * x0 + sigma * noise;
+        const torch::Tensor t = torch::full({1}, sigma * 1000.0, torch::kFloat);
+        const torch::Tensor v = dit->forward(xt, t, context.to(torch::kFloat)).to(torch::kFloat);
+        const torch::Tensor pred = xt - sigma * v;
+        const torch::Tensor err = (pred - x0).pow(2).mean(1, /*keepdim=*/true);  // [1,1,F',h,w]
+        check.mse[k] += err.mean().item<double>() / clips;
+        check.object_mse[k] +=
+            ((err * mask).sum() / mask.sum().clamp_min(1e-6)).item<double>() / clips;
+        preds.push_back(vae->Decode(pred)[0]
+                            .permute({1, 2, 3, 0})
+                            .add(1.0)
+                            .mul(127.5)
+                            .round()
+                            .clamp(0, 255)
+                            .to(torch::kUInt8)
+                            .contiguous());
+      }
+      return absl::OkStatus();
+    }));
+    check.truth.push_back(clip);
+    check.pred.push_back(std::move(preds));
+  }
+  return check;
 }
 
 }  // namespace linvideo::core::train

@@ -60,9 +60,11 @@ DitTrainOptions DefaultDitRecipe() {
   t.max_distance = 128;
   t.shared_pos = false;
   o.clips = 2000;
-  o.steps = 2200;
+  o.steps = 4800;
   o.batch = 8;
-  o.lr = 5e-4;
+  o.lr = 8e-4;
+  o.bf16 = true;          // 1.6x the fp32 step rate on AVX512-BF16 CPUs
+  o.object_weight = 4.0;  // objects are ~3% of the latent pixels
   o.shift = 3.0;
   o.default_guidance = 5.0;
   return o;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
+#include "core/common/torch_compat.h"
 #include "core/data/render.h"
 #include "core/data/sampler.h"
 #include "core/io/json_file.h"
@@ -45,8 +46,8 @@ absl::Status Validate(const VaeTrainOptions& o) {
     return bad("crop ", o.crop, " must be a multiple of ", ss, " and <= the rendered size ",
                o.height, "x", o.width);
   }
-  if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0) {
-    return bad("lr must be > 0, kl_weight and object_weight >= 0");
+  if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0) {
+    return bad("lr must be > 0, kl_weight, object_weight and edge_weight >= 0");
   }
   return absl::OkStatus();
 }
@@ -138,19 +139,39 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     SetLearningRate(optimizer, lr);
     double loss_value = 0;
     LV_RETURN_IF_ERROR(TorchCall("VAE training step", [&]() -> absl::Status {
-      wan::VaeLatentDistribution q = vae->EncodeDistribution(x);  // unnormalised
+      wan::VaeLatentDistribution q;
+      {
+        ScopedCpuBf16Autocast autocast(o.bf16);
+        q = vae->EncodeDistribution(x);  // unnormalised
+      }
+      q.mu = q.mu.to(torch::kFloat);
       at::Generator gen = StepGenerator(o.seed, step, 2);
       const torch::Tensor eps = at::randn(q.mu.sizes(), gen, q.mu.options());
-      const torch::Tensor logvar = q.logvar.clamp(-30.0, 20.0);
+      const torch::Tensor logvar = q.logvar.to(torch::kFloat).clamp(-30.0, 20.0);
       const torch::Tensor z = q.mu + (0.5 * logvar).exp() * eps;
-      // Decode() takes normalised latents; Normalize is affine, so z reaches the decoder as is.
-      const torch::Tensor y = vae->DecodeUnclamped(vae->Normalize(z));
+      torch::Tensor y;
+      {
+        ScopedCpuBf16Autocast autocast(o.bf16);
+        // Decode() takes normalised latents; Normalize is affine, so z reaches the decoder as is.
+        y = vae->DecodeUnclamped(vae->Normalize(z));
+      }
+      y = y.to(torch::kFloat);
       const torch::Tensor diff = y - x;
       // Objects cover a few percent of the pixels: weight pixels that differ from the
       // background so their colour and shape are not traded for a slightly better background.
       const torch::Tensor object = ((x - batch.background).abs().sum(1, true) > 0.05).to(x.dtype());
       const torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
-      const torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
+      torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
+      if (o.edge_weight > 0) {
+        // L1 between the spatial finite differences of output and input: blur (rounded
+        // corners, soft edges) costs more than under a pixel loss alone.
+        for (int64_t dim : {3, 4}) {
+          const int64_t n = x.size(dim) - 1;
+          const torch::Tensor dy = y.narrow(dim, 1, n) - y.narrow(dim, 0, n);
+          const torch::Tensor dx = x.narrow(dim, 1, n) - x.narrow(dim, 0, n);
+          rec = rec + o.edge_weight * (dy - dx).abs().mean();
+        }
+      }
       const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();
       const torch::Tensor loss = rec + o.kl_weight * kl;
       optimizer.zero_grad();
@@ -201,6 +222,7 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
   vae->eval();
   torch::NoGradGuard no_grad;
   VaeCheck check;
+  std::vector<eval::VideoScore> scores;
   for (int64_t i = 0; i < clips; ++i) {
     const data::SceneSpec spec = data::SampleScene(MixSeed(o.seed, i, 99), data::Split::kHeldOut);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, o.clip_frames, o.height, o.width));
@@ -223,7 +245,12 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
     check.mean_psnr += check.psnr.back() / clips;
     check.truth.push_back(clip);
     check.decoded.push_back(decoded);
+    LV_ASSIGN_OR_RETURN(eval::VideoScore score, eval::ScoreVideo(decoded, spec));
+    scores.push_back(std::move(score));
   }
+  std::vector<const eval::VideoScore*> pointers;
+  for (const auto& score : scores) pointers.push_back(&score);
+  check.scores = eval::Summarize(pointers);
   return check;
 }
 

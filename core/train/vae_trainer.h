@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/eval/score.h"
 #include "core/models/wan/vae_config.h"
 
 namespace linvideo::core::train {
@@ -35,6 +36,8 @@ struct VaeTrainOptions {
   int64_t warmup = 50;
   double kl_weight = 1e-6;
   double object_weight = 4.0;  // extra loss weight of pixels that are not background
+  double edge_weight = 0.0;    // weight of the L1 loss on horizontal/vertical pixel differences
+  bool bf16 = false;           // encoder and decoder under CPU bf16 autocast (loss in fp32)
   uint64_t seed = 0;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;
@@ -63,6 +66,9 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& options);
 // (vae.safetensors, or the latest vae.ckpt while training runs). PSNR in dB over [0, 255].
 struct VaeCheck {
   double mean_psnr = 0;
+  // The eval harness's detectors on the reconstructions, scored against each clip's scene: the
+  // ceiling the VAE puts on a DiT's prompt adherence.
+  eval::ScoreSummary scores;
   std::vector<double> psnr;            // per clip
   std::vector<torch::Tensor> truth;    // uint8 [F, H, W, 3]
   std::vector<torch::Tensor> decoded;  // uint8 [F, H, W, 3]

@@ -12,6 +12,7 @@
 
 #include "core/common/runtime.h"
 #include "core/io/json_file.h"
+#include "core/io/safetensors.h"
 #include "core/models/wan/vae_config.h"
 #include "core/models/wan/wan_config.h"
 #include "core/pipeline/text_to_video.h"
@@ -112,6 +113,27 @@ TEST_F(TrainTest, VaeLossDecreasesAndWritesWeights) {
   EXPECT_GT(check->mean_psnr, 5.0);
   EXPECT_EQ(check->decoded[0].sizes(), check->truth[0].sizes());
   EXPECT_EQ(check->decoded[0].sizes(), (std::vector<int64_t>{9, 32, 32, 3}));
+  // The detectors scored both reconstructions (this 36-step VAE is too poor to score well).
+  EXPECT_EQ(check->scores.videos, 2);
+  EXPECT_GE(check->scores.adherence.background, 0.0);
+  EXPECT_LE(check->scores.adherence.background, 1.0);
+}
+
+TEST_F(TrainTest, VaeWithBf16AutocastAndEdgeLossLearns) {
+  VaeTrainOptions o = TinyVae(TempDir("vae_bf16"));
+  o.steps = 36;
+  o.lr = 2e-3;
+  o.bf16 = true;
+  o.edge_weight = 1.0;
+  auto s = TrainVae(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_LT(s->last_loss, 0.8 * s->first_loss) << s->first_loss << " -> " << s->last_loss;
+  auto weights = io::ReadWeights(o.work_dir, "vae");
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  for (const auto& [name, t] : *weights) {
+    EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;  // master weights stay fp32
+    EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
+  }
 }
 
 TEST_F(TrainTest, VaePausedAndResumedRunIsBitIdentical) {
@@ -200,17 +222,68 @@ TEST_F(TrainTest, DitLossDecreasesAndExportedModelGenerates) {
   auto videos = (*model)->Generate({p});
   ASSERT_TRUE(videos.ok()) << videos.status();
   EXPECT_EQ((*videos)[0].sizes(), (std::vector<int64_t>{5, 32, 32, 3}));
+
+  // The denoising check reads the same folder: errors grow with the noise level, and every
+  // prediction decodes to a video of the served size.
+  auto check = CheckDit(o.out_dir, 2, {0.1, 0.9});
+  ASSERT_TRUE(check.ok()) << check.status();
+  ASSERT_EQ(check->mse.size(), 2u);
+  EXPECT_GT(check->mse[0], 0.0);
+  EXPECT_LT(check->mse[0], check->mse[1]);
+  ASSERT_EQ(check->pred.size(), 2u);
+  ASSERT_EQ(check->pred[0].size(), 2u);
+  EXPECT_EQ(check->pred[0][1].sizes(), check->truth[0].sizes());
+  EXPECT_EQ(check->truth[0].sizes(), (std::vector<int64_t>{5, 32, 32, 3}));
+  auto bad = CheckDit(o.out_dir, 2, {0.0});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("(0, 1]"), std::string::npos) << bad.status();
+  bad = CheckDit(o.work_dir, 1, {0.5});
+  EXPECT_FALSE(bad.ok());
 }
 
-TEST_F(TrainTest, DitPausedAndResumedRunIsBitIdentical) {
-  DitTrainOptions straight = TinyDit(TempDir("dit_straight"), *vae_dir_);
-  straight.steps = 8;
-  straight.out_dir = TempDir("dit_straight_model");
+TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
+  DitTrainOptions o = TinyDit(TempDir("dit_bf16"), *vae_dir_);
+  o.bf16 = true;
+  o.object_weight = 4.0;
+  o.out_dir = TempDir("dit_bf16_model");
+  auto s = TrainDit(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_LT(s->last_loss, 0.8 * s->first_loss) << s->first_loss << " -> " << s->last_loss;
+  const std::string log = ReadFile(o.work_dir + "/train_dit.log");
+  EXPECT_NE(log.find("object-weighted loss: weight 1 + 4 x mask, mean mask 0."), std::string::npos)
+      << log;
+  auto index = io::ReadJsonFile(o.out_dir + "/model_index.json");
+  ASSERT_TRUE(index.ok());
+  EXPECT_EQ((*index)["linvideo_training"]["precision"], "bf16");
+  EXPECT_EQ((*index)["linvideo_training"]["object_weight"], 4.0);
+  // The exported weights are fp32 and finite.
+  auto weights =
+      io::ReadSafetensors(o.out_dir + "/transformer/diffusion_pytorch_model.safetensors");
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  for (const auto& [name, t] : *weights) {
+    EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+    EXPECT_TRUE(t.isfinite().all().item<bool>()) << name;
+  }
+}
+
+// Straight vs paused-and-resumed, in fp32 and with the recipe's bf16 autocast + object weighting.
+class DitResumeTest : public TrainTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DitResumeTest, PausedAndResumedRunIsBitIdentical) {
+  const bool recipe_mode = GetParam();
+  const std::string tag = recipe_mode ? "_bf16" : "_fp32";
+  auto options = [&](const std::string& name) {
+    DitTrainOptions o = TinyDit(TempDir(name + tag), *vae_dir_);
+    o.steps = 8;
+    o.bf16 = recipe_mode;
+    o.object_weight = recipe_mode ? 4.0 : 0.0;
+    o.out_dir = TempDir(name + tag + "_model");
+    return o;
+  };
+  DitTrainOptions straight = options("dit_straight");
   ASSERT_TRUE(TrainDit(straight).ok());
-  DitTrainOptions paused = TinyDit(TempDir("dit_paused"), *vae_dir_);
-  paused.steps = 8;
+  DitTrainOptions paused = options("dit_paused");
   paused.stop_after = 3;
-  paused.out_dir = TempDir("dit_paused_model");
   auto first = TrainDit(paused);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->steps_run, 3);
@@ -226,6 +299,9 @@ TEST_F(TrainTest, DitPausedAndResumedRunIsBitIdentical) {
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(Precision, DitResumeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Bf16Weighted" : "Fp32"; });
+
 TEST_F(TrainTest, BadOptionsAreRejectedWithTheAllowedValues) {
   VaeTrainOptions v = TinyVae(TempDir("bad_vae"));
   v.window = 6;
@@ -238,12 +314,22 @@ TEST_F(TrainTest, BadOptionsAreRejectedWithTheAllowedValues) {
   s = TrainVae(v);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("multiple of 8"), std::string::npos) << s.status();
+  v.crop = 16;
+  v.edge_weight = -0.5;
+  s = TrainVae(v);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("edge_weight >= 0"), std::string::npos) << s.status();
 
   DitTrainOptions d = TinyDit(TempDir("bad_dit"), *vae_dir_);
   d.dit.text_dim = d.t5.dim + 1;
   s = TrainDit(d);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("text_dim"), std::string::npos) << s.status();
+  d = TinyDit(TempDir("bad_dit_weight"), *vae_dir_);
+  d.object_weight = -1;
+  s = TrainDit(d);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("object_weight >= 0"), std::string::npos) << s.status();
   d = TinyDit(TempDir("bad_dit2"), *vae_dir_);
   d.t5.vocab = 64;  // the tokenizer has 1,024 pieces
   s = TrainDit(d);
