@@ -36,7 +36,8 @@ constexpr char kUsage[] = R"(usage: linvideo-train <command> [flags]
 commands:
   vae     train the VAE            --work DIR [--stage 1|2] [--init-from DIR] [--steps N]
                                    [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
-                                   [--base-dim N] [--edge-weight X] [--precision fp32|bf16]
+                                   [--base-dim N] [--edge-weight X] [--first-frame-weight X]
+                                   [--precision fp32|bf16]
                                    [--seed N] [--log-every N] [--checkpoint-every N] [--threads N]
                                    stage 1: short windows from scratch; stage 2: fine-tune on
                                    full-length clips (--init-from the stage 1 directory)
@@ -87,8 +88,8 @@ absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* 
 
 absl::Status TrainVae(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
-  known.insert(
-      {"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage", "edge-weight"});
+  known.insert({"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage", "edge-weight",
+                "first-frame-weight"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   const std::string stage = f.Get("stage", "1");
   if (stage != "1" && stage != "2") {
@@ -102,6 +103,8 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
   LV_ASSIGN_OR_RETURN(o.stop_at, f.GetInt("stop-at", o.stop_at));
   LV_ASSIGN_OR_RETURN(o.edge_weight, f.GetDouble("edge-weight", o.edge_weight));
+  LV_ASSIGN_OR_RETURN(o.first_frame_weight,
+                      f.GetDouble("first-frame-weight", o.first_frame_weight));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   o.init_from = f.Get("init-from", o.init_from);
   if (stage == "2" && o.init_from.empty()) {

@@ -19,13 +19,15 @@ VaeTrainOptions DefaultVaeRecipe() {
   o.lr = 6e-4;  // 1.2e-3 with batch 2 and 17-frame windows plateaued at ~3x the loss
   o.warmup = 50;
   o.stop_at = 1600;  // then stage 2 (the remaining schedule is worth less than full-length clips)
+  o.bf16 = true;     // 1.36x the fp32 step rate on AVX512-BF16 CPUs
+  o.edge_weight = 1.0;  // with it (and stage 2 x2): held-out shape 25% -> 38%, motion 75 -> 100%
   return o;
 }
 
 VaeTrainOptions DefaultVaeLongRecipe() {
   VaeTrainOptions o = DefaultVaeRecipe();
   o.stop_at = 0;
-  o.steps = 700;
+  o.steps = 1400;
   o.batch = 2;
   o.window = 33;
   o.crop = 64;
@@ -60,7 +62,7 @@ DitTrainOptions DefaultDitRecipe() {
   t.max_distance = 128;
   t.shared_pos = false;
   o.clips = 2000;
-  o.steps = 4800;
+  o.steps = 3800;
   o.batch = 8;
   o.lr = 8e-4;
   o.bf16 = true;          // 1.6x the fp32 step rate on AVX512-BF16 CPUs

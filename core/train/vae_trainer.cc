@@ -46,8 +46,10 @@ absl::Status Validate(const VaeTrainOptions& o) {
     return bad("crop ", o.crop, " must be a multiple of ", ss, " and <= the rendered size ",
                o.height, "x", o.width);
   }
-  if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0) {
-    return bad("lr must be > 0, kl_weight, object_weight and edge_weight >= 0");
+  if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0 ||
+      !(o.first_frame_weight > 0)) {
+    return bad(
+        "lr and first_frame_weight must be > 0, kl_weight, object_weight and edge_weight >= 0");
   }
   return absl::OkStatus();
 }
@@ -160,7 +162,14 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       // Objects cover a few percent of the pixels: weight pixels that differ from the
       // background so their colour and shape are not traded for a slightly better background.
       const torch::Tensor object = ((x - batch.background).abs().sum(1, true) > 0.05).to(x.dtype());
-      const torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
+      torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
+      if (o.first_frame_weight != 1.0) {
+        // The causal VAE codes the first frame alone (one latent frame for 1 frame, the others
+        // for 4): weight it like a group of frames.
+        torch::Tensor frame_weight = torch::ones({1, 1, x.size(2), 1, 1}, x.options());
+        frame_weight.narrow(2, 0, 1).fill_(o.first_frame_weight);
+        weight = weight * frame_weight;
+      }
       torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
       if (o.edge_weight > 0) {
         // L1 between the spatial finite differences of output and input: blur (rounded

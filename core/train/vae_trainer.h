@@ -37,7 +37,8 @@ struct VaeTrainOptions {
   double kl_weight = 1e-6;
   double object_weight = 4.0;  // extra loss weight of pixels that are not background
   double edge_weight = 0.0;    // weight of the L1 loss on horizontal/vertical pixel differences
-  bool bf16 = false;           // encoder and decoder under CPU bf16 autocast (loss in fp32)
+  double first_frame_weight = 1.0;  // pixel-loss weight of frame 0 (coded alone by the causal VAE)
+  bool bf16 = false;                // encoder and decoder under CPU bf16 autocast (loss in fp32)
   uint64_t seed = 0;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;

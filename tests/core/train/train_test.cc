@@ -119,6 +119,22 @@ TEST_F(TrainTest, VaeLossDecreasesAndWritesWeights) {
   EXPECT_LE(check->scores.adherence.background, 1.0);
 }
 
+TEST_F(TrainTest, VaeFirstFrameWeightRaisesTheSameStepsLoss) {
+  // Same seed, same initial weights and data: only frame 0's weight differs, so the first step's
+  // loss must grow (frame 0's reconstruction error is not zero at initialisation).
+  double loss[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    VaeTrainOptions o = TinyVae(TempDir(i == 0 ? "vae_ff1" : "vae_ff4"));
+    o.steps = 1;
+    o.log_every = 1;
+    o.first_frame_weight = i == 0 ? 1.0 : 4.0;
+    auto s = TrainVae(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    loss[i] = s->first_loss;
+  }
+  EXPECT_GT(loss[1], 1.2 * loss[0]) << loss[0] << " vs " << loss[1];
+}
+
 TEST_F(TrainTest, VaeWithBf16AutocastAndEdgeLossLearns) {
   VaeTrainOptions o = TinyVae(TempDir("vae_bf16"));
   o.steps = 36;
@@ -319,6 +335,12 @@ TEST_F(TrainTest, BadOptionsAreRejectedWithTheAllowedValues) {
   s = TrainVae(v);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("edge_weight >= 0"), std::string::npos) << s.status();
+  v.edge_weight = 0;
+  v.first_frame_weight = 0;
+  s = TrainVae(v);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("first_frame_weight must be > 0"), std::string::npos)
+      << s.status();
 
   DitTrainOptions d = TinyDit(TempDir("bad_dit"), *vae_dir_);
   d.dit.text_dim = d.t5.dim + 1;
