@@ -414,14 +414,7 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
         check.mse[k] += err.mean().item<double>() / clips;
         check.object_mse[k] +=
             ((err * mask).sum() / mask.sum().clamp_min(1e-6)).item<double>() / clips;
-        preds.push_back(vae->Decode(pred)[0]
-                            .permute({1, 2, 3, 0})
-                            .add(1.0)
-                            .mul(127.5)
-                            .round()
-                            .clamp(0, 255)
-                            .to(torch::kUInt8)
-                            .contiguous());
+        preds.push_back(FromModelVideo(vae->Decode(pred)[0]));
       }
       return absl::OkStatus();
     }));

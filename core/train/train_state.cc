@@ -176,4 +176,14 @@ torch::Tensor ToModelVideo(const torch::Tensor& clips) {
   return clips.permute({0, 4, 1, 2, 3}).to(torch::kFloat).div(127.5).sub(1.0).contiguous();
 }
 
+torch::Tensor FromModelVideo(const torch::Tensor& video) {
+  return video.permute({1, 2, 3, 0})
+      .add(1.0)
+      .mul(127.5)
+      .round()
+      .clamp(0, 255)
+      .to(torch::kUInt8)
+      .contiguous();
+}
+
 }  // namespace linvideo::core::train

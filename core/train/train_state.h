@@ -96,5 +96,7 @@ class ProgressLog {
 
 // Uint8 clips [B, F, H, W, 3] -> float video [B, 3, F, H, W] in [-1, 1].
 torch::Tensor ToModelVideo(const torch::Tensor& clips);
+// Its inverse for one video: [3, F, H, W] in [-1, 1] -> uint8 frames [F, H, W, 3] (rounded).
+torch::Tensor FromModelVideo(const torch::Tensor& video);
 
 }  // namespace linvideo::core::train

@@ -239,13 +239,7 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
     LV_RETURN_IF_ERROR(TorchCall("VAE check", [&]() -> absl::Status {
       const torch::Tensor x = ToModelVideo(clip.unsqueeze(0));
       const torch::Tensor y = vae->Decode(vae->Encode(x));  // [1, 3, F, H, W]
-      decoded = y[0].permute({1, 2, 3, 0})
-                    .add(1.0)
-                    .mul(127.5)
-                    .round()
-                    .clamp(0, 255)
-                    .to(torch::kUInt8)
-                    .contiguous();
+      decoded = FromModelVideo(y[0]);
       return absl::OkStatus();
     }));
     const double mse =
