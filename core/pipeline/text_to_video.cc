@@ -21,27 +21,6 @@ constexpr int64_t kVaeStride = 8;      // spatial VAE stride of Wan 2.1
 constexpr int64_t kVaeTimeStride = 4;  // temporal VAE stride
 constexpr size_t kMaxPromptBytes = 8192;
 
-// Optional "linvideo" section of model_index.json: serving defaults and limits of this model (the
-// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults).
-void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
-  auto index = io::ReadJsonFile((std::filesystem::path(root) / "model_index.json").string());
-  if (!index.ok() || !index->contains("linvideo")) return;
-  const auto& j = (*index)["linvideo"];
-  auto get = [&](const char* key, auto& field) {
-    if (j.contains(key) && j[key].is_number()) field = j[key].get<std::decay_t<decltype(field)>>();
-  };
-  get("default_width", limits.default_width);
-  get("default_height", limits.default_height);
-  get("default_frames", limits.default_frames);
-  get("default_steps", limits.default_steps);
-  get("default_guidance", limits.default_guidance);
-  get("default_shift", limits.default_shift);
-  get("max_width", limits.max_width);
-  get("max_height", limits.max_height);
-  get("max_frames", limits.max_frames);
-  get("max_steps", limits.max_steps);
-}
-
 class WanTextToVideoPipeline final : public TextToVideoPipeline {
  public:
   WanTextToVideoPipeline(wan::WanModel dit, wan::T5Encoder text_encoder,
@@ -240,6 +219,27 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
 };
 
 }  // namespace
+
+// Optional "linvideo" section of model_index.json: serving defaults and limits of this model (the
+// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults).
+void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
+  auto index = io::ReadJsonFile((std::filesystem::path(root) / "model_index.json").string());
+  if (!index.ok() || !index->contains("linvideo")) return;
+  const auto& j = (*index)["linvideo"];
+  auto get = [&](const char* key, auto& field) {
+    if (j.contains(key) && j[key].is_number()) field = j[key].get<std::decay_t<decltype(field)>>();
+  };
+  get("default_width", limits.default_width);
+  get("default_height", limits.default_height);
+  get("default_frames", limits.default_frames);
+  get("default_steps", limits.default_steps);
+  get("default_guidance", limits.default_guidance);
+  get("default_shift", limits.default_shift);
+  get("max_width", limits.max_width);
+  get("max_height", limits.max_height);
+  get("max_frames", limits.max_frames);
+  get("max_steps", limits.max_steps);
+}
 
 absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create(
     const PipelineOptions& options) {

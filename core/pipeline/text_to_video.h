@@ -54,6 +54,10 @@ struct ModelLimits {
   double default_guidance = 5.0, default_shift = 5.0;
 };
 
+// Overrides `limits` with the optional "linvideo" section of `root`/model_index.json (serving
+// defaults and limits of the small shipped models); leaves them as they are without one.
+void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits);
+
 struct PipelineOptions {
   std::string model_dir;  // diffusers layout (model_index.json) or Wan layout
   DeviceOptions device;

@@ -24,6 +24,7 @@
 #include "core/models/wan/vae.h"
 #include "core/models/wan/vae_key_map.h"
 #include "core/pipeline/model_folder.h"
+#include "core/pipeline/text_to_video.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::train {
@@ -381,12 +382,11 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   LV_ASSIGN_OR_RETURN(wan::T5Encoder t5, pipeline::LoadTextEncoder(*folder.text_encoder, device));
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, pipeline::LoadVae(*folder.vae, device));
   LV_ASSIGN_OR_RETURN(auto tokenizer, pipeline::LoadTokenizer(*folder.tokenizer));
-  LV_ASSIGN_OR_RETURN(nlohmann::json index,
-                      io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string()));
-  const nlohmann::json serving = index.value("linvideo", nlohmann::json::object());
-  const int64_t frames = serving.value("default_frames", 33);
-  const int64_t height = serving.value("default_height", 128);
-  const int64_t width = serving.value("default_width", 128);
+  pipeline::ModelLimits limits;  // clips at the model's serving size
+  pipeline::ApplyModelIndexLimits(model_dir, limits);
+  const int64_t frames = limits.default_frames;
+  const int64_t height = limits.default_height;
+  const int64_t width = limits.default_width;
   c10::InferenceMode guard;
   DitCheck check;
   check.sigmas = sigmas;
