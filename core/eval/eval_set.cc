@@ -84,10 +84,13 @@ std::vector<EvalCase> EvalCases(PromptSet set) {
       spec.background = kSeen[i].background;
       spec.objects.push_back(Object(kSeen[i]));
       // Two scenes with a second, still object clear of the subject's horizontal path.
+      // The subject's path moves off the centre line to leave a gap of ~0.09 of the frame.
       if (i == 10) {
-        spec.objects.push_back(StillObject(Shape::kCircle, Color::kGreen, Size::kSmall, 0.5, 0.15));
+        spec.objects[0].y0 = 0.58;
+        spec.objects.push_back(StillObject(Shape::kCircle, Color::kGreen, Size::kSmall, 0.5, 0.17));
       } else if (i == 11) {
-        spec.objects.push_back(StillObject(Shape::kDiamond, Color::kBlue, Size::kLarge, 0.5, 0.8));
+        spec.objects[0].y0 = 0.35;
+        spec.objects.push_back(StillObject(Shape::kDiamond, Color::kBlue, Size::kLarge, 0.5, 0.76));
       }
       cases.push_back(MakeCase("seen", i, std::move(spec), false));
     }

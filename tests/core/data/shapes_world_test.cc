@@ -94,8 +94,8 @@ TEST(ShapesWorldTest, CentroidMovesTheRightWayAndColourIsTheSpecs) {
 }
 
 TEST(ShapesWorldTest, AreasMatchTheShapesAndEdgesAreAntiAliased) {
-  // Large object at 128 px: r = 0.16 * 128 = 20.48 px. Coverage sums to the analytic area.
-  const double r = 0.16 * 128;
+  // Large object at 128 px: r = 0.20 * 128 = 25.6 px. Coverage sums to the analytic area.
+  const double r = RadiusFraction(Size::kLarge) * 128;
   struct Case {
     Shape shape;
     double area;
