@@ -30,7 +30,7 @@ struct DetectorOptions {
   double min_object_fraction = 0.2;       // min component area, in units of the small circle's area
   double min_presence = 0.5;              // fraction of frames an object must be found in
   double still_threshold = 0.08;          // displacement (fraction of the frame) below which: still
-  double size_threshold = 0.32;           // box extent / min(H, W): small 0.24 below, large 0.40 above
+  double size_threshold = 0.32;  // box extent / min(H, W): small 0.24 below, large 0.40 above
 };
 
 // One object (one colour) in one frame; `present` false when no component was large enough.
