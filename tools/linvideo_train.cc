@@ -47,7 +47,9 @@ commands:
                                    [--frames N] [--height N] [--width N] [--seed N]
                                    [--log-every N] [--checkpoint-every N] [--threads N]
                                    [--object-weight X] [--precision fp32|bf16]
-  vae-check  reconstruction PSNR of held-out full clips: --work DIR [--clips N] [--sheet PNG]
+  vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
+             --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
+             evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
   dit-check  x0-prediction error of a model folder at sigma 0.1 .. 0.9 on fresh clips:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG]
   export  write the model folder   (the dit flags; --out required)
@@ -147,24 +149,37 @@ absl::Status SaveSheet(const std::vector<std::vector<torch::Tensor>>& rows, int6
 }
 
 absl::Status CheckVae(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags f,
-                      Flags::Parse(args, {"work", "clips", "sheet", "threads", "base-dim"}));
+  LV_ASSIGN_OR_RETURN(
+      Flags f, Flags::Parse(args, {"work", "clips", "sheet", "threads", "base-dim", "scenes"}));
   tr::VaeTrainOptions o = tr::DefaultVaeRecipe();
   LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
   LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
-  LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
-  LV_ASSIGN_OR_RETURN(tr::VaeCheck check, tr::CheckVae(o, clips));
+  const std::string which = f.Get("scenes", "heldout");
+  if (which != "heldout" && which != "eval") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--scenes must be heldout or eval, got '", which, "'"));
+  }
+  const auto scenes = which == "eval" ? tr::VaeCheckScenes::kEvalSet : tr::VaeCheckScenes::kHeldOut;
+  LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", which == "eval" ? 20 : 8));
+  LV_ASSIGN_OR_RETURN(tr::VaeCheck check, tr::CheckVae(o, clips, scenes));
   for (size_t i = 0; i < check.psnr.size(); ++i) {
     std::cout << absl::StrFormat("clip %d: %.2f dB\n", i, check.psnr[i]);
   }
-  std::cout << absl::StrFormat("mean PSNR %.2f dB over %d held-out clips (%dx%dx%d)\n",
-                               check.mean_psnr, clips, o.clip_frames, o.height, o.width);
-  const auto& a = check.scores.adherence;
-  std::cout << absl::StrFormat(
-      "detectors on the reconstructions: background %.0f%%, colour %.0f%%, shape %.0f%%, motion "
-      "%.0f%%, size %.0f%%, count %.0f%%\n",
-      100 * a.background, 100 * a.color, 100 * a.shape, 100 * a.motion, 100 * a.size,
-      100 * a.count);
+  std::cout << absl::StrFormat("mean PSNR %.2f dB over %d %s clips (%dx%dx%d)\n", check.mean_psnr,
+                               clips, which == "eval" ? "evaluation-set" : "held-out",
+                               o.clip_frames, o.height, o.width);
+  const auto print = [](const char* what, const linvideo::core::eval::ScoreSummary& s) {
+    const auto& a = s.adherence;
+    std::cout << absl::StrFormat(
+        "detectors on the %s: background %.0f%%, colour %.0f%%, shape %.0f%%, motion %.0f%%, "
+        "size %.0f%%, count %.0f%%\n",
+        what, 100 * a.background, 100 * a.color, 100 * a.shape, 100 * a.motion, 100 * a.size,
+        100 * a.count);
+  };
+  print("reconstructions", check.scores);
+  if (scenes == tr::VaeCheckScenes::kEvalSet && clips > 0) {
+    print("seen-prompt reconstructions", check.seen_scores);
+  }
   if (f.Has("sheet")) {
     // Rows: per clip, 4 key frames of the truth then the same 4 decoded.
     std::vector<std::vector<torch::Tensor>> rows;

@@ -13,6 +13,7 @@
 #include "core/common/torch_compat.h"
 #include "core/data/render.h"
 #include "core/data/sampler.h"
+#include "core/eval/eval_set.h"
 #include "core/io/json_file.h"
 #include "core/io/safetensors.h"
 #include "core/io/state_dict.h"
@@ -216,9 +217,16 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   return summary;
 }
 
-absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
+absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips, VaeCheckScenes scenes) {
   LV_RETURN_IF_ERROR(Validate(o));
   if (clips < 1) return absl::InvalidArgumentError("the VAE check needs at least one clip");
+  const std::vector<eval::EvalCase> cases = scenes == VaeCheckScenes::kEvalSet
+                                                ? eval::EvalCases(eval::PromptSet::kAll)
+                                                : std::vector<eval::EvalCase>{};
+  if (scenes == VaeCheckScenes::kEvalSet && clips > static_cast<int64_t>(cases.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the evaluation set has ", cases.size(), " scenes; asked for ", clips));
+  }
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, wan::CreateWanVae(o.config));
   if (fs::exists(VaeWeightsPath(o.work_dir))) {
     LV_ASSIGN_OR_RETURN(io::TensorMap weights, io::ReadWeights(o.work_dir, "vae"));
@@ -232,8 +240,13 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
   torch::NoGradGuard no_grad;
   VaeCheck check;
   std::vector<eval::VideoScore> scores;
+  std::vector<const eval::VideoScore*> seen;
+  scores.reserve(clips);
   for (int64_t i = 0; i < clips; ++i) {
-    const data::SceneSpec spec = data::SampleScene(MixSeed(o.seed, i, 99), data::Split::kHeldOut);
+    const data::SceneSpec spec =
+        scenes == VaeCheckScenes::kEvalSet
+            ? cases[i].spec
+            : data::SampleScene(MixSeed(o.seed, i, 99), data::Split::kHeldOut);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, o.clip_frames, o.height, o.width));
     torch::Tensor decoded;
     LV_RETURN_IF_ERROR(TorchCall("VAE check", [&]() -> absl::Status {
@@ -250,10 +263,12 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips) {
     check.decoded.push_back(decoded);
     LV_ASSIGN_OR_RETURN(eval::VideoScore score, eval::ScoreVideo(decoded, spec));
     scores.push_back(std::move(score));
+    if (scenes == VaeCheckScenes::kEvalSet && !cases[i].held_out) seen.push_back(&scores.back());
   }
   std::vector<const eval::VideoScore*> pointers;
   for (const auto& score : scores) pointers.push_back(&score);
   check.scores = eval::Summarize(pointers);
+  if (!seen.empty()) check.seen_scores = eval::Summarize(seen);
   return check;
 }
 

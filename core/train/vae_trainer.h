@@ -70,11 +70,17 @@ struct VaeCheck {
   // The eval harness's detectors on the reconstructions, scored against each clip's scene: the
   // ceiling the VAE puts on a DiT's prompt adherence.
   eval::ScoreSummary scores;
+  eval::ScoreSummary seen_scores;      // kEvalSet only: the seen prompts among the clips
   std::vector<double> psnr;            // per clip
   std::vector<torch::Tensor> truth;    // uint8 [F, H, W, 3]
   std::vector<torch::Tensor> decoded;  // uint8 [F, H, W, 3]
 };
-absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& options, int64_t clips);
+// Which scenes CheckVae reconstructs: `clips` fresh held-out-split samples, or the first `clips`
+// scenes of linvideo-eval's fixed evaluation set (12 seen, then 8 held-out), i.e. the exact
+// layouts the default model is scored on.
+enum class VaeCheckScenes { kHeldOut, kEvalSet };
+absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& options, int64_t clips,
+                                  VaeCheckScenes scenes = VaeCheckScenes::kHeldOut);
 
 // Paths inside a VAE work directory.
 std::string VaeWeightsPath(const std::string& work_dir);
