@@ -208,6 +208,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
     steps_log.Line(absl::StrCat("resuming DiT training at step ", state.next_step));
   }
   LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, steps_log));
+  steps_log.StartClock();                     // samples/s and ETA of the steps, not of the encoding
   wan::VaeConfig vae_config = vae->config();  // exported with the measured latent statistics
   LatentStats(mu, &vae_config.latents_mean, &vae_config.latents_std);
   const auto view = [&](const std::vector<double>& v) {

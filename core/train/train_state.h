@@ -80,6 +80,9 @@ class ProgressLog {
   void Step(int64_t step, double loss, int64_t samples, double lr, int64_t every,
             const std::string& extra = "");
   void Line(const std::string& text);
+  // Throughput and ETA count from here on: call it once the steps begin, after any setup (the
+  // DiT stage encodes its clips first, which took ~6 of the first run's minutes).
+  void StartClock() { start_ = std::chrono::steady_clock::now(); }
   // Mean loss over the steps printed in the last line, and over the first printed window.
   double last_window_mean() const { return last_mean_; }
   double first_window_mean() const { return first_mean_; }

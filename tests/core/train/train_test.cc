@@ -20,6 +20,7 @@
 #include "core/pipeline/text_to_video.h"
 #include "core/train/dit_trainer.h"
 #include "core/train/recipe.h"
+#include "core/train/train_state.h"
 #include "core/train/vae_trainer.h"
 
 namespace linvideo::core::train {
@@ -75,6 +76,22 @@ DitTrainOptions TinyDit(const std::string& dir, const std::string& vae_dir) {
   o.log_every = 10;
   o.default_steps = 3;
   return o;
+}
+
+TEST(ProgressLogTest, ThroughputCountsFromStartClock) {
+  // One second of setup (the DiT stage's encoding) before StartClock must not count: 1000 samples
+  // right after it read as far more than 1000 samples/s, and the ETA of the second step is ~0.
+  const std::string path = TempDir("progress") + "/log.txt";
+  ProgressLog log(path, 0, 2);
+  usleep(1000 * 1000);
+  log.StartClock();
+  log.Step(0, 1.0, 1000, 1e-3, 1);
+  const std::string text = ReadFile(path);
+  const size_t at = text.find(" samples/s");
+  ASSERT_NE(at, std::string::npos) << text;
+  const double rate = std::stod(text.substr(text.rfind(' ', at - 1) + 1));
+  EXPECT_GT(rate, 1000.0) << text;
+  EXPECT_NE(text.find("eta 0m00s"), std::string::npos) << text;
 }
 
 class TrainTest : public ::testing::Test {
