@@ -15,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/common/runtime.h"
 #include "core/common/status.h"
 #include "core/data/prompt.h"
@@ -51,7 +53,7 @@ commands:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
              evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
   dit-check  x0-prediction error of a model folder at sigma 0.1 .. 0.9 on fresh clips:
-             --model DIR [--clips N (8)] [--seed N] [--sheet PNG]
+             --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
 
@@ -191,18 +193,35 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
 }
 
 absl::Status CheckDit(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed"}));
+  LV_ASSIGN_OR_RETURN(Flags f,
+                      Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed", "sigmas"}));
   LV_ASSIGN_OR_RETURN(std::string model, f.Required("model"));
   LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
   LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
-  const std::vector<double> sigmas = {0.1, 0.3, 0.5, 0.7, 0.9};
+  std::vector<double> sigmas;
+  for (absl::string_view part : absl::StrSplit(f.Get("sigmas", "0.1,0.3,0.5,0.7,0.9"), ',')) {
+    double v;
+    if (!absl::SimpleAtod(part, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--sigmas takes comma-separated numbers in (0, 1], e.g. 0.5,0.9,1; got '", part, "'"));
+    }
+    sigmas.push_back(v);
+  }
   LV_ASSIGN_OR_RETURN(tr::DitCheck check,
                       tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed)));
   std::cout << "x0 prediction MSE (normalised latent units) on " << clips
             << " fresh training-split clips:\n  sigma    all   objects\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {
-    std::cout << absl::StrFormat("  %.1f  %7.4f  %7.4f\n", sigmas[k], check.mse[k],
+    std::cout << absl::StrFormat("  %.2f  %7.4f  %7.4f\n", sigmas[k], check.mse[k],
                                  check.object_mse[k]);
+  }
+  std::cout << "eval detectors on the decoded x0 predictions:\n"
+               "  sigma  colour  shape  motion  size  count\n";
+  for (size_t k = 0; k < sigmas.size(); ++k) {
+    const auto& a = check.scores[k].adherence;
+    std::cout << absl::StrFormat("  %.2f  %5.0f%%  %4.0f%%  %5.0f%%  %3.0f%%  %4.0f%%\n", sigmas[k],
+                                 100 * a.color, 100 * a.shape, 100 * a.motion, 100 * a.size,
+                                 100 * a.count);
   }
   if (f.Has("sheet")) {
     // Rows: per clip, the truth's first and last frame, then the same two of each prediction.

@@ -393,6 +393,7 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   check.sigmas = sigmas;
   check.mse.assign(sigmas.size(), 0.0);
   check.object_mse.assign(sigmas.size(), 0.0);
+  std::vector<std::vector<eval::VideoScore>> scores(sigmas.size());
   for (int64_t i = 0; i < clips; ++i) {
     const data::SceneSpec spec = data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, frames, height, width));
@@ -419,8 +420,17 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
       }
       return absl::OkStatus();
     }));
+    for (size_t k = 0; k < sigmas.size(); ++k) {
+      LV_ASSIGN_OR_RETURN(eval::VideoScore score, eval::ScoreVideo(preds[k], spec));
+      scores[k].push_back(std::move(score));
+    }
     check.truth.push_back(clip);
     check.pred.push_back(std::move(preds));
+  }
+  for (const auto& per_sigma : scores) {
+    std::vector<const eval::VideoScore*> pointers;
+    for (const auto& score : per_sigma) pointers.push_back(&score);
+    check.scores.push_back(eval::Summarize(pointers));
   }
   return check;
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/eval/score.h"
 #include "core/models/wan/t5_config.h"
 #include "core/models/wan/wan_config.h"
 #include "core/train/vae_trainer.h"
@@ -83,6 +84,9 @@ struct DitCheck {
   std::vector<double> mse, object_mse;           // per sigma, means over clips
   std::vector<torch::Tensor> truth;              // per clip uint8 [F, H, W, 3]
   std::vector<std::vector<torch::Tensor>> pred;  // per clip, per sigma: decoded x0 prediction
+  // Per sigma: the eval detectors on the decoded predictions, scored against each clip's prompt.
+  // Where motion adherence falls off with sigma says which noise levels lose the trajectory.
+  std::vector<eval::ScoreSummary> scores;
 };
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
                                   const std::vector<double>& sigmas, uint64_t seed = 0);

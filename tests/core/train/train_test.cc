@@ -292,6 +292,12 @@ TEST_F(TrainTest, DitLossDecreasesAndExportedModelGenerates) {
   ASSERT_EQ(check->pred[0].size(), 2u);
   EXPECT_EQ(check->pred[0][1].sizes(), check->truth[0].sizes());
   EXPECT_EQ(check->truth[0].sizes(), (std::vector<int64_t>{5, 32, 32, 3}));
+  // The detectors scored both clips' predictions at each sigma.
+  ASSERT_EQ(check->scores.size(), 2u);
+  EXPECT_EQ(check->scores[0].videos, 2);
+  EXPECT_EQ(check->scores[1].videos, 2);
+  EXPECT_GE(check->scores[0].adherence.background, 0.0);
+  EXPECT_LE(check->scores[0].adherence.background, 1.0);
   auto bad = CheckDit(o.out_dir, 2, {0.0});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("(0, 1]"), std::string::npos) << bad.status();
