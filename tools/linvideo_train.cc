@@ -52,7 +52,8 @@ commands:
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
              evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
-  dit-check  x0-prediction error of a model folder at sigma 0.1 .. 0.9 on fresh clips:
+  dit-check  x0-prediction error of a model folder per noise level on fresh clips, and the
+             eval detectors on the decoded predictions:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
@@ -179,9 +180,7 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
         100 * a.count);
   };
   print("reconstructions", check.scores);
-  if (scenes == tr::VaeCheckScenes::kEvalSet && clips > 0) {
-    print("seen-prompt reconstructions", check.seen_scores);
-  }
+  if (check.seen_scores.videos > 0) print("seen-prompt reconstructions", check.seen_scores);
   if (f.Has("sheet")) {
     // Rows: per clip, 4 key frames of the truth then the same 4 decoded.
     std::vector<std::vector<torch::Tensor>> rows;
