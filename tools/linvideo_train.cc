@@ -49,10 +49,12 @@ commands:
                                    [--frames N] [--height N] [--width N] [--seed N]
                                    [--log-every N] [--checkpoint-every N] [--threads N]
                                    [--object-weight X] [--precision fp32|bf16]
+                                   [--layout-jitter X] (< 0: paths anywhere; >= 0: centred +-X)
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
              evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
-  dit-check  x0-prediction error of a model folder per noise level on fresh clips, and the
+  dit-check  x0-prediction error of a model folder per noise level on fresh clips (the dit
+             recipe's layouts), and the
              eval detectors on the decoded predictions:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
   export  write the model folder   (the dit flags; --out required)
@@ -117,8 +119,12 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   }
   o.log_file = f.Get("log");
   LV_ASSIGN_OR_RETURN(tr::TrainSummary s, tr::TrainVae(o));
-  std::cout << absl::StrFormat("VAE: %d steps this run, loss %.5f -> %.5f, psnr %.2f dB\n",
-                               s.steps_run, s.first_loss, s.last_loss, s.extra);
+  if (s.steps_run == 0) {
+    std::cout << "VAE: " << o.work_dir << " is already trained (" << o.steps << " steps)\n";
+  } else {
+    std::cout << absl::StrFormat("VAE: %d steps this run, loss %.5f -> %.5f, psnr %.2f dB\n",
+                                 s.steps_run, s.first_loss, s.last_loss, s.extra);
+  }
   return absl::OkStatus();
 }
 
@@ -207,7 +213,8 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
     sigmas.push_back(v);
   }
   LV_ASSIGN_OR_RETURN(tr::DitCheck check,
-                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed)));
+                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed),
+                                   tr::DefaultDitRecipe().scenes));
   std::cout << "x0 prediction MSE (normalised latent units) on " << clips
             << " fresh training-split clips:\n  sigma    all   objects\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {
@@ -237,7 +244,7 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
 absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
   known.insert({"vae", "tokenizer", "out", "clips", "shift", "cfg-dropout", "ema", "dim", "layers",
-                "frames", "height", "width", "log", "guidance", "object-weight"});
+                "frames", "height", "width", "log", "guidance", "object-weight", "layout-jitter"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   tr::DitTrainOptions o = tr::DefaultDitRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
@@ -252,6 +259,7 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
   LV_ASSIGN_OR_RETURN(o.cfg_dropout, f.GetDouble("cfg-dropout", o.cfg_dropout));
   LV_ASSIGN_OR_RETURN(o.object_weight, f.GetDouble("object-weight", o.object_weight));
   LV_ASSIGN_OR_RETURN(o.ema_decay, f.GetDouble("ema", o.ema_decay));
+  LV_ASSIGN_OR_RETURN(o.scenes.layout_jitter, f.GetDouble("layout-jitter", o.scenes.layout_jitter));
   LV_ASSIGN_OR_RETURN(o.default_guidance, f.GetDouble("guidance", o.default_guidance));
   LV_ASSIGN_OR_RETURN(o.dit.dim, f.GetInt("dim", o.dit.dim));
   LV_ASSIGN_OR_RETURN(int64_t layers, f.GetInt("layers", o.dit.num_layers));
@@ -266,9 +274,14 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
 absl::Status TrainDit(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(tr::DitTrainOptions o, DitOptions(args));
   LV_ASSIGN_OR_RETURN(tr::TrainSummary s, tr::TrainDit(o));
-  std::cout << absl::StrFormat("DiT: %d steps this run, loss %.5f -> %.5f%s\n", s.steps_run,
-                               s.first_loss, s.last_loss,
-                               o.out_dir.empty() ? "" : ", exported to " + o.out_dir);
+  const std::string exported = o.out_dir.empty() ? "" : ", exported to " + o.out_dir;
+  if (s.steps_run == 0) {
+    std::cout << "DiT: " << o.work_dir << " is already trained (" << o.steps << " steps)"
+              << exported << "\n";
+  } else {
+    std::cout << absl::StrFormat("DiT: %d steps this run, loss %.5f -> %.5f%s\n", s.steps_run,
+                                 s.first_loss, s.last_loss, exported);
+  }
   return absl::OkStatus();
 }
 

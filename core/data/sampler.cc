@@ -12,9 +12,26 @@ namespace {
 // Distinct streams for the two splits, so seed s gives unrelated scenes in each.
 constexpr uint64_t kSplitSalt[2] = {0x9a3c5e7f1b2d4c68ULL, 0x1f6e8d2c4b3a5968ULL};
 
-// Places an object with a random path that stays `margin` inside the frame.
-void SampleLayout(Rng* rng, const SamplerOptions& opt, ObjectSpec* o) {
+// Places an object with a random path that stays `margin` inside the frame: anywhere, or (when
+// `jitter` >= 0) centred in the frame and shifted by up to +-jitter.
+void SampleLayout(Rng* rng, const SamplerOptions& opt, double jitter, ObjectSpec* o) {
   const double r = RadiusFraction(o->size) + opt.margin;
+  if (jitter >= 0) {
+    o->travel = o->motion == Motion::kStill
+                    ? 0.0
+                    : std::min(rng->Uniform(opt.min_travel, opt.max_travel), 1 - 2 * r);
+    CenterPath(o);
+    double dx, dy;
+    MotionDirection(o->motion, &dx, &dy);
+    // The start may move as far as the path still fits: [r, 1 - r - travel] along the motion.
+    const auto shifted = [&](double start, double d) {
+      const double lo = r + (d < 0 ? o->travel : 0.0), hi = 1 - r - (d > 0 ? o->travel : 0.0);
+      return std::clamp(start + rng->Uniform(-jitter, jitter), lo, std::max(lo, hi));
+    };
+    o->x0 = shifted(o->x0, dx);
+    o->y0 = shifted(o->y0, dy);
+    return;
+  }
   if (o->motion == Motion::kStill) {
     o->travel = 0.0;
     o->x0 = rng->Uniform(r, 1 - r);
@@ -127,7 +144,7 @@ SceneSpec SampleScene(uint64_t seed, Split split, const SamplerOptions& options)
       first = SampleObject(&rng);
     } while (IsHeldOut(first));
   }
-  SampleLayout(&rng, options, &first);
+  SampleLayout(&rng, options, options.layout_jitter, &first);
   spec.objects.push_back(first);
 
   if (rng.Uniform() < options.second_object_probability) {
@@ -142,7 +159,7 @@ SceneSpec SampleScene(uint64_t seed, Split split, const SamplerOptions& options)
     // after a bounded number of tries so sampling always terminates.
     const Box path = SweptBox(first, 0.03);
     for (int attempt = 0; attempt < 64; ++attempt) {
-      SampleLayout(&rng, options, &second);
+      SampleLayout(&rng, options, /*jitter=*/-1.0, &second);
       if (!Overlap(path, SweptBox(second, 0.0))) {
         spec.objects.push_back(second);
         break;

@@ -52,6 +52,11 @@ struct SamplerOptions {
   double min_travel = 0.3;  // fraction of the frame a moving object covers
   double max_travel = 0.5;
   double margin = 0.02;  // minimum gap between an object and the frame edge
+  // Where the subject (objects[0]) is placed. < 0: anywhere its path fits (uniform). >= 0: its
+  // path is centred in the frame, as in the evaluation prompts (CenterPath), then shifted by up
+  // to +-layout_jitter (fraction of the frame) on each axis, staying inside the frame. A second
+  // object is always placed anywhere clear of the subject's path.
+  double layout_jitter = -1.0;
 };
 
 // A random scene: the training split never contains a held-out triple; the held-out split's first

@@ -145,6 +145,13 @@ absl::StatusOr<VideoScore> ScoreVideo(const torch::Tensor& video, const data::Sc
   return s;
 }
 
+ScoreSummary Summarize(const std::vector<VideoScore>& scores) {
+  std::vector<const VideoScore*> pointers;
+  pointers.reserve(scores.size());
+  for (const VideoScore& s : scores) pointers.push_back(&s);
+  return Summarize(pointers);
+}
+
 ScoreSummary Summarize(const std::vector<const VideoScore*>& scores) {
   ScoreSummary m;
   for (const VideoScore* s : scores) {

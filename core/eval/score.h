@@ -81,5 +81,6 @@ struct ScoreSummary {
   double psnr = 0, ssim = 0;
 };
 ScoreSummary Summarize(const std::vector<const VideoScore*>& scores);
+ScoreSummary Summarize(const std::vector<VideoScore>& scores);
 
 }  // namespace linvideo::core::eval

@@ -36,7 +36,7 @@ constexpr uint64_t kClipStream = 7;
 
 data::SceneSpec ClipScene(const DitTrainOptions& o, int64_t index) {
   return data::SampleScene(MixSeed(o.seed, static_cast<uint64_t>(index), kClipStream),
-                           data::Split::kTrain);
+                           data::Split::kTrain, o.scenes);
 }
 
 absl::Status Validate(const DitTrainOptions& o) {
@@ -59,6 +59,10 @@ absl::Status Validate(const DitTrainOptions& o) {
   if (!(o.lr > 0) || !(o.shift > 0) || o.cfg_dropout < 0 || o.cfg_dropout >= 1 || o.ema_decay < 0 ||
       o.ema_decay >= 1) {
     return bad("need lr > 0, shift > 0, cfg_dropout in [0, 1), ema_decay in [0, 1)");
+  }
+  if (!(o.scenes.layout_jitter < 0.5)) {
+    return bad("layout_jitter must be < 0 (random layouts) or in [0, 0.5), got ",
+               o.scenes.layout_jitter);
   }
   return absl::OkStatus();
 }
@@ -341,6 +345,7 @@ absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_con
                                 {"cfg_dropout", o.cfg_dropout},
                                 {"ema_decay", o.ema_decay},
                                 {"object_weight", o.object_weight},
+                                {"layout_jitter", o.scenes.layout_jitter},
                                 {"precision", o.bf16 ? "bf16" : "fp32"}};
   return io::WriteJsonFile(index_path, index);
 }
@@ -362,7 +367,8 @@ absl::Status ExportDit(const DitTrainOptions& o) {
 }
 
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed) {
+                                  const std::vector<double>& sigmas, uint64_t seed,
+                                  const data::SamplerOptions& scenes) {
   if (clips < 1 || sigmas.empty()) {
     return absl::InvalidArgumentError("the DiT check needs at least one clip and one sigma");
   }
@@ -395,7 +401,8 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   check.object_mse.assign(sigmas.size(), 0.0);
   std::vector<std::vector<eval::VideoScore>> scores(sigmas.size());
   for (int64_t i = 0; i < clips; ++i) {
-    const data::SceneSpec spec = data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain);
+    const data::SceneSpec spec =
+        data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain, scenes);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, frames, height, width));
     LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens,
                         tokenizer->Encode({data::Prompt(spec, 0)}, dit->config().text_len));
@@ -427,11 +434,7 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
     check.truth.push_back(clip);
     check.pred.push_back(std::move(preds));
   }
-  for (const auto& per_sigma : scores) {
-    std::vector<const eval::VideoScore*> pointers;
-    for (const auto& score : per_sigma) pointers.push_back(&score);
-    check.scores.push_back(eval::Summarize(pointers));
-  }
+  for (const auto& per_sigma : scores) check.scores.push_back(eval::Summarize(per_sigma));
   return check;
 }
 

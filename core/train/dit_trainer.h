@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/data/sampler.h"
 #include "core/eval/score.h"
 #include "core/models/wan/t5_config.h"
 #include "core/models/wan/wan_config.h"
@@ -33,12 +34,13 @@ namespace linvideo::core::train {
 
 struct DitTrainOptions {
   std::string work_dir;
-  std::string vae_dir;         // a VAE work directory (vae.safetensors + vae_config.json)
-  std::string tokenizer_file;  // sentencepiece .model
-  std::string out_dir;         // exported model folder; empty: do not export
-  wan::WanConfig dit;          // text_dim must equal t5.dim, in_dim/out_dim the VAE's z_dim
-  wan::T5Config t5;            // vocab must cover the tokenizer
-  int64_t clips = 2000;        // distinct training clips encoded once
+  std::string vae_dir;          // a VAE work directory (vae.safetensors + vae_config.json)
+  std::string tokenizer_file;   // sentencepiece .model
+  std::string out_dir;          // exported model folder; empty: do not export
+  wan::WanConfig dit;           // text_dim must equal t5.dim, in_dim/out_dim the VAE's z_dim
+  wan::T5Config t5;             // vocab must cover the tokenizer
+  int64_t clips = 2000;         // distinct training clips encoded once
+  data::SamplerOptions scenes;  // how the training clips' scenes are drawn (layout_jitter < 0.5)
   int64_t frames = 33, height = 128, width = 128;
   int64_t encode_batch = 4;
   int64_t steps = 2000;
@@ -88,7 +90,9 @@ struct DitCheck {
   // Where motion adherence falls off with sigma says which noise levels lose the trajectory.
   std::vector<eval::ScoreSummary> scores;
 };
+// `scenes` draws the clips (the training options' scenes check in-distribution layouts).
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed = 0);
+                                  const std::vector<double>& sigmas, uint64_t seed = 0,
+                                  const data::SamplerOptions& scenes = {});
 
 }  // namespace linvideo::core::train

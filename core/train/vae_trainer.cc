@@ -265,9 +265,7 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips, VaeCh
     scores.push_back(std::move(score));
     if (scenes == VaeCheckScenes::kEvalSet && !cases[i].held_out) seen.push_back(&scores.back());
   }
-  std::vector<const eval::VideoScore*> pointers;
-  for (const auto& score : scores) pointers.push_back(&score);
-  check.scores = eval::Summarize(pointers);
+  check.scores = eval::Summarize(scores);
   if (!seen.empty()) check.seen_scores = eval::Summarize(seen);
   return check;
 }

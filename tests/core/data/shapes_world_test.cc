@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -168,6 +169,45 @@ TEST(ShapesWorldTest, HeldOutTriplesNeverInTrainingSplit) {
     ASSERT_TRUE(ValidateScene(spec).ok());
     EXPECT_TRUE(IsHeldOut(spec.objects[0]));
   }
+}
+
+TEST(ShapesWorldTest, LayoutJitterCentresTheSubjectPath) {
+  SamplerOptions centred;
+  centred.layout_jitter = 0.1;
+  double max_offset = 0, max_offset_random = 0;
+  int seconds = 0;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    const SceneSpec spec = SampleScene(seed, Split::kTrain, centred);
+    ASSERT_TRUE(ValidateScene(spec).ok()) << ValidateScene(spec);
+    ASSERT_FALSE(HasHeldOutObject(spec));
+    // The path's midpoint is the frame centre up to the jitter on each axis.
+    double xa, ya, xb, yb;
+    ObjectCenter(spec.objects[0], 0.0, &xa, &ya);
+    ObjectCenter(spec.objects[0], 1.0, &xb, &yb);
+    const double offset = std::max(std::abs((xa + xb) / 2 - 0.5), std::abs((ya + yb) / 2 - 0.5));
+    ASSERT_LE(offset, 0.1 + 1e-9) << Prompt(spec);
+    max_offset = std::max(max_offset, offset);
+    seconds += spec.objects.size() == 2;
+    // Same seed, random layouts: same attributes, paths anywhere.
+    const SceneSpec random = SampleScene(seed, Split::kTrain);
+    EXPECT_EQ(random.background, spec.background);
+    EXPECT_EQ(random.objects[0].color, spec.objects[0].color);
+    EXPECT_EQ(random.objects[0].shape, spec.objects[0].shape);
+    EXPECT_EQ(random.objects[0].motion, spec.objects[0].motion);
+    ObjectCenter(random.objects[0], 0.0, &xa, &ya);
+    ObjectCenter(random.objects[0], 1.0, &xb, &yb);
+    max_offset_random = std::max(
+        max_offset_random, std::max(std::abs((xa + xb) / 2 - 0.5), std::abs((ya + yb) / 2 - 0.5)));
+  }
+  EXPECT_GT(max_offset, 0.08);  // the jitter is used
+  EXPECT_GT(max_offset_random, 0.2);
+  EXPECT_GT(seconds, 200);  // second objects still find room beside the centred path
+  centred.layout_jitter = 0.0;
+  const SceneSpec exact = SampleScene(7, Split::kTrain, centred);
+  ObjectSpec expected = exact.objects[0];
+  CenterPath(&expected);
+  EXPECT_NEAR(exact.objects[0].x0, expected.x0, 1e-12);
+  EXPECT_NEAR(exact.objects[0].y0, expected.y0, 1e-12);
 }
 
 TEST(ShapesWorldTest, RejectsBadScenesAndSizes) {

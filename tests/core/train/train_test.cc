@@ -309,6 +309,7 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   DitTrainOptions o = TinyDit(TempDir("dit_bf16"), *vae_dir_);
   o.bf16 = true;
   o.object_weight = 4.0;
+  o.scenes = DefaultDitRecipe().scenes;  // centred layouts
   o.out_dir = TempDir("dit_bf16_model");
   auto s = TrainDit(o);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -320,6 +321,7 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   ASSERT_TRUE(index.ok());
   EXPECT_EQ((*index)["linvideo_training"]["precision"], "bf16");
   EXPECT_EQ((*index)["linvideo_training"]["object_weight"], 4.0);
+  EXPECT_EQ((*index)["linvideo_training"]["layout_jitter"], o.scenes.layout_jitter);
   // The exported weights are fp32 and finite.
   auto weights =
       io::ReadSafetensors(o.out_dir + "/transformer/diffusion_pytorch_model.safetensors");
@@ -400,6 +402,13 @@ TEST_F(TrainTest, BadOptionsAreRejectedWithTheAllowedValues) {
   s = TrainDit(d);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("object_weight >= 0"), std::string::npos) << s.status();
+  d = TinyDit(TempDir("bad_dit_jitter"), *vae_dir_);
+  d.scenes.layout_jitter = 0.5;
+  s = TrainDit(d);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("layout_jitter must be < 0 (random layouts) or in [0, 0.5)"),
+            std::string::npos)
+      << s.status();
   d = TinyDit(TempDir("bad_dit2"), *vae_dir_);
   d.t5.vocab = 64;  // the tokenizer has 1,024 pieces
   s = TrainDit(d);
