@@ -221,6 +221,17 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   const torch::Tensor latents =
       ((mu - view(vae_config.latents_mean)) / view(vae_config.latents_std)).contiguous();
   mu = torch::Tensor();
+  {
+    // How far each latent frame's mean sits from the per-channel statistics (mean |offset| over
+    // channels, in stds). The causal VAE encodes frame 0 alone, so it differs; the DiT has no
+    // absolute position embedding, and these offsets are its only cue to which frame is first.
+    const torch::Tensor offset = latents.mean({0, 3, 4}).abs().mean(0);  // [F']
+    std::string line = "latent frame mean offsets (stds):";
+    for (int64_t f = 0; f < offset.size(0); ++f) {
+      absl::StrAppend(&line, absl::StrFormat(" %.2f", offset[f].item<double>()));
+    }
+    steps_log.Line(line);
+  }
   torch::Tensor objects;  // [N, 1, F', h, w]
   if (o.object_weight > 0) {
     objects = ObjectMasks(latents, o.object_scale);

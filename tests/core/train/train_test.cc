@@ -317,6 +317,7 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   const std::string log = ReadFile(o.work_dir + "/train_dit.log");
   EXPECT_NE(log.find("object-weighted loss: weight 1 + 4 x mask, mean mask 0."), std::string::npos)
       << log;
+  EXPECT_NE(log.find("latent frame mean offsets (stds): "), std::string::npos) << log;
   auto index = io::ReadJsonFile(o.out_dir + "/model_index.json");
   ASSERT_TRUE(index.ok());
   EXPECT_EQ((*index)["linvideo_training"]["precision"], "bf16");
