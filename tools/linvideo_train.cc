@@ -53,9 +53,9 @@ commands:
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
              evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
-  dit-check  x0-prediction error of a model folder per noise level on fresh clips (the dit
-             recipe's layouts), and the
-             eval detectors on the decoded predictions:
+  dit-check  x0-prediction error of a model folder per noise level on fresh clips (laid out
+             as the model's training clips were), and the eval detectors on the decoded
+             predictions:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
@@ -213,8 +213,7 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
     sigmas.push_back(v);
   }
   LV_ASSIGN_OR_RETURN(tr::DitCheck check,
-                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed),
-                                   tr::DefaultDitRecipe().scenes));
+                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed)));
   std::cout << "x0 prediction MSE (normalised latent units) on " << clips
             << " fresh training-split clips:\n  sigma    all   objects\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {

@@ -16,13 +16,13 @@ constexpr uint64_t kSplitSalt[2] = {0x9a3c5e7f1b2d4c68ULL, 0x1f6e8d2c4b3a5968ULL
 // `jitter` >= 0) centred in the frame and shifted by up to +-jitter.
 void SampleLayout(Rng* rng, const SamplerOptions& opt, double jitter, ObjectSpec* o) {
   const double r = RadiusFraction(o->size) + opt.margin;
+  o->travel = o->motion == Motion::kStill
+                  ? 0.0
+                  : std::min(rng->Uniform(opt.min_travel, opt.max_travel), 1 - 2 * r);
+  double dx, dy;
+  MotionDirection(o->motion, &dx, &dy);
   if (jitter >= 0) {
-    o->travel = o->motion == Motion::kStill
-                    ? 0.0
-                    : std::min(rng->Uniform(opt.min_travel, opt.max_travel), 1 - 2 * r);
     CenterPath(o);
-    double dx, dy;
-    MotionDirection(o->motion, &dx, &dy);
     // The start may move as far as the path still fits: [r, 1 - r - travel] along the motion.
     const auto shifted = [&](double start, double d) {
       const double lo = r + (d < 0 ? o->travel : 0.0), hi = 1 - r - (d > 0 ? o->travel : 0.0);
@@ -33,14 +33,10 @@ void SampleLayout(Rng* rng, const SamplerOptions& opt, double jitter, ObjectSpec
     return;
   }
   if (o->motion == Motion::kStill) {
-    o->travel = 0.0;
     o->x0 = rng->Uniform(r, 1 - r);
     o->y0 = rng->Uniform(r, 1 - r);
     return;
   }
-  o->travel = std::min(rng->Uniform(opt.min_travel, opt.max_travel), 1 - 2 * r);
-  double dx, dy;
-  MotionDirection(o->motion, &dx, &dy);
   // Along the motion axis the start must leave room for the travel; across it, anywhere.
   const double along_lo = r, along_hi = 1 - r - o->travel;
   const double along = rng->Uniform(along_lo, std::max(along_lo, along_hi));

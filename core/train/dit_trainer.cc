@@ -378,8 +378,7 @@ absl::Status ExportDit(const DitTrainOptions& o) {
 }
 
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed,
-                                  const data::SamplerOptions& scenes) {
+                                  const std::vector<double>& sigmas, uint64_t seed) {
   if (clips < 1 || sigmas.empty()) {
     return absl::InvalidArgumentError("the DiT check needs at least one clip and one sigma");
   }
@@ -405,6 +404,12 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   const int64_t frames = limits.default_frames;
   const int64_t height = limits.default_height;
   const int64_t width = limits.default_width;
+  data::SamplerOptions scenes;  // the layouts the model trained on (older exports: anywhere)
+  if (auto index = io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string());
+      index.ok()) {
+    scenes.layout_jitter = index->value("linvideo_training", nlohmann::json::object())
+                               .value("layout_jitter", scenes.layout_jitter);
+  }
   c10::InferenceMode guard;
   DitCheck check;
   check.sigmas = sigmas;

@@ -90,9 +90,9 @@ struct DitCheck {
   // Where motion adherence falls off with sigma says which noise levels lose the trajectory.
   std::vector<eval::ScoreSummary> scores;
 };
-// `scenes` draws the clips (the training options' scenes check in-distribution layouts).
+// The clips' layouts are the ones the model trained on (model_index.json's
+// linvideo_training.layout_jitter; paths anywhere when it is absent).
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed = 0,
-                                  const data::SamplerOptions& scenes = {});
+                                  const std::vector<double>& sigmas, uint64_t seed = 0);
 
 }  // namespace linvideo::core::train
