@@ -2,10 +2,15 @@
 # GPU check: builds core/ and kernels/ against a Python PyTorch's LibTorch, runs the `gpu`-labelled
 # tests (or, without GoogleTest, the same parity checks via `linvideo-attention-bench --check`) and
 # the attention benchmark on CUDA. Everything goes to OUT_DIR; no network access is needed.
-# Budget: 8 minutes overall (each step gets what is left).
+# Budget: GPU_CHECK_BUDGET seconds overall (default 480; each step gets what is left).
+# With BUILD_ALL=1 it then builds every core-only target (all tests and benches) with the time left,
+# a compile check of the whole of core/ against this LibTorch (build-all.txt).
+# Without the Debian libraries (abseil, sentencepiece, nlohmann-json, GoogleTest), source
+# tests/gpu/debian-deps.sh first.
 #
 # usage: tests/gpu/run.sh OUT_DIR     env: PYTHON (default python3), BUILD_DIR (default build-gpu),
-#                                          GPU_BENCH_SIZES (default 1024,4096,16384,32760)
+#                                          GPU_BENCH_SIZES (default 1024,4096,16384,32760),
+#                                          GPU_CHECK_BUDGET (default 480), BUILD_ALL (default 0)
 set -uo pipefail
 OUT=${1:?usage: tests/gpu/run.sh OUT_DIR}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -13,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build-gpu}
 PY=${PYTHON:-python3}
 SIZES=${GPU_BENCH_SIZES:-1024,4096,16384,32760}
-END=$((SECONDS + 480))
+END=$((SECONDS + ${GPU_CHECK_BUDGET:-480}))
 left() { echo $((END - SECONDS > 5 ? END - SECONDS : 5)); }
 log() { echo "[gpu-check $(date +%T)] $*" | tee -a "$OUT/summary.txt"; }
 : >"$OUT/summary.txt"
@@ -77,5 +82,12 @@ for dt in bf16 fp32; do
     || { log "bench $dt: FAIL or timeout (see attention-bench-cuda-$dt.txt)"; status=1; }
   grep -E "x$" "$OUT/attention-bench-cuda-$dt.txt" | tee -a "$OUT/summary.txt"
 done
+if [ "${BUILD_ALL:-0}" = 1 ]; then
+  log "build all core-only targets (compile check)"
+  KEEP=(-- -k); [ ${#GEN[@]} -gt 0 ] && KEEP=(-- -k 0)
+  timeout "$(left)" cmake --build "$BUILD" -j"$(nproc)" "${KEEP[@]}" >"$OUT/build-all.txt" 2>&1 \
+    && log "build all: PASS" || { log "build all: FAIL or timeout (see build-all.txt)"; status=1; }
+  grep -E "error:" "$OUT/build-all.txt" | head -20 | tee -a "$OUT/summary.txt"
+fi
 log "done in $((SECONDS))s, status $status"
 exit $status
