@@ -1,6 +1,14 @@
 # Third-party packages. Everything comes from Debian 12 (see scripts/install-deps.sh) or, on GPU
 # machines, from a Python PyTorch's LibTorch (CMAKE_PREFIX_PATH=$(python -c 'import torch;print(torch.utils.cmake_prefix_path)')).
 find_package(Torch REQUIRED)
+# PyTorch >= 2.5 wheels export the std::filesystem functions of a statically linked libstdc++
+# (pytorch/pytorch#133437). A binary that lists libtorch before libstdc++ binds e.g.
+# std::filesystem::remove_all to that copy, which crashed (SIGSEGV at address 0) with the pip
+# LibTorch 2.11 on the GPU machine. Putting the system libstdc++ ahead of LibTorch on every link
+# line makes its definitions win; Debian's LibTorch 1.13 does not need it.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.5)
+  list(PREPEND TORCH_LIBRARIES stdc++)
+endif()
 find_package(absl REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(PkgConfig REQUIRED)
