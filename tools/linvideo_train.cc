@@ -39,6 +39,7 @@ commands:
   vae     train the VAE            --work DIR [--stage 1|2] [--init-from DIR] [--steps N]
                                    [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
                                    [--base-dim N] [--edge-weight X] [--first-frame-weight X]
+                                   [--frame0-marker X] (latent frame 0 offset by +-X stds)
                                    [--precision fp32|bf16]
                                    [--seed N] [--log-every N] [--checkpoint-every N] [--threads N]
                                    stage 1: short windows from scratch; stage 2: fine-tune on
@@ -57,6 +58,8 @@ commands:
              as the model's training clips were), and the eval detectors on the decoded
              predictions:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
+             [--sample] (each sigma: a guided Euler sample from x_t down to 0 on the model's
+             serving schedule instead of one x0 prediction)
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
 
@@ -96,7 +99,7 @@ absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* 
 absl::Status TrainVae(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
   known.insert({"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage", "edge-weight",
-                "first-frame-weight"});
+                "first-frame-weight", "frame0-marker"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   const std::string stage = f.Get("stage", "1");
   if (stage != "1" && stage != "2") {
@@ -112,6 +115,7 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.edge_weight, f.GetDouble("edge-weight", o.edge_weight));
   LV_ASSIGN_OR_RETURN(o.first_frame_weight,
                       f.GetDouble("first-frame-weight", o.first_frame_weight));
+  LV_ASSIGN_OR_RETURN(o.frame0_marker, f.GetDouble("frame0-marker", o.frame0_marker));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   o.init_from = f.Get("init-from", o.init_from);
   if (stage == "2" && o.init_from.empty()) {
@@ -198,8 +202,9 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
 }
 
 absl::Status CheckDit(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags f,
-                      Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed", "sigmas"}));
+  LV_ASSIGN_OR_RETURN(
+      Flags f,
+      Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed", "sigmas"}, {"sample"}));
   LV_ASSIGN_OR_RETURN(std::string model, f.Required("model"));
   LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
   LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
@@ -212,15 +217,18 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
     }
     sigmas.push_back(v);
   }
+  const bool sample = f.Has("sample") && f.Get("sample") != "false";
   LV_ASSIGN_OR_RETURN(tr::DitCheck check,
-                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed)));
-  std::cout << "x0 prediction MSE (normalised latent units) on " << clips
+                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed), sample));
+  const char* what = sample ? "guided samples from x_t down to 0" : "x0 predictions";
+  std::cout << what << ": MSE against x0 (normalised latent units) on " << clips
             << " fresh training-split clips:\n  sigma    all   objects\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {
     std::cout << absl::StrFormat("  %.2f  %7.4f  %7.4f\n", sigmas[k], check.mse[k],
                                  check.object_mse[k]);
   }
-  std::cout << "eval detectors on the decoded x0 predictions:\n"
+  std::cout << "eval detectors on the decoded " << what
+            << ":\n"
                "  sigma  colour  shape  motion  size  count\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {
     const auto& a = check.scores[k].adherence;

@@ -25,6 +25,8 @@
 #include "core/models/wan/vae_key_map.h"
 #include "core/pipeline/model_folder.h"
 #include "core/pipeline/text_to_video.h"
+#include "core/sampling/flow_schedule.h"
+#include "core/sampling/guidance.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::train {
@@ -378,7 +380,7 @@ absl::Status ExportDit(const DitTrainOptions& o) {
 }
 
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed) {
+                                  const std::vector<double>& sigmas, uint64_t seed, bool sample) {
   if (clips < 1 || sigmas.empty()) {
     return absl::InvalidArgumentError("the DiT check needs at least one clip and one sigma");
   }
@@ -405,11 +407,19 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   const int64_t height = limits.default_height;
   const int64_t width = limits.default_width;
   data::SamplerOptions scenes;  // the layouts the model trained on (older exports: anywhere)
+  int64_t serve_steps = 50;     // the serving defaults, for `sample`
+  double serve_shift = 3.0, serve_guidance = 5.0;
   if (auto index = io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string());
       index.ok()) {
     scenes.layout_jitter = index->value("linvideo_training", nlohmann::json::object())
                                .value("layout_jitter", scenes.layout_jitter);
+    const nlohmann::json serving = index->value("linvideo", nlohmann::json::object());
+    serve_steps = serving.value("default_steps", serve_steps);
+    serve_shift = serving.value("default_shift", serve_shift);
+    serve_guidance = serving.value("default_guidance", serve_guidance);
   }
+  LV_ASSIGN_OR_RETURN(sampling::FlowSchedule schedule,
+                      sampling::MakeFlowSchedule(serve_steps, serve_shift));
   c10::InferenceMode guard;
   DitCheck check;
   check.sigmas = sigmas;
@@ -421,8 +431,10 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
         data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain, scenes);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, frames, height, width));
     LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens,
-                        tokenizer->Encode({data::Prompt(spec, 0)}, dit->config().text_len));
-    LV_ASSIGN_OR_RETURN(torch::Tensor context, t5->Encode(tokens.ids, tokens.mask));
+                        tokenizer->Encode({data::Prompt(spec, 0), ""}, dit->config().text_len));
+    LV_ASSIGN_OR_RETURN(torch::Tensor both, t5->Encode(tokens.ids, tokens.mask));  // [cond; uncond]
+    both = both.to(torch::kFloat);
+    const torch::Tensor context = both.slice(0, 0, 1);
     std::vector<torch::Tensor> preds;
     LV_RETURN_IF_ERROR(TorchCall("DiT check", [&]() -> absl::Status {
       const torch::Tensor x0 = vae->Encode(ToModelVideo(clip.unsqueeze(0)));  // normalised
@@ -432,9 +444,26 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
       for (size_t k = 0; k < sigmas.size(); ++k) {
         const double sigma = sigmas[k];
         const torch::Tensor xt = (1.0 - sigma) * x0 + sigma * noise;
-        const torch::Tensor t = torch::full({1}, sigma * 1000.0, torch::kFloat);
-        const torch::Tensor v = dit->forward(xt, t, context.to(torch::kFloat)).to(torch::kFloat);
-        const torch::Tensor pred = xt - sigma * v;
+        torch::Tensor pred;
+        if (!sample) {
+          const torch::Tensor t = torch::full({1}, sigma * 1000.0, torch::kFloat);
+          const torch::Tensor v = dit->forward(xt, t, context).to(torch::kFloat);
+          pred = xt - sigma * v;
+        } else {
+          std::vector<double> path = {sigma};  // then the schedule's sigmas below it, down to 0
+          for (double s : schedule.sigmas) {
+            if (s < sigma) path.push_back(s);
+          }
+          torch::Tensor x = xt;
+          for (size_t j = 0; j + 1 < path.size(); ++j) {
+            const torch::Tensor t = torch::full({2}, path[j] * 1000.0, torch::kFloat);
+            const torch::Tensor out = dit->forward(torch::cat({x, x}), t, both).to(torch::kFloat);
+            const torch::Tensor v =
+                sampling::ApplyGuidance(out.slice(0, 0, 1), out.slice(0, 1, 2), serve_guidance);
+            x = x + (path[j + 1] - path[j]) * v;
+          }
+          pred = x;
+        }
         const torch::Tensor err = (pred - x0).pow(2).mean(1, /*keepdim=*/true);  // [1,1,F',h,w]
         check.mse[k] += err.mean().item<double>() / clips;
         check.object_mse[k] +=

@@ -92,7 +92,14 @@ struct DitCheck {
 };
 // The clips' layouts are the ones the model trained on (model_index.json's
 // linvideo_training.layout_jitter; paths anywhere when it is absent).
+//
+// With `sample`, the prediction for each sigma is not one x0 estimate but a whole guided sample
+// from that x_t down to 0: Euler steps on the sigmas of the model's serving schedule below sigma
+// (model_index.json's default steps, shift and guidance). Sampling from a noised real clip at
+// sigma 0.9 vs 0.98 vs 1 shows which noise levels the sampler loses the trajectory in, which
+// one-step predictions cannot: they never see the model's own earlier outputs.
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed = 0);
+                                  const std::vector<double>& sigmas, uint64_t seed = 0,
+                                  bool sample = false);
 
 }  // namespace linvideo::core::train

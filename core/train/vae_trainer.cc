@@ -48,9 +48,10 @@ absl::Status Validate(const VaeTrainOptions& o) {
                o.height, "x", o.width);
   }
   if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0 ||
-      !(o.first_frame_weight > 0)) {
+      !(o.first_frame_weight > 0) || o.frame0_marker < 0 || o.frame0_marker_weight < 0) {
     return bad(
-        "lr and first_frame_weight must be > 0, kl_weight, object_weight and edge_weight >= 0");
+        "lr and first_frame_weight must be > 0, kl_weight, object_weight, edge_weight, "
+        "frame0_marker and frame0_marker_weight >= 0");
   }
   return absl::OkStatus();
 }
@@ -133,7 +134,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   if (state.next_step > 0)
     log.Line(absl::StrCat("resuming VAE training at step ", state.next_step));
   TrainSummary summary;
-  double psnr = 0;
+  double psnr = 0, marker_gap = 0;  // marker_gap: the mean signed frame-0 gap, in stds
   const int64_t end = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
   for (int64_t step = state.next_step; step < end; ++step) {
     LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step));
@@ -183,7 +184,23 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         }
       }
       const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();
-      const torch::Tensor loss = rec + o.kl_weight * kl;
+      torch::Tensor loss = rec + o.kl_weight * kl;
+      if (o.frame0_marker > 0 && q.mu.size(2) > 1) {
+        // Per sample and channel: frame 0's spatial mean minus the later frames' mean, in units
+        // of the batch's channel std over the later frames (detached), towards +-marker.
+        const torch::Tensor later = q.mu.narrow(2, 1, q.mu.size(2) - 1);
+        const torch::Tensor std = later.detach()
+                                      .transpose(0, 1)
+                                      .reshape({q.mu.size(1), -1})
+                                      .std(1)
+                                      .clamp_min(1e-3)
+                                      .view({1, -1});                                      // [1, C]
+        const torch::Tensor gap = q.mu.select(2, 0).mean({2, 3}) - later.mean({2, 3, 4});  // [B, C]
+        torch::Tensor sign = torch::ones({1, q.mu.size(1)}, q.mu.options());
+        sign.slice(1, 1, sign.size(1), 2).fill_(-1.0);
+        marker_gap = (gap / std * sign).mean().item<double>();
+        loss = loss + o.frame0_marker_weight * (gap / std - o.frame0_marker * sign).pow(2).mean();
+      }
       optimizer.zero_grad();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
@@ -194,7 +211,9 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       return absl::OkStatus();
     }));
     ++summary.steps_run;
-    log.Step(step, loss_value, o.batch, lr, o.log_every, absl::StrFormat("psnr %.2f dB", psnr));
+    std::string extra = absl::StrFormat("psnr %.2f dB", psnr);
+    if (o.frame0_marker > 0) absl::StrAppend(&extra, absl::StrFormat(" marker %.2f", marker_gap));
+    log.Step(step, loss_value, o.batch, lr, o.log_every, extra);
     const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == end || pause) {
       state.next_step = step + 1;

@@ -38,7 +38,14 @@ struct VaeTrainOptions {
   double object_weight = 4.0;  // extra loss weight of pixels that are not background
   double edge_weight = 0.0;    // weight of the L1 loss on horizontal/vertical pixel differences
   double first_frame_weight = 1.0;  // pixel-loss weight of frame 0 (coded alone by the causal VAE)
-  bool bf16 = false;                // encoder and decoder under CPU bf16 autocast (loss in fp32)
+  // > 0: latent frame 0 carries a fixed marker. The loss pulls each channel's spatial mean of
+  // frame 0's posterior mean away from that of the later frames by +-frame0_marker channel stds
+  // (sign alternating over channels), weight frame0_marker_weight. A Wan DiT has no absolute
+  // position embedding; this gives it a clear cue to which latent frame is first even at high
+  // noise (Wan's own VAE makes frame 0 distinct by coding it alone; ours only weakly).
+  double frame0_marker = 0.0;
+  double frame0_marker_weight = 1.0;
+  bool bf16 = false;  // encoder and decoder under CPU bf16 autocast (loss in fp32)
   uint64_t seed = 0;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;

@@ -173,6 +173,29 @@ TEST_F(TrainTest, VaeFirstFrameWeightRaisesTheSameStepsLoss) {
   EXPECT_GT(loss[1], 1.2 * loss[0]) << loss[0] << " vs " << loss[1];
 }
 
+TEST_F(TrainTest, VaeFrame0MarkerMovesTheFirstLatentFrameApart) {
+  // Fine-tuned from the shared VAE with the marker loss: the logged signed gap between latent
+  // frame 0 and the later frames (channel stds) starts near 0 and ends near the target.
+  VaeTrainOptions o = TinyVae(TempDir("vae_marker"));
+  o.init_from = *vae_dir_;
+  o.steps = 40;
+  o.log_every = 1;
+  o.lr = 2e-3;
+  o.frame0_marker = 2.0;
+  ASSERT_TRUE(TrainVae(o).ok());
+  std::vector<double> gaps;
+  const std::string text = ReadFile(o.work_dir + "/train_vae.log");
+  for (size_t at = text.find(" marker "); at != std::string::npos;
+       at = text.find(" marker ", at + 1)) {
+    gaps.push_back(std::stod(text.substr(at + 8)));
+  }
+  ASSERT_EQ(gaps.size(), 40u) << text;
+  EXPECT_LT(std::abs(gaps.front()), 1.0) << text;
+  EXPECT_GT(gaps.back(), 1.5) << text;
+  o.frame0_marker = -1;
+  EXPECT_FALSE(TrainVae(o).ok());
+}
+
 TEST_F(TrainTest, VaeWithBf16AutocastAndEdgeLossLearns) {
   VaeTrainOptions o = TinyVae(TempDir("vae_bf16"));
   o.steps = 60;
@@ -298,6 +321,18 @@ TEST_F(TrainTest, DitLossDecreasesAndExportedModelGenerates) {
   EXPECT_EQ(check->scores[1].videos, 2);
   EXPECT_GE(check->scores[0].adherence.background, 0.0);
   EXPECT_LE(check->scores[0].adherence.background, 1.0);
+  // Sampled mode: whole guided samples from each x_t. From sigma 0.1 most of the clip survives;
+  // from 0.9 the model makes most of it, so the error is larger, and the sample is not the
+  // one-step prediction.
+  auto sampled = CheckDit(o.out_dir, 2, {0.1, 0.9}, 0, /*sample=*/true);
+  ASSERT_TRUE(sampled.ok()) << sampled.status();
+  ASSERT_EQ(sampled->mse.size(), 2u);
+  EXPECT_GT(sampled->mse[0], 0.0);
+  EXPECT_LT(sampled->mse[0], sampled->mse[1]);
+  EXPECT_TRUE(sampled->truth[0].equal(check->truth[0]));  // same clips
+  EXPECT_EQ(sampled->pred[0][1].sizes(), check->pred[0][1].sizes());
+  EXPECT_FALSE(sampled->pred[0][1].equal(check->pred[0][1]));
+  EXPECT_EQ(sampled->scores[1].videos, 2);
   auto bad = CheckDit(o.out_dir, 2, {0.0});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("(0, 1]"), std::string::npos) << bad.status();
