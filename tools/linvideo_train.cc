@@ -36,14 +36,15 @@ using linvideo::tools::Flags;
 constexpr char kUsage[] = R"(usage: linvideo-train <command> [flags]
 
 commands:
-  vae     train the VAE            --work DIR [--stage 1|2] [--init-from DIR] [--steps N]
+  vae     train the VAE            --work DIR [--stage 1|2|3] [--init-from DIR] [--steps N]
                                    [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
                                    [--base-dim N] [--edge-weight X] [--first-frame-weight X]
                                    [--frame0-marker X] (latent frame 0 offset by +-X stds)
                                    [--precision fp32|bf16]
                                    [--seed N] [--log-every N] [--checkpoint-every N] [--threads N]
                                    stage 1: short windows from scratch; stage 2: fine-tune on
-                                   full-length clips (--init-from the stage 1 directory)
+                                   full-length clips (--init-from the stage 1 directory);
+                                   stage 3: 300 more with --frame0-marker 2 (--init-from stage 2)
   dit     train DiT + text encoder --work DIR --vae VAE_WORK_DIR --tokenizer SPIECE_MODEL
                                    [--out MODEL_DIR] [--steps N] [--batch N] [--clips N] [--lr X]
                                    [--shift X] [--cfg-dropout X] [--ema X] [--dim N] [--layers N]
@@ -102,10 +103,13 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
                 "first-frame-weight", "frame0-marker"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   const std::string stage = f.Get("stage", "1");
-  if (stage != "1" && stage != "2") {
-    return absl::InvalidArgumentError("--stage must be 1 (from scratch) or 2 (full-length clips)");
+  if (stage != "1" && stage != "2" && stage != "3") {
+    return absl::InvalidArgumentError(
+        "--stage must be 1 (from scratch), 2 (full-length clips) or 3 (frame-0 marker)");
   }
-  tr::VaeTrainOptions o = stage == "1" ? tr::DefaultVaeRecipe() : tr::DefaultVaeLongRecipe();
+  tr::VaeTrainOptions o = stage == "1"   ? tr::DefaultVaeRecipe()
+                          : stage == "2" ? tr::DefaultVaeLongRecipe()
+                                         : tr::DefaultVaeMarkerRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
                             &o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.crop, f.GetInt("crop", o.crop));
@@ -118,8 +122,10 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.frame0_marker, f.GetDouble("frame0-marker", o.frame0_marker));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   o.init_from = f.Get("init-from", o.init_from);
-  if (stage == "2" && o.init_from.empty()) {
-    return absl::InvalidArgumentError("--stage 2 needs --init-from STAGE1_WORK_DIR");
+  if (stage != "1" && o.init_from.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--stage ", stage,
+                                                   " needs --init-from (the stage ",
+                                                   stage == "2" ? "1" : "2", " work directory)"));
   }
   o.log_file = f.Get("log");
   LV_ASSIGN_OR_RETURN(tr::TrainSummary s, tr::TrainVae(o));

@@ -37,6 +37,13 @@ VaeTrainOptions DefaultVaeLongRecipe() {
   return o;
 }
 
+VaeTrainOptions DefaultVaeMarkerRecipe() {
+  VaeTrainOptions o = DefaultVaeLongRecipe();
+  o.steps = 300;
+  o.frame0_marker = 2.0;
+  return o;
+}
+
 DitTrainOptions DefaultDitRecipe() {
   DitTrainOptions o;
   wan::WanConfig& d = o.dit;

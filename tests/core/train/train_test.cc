@@ -466,6 +466,14 @@ TEST(RecipeTest, DefaultModelMeetsTheSizeRequirements) {
   EXPECT_GE(tokens, 512);
   EXPECT_EQ(dit.dit.text_dim, dit.t5.dim);
   EXPECT_EQ(dit.dit.in_dim, vae.config.z_dim);
+  // Stage 3 fine-tunes stage 2's VAE (same config, full-length clips) and adds only the marker.
+  const VaeTrainOptions stage2 = DefaultVaeLongRecipe();
+  const VaeTrainOptions stage3 = DefaultVaeMarkerRecipe();
+  EXPECT_EQ(stage2.frame0_marker, 0.0);
+  EXPECT_GT(stage3.frame0_marker, 0.0);
+  EXPECT_EQ(stage3.config.ToJson(), vae.config.ToJson());
+  EXPECT_EQ(stage3.window, stage2.window);
+  EXPECT_EQ(stage3.crop, stage2.crop);
 }
 
 }  // namespace
