@@ -50,8 +50,8 @@ absl::Status Validate(const VaeTrainOptions& o) {
   if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0 ||
       !(o.first_frame_weight > 0) || o.frame0_marker < 0 || o.frame0_marker_weight < 0) {
     return bad(
-        "lr and first_frame_weight must be > 0, kl_weight, object_weight, edge_weight, "
-        "frame0_marker and frame0_marker_weight >= 0");
+        "lr and first_frame_weight must be > 0; kl_weight, object_weight, edge_weight >= 0; "
+        "frame0_marker, frame0_marker_weight >= 0");
   }
   return absl::OkStatus();
 }

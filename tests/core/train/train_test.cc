@@ -193,7 +193,9 @@ TEST_F(TrainTest, VaeFrame0MarkerMovesTheFirstLatentFrameApart) {
   EXPECT_LT(std::abs(gaps.front()), 1.0) << text;
   EXPECT_GT(gaps.back(), 1.5) << text;
   o.frame0_marker = -1;
-  EXPECT_FALSE(TrainVae(o).ok());
+  auto bad = TrainVae(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("frame0_marker"), std::string::npos) << bad.status();
 }
 
 TEST_F(TrainTest, VaeWithBf16AutocastAndEdgeLossLearns) {
