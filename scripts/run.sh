@@ -2,8 +2,8 @@
 # The main job: install dependencies, build, and run linvideo-server on the default model folder
 # (gRPC on 127.0.0.1:50051, Prometheus /metrics on 127.0.0.1:9464) in the foreground.
 # The default model is the shapes-world model in models/default (trained by
-# scripts/train-default.sh); MODEL=DIR serves another folder. While no trained model is checked in
-# (see docs/quality.md), a random-weights tiny model is created with `linvideo-model init` instead.
+# scripts/train-default.sh); MODEL=DIR serves another folder. Where models/default is missing, a
+# random-weights tiny model is created with `linvideo-model init` instead.
 #
 # Then, from another terminal:
 #   build/client/linvideo generate --prompt="a small red circle moves to the left on a white background" --out=out.mp4

@@ -23,8 +23,8 @@ namespace lp = core::pipeline;
 
 const std::string kModel = std::string(LINVIDEO_SOURCE_DIR) + "/models/default";
 
-// Skips while no trained model is checked in (scripts/train-default.sh writes it; see
-// docs/quality.md for why the first recipe's result was not committed).
+// Skips where models/default is missing (scripts/train-default.sh writes it; recipe v5 is checked
+// in, see docs/quality.md).
 #define SKIP_WITHOUT_MODEL() \
   if (!fs::exists(kModel + "/model_index.json")) GTEST_SKIP() << "no " << kModel
 
