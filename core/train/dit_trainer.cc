@@ -407,19 +407,14 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   const int64_t height = limits.default_height;
   const int64_t width = limits.default_width;
   data::SamplerOptions scenes;  // the layouts the model trained on (older exports: anywhere)
-  int64_t serve_steps = 50;     // the serving defaults, for `sample`
-  double serve_shift = 3.0, serve_guidance = 5.0;
   if (auto index = io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string());
       index.ok()) {
     scenes.layout_jitter = index->value("linvideo_training", nlohmann::json::object())
                                .value("layout_jitter", scenes.layout_jitter);
-    const nlohmann::json serving = index->value("linvideo", nlohmann::json::object());
-    serve_steps = serving.value("default_steps", serve_steps);
-    serve_shift = serving.value("default_shift", serve_shift);
-    serve_guidance = serving.value("default_guidance", serve_guidance);
   }
+  // `sample` runs on the serving schedule and guidance, as the pipeline resolves them.
   LV_ASSIGN_OR_RETURN(sampling::FlowSchedule schedule,
-                      sampling::MakeFlowSchedule(serve_steps, serve_shift));
+                      sampling::MakeFlowSchedule(limits.default_steps, limits.default_shift));
   c10::InferenceMode guard;
   DitCheck check;
   check.sigmas = sigmas;
@@ -458,8 +453,8 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
           for (size_t j = 0; j + 1 < path.size(); ++j) {
             const torch::Tensor t = torch::full({2}, path[j] * 1000.0, torch::kFloat);
             const torch::Tensor out = dit->forward(torch::cat({x, x}), t, both).to(torch::kFloat);
-            const torch::Tensor v =
-                sampling::ApplyGuidance(out.slice(0, 0, 1), out.slice(0, 1, 2), serve_guidance);
+            const torch::Tensor v = sampling::ApplyGuidance(out.slice(0, 0, 1), out.slice(0, 1, 2),
+                                                            limits.default_guidance);
             x = x + (path[j + 1] - path[j]) * v;
           }
           pred = x;
