@@ -46,10 +46,14 @@ TEST(PrometheusScrapeTest, RealPrometheusScrapesMetrics) {
   const std::string prom = "/usr/bin/prometheus --config.file=" + root +
                            "/prom.yml --storage.tsdb.path=" + root +
                            "/tsdb --web.listen-address=127.0.0.1:" + std::to_string(port);
-  // Run Prometheus for a few scrapes, query its HTTP API, then stop it.
+  // Run Prometheus until its first scrape is queryable (polled each second, at most 60 s: a
+  // loaded CI machine can take longer than the scrape interval to start it), query its HTTP API,
+  // then stop it.
   const std::string q = "curl -s --max-time 5 --get --data-urlencode ";
   const std::string api = " 127.0.0.1:" + std::to_string(port) + "/api/v1/";
-  CmdResult r = Shell(prom + " > " + root + "/prom.log 2>&1 & P=$!; sleep 6; " + "curl -s" + api +
+  CmdResult r = Shell(prom + " > " + root + "/prom.log 2>&1 & P=$!; for i in $(seq 60); do " +
+                      "sleep 1; " + q + "'query=linvideo_serving'" + api +
+                      "query | grep -q '\"value\":\\[' && break; done; sleep 2; curl -s" + api +
                       "targets; echo; " + q + "'query=linvideo_serving'" + api + "query; echo; " +
                       q + "'query=sum(linvideo_requests_total)'" + api + "query; echo; curl -s" +
                       api + "rules; echo; kill $P; wait $P");
