@@ -9,6 +9,7 @@
 // core/train/recipe.h; scripts/train-default.sh runs the whole recipe.
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -23,6 +24,8 @@
 #include "core/common/status.h"
 #include "core/data/prompt.h"
 #include "core/data/sampler.h"
+#include "core/io/json_file.h"
+#include "core/models/wan/vae_config.h"
 #include "core/train/recipe.h"
 #include "media/bytes_io.h"
 #include "media/png.h"
@@ -51,10 +54,13 @@ commands:
                                    [--frames N] [--height N] [--width N] [--seed N]
                                    [--log-every N] [--checkpoint-every N] [--threads N]
                                    [--object-weight X] [--precision fp32|bf16]
+                                   [--frame-batch N] (extra single-latent-frame samples/step)
                                    [--layout-jitter X] (< 0: paths anywhere; >= 0: centred +-X)
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
              evaluation set's scenes, the VAE's ceiling on exactly what linvideo-eval scores)
+             [--latent-noise STD --stats MODEL_DIR] (Gaussian noise of STD in MODEL_DIR's
+             normalised latent units added before decoding: the decoder's robustness)
   dit-check  x0-prediction error of a model folder per noise level on fresh clips (laid out
              as the model's training clips were), and the eval detectors on the decoded
              predictions:
@@ -168,11 +174,28 @@ absl::Status SaveSheet(const std::vector<std::vector<torch::Tensor>>& rows, int6
 }
 
 absl::Status CheckVae(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(
-      Flags f, Flags::Parse(args, {"work", "clips", "sheet", "threads", "base-dim", "scenes"}));
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"work", "clips", "sheet", "threads", "base-dim",
+                                                   "scenes", "latent-noise", "stats"}));
   tr::VaeTrainOptions o = tr::DefaultVaeRecipe();
   LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
   LV_ASSIGN_OR_RETURN(o.config.base_dim, f.GetInt("base-dim", o.config.base_dim));
+  LV_ASSIGN_OR_RETURN(const double latent_noise, f.GetDouble("latent-noise", 0.0));
+  if (latent_noise != 0.0 && !f.Has("stats")) {
+    return absl::InvalidArgumentError(
+        "--latent-noise needs --stats MODEL_DIR: the model folder whose latent statistics "
+        "(vae/config.json) define the normalised units of the noise");
+  }
+  if (f.Has("stats")) {
+    // The latent statistics a model folder's DiT was trained with, so --latent-noise is in its
+    // normalised units.
+    const std::string path =
+        (std::filesystem::path(f.Get("stats", "")) / "vae" / "config.json").string();
+    LV_ASSIGN_OR_RETURN(nlohmann::json json, linvideo::core::io::ReadJsonFile(path));
+    LV_ASSIGN_OR_RETURN(const linvideo::core::wan::VaeConfig stats,
+                        linvideo::core::wan::VaeConfig::FromJson(json));
+    o.config.latents_mean = stats.latents_mean;
+    o.config.latents_std = stats.latents_std;
+  }
   const std::string which = f.Get("scenes", "heldout");
   if (which != "heldout" && which != "eval") {
     return absl::InvalidArgumentError(
@@ -180,13 +203,14 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
   }
   const auto scenes = which == "eval" ? tr::VaeCheckScenes::kEvalSet : tr::VaeCheckScenes::kHeldOut;
   LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", which == "eval" ? 20 : 8));
-  LV_ASSIGN_OR_RETURN(tr::VaeCheck check, tr::CheckVae(o, clips, scenes));
+  LV_ASSIGN_OR_RETURN(tr::VaeCheck check, tr::CheckVae(o, clips, scenes, latent_noise));
   for (size_t i = 0; i < check.psnr.size(); ++i) {
     std::cout << absl::StrFormat("clip %d: %.2f dB\n", i, check.psnr[i]);
   }
-  std::cout << absl::StrFormat("mean PSNR %.2f dB over %d %s clips (%dx%dx%d)\n", check.mean_psnr,
-                               clips, which == "eval" ? "evaluation-set" : "held-out",
-                               o.clip_frames, o.height, o.width);
+  std::cout << absl::StrFormat(
+      "mean PSNR %.2f dB over %d %s clips (%dx%dx%d)%s\n", check.mean_psnr, clips,
+      which == "eval" ? "evaluation-set" : "held-out", o.clip_frames, o.height, o.width,
+      latent_noise > 0 ? absl::StrFormat(", latent noise %g", latent_noise) : std::string());
   const auto print = [](const char* what, const linvideo::core::eval::ScoreSummary& s) {
     const auto& a = s.adherence;
     std::cout << absl::StrFormat(
@@ -257,7 +281,8 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
 absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
   known.insert({"vae", "tokenizer", "out", "clips", "shift", "cfg-dropout", "ema", "dim", "layers",
-                "frames", "height", "width", "log", "guidance", "object-weight", "layout-jitter"});
+                "frames", "height", "width", "log", "guidance", "object-weight", "layout-jitter",
+                "frame-batch"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   tr::DitTrainOptions o = tr::DefaultDitRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
@@ -267,6 +292,7 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
   o.out_dir = f.Get("out");
   o.log_file = f.Get("log");
   LV_ASSIGN_OR_RETURN(o.clips, f.GetInt("clips", o.clips));
+  LV_ASSIGN_OR_RETURN(o.frame_batch, f.GetInt("frame-batch", o.frame_batch));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   LV_ASSIGN_OR_RETURN(o.shift, f.GetDouble("shift", o.shift));
   LV_ASSIGN_OR_RETURN(o.cfg_dropout, f.GetDouble("cfg-dropout", o.cfg_dropout));

@@ -55,6 +55,7 @@ absl::Status Validate(const DitTrainOptions& o) {
   if (o.clips < 1 || o.steps < 1 || o.batch < 1 || o.encode_batch < 1) {
     return bad("clips, steps, batch and encode_batch must be >= 1");
   }
+  if (o.frame_batch < 0) return bad("frame_batch must be >= 0, got ", o.frame_batch);
   if (o.object_weight < 0 || !(o.object_scale > 0)) {
     return bad("need object_weight >= 0 and object_scale > 0");
   }
@@ -240,6 +241,10 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
     steps_log.Line(absl::StrFormat("object-weighted loss: weight 1 + %g x mask, mean mask %.4f",
                                    o.object_weight, objects.mean().item<double>()));
   }
+  if (o.frame_batch > 0) {
+    steps_log.Line(
+        absl::StrFormat("per step: %d clips + %d single latent frames", o.batch, o.frame_batch));
+  }
   TrainSummary summary;
   const int64_t n = latents.size(0);
   for (int64_t step = state.next_step; step < o.steps; ++step) {
@@ -256,6 +261,23 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const double u = rng.Uniform();
       sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
     }
+    // Single-frame samples from their own stream, so frame_batch = 0 leaves the clip batches
+    // (and a run's numbers) exactly as before.
+    std::vector<int64_t> frame_index, frame_pos;
+    std::vector<float> frame_sigmas;
+    if (o.frame_batch > 0) {
+      data::Rng frame_rng(MixSeed(o.seed, static_cast<uint64_t>(step), 3001));
+      for (int64_t b = 0; b < o.frame_batch; ++b) {
+        const int64_t i = frame_rng.Below(static_cast<int>(n));
+        frame_index.push_back(i);
+        frame_pos.push_back(frame_rng.Below(static_cast<int>(latents.size(2))));
+        const int paraphrase = frame_rng.Below(data::kNumParaphrases);
+        const bool drop = frame_rng.Uniform() < o.cfg_dropout;
+        prompts.push_back(drop ? std::string() : data::Prompt(ClipScene(o, i), paraphrase));
+        const double u = frame_rng.Uniform();
+        frame_sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
+      }
+    }
     LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens, tokenizer->Encode(prompts, o.dit.text_len));
     const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
     SetLearningRate(optimizer, lr);
@@ -267,23 +289,51 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const torch::Tensor sigma = torch::tensor(sigmas, torch::kFloat);  // [B]
       const torch::Tensor s5 = sigma.view({-1, 1, 1, 1, 1});
       const torch::Tensor xt = (1.0 - s5) * x0 + s5 * noise;  // [B, z, F', h, w]
-      const torch::Tensor mask = tokens.mask;                 // [B, L]
-      torch::Tensor v;
+      const torch::Tensor mask = tokens.mask;                 // [B (+ frames), L]
+      torch::Tensor v, context;
       {
         ScopedCpuBf16Autocast autocast(o.bf16);
-        const torch::Tensor context =
-            m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);  // [B, L, D]
-        v = m.dit->forward(xt, sigma * 1000.0, context);
+        context = m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);
+        v = m.dit->forward(xt, sigma * 1000.0, context.narrow(0, 0, o.batch));
       }
+      // Weighted mean normalised by the weights' mean, so the scale stays comparable. With
+      // single-frame samples: the weighted squared errors of clips and frames summed over the sum
+      // of their weights (the same quantity over both sets of elements).
       const torch::Tensor err = (v.to(torch::kFloat) - (noise - x0)).pow(2);
+      const torch::Tensor w =
+          objects.defined()
+              ? 1.0 + o.object_weight * objects.index_select(0, torch::tensor(index, torch::kLong))
+              : torch::ones({1}, err.options());
       torch::Tensor loss;
-      if (objects.defined()) {
-        // Weighted mean normalised by the weights' mean, so the scale stays comparable.
-        const torch::Tensor w =
-            1.0 + o.object_weight * objects.index_select(0, torch::tensor(index, torch::kLong));
-        loss = (err * w).mean() / w.mean();
+      if (o.frame_batch == 0) {
+        loss = objects.defined() ? (err * w).mean() / w.mean() : err.mean();
       } else {
-        loss = err.mean();
+        torch::Tensor err_sum = (err * w).sum(), w_sum = w.expand_as(err).sum();
+        std::vector<torch::Tensor> frames, frame_weights;
+        for (int64_t b = 0; b < o.frame_batch; ++b) {
+          frames.push_back(latents[frame_index[b]].narrow(1, frame_pos[b], 1));
+          if (objects.defined()) {
+            frame_weights.push_back(objects[frame_index[b]].narrow(1, frame_pos[b], 1));
+          }
+        }
+        const torch::Tensor f0 = torch::stack(frames);  // [Bf, z, 1, h, w]
+        at::Generator frame_gen = StepGenerator(o.seed, step, 5);
+        const torch::Tensor frame_noise = at::randn(f0.sizes(), frame_gen, f0.options());
+        const torch::Tensor fs = torch::tensor(frame_sigmas, torch::kFloat);
+        const torch::Tensor fs5 = fs.view({-1, 1, 1, 1, 1});
+        torch::Tensor fv;
+        {
+          ScopedCpuBf16Autocast autocast(o.bf16);
+          fv = m.dit->forward((1.0 - fs5) * f0 + fs5 * frame_noise, fs * 1000.0,
+                              context.narrow(0, o.batch, o.frame_batch));
+        }
+        const torch::Tensor ferr = (fv.to(torch::kFloat) - (frame_noise - f0)).pow(2);
+        const torch::Tensor fw = objects.defined()
+                                     ? 1.0 + o.object_weight * torch::stack(frame_weights)
+                                     : torch::ones({1}, ferr.options());
+        err_sum = err_sum + (ferr * fw).sum();
+        w_sum = w_sum + fw.expand_as(ferr).sum();
+        loss = err_sum / w_sum;
       }
       optimizer.zero_grad();
       loss.backward();
@@ -352,6 +402,7 @@ absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_con
   index["linvideo_training"] = {{"seed", o.seed},
                                 {"steps", steps},
                                 {"batch", o.batch},
+                                {"frame_batch", o.frame_batch},
                                 {"clips", o.clips},
                                 {"lr", o.lr},
                                 {"shift", o.shift},

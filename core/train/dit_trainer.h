@@ -11,7 +11,8 @@
 // free guidance works), a timestep by Wan's flow-matching rule (u ~ U(0, 1) shifted,
 // sigma = shift·u / (1 + (shift − 1)·u), t = 1000·sigma), x_t = (1 − sigma)·x0 + sigma·noise, and
 // regresses the velocity noise − x0 (MSE, optionally object-weighted, see object_weight). The umT5
-// encoder is trained jointly (its output rows at padding positions are zeroed as at inference). An
+// encoder is trained jointly (its output rows at padding positions are zeroed as at inference).
+// With frame_batch > 0 the step also denoises that many single latent frames (see frame_batch). An
 // EMA of both is kept and exported. Stage 3: export to `out_dir` (diffusers layout, fp32) with
 // serving defaults in model_index.json.
 //
@@ -45,6 +46,13 @@ struct DitTrainOptions {
   int64_t encode_batch = 4;
   int64_t steps = 2000;
   int64_t batch = 8;
+  // Extra single-latent-frame samples per step (Wan-style joint image/video training): each is
+  // one latent frame, drawn uniformly, of a random clip, with that clip's prompt, its own noise
+  // and sigma, denoised as a 1-frame video. A frame costs 1/F' of a clip's tokens, so for the
+  // same compute the step sees many more independent scenes (colour and shape are per-frame
+  // attributes; motion is only learned from the clips). The loss is the weighted mean over the
+  // clips' and frames' latent elements together. 0: clips only.
+  int64_t frame_batch = 0;
   double lr = 5e-4;
   int64_t warmup = 100;
   double weight_decay = 0.01;

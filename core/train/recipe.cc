@@ -74,7 +74,7 @@ DitTrainOptions DefaultDitRecipe() {
   // that set the layout have to pick one of many equally likely positions.
   o.scenes.layout_jitter = 0.1;
   o.steps = 5600;  // ~70 min at 0.75 s/step; the whole recipe stays under 2 h
-  o.batch = 8;
+  o.batch = 8;     // (v6 experiment: 6 clips + frame_batch 24 -- no better shape, docs/quality.md)
   o.lr = 8e-4;
   o.bf16 = true;          // 1.6x the fp32 step rate on AVX512-BF16 CPUs
   o.object_weight = 4.0;  // objects are ~3% of the latent pixels

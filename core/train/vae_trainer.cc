@@ -236,9 +236,14 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   return summary;
 }
 
-absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips, VaeCheckScenes scenes) {
+absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips, VaeCheckScenes scenes,
+                                  double latent_noise) {
   LV_RETURN_IF_ERROR(Validate(o));
   if (clips < 1) return absl::InvalidArgumentError("the VAE check needs at least one clip");
+  if (!(latent_noise >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("latent noise must be >= 0 (normalised latent units), got ", latent_noise));
+  }
   const std::vector<eval::EvalCase> cases = scenes == VaeCheckScenes::kEvalSet
                                                 ? eval::EvalCases(eval::PromptSet::kAll)
                                                 : std::vector<eval::EvalCase>{};
@@ -270,7 +275,14 @@ absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& o, int64_t clips, VaeCh
     torch::Tensor decoded;
     LV_RETURN_IF_ERROR(TorchCall("VAE check", [&]() -> absl::Status {
       const torch::Tensor x = ToModelVideo(clip.unsqueeze(0));
-      const torch::Tensor y = vae->Decode(vae->Encode(x));  // [1, 3, F, H, W]
+      torch::Tensor z = vae->Encode(x);  // normalised
+      if (latent_noise > 0) {
+        // Normalised units: Encode divides by latents_std, so noise of std `latent_noise` here
+        // is latent_noise * latents_std in the decoder's raw latent.
+        at::Generator gen = StepGenerator(o.seed, i, 98);
+        z = z + latent_noise * at::randn(z.sizes(), gen, z.options());
+      }
+      const torch::Tensor y = vae->Decode(z);  // [1, 3, F, H, W]
       decoded = FromModelVideo(y[0]);
       return absl::OkStatus();
     }));

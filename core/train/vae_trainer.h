@@ -86,8 +86,12 @@ struct VaeCheck {
 // scenes of linvideo-eval's fixed evaluation set (12 seen, then 8 held-out), i.e. the exact
 // layouts the default model is scored on.
 enum class VaeCheckScenes { kHeldOut, kEvalSet };
+// `latent_noise` > 0: adds Gaussian noise of that std to the normalised latent (Encode's output,
+// the DiT's units when `options.config` carries the model's latents_mean/std) before decoding:
+// what a latent error of the size a DiT sample leaves costs the decoded video. Seeded per clip.
 absl::StatusOr<VaeCheck> CheckVae(const VaeTrainOptions& options, int64_t clips,
-                                  VaeCheckScenes scenes = VaeCheckScenes::kHeldOut);
+                                  VaeCheckScenes scenes = VaeCheckScenes::kHeldOut,
+                                  double latent_noise = 0.0);
 
 // Paths inside a VAE work directory.
 std::string VaeWeightsPath(const std::string& work_dir);

@@ -155,6 +155,22 @@ TEST_F(TrainTest, VaeLossDecreasesAndWritesWeights) {
   ASSERT_FALSE(too_many.ok());
   EXPECT_NE(too_many.status().message().find("evaluation set has 20 scenes"), std::string::npos)
       << too_many.status();
+
+  // Latent noise before decoding: 0 is the plain check; noise changes the decoded clips, and is
+  // seeded (same result twice). (This 60-step VAE is too poor for noise to lower PSNR reliably.)
+  auto zero = CheckVae(o, 2, VaeCheckScenes::kHeldOut, 0.0);
+  auto noisy = CheckVae(o, 2, VaeCheckScenes::kHeldOut, 1.0);
+  auto noisy_again = CheckVae(o, 2, VaeCheckScenes::kHeldOut, 1.0);
+  ASSERT_TRUE(zero.ok() && noisy.ok() && noisy_again.ok()) << noisy.status();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(torch::equal(zero->decoded[i], check->decoded[i])) << i;
+    EXPECT_FALSE(torch::equal(noisy->decoded[i], check->decoded[i])) << i;
+    EXPECT_TRUE(torch::equal(noisy->decoded[i], noisy_again->decoded[i])) << i;
+  }
+  auto negative = CheckVae(o, 1, VaeCheckScenes::kHeldOut, -0.1);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("latent noise must be >= 0"), std::string::npos)
+      << negative.status();
 }
 
 TEST_F(TrainTest, VaeFirstFrameWeightRaisesTheSameStepsLoss) {
@@ -346,6 +362,7 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   DitTrainOptions o = TinyDit(TempDir("dit_bf16"), *vae_dir_);
   o.bf16 = true;
   o.object_weight = 4.0;
+  o.frame_batch = 6;                     // the recipe's single-latent-frame samples
   o.scenes = DefaultDitRecipe().scenes;  // centred layouts
   o.out_dir = TempDir("dit_bf16_model");
   auto s = TrainDit(o);
@@ -355,10 +372,12 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   EXPECT_NE(log.find("object-weighted loss: weight 1 + 4 x mask, mean mask 0."), std::string::npos)
       << log;
   EXPECT_NE(log.find("latent frame mean offsets (stds): "), std::string::npos) << log;
+  EXPECT_NE(log.find("per step: 4 clips + 6 single latent frames"), std::string::npos) << log;
   auto index = io::ReadJsonFile(o.out_dir + "/model_index.json");
   ASSERT_TRUE(index.ok());
   EXPECT_EQ((*index)["linvideo_training"]["precision"], "bf16");
   EXPECT_EQ((*index)["linvideo_training"]["object_weight"], 4.0);
+  EXPECT_EQ((*index)["linvideo_training"]["frame_batch"], 6);
   EXPECT_EQ((*index)["linvideo_training"]["layout_jitter"], o.scenes.layout_jitter);
   // The exported weights are fp32 and finite.
   auto weights =
@@ -370,7 +389,29 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   }
 }
 
-// Straight vs paused-and-resumed, in fp32 and with the recipe's bf16 autocast + object weighting.
+// The single-frame samples take part in the update: with the same clip batches (their stream
+// does not depend on frame_batch), adding frames changes the trained weights, and a run is still
+// deterministic.
+TEST_F(TrainTest, DitSingleFrameSamplesChangeTheUpdateDeterministically) {
+  auto run = [&](const std::string& name, int64_t frame_batch) {
+    DitTrainOptions o = TinyDit(TempDir(name), *vae_dir_);
+    o.steps = 4;
+    o.frame_batch = frame_batch;
+    o.out_dir = TempDir(name + "_model");
+    auto s = TrainDit(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return ReadFile(o.out_dir + "/transformer/diffusion_pytorch_model.safetensors");
+  };
+  const std::string clips_only = run("dit_frames0", 0);
+  const std::string with_frames = run("dit_frames3", 3);
+  const std::string again = run("dit_frames3_again", 3);
+  ASSERT_FALSE(clips_only.empty());
+  EXPECT_NE(clips_only, with_frames);
+  EXPECT_EQ(with_frames, again);
+}
+
+// Straight vs paused-and-resumed, in fp32 and with the recipe's bf16 autocast, object weighting
+// and single-frame samples.
 class DitResumeTest : public TrainTest, public ::testing::WithParamInterface<bool> {};
 
 TEST_P(DitResumeTest, PausedAndResumedRunIsBitIdentical) {
@@ -381,6 +422,7 @@ TEST_P(DitResumeTest, PausedAndResumedRunIsBitIdentical) {
     o.steps = 8;
     o.bf16 = recipe_mode;
     o.object_weight = recipe_mode ? 4.0 : 0.0;
+    o.frame_batch = recipe_mode ? 3 : 0;
     o.out_dir = TempDir(name + tag + "_model");
     return o;
   };
@@ -440,6 +482,12 @@ TEST_F(TrainTest, BadOptionsAreRejectedWithTheAllowedValues) {
   s = TrainDit(d);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("object_weight >= 0"), std::string::npos) << s.status();
+  d = TinyDit(TempDir("bad_dit_frames"), *vae_dir_);
+  d.frame_batch = -1;
+  s = TrainDit(d);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("frame_batch must be >= 0, got -1"), std::string::npos)
+      << s.status();
   d = TinyDit(TempDir("bad_dit_jitter"), *vae_dir_);
   d.scenes.layout_jitter = 0.5;
   s = TrainDit(d);
