@@ -286,54 +286,56 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const torch::Tensor x0 = latents.index_select(0, torch::tensor(index, torch::kLong));
       at::Generator gen = StepGenerator(o.seed, step, 4);
       const torch::Tensor noise = at::randn(x0.sizes(), gen, x0.options());
-      const torch::Tensor sigma = torch::tensor(sigmas, torch::kFloat);  // [B]
-      const torch::Tensor s5 = sigma.view({-1, 1, 1, 1, 1});
-      const torch::Tensor xt = (1.0 - s5) * x0 + s5 * noise;  // [B, z, F', h, w]
-      const torch::Tensor mask = tokens.mask;                 // [B (+ frames), L]
-      torch::Tensor v, context;
+      const torch::Tensor mask = tokens.mask;  // [B (+ frames), L]
+      torch::Tensor context;
       {
         ScopedCpuBf16Autocast autocast(o.bf16);
         context = m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);
-        v = m.dit->forward(xt, sigma * 1000.0, context.narrow(0, 0, o.batch));
       }
+      // Squared error of the predicted velocity for latents [b, z, F', h, w] noised to `sig`.
+      const auto velocity_error = [&](const torch::Tensor& x, const torch::Tensor& eps,
+                                      const std::vector<float>& sig, const torch::Tensor& ctx) {
+        const torch::Tensor sigma = torch::tensor(sig, torch::kFloat);  // [b]
+        const torch::Tensor s5 = sigma.view({-1, 1, 1, 1, 1});
+        const torch::Tensor xt = (1.0 - s5) * x + s5 * eps;
+        torch::Tensor v;
+        {
+          ScopedCpuBf16Autocast autocast(o.bf16);
+          v = m.dit->forward(xt, sigma * 1000.0, ctx);
+        }
+        return (v.to(torch::kFloat) - (eps - x)).pow(2);
+      };
+      // Object weights 1 + object_weight * mask (or 1) of latents [b, 1, F', h, w].
+      const auto weights = [&](const torch::Tensor& masks) {
+        return objects.defined() ? 1.0 + o.object_weight * masks : torch::ones({1});
+      };
+      const torch::Tensor err = velocity_error(x0, noise, sigmas, context.narrow(0, 0, o.batch));
+      const torch::Tensor w =
+          weights(objects.defined() ? objects.index_select(0, torch::tensor(index, torch::kLong))
+                                    : torch::Tensor());
       // Weighted mean normalised by the weights' mean, so the scale stays comparable. With
       // single-frame samples: the weighted squared errors of clips and frames summed over the sum
       // of their weights (the same quantity over both sets of elements).
-      const torch::Tensor err = (v.to(torch::kFloat) - (noise - x0)).pow(2);
-      const torch::Tensor w =
-          objects.defined()
-              ? 1.0 + o.object_weight * objects.index_select(0, torch::tensor(index, torch::kLong))
-              : torch::ones({1}, err.options());
       torch::Tensor loss;
       if (o.frame_batch == 0) {
         loss = objects.defined() ? (err * w).mean() / w.mean() : err.mean();
       } else {
-        torch::Tensor err_sum = (err * w).sum(), w_sum = w.expand_as(err).sum();
-        std::vector<torch::Tensor> frames, frame_weights;
+        std::vector<torch::Tensor> frames, frame_masks;
         for (int64_t b = 0; b < o.frame_batch; ++b) {
           frames.push_back(latents[frame_index[b]].narrow(1, frame_pos[b], 1));
           if (objects.defined()) {
-            frame_weights.push_back(objects[frame_index[b]].narrow(1, frame_pos[b], 1));
+            frame_masks.push_back(objects[frame_index[b]].narrow(1, frame_pos[b], 1));
           }
         }
         const torch::Tensor f0 = torch::stack(frames);  // [Bf, z, 1, h, w]
         at::Generator frame_gen = StepGenerator(o.seed, step, 5);
         const torch::Tensor frame_noise = at::randn(f0.sizes(), frame_gen, f0.options());
-        const torch::Tensor fs = torch::tensor(frame_sigmas, torch::kFloat);
-        const torch::Tensor fs5 = fs.view({-1, 1, 1, 1, 1});
-        torch::Tensor fv;
-        {
-          ScopedCpuBf16Autocast autocast(o.bf16);
-          fv = m.dit->forward((1.0 - fs5) * f0 + fs5 * frame_noise, fs * 1000.0,
-                              context.narrow(0, o.batch, o.frame_batch));
-        }
-        const torch::Tensor ferr = (fv.to(torch::kFloat) - (frame_noise - f0)).pow(2);
-        const torch::Tensor fw = objects.defined()
-                                     ? 1.0 + o.object_weight * torch::stack(frame_weights)
-                                     : torch::ones({1}, ferr.options());
-        err_sum = err_sum + (ferr * fw).sum();
-        w_sum = w_sum + fw.expand_as(ferr).sum();
-        loss = err_sum / w_sum;
+        const torch::Tensor ferr = velocity_error(f0, frame_noise, frame_sigmas,
+                                                  context.narrow(0, o.batch, o.frame_batch));
+        const torch::Tensor fw =
+            weights(objects.defined() ? torch::stack(frame_masks) : torch::Tensor());
+        loss = ((err * w).sum() + (ferr * fw).sum()) /
+               (w.expand_as(err).sum() + fw.expand_as(ferr).sum());
       }
       optimizer.zero_grad();
       loss.backward();

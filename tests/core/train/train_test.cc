@@ -362,7 +362,7 @@ TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
   DitTrainOptions o = TinyDit(TempDir("dit_bf16"), *vae_dir_);
   o.bf16 = true;
   o.object_weight = 4.0;
-  o.frame_batch = 6;                     // the recipe's single-latent-frame samples
+  o.frame_batch = 6;                     // single-latent-frame samples (the v6 experiment)
   o.scenes = DefaultDitRecipe().scenes;  // centred layouts
   o.out_dir = TempDir("dit_bf16_model");
   auto s = TrainDit(o);
