@@ -9,7 +9,6 @@
 // core/train/recipe.h; scripts/train-default.sh runs the whole recipe.
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -24,8 +23,8 @@
 #include "core/common/status.h"
 #include "core/data/prompt.h"
 #include "core/data/sampler.h"
-#include "core/io/json_file.h"
 #include "core/models/wan/vae_config.h"
+#include "core/pipeline/model_folder.h"
 #include "core/train/recipe.h"
 #include "media/bytes_io.h"
 #include "media/png.h"
@@ -188,11 +187,13 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
   if (f.Has("stats")) {
     // The latent statistics a model folder's DiT was trained with, so --latent-noise is in its
     // normalised units.
-    const std::string path =
-        (std::filesystem::path(f.Get("stats", "")) / "vae" / "config.json").string();
-    LV_ASSIGN_OR_RETURN(nlohmann::json json, linvideo::core::io::ReadJsonFile(path));
-    LV_ASSIGN_OR_RETURN(const linvideo::core::wan::VaeConfig stats,
-                        linvideo::core::wan::VaeConfig::FromJson(json));
+    namespace pl = linvideo::core::pipeline;
+    LV_ASSIGN_OR_RETURN(const pl::ModelFolder folder, pl::ResolveModelFolder(f.Get("stats", "")));
+    if (!folder.vae) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--stats ", f.Get("stats", ""), " has no vae/ component"));
+    }
+    LV_ASSIGN_OR_RETURN(const linvideo::core::wan::VaeConfig stats, pl::ReadVaeConfig(*folder.vae));
     o.config.latents_mean = stats.latents_mean;
     o.config.latents_std = stats.latents_std;
   }
