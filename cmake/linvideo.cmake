@@ -43,9 +43,11 @@ function(linvideo_library)
   endif()
 endfunction()
 
-# linvideo_tests(DIR <tests/...> LIBS <libs> [LABELS ...]): one executable per *_test.cc.
+# linvideo_tests(DIR <tests/...> LIBS <libs> [LABELS ...] [USES_ALL_CORES]): one executable per
+# *_test.cc. USES_ALL_CORES marks tests that start LibTorch processes of their own (the e2e tests
+# run the server binaries); tests linking LibTorch in-process are marked automatically.
 function(linvideo_tests)
-  cmake_parse_arguments(A "" "DIR" "LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "USES_ALL_CORES" "DIR" "LIBS;LABELS" ${ARGN})
   file(GLOB tests CONFIGURE_DEPENDS ${A_DIR}/*_test.cc)
   foreach(t ${tests})
     get_filename_component(name ${t} NAME_WE)
@@ -76,6 +78,14 @@ function(linvideo_tests)
     # (tests/test_main.cc) and shows as skipped, not passed. (An output regex such as "PASSED 0
     # tests" would also match a binary whose only test failed, and report the failure as a skip.)
     set_tests_properties(${exe} PROPERTIES SKIP_RETURN_CODE 77)
+    # A LibTorch process uses every core (InitRuntime), and two of them time-sliced on the same
+    # cores are not 2x but ~15x slower each (measured: train_test 13 s -> 200 s beside
+    # default_model_test, whose 41 s became 205 s; BLAS/OpenMP threads spin at barriers while
+    # their partner is descheduled). So under `ctest -j` such tests run one at a time; the
+    # single-threaded NO_TORCH tests still run beside them.
+    if(NOT exe_no_torch OR A_USES_ALL_CORES)
+      set_tests_properties(${exe} PROPERTIES RESOURCE_LOCK linvideo_all_cores)
+    endif()
     set(labels ${A_LABELS})
     if(name MATCHES "_gpu_test$")
       list(APPEND labels gpu)
