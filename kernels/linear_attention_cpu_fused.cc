@@ -21,31 +21,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu_math.h"
+
 namespace linvideo::kernels {
 namespace {
 
-// exp(x) for x <= 0 in plain arithmetic the compiler vectorises (std::exp does not vectorise
-// without libmvec): 2^(x·log2 e) split into an integer power of two and 2^f with f in
-// [-0.5, 0.5], the latter by its degree-7 Taylor polynomial (relative error < 1e-8 before
-// rounding; ~1 ulp overall). Inputs below -87 give 0 after the caller's clamp.
-inline float ExpNonPositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float t = x * 1.44269504088896341f;
-  const float n = std::nearbyint(t);
-  const float f = (t - n) * 0.693147180559945309f;  // f·ln2 in [-0.347, 0.347]
-  float p = 1.0f / 5040.0f;
-  p = p * f + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
+using cpu_math::ExpNonPositive;
 
 // φ of `rows` rows of z [rows, d] into phi [rows, 2d]: phi[:, :d] = softmax(z), phi[:, d:] =
 // softmax(−z). With `ksum` (2d values) each row is further divided by φ·ksum + eps (queries).
