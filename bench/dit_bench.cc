@@ -4,10 +4,15 @@
 // machine still gives a meaningful ratio).
 //
 // Usage: linvideo-dit-bench [--layers=30] [--frames=5 --height=32 --width=32] [--reps=3]
-//                           [--threads=N] [--prepared]
-//   --layers < 30 runs fewer blocks and extrapolates the 30-layer time from the per-block time.
+//                           [--threads=N] [--prepared] [--batch=1] [--recipe] [--gelu=both]
+//   --layers below the config's (1.3B: 30) runs fewer blocks and extrapolates the full time from
+//     the per-block time.
 //   --prepared times Denoise() with the text state prepared once (what a sampler loop pays).
 //   --profile=PATH writes a chrome trace of the timed runs (per-op times).
+//   --recipe uses the default model's DiT config instead of 1.3B (with --frames=9 --height=16
+//     --width=16 --batch=2 --layers=6: one guided denoising step of the served default model).
+//   --gelu=both alternates LibTorch's GELU and the vectorised kernel (WanModel::SetFusedGelu)
+//     forward by forward and prints both medians and their ratio.
 
 #include <ATen/ATen.h>
 #include <sys/resource.h>
@@ -25,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "core/common/runtime.h"
 #include "core/models/wan/dit.h"
+#include "core/train/recipe.h"
 
 namespace {
 
@@ -64,8 +70,8 @@ double MatmulGflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t layers = 30, frames = 5, height = 32, width = 32, reps = 3, threads = 0;
-  bool prepared = false;
+  int64_t layers = 30, frames = 5, height = 32, width = 32, reps = 3, threads = 0, batch = 1;
+  bool prepared = false, recipe = false, gelu_both = false;
   std::string profile;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -76,10 +82,15 @@ int main(int argc, char** argv) {
     };
     if (arg == "--prepared") {
       prepared = true;
+    } else if (arg == "--recipe") {
+      recipe = true;
+    } else if (arg == "--gelu=both") {
+      gelu_both = true;
     } else if (arg.rfind("--profile=", 0) == 0) {
       profile = arg.substr(10);
     } else if (!flag("layers", &layers) && !flag("frames", &frames) && !flag("height", &height) &&
-               !flag("width", &width) && !flag("reps", &reps) && !flag("threads", &threads)) {
+               !flag("width", &width) && !flag("reps", &reps) && !flag("threads", &threads) &&
+               !flag("batch", &batch)) {
       std::fprintf(stderr, "unknown or bad flag %s\n", arg.c_str());
       return 2;
     }
@@ -87,7 +98,13 @@ int main(int argc, char** argv) {
   const int used_threads = linvideo::core::InitRuntime(static_cast<int>(threads));
   c10::InferenceMode guard;
 
-  wan::WanConfig config = *wan::NamedDitConfig("wan2.1-t2v-1.3b");
+  if (batch < 1 || layers < 1) {
+    std::fprintf(stderr, "--batch and --layers must be >= 1\n");
+    return 2;
+  }
+  wan::WanConfig config = recipe ? linvideo::core::train::DefaultDitRecipe().dit
+                                 : *wan::NamedDitConfig("wan2.1-t2v-1.3b");
+  const int64_t full_layers = config.num_layers;
   config.SetNumLayers(layers);
   auto model_or = wan::CreateWanModel(config);
   if (!model_or.ok()) {
@@ -95,19 +112,38 @@ int main(int argc, char** argv) {
     return 1;
   }
   wan::WanModel model = *model_or;
-  auto x = at::randn({1, 16, frames, height, width});
-  auto t = at::full({1}, 999.0);
-  auto context = at::randn({1, 512, 4096});
-  const double n = static_cast<double>(frames * (height / 2) * (width / 2)), l = 512,
-               c = config.dim, f = config.ffn_dim;
-  const double block_flops =
-      8 * n * c * c + 4 * n * c * c + 4 * l * c * c + 4 * n * l * c + 4 * n * c * f + 4 * n * n * c;
-  const double text_flops = 2 * l * (4096 * c + c * c);
+  auto x = at::randn({batch, config.in_dim, frames, height, width});
+  auto t = at::full({batch}, 999.0);
+  auto context = at::randn({batch, config.text_len, config.text_dim});
+  const double n = static_cast<double>(batch * frames * (height / 2) * (width / 2)),
+               l = static_cast<double>(batch * config.text_len), c = config.dim, f = config.ffn_dim;
+  const double block_flops = 8 * n * c * c + 4 * n * c * c + 4 * l * c * c +
+                             4 * n * config.text_len * c + 4 * n * c * f + 4 * n * (n / batch) * c;
+  const double text_flops = 2 * l * (config.text_dim * c + c * c);
 
   const double gemm = MatmulGflops();
   wan::WanTextState text = model->PrepareText(context);
   auto run = [&] { return prepared ? model->Denoise(x, t, text) : model->forward(x, t, context); };
   run();  // warm-up (RoPE table, allocator)
+  if (gelu_both) {
+    std::vector<double> aten_times, fused_times;
+    for (int64_t i = 0; i < reps; ++i) {
+      for (bool fused : {false, true}) {
+        model->SetFusedGelu(fused);
+        auto start = std::chrono::steady_clock::now();
+        run();
+        (fused ? fused_times : aten_times).push_back(Seconds(start));
+      }
+    }
+    const double aten = Median(aten_times), fused = Median(fused_times);
+    std::printf("threads %d, tokens %.0f, layers run %lld%s\n", used_threads, n,
+                static_cast<long long>(layers), prepared ? ", text prepared" : "");
+    std::printf(
+        "forward, GELU LibTorch %.4f s | fused kernel %.4f s (medians of %lld) | "
+        "speed-up %.2fx\n",
+        aten, fused, static_cast<long long>(reps), aten / fused);
+    return 0;
+  }
   std::vector<double> times;
   const double cpu_start = CpuSeconds();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
@@ -123,15 +159,16 @@ int main(int argc, char** argv) {
   const double cpu_per_forward = (CpuSeconds() - cpu_start) / reps;
   const double measured = Median(times);
   const double per_block = (measured - (prepared ? 0.0 : text_flops / (gemm * 1e9))) / layers;
-  const double full = measured + (30 - layers) * per_block;
-  const double full_flops = 30 * block_flops + (prepared ? 0.0 : text_flops);
+  const double full = measured + (full_layers - layers) * per_block;
+  const double full_flops = full_layers * block_flops + (prepared ? 0.0 : text_flops);
   std::printf("threads %d, tokens %.0f, layers run %lld%s\n", used_threads, n,
               static_cast<long long>(layers), prepared ? ", text prepared" : "");
   std::printf("plain fp32 matmul: %.1f GFLOP/s\n", gemm);
   std::printf("forward (%lld layers): %.3f s median of %lld\n", static_cast<long long>(layers),
               measured, static_cast<long long>(reps));
-  std::printf("30-layer forward: %.2f s, %.1f GFLOP/s = %.0f%% of the matmul rate\n", full,
-              full_flops / full / 1e9, 100.0 * full_flops / full / 1e9 / gemm);
+  std::printf("%lld-layer forward: %.2f s, %.1f GFLOP/s = %.0f%% of the matmul rate\n",
+              static_cast<long long>(full_layers), full, full_flops / full / 1e9,
+              100.0 * full_flops / full / 1e9 / gemm);
   std::printf("CPU time per forward (%lld layers): %.3f s; / %d threads = %.3f s\n",
               static_cast<long long>(layers), cpu_per_forward, used_threads,
               cpu_per_forward / used_threads);

@@ -1,6 +1,8 @@
 // linvideo-train-bench: training step rate of the default-model recipe's DiT and VAE, fp32 vs
-// CPU bf16 autocast (what `linvideo-train --precision` selects), measured side by side in one
-// run: the two precisions alternate, and each reports the median of its timed steps.
+// CPU bf16 autocast (what `linvideo-train --precision` selects), and for the DiT in bf16 also
+// LibTorch's GELU vs the vectorised kernel (`linvideo-train dit --gelu aten|fused`), each pair
+// measured side by side in one run: the two variants alternate, and each reports the median of
+// its timed steps.
 //
 // A DiT step is a forward of the recipe DiT on a batch of latents with a random text context,
 // the flow-matching MSE, backward and an AdamW step; a VAE step encodes and decodes the recipe
@@ -42,7 +44,7 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Runs step(bf16) alternately for fp32 and bf16 (one warm-up each), returns median seconds.
+// Runs step(variant) alternately for false and true (one warm-up each), returns median seconds.
 std::pair<double, double> TimeBoth(int64_t reps, const std::function<void(bool)>& step) {
   step(false);
   step(true);
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     wan::WanModel model = *dit;
+    model->SetFusedGelu(o.fused_gelu);
     model->train();
     torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-4));
     const int64_t b = o.batch;
@@ -123,6 +126,12 @@ int main(int argc, char** argv) {
                 static_cast<long long>(b),
                 static_cast<long long>(x0.size(2) * x0.size(3) * x0.size(4) / 4));
     Report("DiT", b, TimeBoth(reps, step));
+    const auto gelu = TimeBoth(reps, [&](bool fused) {
+      model->SetFusedGelu(fused);
+      step(true);
+    });
+    std::printf("DiT bf16 GELU: LibTorch %.3f s/step | fused kernel %.3f s/step | speed-up %.2fx\n",
+                gelu.first, gelu.second, gelu.first / gelu.second);
   }
   if (!skip_vae) {  // VAE stage 1 (recipe config, batch, window and crop)
     const train::VaeTrainOptions o = train::DefaultVaeRecipe();

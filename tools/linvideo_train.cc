@@ -54,6 +54,9 @@ commands:
                                    [--log-every N] [--checkpoint-every N] [--threads N]
                                    [--object-weight X] [--precision fp32|bf16]
                                    [--frame-batch N] (extra single-latent-frame samples/step)
+                                   [--gelu aten|fused] (fused: the vectorised GELU kernel, a
+                                   faster step; aten, the recipe's: LibTorch's, as
+                                   models/default was trained)
                                    [--layout-jitter X] (< 0: paths anywhere; >= 0: centred +-X)
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed
@@ -283,7 +286,7 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
   std::set<std::string> known = kCommon;
   known.insert({"vae", "tokenizer", "out", "clips", "shift", "cfg-dropout", "ema", "dim", "layers",
                 "frames", "height", "width", "log", "guidance", "object-weight", "layout-jitter",
-                "frame-batch"});
+                "frame-batch", "gelu"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   tr::DitTrainOptions o = tr::DefaultDitRecipe();
   LV_RETURN_IF_ERROR(Common(f, &o.work_dir, &o.steps, &o.batch, &o.lr, &o.seed, &o.log_every,
@@ -295,6 +298,12 @@ absl::StatusOr<tr::DitTrainOptions> DitOptions(const std::vector<std::string>& a
   LV_ASSIGN_OR_RETURN(o.clips, f.GetInt("clips", o.clips));
   LV_ASSIGN_OR_RETURN(o.frame_batch, f.GetInt("frame-batch", o.frame_batch));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
+  const std::string gelu = f.Get("gelu", o.fused_gelu ? "fused" : "aten");
+  if (gelu != "aten" && gelu != "fused") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gelu must be aten or fused, got '", gelu, "'"));
+  }
+  o.fused_gelu = gelu == "fused";
   LV_ASSIGN_OR_RETURN(o.shift, f.GetDouble("shift", o.shift));
   LV_ASSIGN_OR_RETURN(o.cfg_dropout, f.GetDouble("cfg-dropout", o.cfg_dropout));
   LV_ASSIGN_OR_RETURN(o.object_weight, f.GetDouble("object-weight", o.object_weight));

@@ -161,6 +161,7 @@ absl::StatusOr<Models> CreateModels(const DitTrainOptions& o) {
   torch::manual_seed(MixSeed(o.seed, 0, 11));
   Models m;
   LV_ASSIGN_OR_RETURN(m.dit, wan::CreateWanModel(o.dit));
+  m.dit->SetFusedGelu(o.fused_gelu);
   LV_ASSIGN_OR_RETURN(m.t5, wan::CreateT5Encoder(o.t5));
   return m;
 }
@@ -412,7 +413,8 @@ absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_con
                                 {"ema_decay", o.ema_decay},
                                 {"object_weight", o.object_weight},
                                 {"layout_jitter", o.scenes.layout_jitter},
-                                {"precision", o.bf16 ? "bf16" : "fp32"}};
+                                {"precision", o.bf16 ? "bf16" : "fp32"},
+                                {"gelu", o.fused_gelu ? "fused" : "aten"}};
   return io::WriteJsonFile(index_path, index);
 }
 

@@ -10,7 +10,6 @@
 namespace linvideo::core::wan {
 namespace {
 
-using dit::CanMutateInPlace;
 using dit::Float;
 using dit::Linear;
 using dit::Patchify;
@@ -66,6 +65,11 @@ WanModelImpl::WanModelImpl(const WanConfig& config,
   head = register_module("head", WanHead(dim, config.patch_volume() * config.out_dim, config.eps));
 }
 
+void WanModelImpl::SetFusedGelu(bool fused) {
+  fused_gelu_ = fused;
+  for (auto& block : block_list_) block->set_fused_gelu(fused);
+}
+
 c10::ScalarType WanModelImpl::compute_dtype() const {
   return patch_embedding->weight.scalar_type();
 }
@@ -112,7 +116,7 @@ WanTextState WanModelImpl::PrepareText(const torch::Tensor& context) {
   // Zero-pad to text_len: the padded slots are embedded and attended like the official code.
   auto padded = at::constant_pad_nd(context.to(device()), {0, 0, 0, config_.text_len - len});
   auto hidden = Linear(padded, text_in_);  // [B, text_len, dim]
-  hidden = CanMutateInPlace() ? at::gelu_(hidden, "tanh") : at::gelu(hidden, "tanh");
+  hidden = dit::GeluTanh(std::move(hidden), fused_gelu_);
   WanTextState state;
   state.context = Linear(hidden, text_out_);  // [B, text_len, dim]
   state.cross_kv.reserve(block_list_.size());

@@ -72,6 +72,12 @@ class WanModelImpl : public torch::nn::Module {
   // the time embedding/projection and the head stay fp32 as under the official autocast.
   absl::Status ToRuntime(const DeviceOptions& options);
 
+  // GELU(tanh) implementation of the text embedding and every FFN: true (default) for
+  // kernels::GeluTanh, false for LibTorch's at::gelu (bit-compatible with models trained before
+  // the kernel existed; see dit::GeluTanh). Set before use, not during a forward.
+  void SetFusedGelu(bool fused);
+  bool fused_gelu() const { return fused_gelu_; }
+
   // x [B, in_dim, F, H, W] (F, H, W multiples of patch_size), t [B] or [1] timesteps (0..1000,
   // float), context [B, L, text_dim] with L <= text_len -> [B, out_dim, F, H, W] float32.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
@@ -95,6 +101,7 @@ class WanModelImpl : public torch::nn::Module {
 
  private:
   WanConfig config_;
+  bool fused_gelu_ = true;
   std::vector<WanAttentionBlock> block_list_;  // typed views of `blocks`
   torch::nn::Linear text_in_{nullptr}, text_out_{nullptr};
   torch::nn::Linear time_in_{nullptr}, time_out_{nullptr}, time_proj_{nullptr};

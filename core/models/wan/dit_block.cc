@@ -138,7 +138,7 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
 
   // Feed-forward: Linear -> GELU(tanh) -> Linear on the modulated norm; gated residual.
   auto hidden = Linear(ModulatedLayerNorm(h, scale_ffn, row(3), options_.eps), ffn_in_);
-  hidden = CanMutateInPlace() ? at::gelu_(hidden, "tanh") : at::gelu(hidden, "tanh");
+  hidden = dit::GeluTanh(std::move(hidden), fused_gelu_);
   y = Linear(hidden, ffn_out_);
   hidden = at::Tensor();
   return GatedResidual(h, y, row(5));  // [B, N, dim]

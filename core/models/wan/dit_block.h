@@ -104,8 +104,12 @@ class WanAttentionBlockImpl : public torch::nn::Module {
   torch::nn::Sequential ffn{nullptr};  // 0: Linear(dim, ffn), 1: GELU(tanh), 2: Linear(ffn, dim)
   torch::Tensor modulation;            // [1, 6, dim]
 
+  // The FFN's GELU: the vectorised kernel (default) or LibTorch's (dit::GeluTanh).
+  void set_fused_gelu(bool fused) { fused_gelu_ = fused; }
+
  private:
   WanBlockOptions options_;
+  bool fused_gelu_ = true;
   torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};
 };
 TORCH_MODULE(WanAttentionBlock);

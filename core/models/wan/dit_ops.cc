@@ -2,8 +2,15 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/gelu_tanh.h"
+
 namespace linvideo::core::wan::dit {
 bool CanMutateInPlace() { return !at::GradMode::is_enabled(); }
+
+torch::Tensor GeluTanh(torch::Tensor x, bool fused) {
+  if (fused) return CanMutateInPlace() ? kernels::GeluTanh_(x) : kernels::GeluTanh(x);
+  return CanMutateInPlace() ? at::gelu_(x, "tanh") : at::gelu(x, "tanh");
+}
 
 torch::Tensor SinusoidalEmbedding(int64_t dim, const torch::Tensor& t) {
   TORCH_CHECK(dim % 2 == 0, "SinusoidalEmbedding: dim must be even, got ", dim);

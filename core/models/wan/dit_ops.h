@@ -50,6 +50,12 @@ torch::Tensor ModulatedLayerNorm(const torch::Tensor& x, const torch::Tensor& sc
 // WanRMSNorm: x · rsqrt(mean(x², -1) + eps) · weight, computed in fp32; returns fp32.
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// GELU(tanh) of a temporary (in place when autograd is off). `fused`: kernels::GeluTanh, one
+// vectorised fp32 pass (4-7x LibTorch's CPU kernel, kernels/gelu_tanh.h); otherwise
+// at::gelu(x, "tanh"), whose bf16 path rounds after every elementary op (what the checked-in
+// default model was trained with).
+torch::Tensor GeluTanh(torch::Tensor x, bool fused);
+
 // x + y · gate in fp32 (x fp32 [B, N, C], y any dtype, gate [B, 1, C] fp32).
 torch::Tensor GatedResidual(const torch::Tensor& x, const torch::Tensor& y,
                             const torch::Tensor& gate);

@@ -410,6 +410,32 @@ TEST_F(TrainTest, DitSingleFrameSamplesChangeTheUpdateDeterministically) {
   EXPECT_EQ(with_frames, again);
 }
 
+// The GELU choice: both learn; LibTorch's (the recipe's, as models/default was trained) and the
+// fused kernel give different weights, and the export records which one was used.
+TEST_F(TrainTest, DitGeluChoiceChangesTheWeightsAndIsRecorded) {
+  auto run = [&](const std::string& name, bool fused) {
+    DitTrainOptions o = TinyDit(TempDir(name), *vae_dir_);
+    o.steps = 4;
+    o.bf16 = true;
+    o.fused_gelu = fused;
+    o.out_dir = TempDir(name + "_model");
+    auto s = TrainDit(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    auto index = io::ReadJsonFile(o.out_dir + "/model_index.json");
+    EXPECT_TRUE(index.ok());
+    if (index.ok()) {
+      EXPECT_EQ((*index)["linvideo_training"].value("gelu", ""), fused ? "fused" : "aten");
+    }
+    return ReadFile(o.out_dir + "/transformer/diffusion_pytorch_model.safetensors");
+  };
+  const std::string aten = run("dit_gelu_aten", false);
+  const std::string fused = run("dit_gelu_fused", true);
+  ASSERT_FALSE(aten.empty());
+  ASSERT_FALSE(fused.empty());
+  EXPECT_NE(aten, fused);
+  EXPECT_FALSE(DefaultDitRecipe().fused_gelu);  // the recipe reproduces models/default
+}
+
 // Straight vs paused-and-resumed, in fp32 and with the recipe's bf16 autocast, object weighting
 // and single-frame samples.
 class DitResumeTest : public TrainTest, public ::testing::WithParamInterface<bool> {};
