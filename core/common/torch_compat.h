@@ -15,6 +15,15 @@
 
 namespace linvideo::core {
 
+// Whether CPU autocast is on in this thread (e.g. inside a ScopedCpuBf16Autocast).
+inline bool CpuAutocastEnabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 // Enables CPU autocast to bfloat16 for its lifetime (matmuls, linears and convolutions run in
 // bf16 with fp32 inputs, weights and gradients; reductions and norms stay fp32). LibTorch 2.4
 // replaced the per-device setters with device-type arguments. On exit the autocast weight cache

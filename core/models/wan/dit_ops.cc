@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/common/torch_compat.h"
 #include "kernels/gelu_tanh.h"
 
 namespace linvideo::core::wan::dit {
@@ -52,7 +53,14 @@ torch::Tensor Unpatchify(const torch::Tensor& tokens, const std::array<int64_t, 
 torch::Tensor Linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
   const at::Tensor& weight = layer->weight;  // [out, in]
   const int64_t in = weight.size(1), out = weight.size(0);
-  auto x2 = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
+  // Under CPU autocast (bf16 training: fp32 weights) addmm casts its inputs to bf16 itself, so a
+  // bf16 x (the FFN's GELU output, attention outputs) is passed as is: casting it to the fp32
+  // weight's dtype first only made autocast cast it back, two copies of the activation forward
+  // and two more backward, with bit-identical results (bf16 -> fp32 -> bf16 is exact).
+  const bool autocast_casts =
+      x.device().is_cpu() && weight.scalar_type() == at::kFloat && CpuAutocastEnabled();
+  auto x2 =
+      x.scalar_type() == weight.scalar_type() || autocast_casts ? x : x.to(weight.scalar_type());
   x2 = x2.reshape({-1, in});  // [M, in]
   at::Tensor y = layer->bias.defined() ? at::addmm(layer->bias, x2, weight.t())
                                        : at::mm(x2, weight.t());  // [M, out]

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <vector>
+
+#include "core/common/torch_compat.h"
 
 namespace linvideo::core::wan::dit {
 namespace {
@@ -89,6 +92,33 @@ TEST(DitOpsTest, LinearCastsToWeightDtype) {
   EXPECT_TRUE(torch::allclose(y, layer->forward(x), 1e-5, 1e-5));
   layer->to(torch::kBFloat16);
   EXPECT_EQ(Linear(x, layer).scalar_type(), torch::kBFloat16);
+}
+
+// Under bf16 autocast with fp32 weights (training), a bf16 input goes to addmm as is: the same
+// output and gradients, bit for bit, as first casting it to fp32 (which autocast undoes).
+TEST(DitOpsTest, LinearUnderAutocastSkipsTheRoundTripBitIdentically) {
+  torch::manual_seed(5);
+  torch::nn::Linear layer(64, 32);
+  auto base = torch::randn({4, 7, 64}).to(torch::kBFloat16);
+  auto run = [&](bool round_trip) {
+    layer->zero_grad();
+    auto x = base.clone().requires_grad_(true);
+    torch::Tensor y;
+    {
+      ScopedCpuBf16Autocast autocast(true);
+      y = round_trip
+              ? at::addmm(layer->bias, x.to(torch::kFloat).reshape({-1, 64}), layer->weight.t())
+                    .view({4, 7, 32})
+              : Linear(x, layer);
+    }
+    EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    y.to(torch::kFloat).pow(2).sum().backward();
+    return std::vector<torch::Tensor>{y.detach(), x.grad(), layer->weight.grad().clone(),
+                                      layer->bias.grad().clone()};
+  };
+  auto skipped = run(false), round_trip = run(true);
+  for (size_t i = 0; i < skipped.size(); ++i)
+    EXPECT_TRUE(torch::equal(skipped[i], round_trip[i])) << i;
 }
 
 }  // namespace
