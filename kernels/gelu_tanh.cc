@@ -57,7 +57,7 @@ torch::Tensor GeluTanh(const torch::Tensor& x) {
 torch::Tensor& GeluTanh_(torch::Tensor& x) {
   TORCH_CHECK(!(at::GradMode::is_enabled() && x.requires_grad()),
               "GeluTanh_ is for inference: the tensor requires grad; use GeluTanh");
-  if (!GeluTanhCpuApplies(x)) return x.copy_(at::gelu(x, "tanh"));
+  if (!GeluTanhCpuApplies(x)) return at::gelu_(x, "tanh");
   if (x.is_contiguous()) {
     Forward(x, x);
   } else {

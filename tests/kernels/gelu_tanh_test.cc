@@ -153,6 +153,9 @@ TEST(GeluTanhTest, OtherDtypesFallBackToLibTorch) {
   EXPECT_TRUE(GeluTanhCpuApplies(x.to(at::kFloat)));
   EXPECT_TRUE(GeluTanhCpuApplies(x.to(at::kBFloat16)));
   EXPECT_TRUE(at::equal(GeluTanh(x), at::gelu(x, "tanh")));
+  auto inplace = x.clone();
+  GeluTanh_(inplace);
+  EXPECT_TRUE(at::equal(inplace, at::gelu(x, "tanh")));
   auto g = at::ones_like(x);
   EXPECT_TRUE(at::equal(GeluTanhBackward(g, x), at::gelu_backward(g, x, "tanh")));
   // Mixed dtypes of grad and x fall back too, rather than reading one as the other.
