@@ -54,9 +54,9 @@ commands:
                                    [--log-every N] [--checkpoint-every N] [--threads N]
                                    [--object-weight X] [--precision fp32|bf16]
                                    [--frame-batch N] (extra single-latent-frame samples/step)
-                                   [--gelu aten|fused] (fused: the vectorised GELU kernel, a
-                                   faster step; aten, the recipe's: LibTorch's, as
-                                   models/default was trained)
+                                   [--gelu aten|fused] (fused, the recipe's: the vectorised
+                                   GELU kernel; aten: LibTorch's, as models/default v5 and
+                                   earlier were trained)
                                    [--layout-jitter X] (< 0: paths anywhere; >= 0: centred +-X)
   vae-check  reconstruction PSNR of held-out full clips and the eval detectors on them:
              --work DIR [--clips N] [--sheet PNG] [--scenes heldout|eval] (eval: the fixed

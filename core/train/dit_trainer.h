@@ -63,8 +63,8 @@ struct DitTrainOptions {
   // fp32). On CPUs with AVX512-BF16, oneDNN's bf16 GEMMs are ~5x faster than fp32 BLIS.
   bool bf16 = false;
   // The DiT's GELU(tanh): kernels::GeluTanh (4-7x faster than LibTorch's CPU kernel, one rounding
-  // in bf16) or LibTorch's at::gelu, which the checked-in default model was trained with (the
-  // recipe keeps it so that it still reproduces that model bit for bit).
+  // in bf16; the recipe's since v7) or LibTorch's at::gelu (models up to v5 were trained with it;
+  // false reproduces them bit for bit).
   bool fused_gelu = true;
   // Object-weighted loss: squared errors are weighted 1 + object_weight * mask, the mask being
   // the latent's channel-mean |deviation| from its frame's spatial median (the uniform

@@ -52,7 +52,7 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 
 // GELU(tanh) of a temporary (in place when autograd is off). `fused`: kernels::GeluTanh, one
 // vectorised fp32 pass (4-7x LibTorch's CPU kernel, kernels/gelu_tanh.h); otherwise
-// at::gelu(x, "tanh"), whose bf16 path rounds after every elementary op (what the checked-in
+// at::gelu(x, "tanh"), whose bf16 path rounds to bf16 along the way (what the v5
 // default model was trained with).
 torch::Tensor GeluTanh(torch::Tensor x, bool fused);
 
