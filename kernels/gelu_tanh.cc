@@ -8,11 +8,6 @@
 namespace linvideo::kernels {
 namespace {
 
-bool CpuFloatOrBf16(const torch::Tensor& t) {
-  return t.defined() && t.device().is_cpu() && !t.is_sparse() &&
-         (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
-}
-
 // The kernel on a contiguous CPU tensor into `out` (same dtype and size; may be `x` itself).
 void Forward(const torch::Tensor& x, torch::Tensor& out) {
   if (x.scalar_type() == at::kFloat) {
@@ -46,7 +41,10 @@ struct GeluTanhFunction : public torch::autograd::Function<GeluTanhFunction> {
 
 }  // namespace
 
-bool GeluTanhCpuApplies(const torch::Tensor& x) { return CpuFloatOrBf16(x); }
+bool GeluTanhCpuApplies(const torch::Tensor& x) {
+  return x.defined() && x.device().is_cpu() && !x.is_sparse() &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
+}
 
 torch::Tensor GeluTanh(const torch::Tensor& x) {
   if (!GeluTanhCpuApplies(x)) return at::gelu(x, "tanh");
@@ -69,7 +67,8 @@ torch::Tensor& GeluTanh_(torch::Tensor& x) {
 torch::Tensor GeluTanhBackward(const torch::Tensor& grad, const torch::Tensor& x) {
   TORCH_CHECK(grad.sizes() == x.sizes(), "GeluTanhBackward: grad ", grad.sizes(), " and x ",
               x.sizes(), " must have the same shape");
-  if (!GeluTanhCpuApplies(x) || !CpuFloatOrBf16(grad) || grad.scalar_type() != x.scalar_type()) {
+  if (!GeluTanhCpuApplies(x) || !GeluTanhCpuApplies(grad) ||
+      grad.scalar_type() != x.scalar_type()) {
     return at::gelu_backward(grad, x, "tanh");
   }
   const torch::Tensor g = grad.contiguous(), in = x.contiguous();
