@@ -42,6 +42,8 @@ commands:
                                    [--stop-at N] [--batch N] [--lr X] [--crop N] [--window N]
                                    [--base-dim N] [--edge-weight X] [--first-frame-weight X]
                                    [--frame0-marker X] (latent frame 0 offset by +-X stds)
+                                   [--scale-equivariance X] (weight of the 2x2-pooled latent's
+                                   reconstruction of the 2x2-pooled clip)
                                    [--precision fp32|bf16]
                                    [--seed N] [--log-every N] [--checkpoint-every N] [--threads N]
                                    stage 1: short windows from scratch; stage 2: fine-tune on
@@ -68,7 +70,8 @@ commands:
              predictions:
              --model DIR [--clips N (8)] [--seed N] [--sheet PNG] [--sigmas 0.1,0.3,0.5,0.7,0.9]
              [--sample] (each sigma: a guided Euler sample from x_t down to 0 on the model's
-             serving schedule instead of one x0 prediction)
+             serving schedule instead of one x0 prediction) [--training-clips] (the
+             first N clips the model trained on instead of fresh ones: memorisation)
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
 
@@ -108,7 +111,7 @@ absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* 
 absl::Status TrainVae(const std::vector<std::string>& args) {
   std::set<std::string> known = kCommon;
   known.insert({"crop", "window", "base-dim", "log", "stop-at", "init-from", "stage", "edge-weight",
-                "first-frame-weight", "frame0-marker"});
+                "first-frame-weight", "frame0-marker", "scale-equivariance"});
   LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, known));
   const std::string stage = f.Get("stage", "1");
   if (stage != "1" && stage != "2" && stage != "3") {
@@ -128,6 +131,8 @@ absl::Status TrainVae(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.first_frame_weight,
                       f.GetDouble("first-frame-weight", o.first_frame_weight));
   LV_ASSIGN_OR_RETURN(o.frame0_marker, f.GetDouble("frame0-marker", o.frame0_marker));
+  LV_ASSIGN_OR_RETURN(o.scale_equivariance,
+                      f.GetDouble("scale-equivariance", o.scale_equivariance));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   o.init_from = f.Get("init-from", o.init_from);
   if (stage != "1" && o.init_from.empty()) {
@@ -236,9 +241,9 @@ absl::Status CheckVae(const std::vector<std::string>& args) {
 }
 
 absl::Status CheckDit(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(
-      Flags f,
-      Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed", "sigmas"}, {"sample"}));
+  LV_ASSIGN_OR_RETURN(Flags f,
+                      Flags::Parse(args, {"model", "clips", "sheet", "threads", "seed", "sigmas"},
+                                   {"sample", "training-clips"}));
   LV_ASSIGN_OR_RETURN(std::string model, f.Required("model"));
   LV_ASSIGN_OR_RETURN(int64_t clips, f.GetInt("clips", 8));
   LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
@@ -252,11 +257,15 @@ absl::Status CheckDit(const std::vector<std::string>& args) {
     sigmas.push_back(v);
   }
   const bool sample = f.Has("sample") && f.Get("sample") != "false";
-  LV_ASSIGN_OR_RETURN(tr::DitCheck check,
-                      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed), sample));
+  const bool training_clips = f.Has("training-clips") && f.Get("training-clips") != "false";
+  LV_ASSIGN_OR_RETURN(
+      tr::DitCheck check,
+      tr::CheckDit(model, clips, sigmas, static_cast<uint64_t>(seed), sample, training_clips));
   const char* what = sample ? "guided samples from x_t down to 0" : "x0 predictions";
   std::cout << what << ": MSE against x0 (normalised latent units) on " << clips
-            << " fresh training-split clips:\n  sigma    all   objects\n";
+            << (training_clips ? " of the model's own training clips"
+                               : " fresh training-split clips")
+            << ":\n  sigma    all   objects\n";
   for (size_t k = 0; k < sigmas.size(); ++k) {
     std::cout << absl::StrFormat("  %.2f  %7.4f  %7.4f\n", sigmas[k], check.mse[k],
                                  check.object_mse[k]);

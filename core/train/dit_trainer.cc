@@ -36,11 +36,6 @@ namespace {
 
 constexpr uint64_t kClipStream = 7;
 
-data::SceneSpec ClipScene(const DitTrainOptions& o, int64_t index) {
-  return data::SampleScene(MixSeed(o.seed, static_cast<uint64_t>(index), kClipStream),
-                           data::Split::kTrain, o.scenes);
-}
-
 absl::Status Validate(const DitTrainOptions& o) {
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
   if (o.work_dir.empty() || o.vae_dir.empty() || o.tokenizer_file.empty()) {
@@ -106,7 +101,7 @@ absl::StatusOr<torch::Tensor> Latents(const DitTrainOptions& o, const wan::WanVa
     std::vector<torch::Tensor> clips;
     for (int64_t i = begin; i < end; ++i) {
       LV_ASSIGN_OR_RETURN(torch::Tensor clip,
-                          data::Render(ClipScene(o, i), o.frames, o.height, o.width));
+                          data::Render(DitTrainingScene(o, i), o.frames, o.height, o.width));
       clips.push_back(clip);
     }
     LV_RETURN_IF_ERROR(TorchCall("encode training clips", [&]() -> absl::Status {
@@ -174,6 +169,11 @@ std::string CheckpointPath(const DitTrainOptions& o) {
 
 absl::Status WriteExport(const DitTrainOptions& o, const wan::VaeConfig& vae_config, Models& m,
                          const Ema& ema_dit, const Ema& ema_t5, int64_t steps);
+
+data::SceneSpec DitTrainingScene(const DitTrainOptions& o, int64_t index) {
+  return data::SampleScene(MixSeed(o.seed, static_cast<uint64_t>(index), kClipStream),
+                           data::Split::kTrain, o.scenes);
+}
 
 absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   LV_RETURN_IF_ERROR(Validate(o));
@@ -258,7 +258,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       index.push_back(i);
       const int paraphrase = rng.Below(data::kNumParaphrases);
       const bool drop = rng.Uniform() < o.cfg_dropout;
-      prompts.push_back(drop ? std::string() : data::Prompt(ClipScene(o, i), paraphrase));
+      prompts.push_back(drop ? std::string() : data::Prompt(DitTrainingScene(o, i), paraphrase));
       const double u = rng.Uniform();
       sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
     }
@@ -274,7 +274,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
         frame_pos.push_back(frame_rng.Below(static_cast<int>(latents.size(2))));
         const int paraphrase = frame_rng.Below(data::kNumParaphrases);
         const bool drop = frame_rng.Uniform() < o.cfg_dropout;
-        prompts.push_back(drop ? std::string() : data::Prompt(ClipScene(o, i), paraphrase));
+        prompts.push_back(drop ? std::string() : data::Prompt(DitTrainingScene(o, i), paraphrase));
         const double u = frame_rng.Uniform();
         frame_sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
       }
@@ -435,7 +435,8 @@ absl::Status ExportDit(const DitTrainOptions& o) {
 }
 
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
-                                  const std::vector<double>& sigmas, uint64_t seed, bool sample) {
+                                  const std::vector<double>& sigmas, uint64_t seed, bool sample,
+                                  bool training_clips) {
   if (clips < 1 || sigmas.empty()) {
     return absl::InvalidArgumentError("the DiT check needs at least one clip and one sigma");
   }
@@ -462,10 +463,27 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   const int64_t height = limits.default_height;
   const int64_t width = limits.default_width;
   data::SamplerOptions scenes;  // the layouts the model trained on (older exports: anywhere)
+  nlohmann::json training = nlohmann::json::object();
   if (auto index = io::ReadJsonFile((fs::path(model_dir) / "model_index.json").string());
       index.ok()) {
-    scenes.layout_jitter = index->value("linvideo_training", nlohmann::json::object())
-                               .value("layout_jitter", scenes.layout_jitter);
+    training = index->value("linvideo_training", nlohmann::json::object());
+    scenes.layout_jitter = training.value("layout_jitter", scenes.layout_jitter);
+  }
+  DitTrainOptions trained;  // with training_clips: the seed and sampler the clips were drawn with
+  trained.scenes = scenes;
+  if (training_clips) {
+    if (!training.contains("seed") || !training.contains("clips")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          model_dir,
+          "/model_index.json has no linvideo_training seed and clips, so its training clips "
+          "are not known; run the check on fresh clips instead"));
+    }
+    trained.seed = training["seed"].get<uint64_t>();
+    const int64_t trained_clips = training["clips"].get<int64_t>();
+    if (clips > trained_clips) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model trained on ", trained_clips, " clips; asked to check ", clips));
+    }
   }
   // `sample` runs on the serving schedule and guidance, as the pipeline resolves them.
   LV_ASSIGN_OR_RETURN(sampling::FlowSchedule schedule,
@@ -478,7 +496,8 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   std::vector<std::vector<eval::VideoScore>> scores(sigmas.size());
   for (int64_t i = 0; i < clips; ++i) {
     const data::SceneSpec spec =
-        data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain, scenes);
+        training_clips ? DitTrainingScene(trained, i)
+                       : data::SampleScene(MixSeed(seed, i, 5000), data::Split::kTrain, scenes);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip, data::Render(spec, frames, height, width));
     LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens,
                         tokenizer->Encode({data::Prompt(spec, 0), ""}, dit->config().text_len));

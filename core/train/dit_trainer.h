@@ -82,6 +82,10 @@ struct DitTrainOptions {
   double default_guidance = 5.0;
 };
 
+// The scene of training clip `index` (0 <= index < options.clips): seeded by options.seed and the
+// index, laid out by options.scenes.
+data::SceneSpec DitTrainingScene(const DitTrainOptions& options, int64_t index);
+
 // Runs whatever is left of stages 1-3. INVALID_ARGUMENT for inconsistent options.
 absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& options);
 
@@ -110,8 +114,12 @@ struct DitCheck {
 // (model_index.json's default steps, shift and guidance). Sampling from a noised real clip at
 // sigma 0.9 vs 0.98 vs 1 shows which noise levels the sampler loses the trajectory in, which
 // one-step predictions cannot: they never see the model's own earlier outputs.
+//
+// With `training_clips`, the clips are the first `clips` of the model's own training clips
+// (model_index.json's linvideo_training seed and clip count) instead of fresh scenes: the same
+// check on both says whether the DiT fits its training clips better than new ones (memorisation).
 absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
                                   const std::vector<double>& sigmas, uint64_t seed = 0,
-                                  bool sample = false);
+                                  bool sample = false, bool training_clips = false);
 
 }  // namespace linvideo::core::train

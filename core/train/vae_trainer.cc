@@ -48,10 +48,11 @@ absl::Status Validate(const VaeTrainOptions& o) {
                o.height, "x", o.width);
   }
   if (!(o.lr > 0) || o.kl_weight < 0 || o.object_weight < 0 || o.edge_weight < 0 ||
-      !(o.first_frame_weight > 0) || o.frame0_marker < 0 || o.frame0_marker_weight < 0) {
+      !(o.first_frame_weight > 0) || o.frame0_marker < 0 || o.frame0_marker_weight < 0 ||
+      o.scale_equivariance < 0) {
     return bad(
         "lr and first_frame_weight must be > 0; kl_weight, object_weight, edge_weight >= 0; "
-        "frame0_marker, frame0_marker_weight >= 0");
+        "frame0_marker, frame0_marker_weight, scale_equivariance >= 0");
   }
   return absl::OkStatus();
 }
@@ -60,6 +61,12 @@ struct VaeBatchData {
   torch::Tensor video;       // [B, 3, window, crop, crop] in [-1, 1]
   torch::Tensor background;  // [B, 3, 1, 1, 1] in [-1, 1]
 };
+
+// PSNR (dB) of `y` (clamped to [-1, 1]) against `x`, both in [-1, 1] (peak-to-peak range 2).
+double Psnr(const torch::Tensor& y, const torch::Tensor& x) {
+  const double m = (y.clamp(-1, 1) - x).pow(2).mean().item<double>();
+  return 10.0 * std::log10(4.0 / std::max(m, 1e-12));
+}
 
 // Batch of step `step`: random training scenes, each a random window of its clip and a crop that
 // contains the subject (centred on it at the window's middle frame, jittered by up to a quarter
@@ -134,7 +141,9 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   if (state.next_step > 0)
     log.Line(absl::StrCat("resuming VAE training at step ", state.next_step));
   TrainSummary summary;
-  double psnr = 0, marker_gap = 0;  // marker_gap: the mean signed frame-0 gap, in stds
+  // marker_gap: the mean signed frame-0 gap, in stds; half_psnr: the 2x2-pooled latent's decode
+  // against the 2x2-pooled clip (with scale_equivariance only).
+  double psnr = 0, marker_gap = 0, half_psnr = 0;
   const int64_t end = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
   for (int64_t step = state.next_step; step < end; ++step) {
     LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step));
@@ -160,28 +169,48 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         y = vae->DecodeUnclamped(vae->Normalize(z));
       }
       y = y.to(torch::kFloat);
-      const torch::Tensor diff = y - x;
-      // Objects cover a few percent of the pixels: weight pixels that differ from the
-      // background so their colour and shape are not traded for a slightly better background.
-      const torch::Tensor object = ((x - batch.background).abs().sum(1, true) > 0.05).to(x.dtype());
-      torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
-      if (o.first_frame_weight != 1.0) {
-        // The causal VAE codes the first frame alone (one latent frame for 1 frame, the others
-        // for 4): weight it like a group of frames.
-        torch::Tensor frame_weight = torch::ones({1, 1, x.size(2), 1, 1}, x.options());
-        frame_weight.narrow(2, 0, 1).fill_(o.first_frame_weight);
-        weight = weight * frame_weight;
-      }
-      torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
-      if (o.edge_weight > 0) {
-        // L1 between the spatial finite differences of output and input: blur (rounded
-        // corners, soft edges) costs more than under a pixel loss alone.
-        for (int64_t dim : {3, 4}) {
-          const int64_t n = x.size(dim) - 1;
-          const torch::Tensor dy = y.narrow(dim, 1, n) - y.narrow(dim, 0, n);
-          const torch::Tensor dx = x.narrow(dim, 1, n) - x.narrow(dim, 0, n);
-          rec = rec + o.edge_weight * (dy - dx).abs().mean();
+      // Pixel loss of decoded `out` against `in` (backgrounds `bg`): L1 + MSE with object pixels
+      // weighted, frame 0 weighted, plus the optional edge term.
+      const auto reconstruction = [&](const torch::Tensor& out, const torch::Tensor& in,
+                                      const torch::Tensor& bg) {
+        const torch::Tensor diff = out - in;
+        // Objects cover a few percent of the pixels: weight pixels that differ from the
+        // background so their colour and shape are not traded for a slightly better background.
+        const torch::Tensor object = ((in - bg).abs().sum(1, true) > 0.05).to(in.dtype());
+        torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
+        if (o.first_frame_weight != 1.0) {
+          // The causal VAE codes the first frame alone (one latent frame for 1 frame, the others
+          // for 4): weight it like a group of frames.
+          torch::Tensor frame_weight = torch::ones({1, 1, in.size(2), 1, 1}, in.options());
+          frame_weight.narrow(2, 0, 1).fill_(o.first_frame_weight);
+          weight = weight * frame_weight;
         }
+        torch::Tensor rec = (weight * diff.abs()).mean() + (weight * diff.pow(2)).mean();
+        if (o.edge_weight > 0) {
+          // L1 between the spatial finite differences of output and input: blur (rounded
+          // corners, soft edges) costs more than under a pixel loss alone.
+          for (int64_t dim : {3, 4}) {
+            const int64_t n = in.size(dim) - 1;
+            const torch::Tensor dy = out.narrow(dim, 1, n) - out.narrow(dim, 0, n);
+            const torch::Tensor dx = in.narrow(dim, 1, n) - in.narrow(dim, 0, n);
+            rec = rec + o.edge_weight * (dy - dx).abs().mean();
+          }
+        }
+        return rec;
+      };
+      torch::Tensor rec = reconstruction(y, x, batch.background);
+      if (o.scale_equivariance > 0) {
+        // Decode the 2x2-pooled latent; its target is the 2x2-pooled input (time untouched).
+        const std::vector<int64_t> pool = {1, 2, 2};
+        torch::Tensor y_half;
+        {
+          ScopedCpuBf16Autocast autocast(o.bf16);
+          y_half = vae->DecodeUnclamped(vae->Normalize(torch::avg_pool3d(z, pool)));
+        }
+        y_half = y_half.to(torch::kFloat);
+        const torch::Tensor x_half = torch::avg_pool3d(x, pool);
+        rec = rec + o.scale_equivariance * reconstruction(y_half, x_half, batch.background);
+        half_psnr = Psnr(y_half.detach(), x_half);
       }
       const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();
       torch::Tensor loss = rec + o.kl_weight * kl;
@@ -206,13 +235,15 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
       optimizer.step();
       loss_value = loss.item<double>();
-      const double m = (y.detach().clamp(-1, 1) - x).pow(2).mean().item<double>();
-      psnr = 10.0 * std::log10(4.0 / std::max(m, 1e-12));  // peak-to-peak range 2
+      psnr = Psnr(y.detach(), x);
       return absl::OkStatus();
     }));
     ++summary.steps_run;
     std::string extra = absl::StrFormat("psnr %.2f dB", psnr);
     if (o.frame0_marker > 0) absl::StrAppend(&extra, absl::StrFormat(" marker %.2f", marker_gap));
+    if (o.scale_equivariance > 0) {
+      absl::StrAppend(&extra, absl::StrFormat(" half-scale psnr %.2f dB", half_psnr));
+    }
     log.Step(step, loss_value, o.batch, lr, o.log_every, extra);
     const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == end || pause) {

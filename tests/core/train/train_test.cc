@@ -214,6 +214,52 @@ TEST_F(TrainTest, VaeFrame0MarkerMovesTheFirstLatentFrameApart) {
   EXPECT_NE(bad.status().message().find("frame0_marker"), std::string::npos) << bad.status();
 }
 
+TEST_F(TrainTest, VaeScaleEquivarianceAddsItsWeightedTermAndTrainsTheHalfScaleDecode) {
+  // Same seed, initial weights and data: the first step's loss is the plain loss plus weight x
+  // the half-scale reconstruction, so weight 2 adds twice what weight 1 adds.
+  double loss[3] = {0, 0, 0};
+  for (int w = 0; w < 3; ++w) {
+    VaeTrainOptions o = TinyVae(TempDir("vae_eq" + std::to_string(w)));
+    o.init_from = *vae_dir_;
+    o.steps = 1;
+    o.log_every = 1;
+    o.crop = 32;  // latents 4x4, pooled 2x2
+    o.scale_equivariance = w;
+    auto s = TrainVae(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    loss[w] = s->first_loss;
+  }
+  EXPECT_GT(loss[1], loss[0] * 1.05) << loss[0] << " vs " << loss[1];
+  EXPECT_NEAR(loss[2] - loss[0], 2 * (loss[1] - loss[0]), 1e-3 * loss[2])
+      << loss[0] << " " << loss[1] << " " << loss[2];
+
+  // Fine-tuned with the term, the logged half-scale PSNR (pooled latent's decode against the
+  // pooled clip) rises.
+  VaeTrainOptions o = TinyVae(TempDir("vae_eq_train"));
+  o.init_from = *vae_dir_;
+  o.steps = 40;
+  o.log_every = 1;
+  o.lr = 2e-3;
+  o.crop = 32;
+  o.scale_equivariance = 1.0;
+  ASSERT_TRUE(TrainVae(o).ok());
+  std::vector<double> half;
+  const std::string text = ReadFile(o.work_dir + "/train_vae.log");
+  const std::string key = " half-scale psnr ";
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+    half.push_back(std::stod(text.substr(at + key.size())));
+  }
+  ASSERT_EQ(half.size(), 40u) << text;
+  const double first = (half[0] + half[1] + half[2] + half[3]) / 4;
+  const double last = (half[36] + half[37] + half[38] + half[39]) / 4;
+  EXPECT_GT(last, first + 1.0) << text;
+
+  o.scale_equivariance = -1;
+  auto bad = TrainVae(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("scale_equivariance"), std::string::npos) << bad.status();
+}
+
 TEST_F(TrainTest, VaeWithBf16AutocastAndEdgeLossLearns) {
   VaeTrainOptions o = TinyVae(TempDir("vae_bf16"));
   o.steps = 60;
@@ -356,6 +402,21 @@ TEST_F(TrainTest, DitLossDecreasesAndExportedModelGenerates) {
   EXPECT_NE(bad.status().message().find("(0, 1]"), std::string::npos) << bad.status();
   bad = CheckDit(o.work_dir, 1, {0.5});
   EXPECT_FALSE(bad.ok());
+
+  // On the model's own training clips: the clips are exactly those scenes, not the fresh ones.
+  auto trained = CheckDit(o.out_dir, 2, {0.5}, 0, /*sample=*/false, /*training_clips=*/true);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  for (int64_t i = 0; i < 2; ++i) {
+    auto clip = data::Render(DitTrainingScene(o, i), o.frames, o.height, o.width);
+    ASSERT_TRUE(clip.ok()) << clip.status();
+    EXPECT_TRUE(trained->truth[i].equal(*clip)) << i;
+    EXPECT_FALSE(trained->truth[i].equal(check->truth[i])) << i;
+  }
+  bad = CheckDit(o.out_dir, o.clips + 1, {0.5}, 0, false, /*training_clips=*/true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("the model trained on " + std::to_string(o.clips)),
+            std::string::npos)
+      << bad.status();
 }
 
 TEST_F(TrainTest, DitWithTheRecipesBf16AndObjectWeightingLearns) {
