@@ -48,10 +48,10 @@ struct VaeTrainOptions {
   // > 0: scale-equivariance ("diffusability") term of this weight. Each step also decodes the
   // latent average-pooled 2x2 in space and scores it, with the same reconstruction loss, against
   // the input average-pooled 2x2: the latent's coarse scale must carry the picture's coarse scale.
-  // Without it the latent is free to code shapes as thin, high-frequency outlines; a DiT's
-  // prediction at high noise is an average over positions, and averaged outlines decode to
-  // blobs. (Scale equivariance as in EQ-VAE, Kouzelis et al. 2025, and Skorokhodov et al. 2025,
-  // "Improving the Diffusability of Autoencoders".)
+  // Without it the latent is free to code shapes as thin, high-frequency outlines, which a DiT
+  // learns slowly. (Scale equivariance as in EQ-VAE, Kouzelis et al. 2025, and Skorokhodov et
+  // al. 2025, "Improving the Diffusability of Autoencoders".) Off in the recipe: as a fine-tune of
+  // the recipe's VAE it barely changed the latent and cost 1-3 dB (docs/quality.md, session 9).
   double scale_equivariance = 0.0;
   bool bf16 = false;  // encoder and decoder under CPU bf16 autocast (loss in fp32)
   uint64_t seed = 0;
