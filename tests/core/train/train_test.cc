@@ -40,6 +40,15 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Every number that follows `key` in a training log, in order.
+std::vector<double> LoggedValues(const std::string& log, const std::string& key) {
+  std::vector<double> values;
+  for (size_t at = log.find(key); at != std::string::npos; at = log.find(key, at + 1)) {
+    values.push_back(std::stod(log.substr(at + key.size())));
+  }
+  return values;
+}
+
 VaeTrainOptions TinyVae(const std::string& dir) {
   VaeTrainOptions o;
   o.work_dir = dir;
@@ -199,12 +208,8 @@ TEST_F(TrainTest, VaeFrame0MarkerMovesTheFirstLatentFrameApart) {
   o.lr = 2e-3;
   o.frame0_marker = 2.0;
   ASSERT_TRUE(TrainVae(o).ok());
-  std::vector<double> gaps;
   const std::string text = ReadFile(o.work_dir + "/train_vae.log");
-  for (size_t at = text.find(" marker "); at != std::string::npos;
-       at = text.find(" marker ", at + 1)) {
-    gaps.push_back(std::stod(text.substr(at + 8)));
-  }
+  const std::vector<double> gaps = LoggedValues(text, " marker ");
   ASSERT_EQ(gaps.size(), 40u) << text;
   EXPECT_LT(std::abs(gaps.front()), 1.0) << text;
   EXPECT_GT(gaps.back(), 1.5) << text;
@@ -243,12 +248,8 @@ TEST_F(TrainTest, VaeScaleEquivarianceAddsItsWeightedTermAndTrainsTheHalfScaleDe
   o.crop = 32;
   o.scale_equivariance = 1.0;
   ASSERT_TRUE(TrainVae(o).ok());
-  std::vector<double> half;
   const std::string text = ReadFile(o.work_dir + "/train_vae.log");
-  const std::string key = " half-scale psnr ";
-  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
-    half.push_back(std::stod(text.substr(at + key.size())));
-  }
+  const std::vector<double> half = LoggedValues(text, " half-scale psnr ");
   ASSERT_EQ(half.size(), 40u) << text;
   const double first = (half[0] + half[1] + half[2] + half[3]) / 4;
   const double last = (half[36] + half[37] + half[38] + half[39]) / 4;
