@@ -169,14 +169,14 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         y = vae->DecodeUnclamped(vae->Normalize(z));
       }
       y = y.to(torch::kFloat);
-      // Pixel loss of decoded `out` against `in` (backgrounds `bg`): L1 + MSE with object pixels
-      // weighted, frame 0 weighted, plus the optional edge term.
-      const auto reconstruction = [&](const torch::Tensor& out, const torch::Tensor& in,
-                                      const torch::Tensor& bg) {
+      // Pixel loss of decoded `out` against `in`: L1 + MSE with object pixels weighted, frame 0
+      // weighted, plus the optional edge term.
+      const auto reconstruction = [&](const torch::Tensor& out, const torch::Tensor& in) {
         const torch::Tensor diff = out - in;
         // Objects cover a few percent of the pixels: weight pixels that differ from the
         // background so their colour and shape are not traded for a slightly better background.
-        const torch::Tensor object = ((in - bg).abs().sum(1, true) > 0.05).to(in.dtype());
+        const torch::Tensor object =
+            ((in - batch.background).abs().sum(1, true) > 0.05).to(in.dtype());
         torch::Tensor weight = 1.0 + o.object_weight * object;  // [B, 1, T, H, W]
         if (o.first_frame_weight != 1.0) {
           // The causal VAE codes the first frame alone (one latent frame for 1 frame, the others
@@ -198,7 +198,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         }
         return rec;
       };
-      torch::Tensor rec = reconstruction(y, x, batch.background);
+      torch::Tensor rec = reconstruction(y, x);
       if (o.scale_equivariance > 0) {
         // Decode the 2x2-pooled latent; its target is the 2x2-pooled input (time untouched).
         const std::vector<int64_t> pool = {1, 2, 2};
@@ -209,7 +209,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         }
         y_half = y_half.to(torch::kFloat);
         const torch::Tensor x_half = torch::avg_pool3d(x, pool);
-        rec = rec + o.scale_equivariance * reconstruction(y_half, x_half, batch.background);
+        rec = rec + o.scale_equivariance * reconstruction(y_half, x_half);
         half_psnr = Psnr(y_half.detach(), x_half);
       }
       const torch::Tensor kl = 0.5 * (q.mu.pow(2) + logvar.exp() - 1.0 - logvar).mean();

@@ -114,6 +114,15 @@ class TrainTest : public ::testing::Test {
     fs::remove_all(fs::temp_directory_path() / ("lv_train_test_" + std::to_string(getpid())));
     delete vae_dir_;
   }
+  // A 40-step fine-tune of the shared VAE in `name`, logging every step.
+  static VaeTrainOptions FineTune(const std::string& name) {
+    VaeTrainOptions o = TinyVae(TempDir(name));
+    o.init_from = *vae_dir_;
+    o.steps = 40;
+    o.log_every = 1;
+    o.lr = 2e-3;
+    return o;
+  }
   static std::string* vae_dir_;
 };
 std::string* TrainTest::vae_dir_ = nullptr;
@@ -201,11 +210,7 @@ TEST_F(TrainTest, VaeFirstFrameWeightRaisesTheSameStepsLoss) {
 TEST_F(TrainTest, VaeFrame0MarkerMovesTheFirstLatentFrameApart) {
   // Fine-tuned from the shared VAE with the marker loss: the logged signed gap between latent
   // frame 0 and the later frames (channel stds) starts near 0 and ends near the target.
-  VaeTrainOptions o = TinyVae(TempDir("vae_marker"));
-  o.init_from = *vae_dir_;
-  o.steps = 40;
-  o.log_every = 1;
-  o.lr = 2e-3;
+  VaeTrainOptions o = FineTune("vae_marker");
   o.frame0_marker = 2.0;
   ASSERT_TRUE(TrainVae(o).ok());
   const std::string text = ReadFile(o.work_dir + "/train_vae.log");
@@ -240,11 +245,7 @@ TEST_F(TrainTest, VaeScaleEquivarianceAddsItsWeightedTermAndTrainsTheHalfScaleDe
 
   // Fine-tuned with the term, the logged half-scale PSNR (pooled latent's decode against the
   // pooled clip) rises.
-  VaeTrainOptions o = TinyVae(TempDir("vae_eq_train"));
-  o.init_from = *vae_dir_;
-  o.steps = 40;
-  o.log_every = 1;
-  o.lr = 2e-3;
+  VaeTrainOptions o = FineTune("vae_eq_train");
   o.crop = 32;
   o.scale_equivariance = 1.0;
   ASSERT_TRUE(TrainVae(o).ok());
