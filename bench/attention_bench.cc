@@ -108,9 +108,10 @@ int RunChild(const Flags& f) {
   hybrid->to(device);
   auto wq = hybrid->feature_map_q(), wk = hybrid->feature_map_k();
   auto run = [&]() -> at::Tensor {
-    if (kind == "softmax") return linvideo::core::attention::SoftmaxAttention(q, k, v);
+    if (kind == "softmax") return linvideo::kernels::SoftmaxAttention(q, k, v);
     if (kind == "linear") return linvideo::kernels::LinearAttention(q, k, v, wq, wk);
-    if (kind == "linear-composite") return linvideo::kernels::LinearAttentionCpu(q, k, v, wq, wk);
+    if (kind == "linear-composite")
+      return linvideo::kernels::LinearAttentionComposite(q, k, v, wq, wk);
     return hybrid->forward(q, k, v);
   };
   Sync(device);
@@ -146,7 +147,7 @@ int RunCheck(const Flags& f) {
   const bool cuda = torch::cuda::is_available();
   const c10::Device device = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   std::printf("linear attention parity on %s (fused kernel compiled: %s)\n", cuda ? "cuda" : "cpu",
-              linvideo::kernels::LinearAttentionCudaCompiled() ? "yes" : "no");
+              linvideo::kernels::LinearAttentionFusedCudaCompiled() ? "yes" : "no");
   bool ok = true;
   for (const auto& r : linvideo::kernels::RunLinearAttentionParity(device)) {
     std::printf("  %s\n", r.ToString().c_str());

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "core/attention/softmax_attention.h"
 #include "core/common/runtime.h"
+#include "kernels/softmax_attention.h"
 
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                        const int* k, const float* alpha, const float* a, const int* lda,
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     struct rusage before {};
     getrusage(RUSAGE_SELF, &before);
     auto s = std::chrono::steady_clock::now();
-    auto o = linvideo::core::attention::SoftmaxAttention(q, k, v);
+    auto o = linvideo::kernels::SoftmaxAttention(q, k, v);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
     struct rusage after {};
     getrusage(RUSAGE_SELF, &after);

@@ -24,16 +24,16 @@
 
 #include "absl/strings/numbers.h"
 #include "core/common/runtime.h"
-#include "core/common/torch_compat.h"
 #include "core/models/wan/dit.h"
 #include "core/models/wan/vae.h"
 #include "core/train/recipe.h"
+#include "kernels/torch_compat.h"
 
 namespace {
 
 namespace wan = linvideo::core::wan;
 namespace train = linvideo::core::train;
-using linvideo::core::ScopedCpuBf16Autocast;
+using linvideo::kernels::ScopedCpuBf16Autocast;
 
 double Seconds(const std::chrono::steady_clock::time_point& start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/linear_attention_cpu_fused.h"
+#include "kernels/linear_attention_fused_cpu.h"
 
 namespace linvideo::kernels {
 namespace {
@@ -188,14 +188,14 @@ torch::Tensor LinearAttentionReference(const torch::Tensor& q, const torch::Tens
   return (num / (den + eps)).to(v.scalar_type());
 }
 
-torch::Tensor LinearAttentionCpu(const torch::Tensor& q, const torch::Tensor& k,
-                                 const torch::Tensor& v, const torch::Tensor& w_q,
-                                 const torch::Tensor& w_k, double eps, int64_t chunk) {
+torch::Tensor LinearAttentionComposite(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const torch::Tensor& w_q,
+                                       const torch::Tensor& w_k, double eps, int64_t chunk) {
   CheckArgs(q, k, v, w_q, w_k);
-  TORCH_CHECK(chunk > 0, "LinearAttentionCpu: chunk must be positive, got ", chunk);
+  TORCH_CHECK(chunk > 0, "LinearAttentionComposite: chunk must be positive, got ", chunk);
   if (NeedsGrad({&q, &k, &v, &w_q, &w_k})) return ChunkedWithGrad(q, k, v, w_q, w_k, eps, chunk);
-  if (LinearAttentionCpuFusedApplies(q, k, v)) {
-    return LinearAttentionCpuFused(q, k, v, w_q, w_k, eps, chunk);
+  if (LinearAttentionFusedCpuApplies(q, k, v)) {
+    return LinearAttentionFusedCpu(q, k, v, w_q, w_k, eps, chunk);
   }
   return ChunkedNoGrad(q, k, v, w_q, w_k, eps, chunk);
 }
@@ -203,7 +203,7 @@ torch::Tensor LinearAttentionCpu(const torch::Tensor& q, const torch::Tensor& k,
 bool LinearAttentionUsesFusedKernel(const torch::Tensor& q, const torch::Tensor& k,
                                     const torch::Tensor& v, const torch::Tensor& w_q,
                                     const torch::Tensor& w_k) {
-  if (!LinearAttentionCudaCompiled() || !q.is_cuda()) return false;
+  if (!LinearAttentionFusedCudaCompiled() || !q.is_cuda()) return false;
   const auto dt = q.scalar_type();
   if (dt != c10::kFloat && dt != c10::kBFloat16) return false;
   if (k.scalar_type() != dt || v.scalar_type() != dt) return false;
@@ -216,9 +216,9 @@ torch::Tensor LinearAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const torch::Tensor& w_q,
                               const torch::Tensor& w_k, double eps) {
   if (LinearAttentionUsesFusedKernel(q, k, v, w_q, w_k)) {
-    return LinearAttentionCuda(q, k, v, w_q, w_k, eps);
+    return LinearAttentionFusedCuda(q, k, v, w_q, w_k, eps);
   }
-  return LinearAttentionCpu(q, k, v, w_q, w_k, eps);
+  return LinearAttentionComposite(q, k, v, w_q, w_k, eps);
 }
 
 }  // namespace linvideo::kernels

@@ -1,10 +1,13 @@
 #pragma once
-// Linear attention with the Hedgehog feature map (LinVideo), in three implementations:
+// Linear attention with the Hedgehog feature map (LinVideo), in four implementations:
 //   - LinearAttentionReference: plain LibTorch ops, materialises φ for all tokens; ground truth.
-//   - LinearAttentionCpu: chunked over tokens with batched per-head matmuls; beyond its inputs it
-//     holds O(chunk·d) per head plus the [heads, 2d, d] KV state. Differentiable (LibTorch ops).
-//   - LinearAttentionCuda (linear_attention_cuda.cu): fused φ + KV-state + normalised output,
-//     fp32 / bf16 with fp32 accumulation; inference only (no autograd).
+//   - LinearAttentionComposite: LibTorch ops chunked over tokens with batched per-head matmuls, any
+//     device; beyond its inputs it holds O(chunk·d) per head plus the [heads, 2d, d] KV state.
+//     Differentiable. For fp32 CPU inference it runs the fused CPU kernel instead.
+//   - LinearAttentionFusedCpu (linear_attention_fused_cpu.cc): vectorised fp32 CPU inference
+//   kernel.
+//   - LinearAttentionFusedCuda (linear_attention_fused_cuda.cu): fused φ + KV-state + normalised
+//     output, fp32 / bf16 with fp32 accumulation; inference only (no autograd).
 // LinearAttention() dispatches between them.
 //
 // Shapes: q, k, v [B, N, H, D]; feature-map weights w_q, w_k [H, D, D] (fp32 or the input dtype);
@@ -20,8 +23,9 @@
 namespace linvideo::kernels {
 
 inline constexpr double kLinearAttentionEps = 1e-6;
-// Tokens per chunk of the CPU path: large enough for matmul efficiency, small enough for caches.
-inline constexpr int64_t kLinearAttentionCpuChunk = 1024;
+// Tokens per chunk of the composite and fused CPU paths: large enough for matmul efficiency, small
+// enough for caches.
+inline constexpr int64_t kLinearAttentionChunk = 1024;
 
 // x: [B, N, H, D], w: [H, D, D] -> φ(x): [B, N, H, 2D], computed in fp32 for reduced-precision
 // inputs (returned in x's dtype's promotion with w).
@@ -32,21 +36,21 @@ torch::Tensor LinearAttentionReference(const torch::Tensor& q, const torch::Tens
                                        const torch::Tensor& v, const torch::Tensor& w_q,
                                        const torch::Tensor& w_k, double eps = kLinearAttentionEps);
 
-// CPU path (works on any device; used for CUDA tensors when autograd needs the graph or the
-// fused kernel is not compiled in). Accumulates in fp32 (fp64 for fp64 inputs).
-torch::Tensor LinearAttentionCpu(const torch::Tensor& q, const torch::Tensor& k,
-                                 const torch::Tensor& v, const torch::Tensor& w_q,
-                                 const torch::Tensor& w_k, double eps = kLinearAttentionEps,
-                                 int64_t chunk = kLinearAttentionCpuChunk);
+// Composite path (any device; used for CUDA tensors when autograd needs the graph or the fused
+// kernel is not compiled in). Accumulates in fp32 (fp64 for fp64 inputs).
+torch::Tensor LinearAttentionComposite(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const torch::Tensor& w_q,
+                                       const torch::Tensor& w_k, double eps = kLinearAttentionEps,
+                                       int64_t chunk = kLinearAttentionChunk);
 
 // True when this build linked the fused CUDA kernel (LibTorch with CUDA + nvcc found).
-bool LinearAttentionCudaCompiled();
+bool LinearAttentionFusedCudaCompiled();
 
-// Fused CUDA kernel. Requires LinearAttentionCudaCompiled(), CUDA tensors of dtype fp32 or bf16,
-// and D in {64, 128}; throws c10::Error otherwise. Inference only: the result has no grad_fn.
-torch::Tensor LinearAttentionCuda(const torch::Tensor& q, const torch::Tensor& k,
-                                  const torch::Tensor& v, const torch::Tensor& w_q,
-                                  const torch::Tensor& w_k, double eps = kLinearAttentionEps);
+// Fused CUDA kernel. Requires LinearAttentionFusedCudaCompiled(), CUDA tensors of dtype fp32 or
+// bf16, and D in {64, 128}; throws c10::Error otherwise. Inference only: the result has no grad_fn.
+torch::Tensor LinearAttentionFusedCuda(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const torch::Tensor& w_q,
+                                       const torch::Tensor& w_k, double eps = kLinearAttentionEps);
 
 // True when LinearAttention() would take the fused kernel for these arguments: CUDA tensors,
 // kernel compiled, supported dtype / head_dim, and no gradient required by any input.
@@ -54,7 +58,8 @@ bool LinearAttentionUsesFusedKernel(const torch::Tensor& q, const torch::Tensor&
                                     const torch::Tensor& v, const torch::Tensor& w_q,
                                     const torch::Tensor& w_k);
 
-// Dispatch: fused kernel when LinearAttentionUsesFusedKernel(), else LinearAttentionCpu.
+// Dispatch: fused CUDA kernel when LinearAttentionUsesFusedKernel(), else
+// LinearAttentionComposite (which takes the fused CPU kernel where it applies).
 torch::Tensor LinearAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const torch::Tensor& w_q,
                               const torch::Tensor& w_k, double eps = kLinearAttentionEps);

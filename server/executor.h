@@ -13,13 +13,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/pipeline/text_to_video.h"
+#include "core/params/generation_params.h"
 #include "media/frames.h"
 
 namespace linvideo::server {
 
-using core::pipeline::GenerationParams;
-using core::pipeline::ModelLimits;
+using core::params::GenerationParams;
+using core::params::ModelLimits;
 
 // Opaque per-request denoising state, owned by the engine's request between steps.
 class StepState {
@@ -34,10 +34,11 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
+  // The model's limits, serving defaults and latent geometry (requests are resolved against them
+  // by core::params::Resolve before they reach Start). Any thread.
   virtual const ModelLimits& limits() const = 0;
-  // Resolves defaults and validates; INVALID_ARGUMENT says what is allowed. Any thread.
-  virtual absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const = 0;
-  // Batched text encoding (cached) + seeded initial state, one per request. Engine thread.
+  // Batched text encoding (cached), prepared text state and seeded initial state, one per
+  // resolved request. Engine thread.
   virtual absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
       const std::vector<const GenerationParams*>& params) = 0;
   // One denoising step for every state (same shape bucket, each at its own step). Engine thread.

@@ -30,39 +30,6 @@ uint64_t Mix(uint64_t x) {
 
 }  // namespace
 
-absl::StatusOr<GenerationParams> ResolveAgainstLimits(const GenerationParams& in,
-                                                      const ModelLimits& l) {
-  GenerationParams p = in;
-  if (p.width == 0) p.width = l.default_width;
-  if (p.height == 0) p.height = l.default_height;
-  if (p.frames == 0) p.frames = l.default_frames;
-  if (p.steps == 0) p.steps = l.default_steps;
-  if (p.guidance < 0) p.guidance = l.default_guidance;
-  if (p.shift < 0) p.shift = l.default_shift;
-  auto bad = [](auto... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-  for (auto [name, v, max] :
-       {std::tuple{"width", p.width, l.max_width}, std::tuple{"height", p.height, l.max_height}}) {
-    if (v < l.min_size || v > max || v % l.size_multiple != 0) {
-      return bad(name, "=", v, " is not allowed: use a multiple of ", l.size_multiple, " in [",
-                 l.min_size, ", ", max, "]");
-    }
-  }
-  if (p.frames < 1 || p.frames > l.max_frames || (p.frames - 1) % 4 != 0) {
-    return bad("frames=", p.frames, " is not allowed: use 4k+1 in [1, ", l.max_frames, "]");
-  }
-  if (p.steps < 1 || p.steps > l.max_steps) {
-    return bad("steps=", p.steps, " is not allowed: use 1..", l.max_steps);
-  }
-  if (!(p.guidance >= 0.0 && p.guidance <= l.max_guidance)) {
-    return bad("guidance=", p.guidance, " is not allowed: use 0..", l.max_guidance,
-               " (<= 1 disables CFG)");
-  }
-  if (!(p.shift > 0.0 && p.shift <= 100.0)) {
-    return bad("shift=", p.shift, " is not allowed: use (0, 100]");
-  }
-  return p;
-}
-
 FakeExecutor::FakeExecutor(const FakeExecutorOptions& options) : options_(options) {}
 
 absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::string& dir) {
@@ -99,10 +66,6 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     return absl::InvalidArgumentError(absl::StrCat(path, " is corrupt: ", e.what()));
   }
   return std::unique_ptr<Executor>(new FakeExecutor(o));
-}
-
-absl::StatusOr<GenerationParams> FakeExecutor::Resolve(const GenerationParams& params) const {
-  return ResolveAgainstLimits(params, options_.limits);
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<StepState>>> FakeExecutor::Start(

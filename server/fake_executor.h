@@ -30,7 +30,6 @@ class FakeExecutor : public Executor {
   static absl::StatusOr<std::unique_ptr<Executor>> FromDir(const std::string& dir);
 
   const ModelLimits& limits() const override { return options_.limits; }
-  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const override;
   absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
       const std::vector<const GenerationParams*>& params) override;
   absl::Status Step(const std::vector<StepState*>& batch) override;
@@ -43,10 +42,5 @@ class FakeExecutor : public Executor {
   FakeExecutorOptions options_;
   std::atomic<int64_t> steps_run_{0};
 };
-
-// Resolves defaults and checks a request against `limits` (shared by both executors so the
-// messages are the same). INVALID_ARGUMENT says which field is wrong and what is allowed.
-absl::StatusOr<GenerationParams> ResolveAgainstLimits(const GenerationParams& params,
-                                                      const ModelLimits& limits);
 
 }  // namespace linvideo::server

@@ -62,7 +62,11 @@ int Run(const ServerConfig& config) {
   }
 
   Metrics metrics;
-  ModelRegistry registry(factory, config.checkpoint_root);
+  // Model compute is exclusive on CPU (steps, decodes and warm-ups each use every core); on an
+  // accelerator decode and warm-up overlap the steps (limits.overlap_decode).
+  ComputeDevice compute(/*exclusive=*/!config.limits.overlap_decode);
+  ModelRegistry registry(factory,
+                         {config.checkpoint_root, config.limits.max_prompt_chars, &compute});
   for (const ModelSpec& m : config.models) {
     auto loaded = registry.LoadInitial(m.name, m.path);
     if (!loaded.ok()) {
@@ -85,7 +89,7 @@ int Run(const ServerConfig& config) {
     if (!config.metrics.port_file.empty()) std::ofstream(config.metrics.port_file) << port << "\n";
   }
 
-  Engine engine(config, &registry, &metrics);
+  Engine engine(config, &registry, &compute, &metrics);
   absl::Notification shutdown;
   std::unique_ptr<grpc::Server> server;
   auto set_serving = [&server, &metrics](bool serving) {

@@ -1,5 +1,6 @@
 #include "server/model_registry.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 
@@ -8,6 +9,10 @@
 #include "absl/strings/str_join.h"
 
 namespace linvideo::server {
+
+absl::StatusOr<GenerationParams> LoadedModel::Resolve(const GenerationParams& params) const {
+  return core::params::Resolve(params, limits);
+}
 
 absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path) {
   char buf[PATH_MAX];
@@ -37,13 +42,13 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadInitial(
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(const std::string& name,
                                                                        const std::string& path) {
-  if (root_.empty()) {
+  if (options_.checkpoint_root.empty()) {
     return absl::FailedPreconditionError(
         "LoadCheckpoint needs the server's --checkpoint_root to be set");
   }
   if (name.empty())
     return absl::InvalidArgumentError("LoadCheckpoint: model name must not be empty");
-  absl::StatusOr<std::string> dir = ConfinePath(root_, path);
+  absl::StatusOr<std::string> dir = ConfinePath(options_.checkpoint_root, path);
   if (!dir.ok()) return dir.status();
   return LoadAndActivate(name, path, *dir);
 }
@@ -62,7 +67,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   }
   absl::Status warm;
   {
-    absl::MutexLock compute(&compute_mu_);
+    auto lease = ComputeDevice::Acquire(options_.compute);
     warm = (*executor)->WarmUp();
   }
   if (!warm.ok()) {
@@ -74,6 +79,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   model->path = display_path;
   model->loaded_at = absl::Now();
   model->executor = std::move(*executor);
+  model->limits = model->executor->limits();
+  if (options_.max_prompt_bytes > 0) {
+    model->limits.max_prompt_bytes =
+        std::min(model->limits.max_prompt_bytes, options_.max_prompt_bytes);
+  }
   absl::MutexLock lock(&mu_);
   Entry& e = models_[name];
   model->version = e.next_version++;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/compute_device.h"
 #include "server/executor.h"
 
 namespace linvideo::server {
@@ -25,13 +26,22 @@ struct LoadedModel {
   int64_t version = 0;
   absl::Time loaded_at;
   std::shared_ptr<Executor> executor;
+  ModelLimits limits;  // the executor's, with the server's caps applied: what requests get
+
+  // Fills in this model's defaults and validates (core::params::Resolve). Any thread.
+  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const;
+};
+
+struct RegistryOptions {
+  std::string checkpoint_root;       // empty: Admin loads are refused (FAILED_PRECONDITION)
+  int64_t max_prompt_bytes = 0;      // server cap on prompt length; 0: the model's own limit
+  ComputeDevice* compute = nullptr;  // leased for warm-ups; must outlive the registry
 };
 
 class ModelRegistry {
  public:
-  // `checkpoint_root` empty: Admin loads are refused (FAILED_PRECONDITION).
-  ModelRegistry(ExecutorFactory factory, std::string checkpoint_root)
-      : factory_(std::move(factory)), root_(std::move(checkpoint_root)) {}
+  ModelRegistry(ExecutorFactory factory, RegistryOptions options)
+      : factory_(std::move(factory)), options_(std::move(options)) {}
 
   // Startup models: any path (operator config). Loads, warms up and activates.
   absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadInitial(const std::string& name,
@@ -51,11 +61,6 @@ class ModelRegistry {
   bool ready() const;
   int64_t swaps() const;
 
-  // Model compute on this machine: the engine holds it around steps and decode (unless it overlaps
-  // them, on GPUs), and a new checkpoint's warm-up runs under it, so on CPU the warm-up does not
-  // compete with in-flight steps for the cores (which slowed them ~5x).
-  absl::Mutex& compute_mutex() { return compute_mu_; }
-
  private:
   absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadAndActivate(
       const std::string& name, const std::string& display_path, const std::string& dir);
@@ -65,9 +70,8 @@ class ModelRegistry {
     int64_t next_version = 1;
   };
   ExecutorFactory factory_;
-  std::string root_;
-  absl::Mutex load_mu_;     // serialises loads (they are slow and memory-hungry)
-  absl::Mutex compute_mu_;  // see compute_mutex()
+  const RegistryOptions options_;
+  absl::Mutex load_mu_;  // serialises loads (they are slow and memory-hungry)
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   std::string default_ ABSL_GUARDED_BY(mu_);

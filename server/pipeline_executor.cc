@@ -23,10 +23,6 @@ absl::StatusOr<std::unique_ptr<Executor>> PipelineExecutor::Create(
   return std::unique_ptr<Executor>(new PipelineExecutor(std::move(pipeline), cache_entries));
 }
 
-absl::StatusOr<GenerationParams> PipelineExecutor::Resolve(const GenerationParams& params) const {
-  return pipeline_->Resolve(params);
-}
-
 absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
     const std::vector<const GenerationParams*>& params) {
   // Encode the distinct texts not in the cache, all in one batch.
@@ -40,7 +36,7 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
   };
   for (const GenerationParams* p : params) {
     need(p->prompt);
-    if (p->guidance > 1.0) need(p->negative_prompt);
+    if (core::params::UsesCfg(*p)) need(p->negative_prompt);
   }
   std::map<std::string, torch::Tensor> fresh;
   if (!missing.empty()) {
@@ -50,7 +46,7 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
   auto lookup = [&](const std::string& t) { return fresh.count(t) ? fresh[t] : cache_[t]; };
   std::vector<std::unique_ptr<StepState>> out;
   for (const GenerationParams* p : params) {
-    torch::Tensor uncond = p->guidance > 1.0 ? lookup(p->negative_prompt) : torch::Tensor();
+    torch::Tensor uncond = core::params::UsesCfg(*p) ? lookup(p->negative_prompt) : torch::Tensor();
     LV_ASSIGN_OR_RETURN(auto s, pipeline_->InitRequest(*p, lookup(p->prompt), uncond));
     out.push_back(std::make_unique<PipelineState>(std::move(s)));
   }
@@ -94,11 +90,12 @@ absl::Status PipelineExecutor::WarmUp() {
   // The smallest request the model accepts: proves weights, text encoder, DiT and VAE run.
   GenerationParams p;
   p.prompt = "warm-up";
-  p.width = p.height = std::max<int64_t>(limits().min_size, limits().size_multiple);
+  p.width = std::max(limits().min_size, limits().width_multiple());
+  p.height = std::max(limits().min_size, limits().height_multiple());
   p.frames = 1;
   p.steps = 1;
   p.guidance = 0;
-  LV_ASSIGN_OR_RETURN(GenerationParams resolved, Resolve(p));
+  LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(p, limits()));
   LV_ASSIGN_OR_RETURN(auto states, Start({&resolved}));
   LV_RETURN_IF_ERROR(Step({states[0].get()}));
   LV_ASSIGN_OR_RETURN(media::VideoFrames frames, Decode(*states[0]));

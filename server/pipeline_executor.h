@@ -22,7 +22,6 @@ class PipelineExecutor : public Executor {
       const core::pipeline::PipelineOptions& options, int cache_entries);
 
   const ModelLimits& limits() const override { return pipeline_->limits(); }
-  absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const override;
   absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
       const std::vector<const GenerationParams*>& params) override;
   absl::Status Step(const std::vector<StepState*>& batch) override;

@@ -1,13 +1,21 @@
 #pragma once
-// ServeRequest: one generation request as it moves through the server. Shared (shared_ptr) by the
-// gRPC handler that streams its events, the engine, the decode/encode workers and the results
-// table. Fields marked "immutable" are set before it is enqueued. `entry` and `state` belong to the
-// engine (under its lock / on its thread). Everything else is guarded by `mu`.
+// ServeRequest: one generation request as it moves through the server, and the events a streaming
+// caller receives.
+//
+// Ownership and hand-off (shared_ptr: the gRPC handler that follows it, the request table and the
+// output stage each hold one):
+//  * Immutable fields are set by Engine::Submit before the request is enqueued.
+//  * `entry` and `state` are the engine's: `entry` under the engine's lock; `state` is created by
+//    the engine thread when the request is admitted, stepped only by the engine thread, and handed
+//    with the request to the output stage when its last step ran (the engine no longer touches it
+//    after that); the output stage decodes and frees it.
+//  * Everything else (phase, events, result, stats) is guarded by `mu`; the handler reads it.
 
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,20 +23,26 @@
 #include "absl/time/time.h"
 #include "server/executor.h"
 #include "server/model_registry.h"
+#include "server/output_format.h"
+#include "server/request_phase.h"
 #include "server/scheduler.h"
 
 namespace linvideo::server {
 
-enum class Phase { kQueued, kRunning, kDone, kFailed, kCancelled };
-enum class OutputKind { kMp4, kWebm, kPngFrames };
-
-struct ServeEvent {
-  enum Kind { kQueued, kStarted, kProgress, kChunk, kCompleted, kFailed } kind;
-  int a = 0,
-      b = 0;  // queued: position | started: batch size | progress: step, total | chunk: frame
-  std::string data;   // chunk bytes
-  bool last = false;  // chunk: last chunk of the result
+// Events of a streaming request, in order: Queued* Started Progress* (Completed | Failed).
+struct QueuedEvent {
+  int position = 0;  // 1 = next to start
 };
+struct StartedEvent {
+  int batch_size = 0;  // requests admitted together
+};
+struct ProgressEvent {
+  int step = 0, total_steps = 0;
+};
+struct CompletedEvent {};  // result, mime and stats are on the request
+struct FailedEvent {};     // the error is on the request
+using ServeEvent =
+    std::variant<QueuedEvent, StartedEvent, ProgressEvent, CompletedEvent, FailedEvent>;
 
 struct RequestStats {
   double queue_s = 0, compute_s = 0, decode_s = 0, encode_s = 0, total_s = 0;
@@ -36,48 +50,39 @@ struct RequestStats {
   int64_t video_bytes = 0;
 };
 
-struct ServeRequest {
+struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
   // Immutable after Submit.
   std::string id;
   GenerationParams params;  // resolved
-  OutputKind output = OutputKind::kMp4;
-  int fps = 16;
+  OutputFormat output;      // resolved
   absl::Time created;
   std::shared_ptr<const LoadedModel> model;  // pinned: the request finishes on this checkpoint
   bool streaming = false;                    // Generate (events consumed) vs Submit (polled)
 
-  // Engine-owned.
+  // Engine-owned (see the header comment).
   SchedEntry entry;
   std::unique_ptr<StepState> state;
-  absl::Time started;
 
   // Guarded by mu.
   mutable absl::Mutex mu;
   std::deque<ServeEvent> events ABSL_GUARDED_BY(mu);
-  Phase phase ABSL_GUARDED_BY(mu) = Phase::kQueued;
+  RequestPhase phase ABSL_GUARDED_BY(mu) = RequestPhase::kQueued;
   int position ABSL_GUARDED_BY(mu) = 0;
   int step ABSL_GUARDED_BY(mu) = 0;
   absl::Status error ABSL_GUARDED_BY(mu);
-  std::vector<std::string> result ABSL_GUARDED_BY(mu);  // one blob (video) or one PNG per frame
-  std::string mime ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const EncodedOutput> result ABSL_GUARDED_BY(mu);  // set with kDone
   RequestStats stats ABSL_GUARDED_BY(mu);
   absl::Time finished ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
 
-  bool Terminal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return phase == Phase::kDone || phase == Phase::kFailed || phase == Phase::kCancelled;
-  }
+  bool Terminal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return IsTerminal(phase); }
   void Push(ServeEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (streaming) events.push_back(std::move(e));
   }
+  // Ends the request with `status` (CANCELLED -> kCancelled, else kFailed) unless it already
+  // ended. Returns false when it had.
+  bool Fail(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu);
   // Waits up to `timeout` for an event; false on timeout.
-  bool PopEvent(ServeEvent* out, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu) {
-    absl::MutexLock lock(&mu);
-    auto has = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !events.empty(); };
-    if (!mu.AwaitWithTimeout(absl::Condition(&has), timeout)) return false;
-    *out = std::move(events.front());
-    events.pop_front();
-    return true;
-  }
+  bool PopEvent(ServeEvent* out, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu);
 };
 
 }  // namespace linvideo::server

@@ -9,7 +9,7 @@ namespace linvideo::server {
 
 std::string BucketKey::ToString() const {
   return absl::StrFormat("%s@v%d/%dx%dx%d/%s/%s", model, version, width, height, frames,
-                         sampler == 1 ? "euler" : "unipc", guidance ? "cfg" : "nocfg");
+                         core::params::SamplerKindName(sampler), cfg ? "cfg" : "nocfg");
 }
 
 absl::Status Scheduler::Enqueue(SchedEntry* entry) {
@@ -19,7 +19,7 @@ absl::Status Scheduler::Enqueue(SchedEntry* entry) {
                                                      options_.max_queue, "; retry later"));
   }
   entry->seq = next_seq_++;
-  entry->running = false;
+  entry->phase = RequestPhase::kQueued;
   entries_.push_back(entry);
   return absl::OkStatus();
 }
@@ -66,7 +66,7 @@ Plan Scheduler::Next(absl::Time now) {
       buckets.push_back(Bucket{&e->key, {}, {}, nullptr});
       b = &buckets.back();
     }
-    (e->running ? b->running : b->queued).push_back(e);
+    (e->running() ? b->running : b->queued).push_back(e);
     if (b->best == nullptr || Before(e, b->best, now)) b->best = e;
   }
 
@@ -106,7 +106,7 @@ Plan Scheduler::Next(absl::Time now) {
         tokens + e->tokens > options_.token_budget) {
       continue;
     }
-    e->running = true;
+    e->phase = RequestPhase::kRunning;
     tokens += e->tokens;
     plan.admit.push_back(e);
     plan.batch.push_back(e);
@@ -119,26 +119,30 @@ void Scheduler::Finish(SchedEntry* entry) {
 }
 
 int Scheduler::Position(const SchedEntry* entry, absl::Time now) const {
-  if (entry->running) return 0;
+  if (entry->running()) return 0;
   bool found = false;
   int ahead = 0;
   for (const SchedEntry* e : entries_) {
     if (e == entry) found = true;
-    if (e != entry && !e->running && Before(e, entry, now)) ++ahead;
+    if (e != entry && !e->running() && Before(e, entry, now)) ++ahead;
   }
   return found ? ahead + 1 : 0;
 }
 
+bool Scheduler::Holds(const SchedEntry* entry) const {
+  return std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
+}
+
 int Scheduler::queued() const {
   int n = 0;
-  for (const SchedEntry* e : entries_) n += e->running ? 0 : 1;
+  for (const SchedEntry* e : entries_) n += e->running() ? 0 : 1;
   return n;
 }
 
 std::array<int, kNumPriorities> Scheduler::QueuedByPriority() const {
   std::array<int, kNumPriorities> out{};
   for (const SchedEntry* e : entries_) {
-    if (!e->running) ++out[std::clamp(e->priority, 0, kNumPriorities - 1)];
+    if (!e->running()) ++out[std::clamp(e->priority, 0, kNumPriorities - 1)];
   }
   return out;
 }

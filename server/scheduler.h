@@ -26,35 +26,43 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "core/params/sampler_kind.h"
+#include "server/request_phase.h"
 
 namespace linvideo::server {
 
+// Requests step together only when all of these match.
 struct BucketKey {
   std::string model;
   int64_t version = 0;
   int64_t width = 0, height = 0, frames = 0;
-  int sampler = 0;
-  bool guidance = false;
+  core::params::SamplerKind sampler = core::params::SamplerKind::kUniPC;
+  bool cfg = false;  // classifier-free guidance on (core::params::UsesCfg)
 
   bool operator==(const BucketKey& o) const {
     return model == o.model && version == o.version && width == o.width && height == o.height &&
-           frames == o.frames && sampler == o.sampler && guidance == o.guidance;
+           frames == o.frames && sampler == o.sampler && cfg == o.cfg;
   }
   std::string ToString() const;
 };
 
 inline constexpr int kNumPriorities = 3;  // rank 0 = low, 1 = normal, 2 = high
 
+// One request as the scheduler sees it. `owner` is the caller's object for this entry (the
+// engine's ServeRequest), so a plan maps back to requests without lookups; the scheduler never
+// reads it.
 struct SchedEntry {
   BucketKey key;
   int priority = 1;    // rank in [0, kNumPriorities)
   int64_t tokens = 1;  // cost against the token budget (latent tokens x CFG passes)
   absl::Time enqueued;
   absl::Time deadline = absl::InfiniteFuture();
-  // Maintained by the scheduler.
+  void* owner = nullptr;
+  // Maintained by the scheduler: kQueued or kRunning while the scheduler holds the entry.
   uint64_t seq = 0;
-  bool running = false;
+  RequestPhase phase = RequestPhase::kQueued;
   bool cancelled = false;
+  bool running() const { return phase == RequestPhase::kRunning; }
 };
 
 struct SchedulerOptions {
@@ -90,7 +98,11 @@ class Scheduler {
   // 1-based queue position (1 = next to start); 0 when running or unknown.
   int Position(const SchedEntry* entry, absl::Time now) const;
   int queued() const;
-  int running() const { return static_cast<int>(entries_.size()) - queued(); }
+  int running() const { return size() - queued(); }
+  int size() const { return static_cast<int>(entries_.size()); }  // queued + running
+  bool Holds(const SchedEntry* entry) const;
+  // Queued and running entries, in arrival order.
+  const std::vector<SchedEntry*>& entries() const { return entries_; }
   std::array<int, kNumPriorities> QueuedByPriority() const;
   bool idle() const { return entries_.empty(); }
 

@@ -1,6 +1,8 @@
 #include "server/services.h"
 
+#include <algorithm>
 #include <chrono>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -10,20 +12,52 @@
 namespace linvideo::server {
 namespace {
 
-v1::RequestState ToProto(Phase p) {
+// Largest GenerateEvent.chunk.data: results are streamed in pieces of this size.
+constexpr size_t kChunkBytes = 1 << 20;
+
+v1::RequestState ToProto(RequestPhase p) {
   switch (p) {
-    case Phase::kQueued:
+    case RequestPhase::kQueued:
       return v1::REQUEST_STATE_QUEUED;
-    case Phase::kRunning:
+    case RequestPhase::kRunning:
+    case RequestPhase::kFinishing:  // decode + encode: still running for the API
       return v1::REQUEST_STATE_RUNNING;
-    case Phase::kDone:
+    case RequestPhase::kDone:
       return v1::REQUEST_STATE_DONE;
-    case Phase::kFailed:
+    case RequestPhase::kFailed:
       return v1::REQUEST_STATE_FAILED;
-    case Phase::kCancelled:
+    case RequestPhase::kCancelled:
       return v1::REQUEST_STATE_CANCELLED;
   }
   return v1::REQUEST_STATE_UNSPECIFIED;
+}
+
+// Streams a finished request's result: blob i (the video, or PNG frame i) in pieces of at most
+// kChunkBytes, `last` on the final piece of the last blob. False when the client went away.
+bool WriteChunks(const ServeRequest& r, grpc::ServerWriter<v1::GenerateEvent>* writer) {
+  std::shared_ptr<const EncodedOutput> result;
+  {
+    absl::MutexLock l(&r.mu);
+    result = r.result;
+  }
+  if (result == nullptr) return true;
+  for (size_t i = 0; i < result->blobs.size(); ++i) {
+    const std::string& blob = result->blobs[i];
+    size_t off = 0;
+    do {
+      const size_t n = std::min(kChunkBytes, blob.size() - off);
+      v1::GenerateEvent out;
+      out.set_request_id(r.id);
+      auto* c = out.mutable_chunk();
+      c->set_data(blob.substr(off, n));
+      c->set_frame_index(static_cast<int>(i));
+      c->set_mime_type(result->mime);
+      off += n;
+      c->set_last(off >= blob.size() && i + 1 == result->blobs.size());
+      if (!writer->Write(out)) return false;
+    } while (off < blob.size());
+  }
+  return true;
 }
 
 void FillStats(const ServeRequest& r, const RequestStats& s, v1::Stats* out) {
@@ -80,6 +114,7 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   o.request_id = req.request_id();
   o.model = req.model();
   o.streaming = streaming;
+  // Proto -> core structs only: 0 means "the model's default" on the wire; Resolve validates.
   GenerationParams& p = o.params;
   p.prompt = req.prompt();
   p.negative_prompt = req.negative_prompt();
@@ -87,36 +122,31 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   p.height = req.height();
   p.frames = req.frames();
   p.steps = req.steps();
-  if (req.guidance() < 0) {
-    return absl::InvalidArgumentError(
-        "guidance must be >= 0 (0: model default; <= 1 disables CFG)");
-  }
-  if (req.guidance() > 0) p.guidance = req.guidance();
-  if (req.shift() < 0) return absl::InvalidArgumentError("shift must be > 0 (0: model default)");
-  if (req.shift() > 0) p.shift = req.shift();
+  p.guidance = req.guidance() == 0 ? core::params::kUseDefault : req.guidance();
+  p.shift = req.shift() == 0 ? core::params::kUseDefault : req.shift();
   switch (req.sampler()) {
     case v1::SAMPLER_UNSPECIFIED:
     case v1::SAMPLER_UNIPC:
-      p.sampler = core::pipeline::SamplerKind::kUniPC;
+      p.sampler = core::params::SamplerKind::kUniPC;
       break;
     case v1::SAMPLER_EULER:
-      p.sampler = core::pipeline::SamplerKind::kEuler;
+      p.sampler = core::params::SamplerKind::kEuler;
       break;
     default:
       return absl::InvalidArgumentError("sampler: allowed SAMPLER_UNIPC, SAMPLER_EULER");
   }
   p.seed = req.seed();
-  o.fps = req.fps() == 0 ? 16 : req.fps();
+  o.output.fps = req.fps();
   switch (req.format()) {
     case v1::OUTPUT_FORMAT_UNSPECIFIED:
     case v1::OUTPUT_FORMAT_MP4:
-      o.output = OutputKind::kMp4;
+      o.output.kind = OutputKind::kMp4;
       break;
     case v1::OUTPUT_FORMAT_WEBM:
-      o.output = OutputKind::kWebm;
+      o.output.kind = OutputKind::kWebm;
       break;
     case v1::OUTPUT_FORMAT_PNG_FRAMES:
-      o.output = OutputKind::kPngFrames;
+      o.output.kind = OutputKind::kPngFrames;
       break;
     default:
       return absl::InvalidArgumentError("format: allowed MP4, WEBM, PNG_FRAMES");
@@ -157,47 +187,34 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
       return Done("Generate", grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled"));
     }
     if (!r->PopEvent(&e, absl::Milliseconds(100))) continue;
+    if (std::holds_alternative<FailedEvent>(e)) {
+      absl::MutexLock l(&r->mu);
+      return Done("Generate", ToGrpc(r->error));
+    }
+    const bool completed = std::holds_alternative<CompletedEvent>(e);
+    if (completed && !WriteChunks(*r, writer)) {
+      return Done("Generate", grpc::Status(grpc::StatusCode::CANCELLED, "client stream closed"));
+    }
     v1::GenerateEvent out;
     out.set_request_id(r->id);
-    switch (e.kind) {
-      case ServeEvent::kQueued:
-        out.mutable_queued()->set_position(e.a);
-        break;
-      case ServeEvent::kStarted:
-        out.mutable_started()->set_model(r->model->name);
-        out.mutable_started()->set_checkpoint_version(r->model->version);
-        out.mutable_started()->set_batch_size(e.a);
-        break;
-      case ServeEvent::kProgress:
-        out.mutable_progress()->set_step(e.a);
-        out.mutable_progress()->set_total_steps(e.b);
-        break;
-      case ServeEvent::kChunk: {
-        auto* c = out.mutable_chunk();
-        c->set_data(std::move(e.data));
-        c->set_frame_index(e.a);
-        c->set_last(e.last);
-        absl::MutexLock l(&r->mu);
-        c->set_mime_type(r->output == OutputKind::kPngFrames ? "image/png"
-                         : r->output == OutputKind::kWebm    ? "video/webm"
-                                                             : "video/mp4");
-        break;
-      }
-      case ServeEvent::kCompleted: {
-        absl::MutexLock l(&r->mu);
-        FillStats(*r, r->stats, out.mutable_completed()->mutable_stats());
-        break;
-      }
-      case ServeEvent::kFailed: {
-        absl::MutexLock l(&r->mu);
-        return Done("Generate", ToGrpc(r->error));
-      }
+    if (const auto* q = std::get_if<QueuedEvent>(&e)) {
+      out.mutable_queued()->set_position(q->position);
+    } else if (const auto* s = std::get_if<StartedEvent>(&e)) {
+      out.mutable_started()->set_model(r->model->name);
+      out.mutable_started()->set_checkpoint_version(r->model->version);
+      out.mutable_started()->set_batch_size(s->batch_size);
+    } else if (const auto* p = std::get_if<ProgressEvent>(&e)) {
+      out.mutable_progress()->set_step(p->step);
+      out.mutable_progress()->set_total_steps(p->total_steps);
+    } else if (completed) {
+      absl::MutexLock l(&r->mu);
+      FillStats(*r, r->stats, out.mutable_completed()->mutable_stats());
     }
     if (!writer->Write(out)) {
       (void)engine_->Cancel(r->id);
       return Done("Generate", grpc::Status(grpc::StatusCode::CANCELLED, "client stream closed"));
     }
-    if (e.kind == ServeEvent::kCompleted) return Done("Generate", grpc::Status::OK);
+    if (completed) return Done("Generate", grpc::Status::OK);
   }
 }
 
@@ -232,18 +249,18 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     resp->set_error_code(static_cast<int>(r->error.code()));
     resp->set_error_message(std::string(r->error.message()));
   }
-  if (r->phase == Phase::kDone) {
+  if (r->phase == RequestPhase::kDone) {
     FillStats(*r, r->stats, resp->mutable_stats());
-    resp->set_mime_type(r->mime);
-    if (req->include_result() && !r->result.empty()) {
-      if (r->result.size() > 1) {
+    resp->set_mime_type(r->result->mime);
+    if (req->include_result() && !r->result->blobs.empty()) {
+      if (r->result->blobs.size() > 1) {
         return Done(
             "Get",
             grpc::Status(
                 grpc::StatusCode::FAILED_PRECONDITION,
                 "PNG frame results are only streamed by Generate; use MP4 or WEBM with Get"));
       }
-      resp->set_result(r->result[0]);
+      resp->set_result(r->result->blobs[0]);
     }
   }
   return Done("Get", grpc::Status::OK);
@@ -267,14 +284,14 @@ grpc::Status GenerationService::ListModels(grpc::ServerContext* ctx, const v1::L
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("ListModels", a);
   bool first = true;
   for (const auto& m : registry_->Active()) {
-    const ModelLimits& l = m->executor->limits();
+    const ModelLimits& l = m->limits;
     v1::ModelInfo* info = resp->add_models();
     info->set_name(m->name);
     info->set_path(m->path);
     info->set_checkpoint_version(m->version);
     info->set_max_width(static_cast<int>(l.max_width));
     info->set_max_height(static_cast<int>(l.max_height));
-    info->set_size_multiple(static_cast<int>(l.size_multiple));
+    info->set_size_multiple(static_cast<int>(std::max(l.width_multiple(), l.height_multiple())));
     info->set_max_frames(static_cast<int>(l.max_frames));
     info->set_max_steps(static_cast<int>(l.max_steps));
     info->set_max_guidance(l.max_guidance);

@@ -178,8 +178,9 @@ absl::Status Run(const std::vector<std::string>& args) {
   }
   lp::GenerationParams base;
   LV_ASSIGN_OR_RETURN(base.steps, flags.GetInt("steps", 0));
-  LV_ASSIGN_OR_RETURN(base.guidance, flags.GetDouble("guidance", -1));
-  LV_ASSIGN_OR_RETURN(base.shift, flags.GetDouble("shift", -1));
+  LV_ASSIGN_OR_RETURN(base.guidance,
+                      flags.GetDouble("guidance", linvideo::core::params::kUseDefault));
+  LV_ASSIGN_OR_RETURN(base.shift, flags.GetDouble("shift", linvideo::core::params::kUseDefault));
   LV_ASSIGN_OR_RETURN(base.frames, flags.GetInt("frames", 0));
   LV_ASSIGN_OR_RETURN(base.height, flags.GetInt("height", 0));
   LV_ASSIGN_OR_RETURN(base.width, flags.GetInt("width", 0));

@@ -56,8 +56,8 @@ absl::Status Run(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(p.height, flags.GetInt("height", 0));
   LV_ASSIGN_OR_RETURN(p.width, flags.GetInt("width", 0));
   LV_ASSIGN_OR_RETURN(p.steps, flags.GetInt("steps", 0));
-  LV_ASSIGN_OR_RETURN(p.guidance, flags.GetDouble("guidance", -1));
-  LV_ASSIGN_OR_RETURN(p.shift, flags.GetDouble("shift", -1));
+  LV_ASSIGN_OR_RETURN(p.guidance, flags.GetDouble("guidance", linvideo::core::params::kUseDefault));
+  LV_ASSIGN_OR_RETURN(p.shift, flags.GetDouble("shift", linvideo::core::params::kUseDefault));
   LV_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
   p.seed = static_cast<uint64_t>(seed);
   LV_ASSIGN_OR_RETURN(p.sampler,

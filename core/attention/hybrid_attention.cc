@@ -4,7 +4,7 @@
 #include <torch/autograd.h>
 
 #include "absl/strings/str_cat.h"
-#include "core/attention/softmax_attention.h"
+#include "kernels/softmax_attention.h"
 
 namespace linvideo::core::attention {
 
@@ -40,13 +40,13 @@ torch::Tensor HybridAttentionCoreImpl::forward(const torch::Tensor& q, const tor
     const double rv = r.item<double>();
     if (rv == 1.0) {
       softmax_calls_.fetch_add(1);
-      return SoftmaxAttention(q, k, v);  // [B, N, heads, head_dim]
+      return kernels::SoftmaxAttention(q, k, v);  // [B, N, heads, head_dim]
     }
     if (rv == 0.0) return LinearBranch(q, k, v);
   }
   softmax_calls_.fetch_add(1);
-  auto soft = SoftmaxAttention(q, k, v);  // [B, N, heads, head_dim]
-  auto lin = LinearBranch(q, k, v);       // [B, N, heads, head_dim]
+  auto soft = kernels::SoftmaxAttention(q, k, v);  // [B, N, heads, head_dim]
+  auto lin = LinearBranch(q, k, v);                // [B, N, heads, head_dim]
   auto rr = r.to(soft.scalar_type());
   return soft * rr + lin * (1 - rr);
 }

@@ -17,10 +17,6 @@
 namespace linvideo::core::pipeline {
 namespace {
 
-constexpr int64_t kVaeStride = 8;      // spatial VAE stride of Wan 2.1
-constexpr int64_t kVaeTimeStride = 4;  // temporal VAE stride
-constexpr size_t kMaxPromptBytes = 8192;
-
 class WanTextToVideoPipeline final : public TextToVideoPipeline {
  public:
   WanTextToVideoPipeline(wan::WanModel dit, wan::T5Encoder text_encoder,
@@ -35,42 +31,7 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
   const ModelLimits& limits() const override { return limits_; }
 
   absl::StatusOr<GenerationParams> Resolve(const GenerationParams& in) const override {
-    GenerationParams p = in;
-    const ModelLimits& l = limits_;
-    if (p.width <= 0) p.width = l.default_width;
-    if (p.height <= 0) p.height = l.default_height;
-    if (p.frames <= 0) p.frames = l.default_frames;
-    if (p.steps <= 0) p.steps = l.default_steps;
-    if (p.guidance < 0) p.guidance = l.default_guidance;
-    if (p.shift < 0) p.shift = l.default_shift;
-    auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-    if (p.prompt.empty()) return bad("prompt is empty; give a non-empty text prompt");
-    if (p.prompt.size() > kMaxPromptBytes || p.negative_prompt.size() > kMaxPromptBytes) {
-      return bad("prompt is ", std::max(p.prompt.size(), p.negative_prompt.size()),
-                 " bytes; allowed at most ", kMaxPromptBytes);
-    }
-    for (auto [name, value, max] : {std::tuple{"width", p.width, l.max_width},
-                                    std::tuple{"height", p.height, l.max_height}}) {
-      if (value % l.size_multiple != 0 || value < l.min_size || value > max) {
-        return bad(name, " ", value, " is not allowed; use a multiple of ", l.size_multiple,
-                   " in [", l.min_size, ", ", max, "]");
-      }
-    }
-    if (p.frames < 1 || (p.frames - 1) % kVaeTimeStride != 0 || p.frames > l.max_frames) {
-      return bad("frames ", p.frames, " is not allowed; use 4k+1 (1, 5, 9, ...) up to ",
-                 l.max_frames);
-    }
-    if (p.steps < 1 || p.steps > l.max_steps) {
-      return bad("steps ", p.steps, " is not allowed; use 1..", l.max_steps);
-    }
-    if (!(p.guidance >= 0 && p.guidance <= l.max_guidance)) {
-      return bad("guidance ", p.guidance, " is not allowed; use 0..", l.max_guidance,
-                 " (<= 1 disables classifier-free guidance)");
-    }
-    if (!(p.shift > 0 && p.shift <= 100)) {
-      return bad("shift ", p.shift, " is not allowed; use a value in (0, 100]");
-    }
-    return p;
+    return core::params::Resolve(in, limits_);
   }
 
   absl::StatusOr<std::vector<torch::Tensor>> EncodeText(
@@ -97,23 +58,31 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     state->params = params;
     LV_ASSIGN_OR_RETURN(state->schedule, sampling::MakeFlowSchedule(params.steps, params.shift));
     state->sampler = sampling::MakeSamplerState(params.sampler);
+    const bool cfg = core::params::UsesCfg(params);
     if (!cond.defined()) return absl::InvalidArgumentError("InitRequest: missing prompt embedding");
-    if (params.guidance > 1.0 && !uncond.defined()) {
+    if (cfg && !uncond.defined()) {
       return absl::InvalidArgumentError("InitRequest: guidance > 1 needs a negative embedding");
     }
-    state->cond = std::move(cond);
-    if (params.guidance > 1.0) state->uncond = std::move(uncond);
-    const int64_t f = (params.frames - 1) / kVaeTimeStride + 1;
+    c10::InferenceMode guard;
+    // The text part of the DiT, once per request: prompt and negative prompt as one batch.
+    LV_RETURN_IF_ERROR(TorchCall("PrepareText", [&] {
+      auto text = cfg ? torch::stack({cond, uncond}) : cond.unsqueeze(0);  // [1|2, L, text_dim]
+      wan::WanTextState prepared = dit_->PrepareText(text);
+      state->cond = wan::SliceTextState(prepared, 0, 1);
+      if (cfg) state->uncond = wan::SliceTextState(prepared, 1, 2);
+    }));
+    const core::params::LatentShape shape = core::params::LatentShapeOf(params, limits_.geometry);
     // Wan draws the initial noise in float32 on the CPU from the request's own generator.
-    state->latents = sampling::SeededNoise(
-        {dit_->config().in_dim, f, params.height / kVaeStride, params.width / kVaeStride},
-        params.seed);  // [16, F', H/8, W/8]
+    state->latents =
+        sampling::SeededNoise({shape.channels, shape.frames, shape.height, shape.width},
+                              params.seed);  // [16, F', H/8, W/8]
     return state;
   }
 
   absl::Status Step(const std::vector<RequestState*>& batch) override {
     if (batch.empty()) return absl::OkStatus();
     std::vector<torch::Tensor> xs, conds, unconds;
+    std::vector<const wan::WanTextState*> text_rows;  // cond rows, then uncond rows of guided
     std::vector<double> scales;
     std::vector<int64_t> timesteps;
     for (RequestState* r : batch) {
@@ -124,18 +93,25 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
         return absl::InvalidArgumentError("Step: requests in one batch must share a latent shape");
       }
       xs.push_back(r->latents);
-      conds.push_back(r->cond);
-      unconds.push_back(r->uncond);
+      // The prepared contexts stand for the text rows, so the guidance batch's row order is the
+      // text state's.
+      conds.push_back(r->cond.context[0]);
+      unconds.push_back(r->uncond.batch() > 0 ? r->uncond.context[0] : torch::Tensor());
+      text_rows.push_back(&r->cond);
       scales.push_back(r->params.guidance);
       timesteps.push_back(r->schedule.timesteps[r->step]);
     }
     LV_ASSIGN_OR_RETURN(sampling::GuidanceBatch gb,
                         sampling::MakeGuidanceBatch(xs, conds, unconds, scales));
-    for (int64_t g : gb.guided) timesteps.push_back(timesteps[g]);
+    for (int64_t g : gb.guided) {
+      timesteps.push_back(timesteps[g]);
+      text_rows.push_back(&batch[g]->uncond);
+    }
     c10::InferenceMode guard;
     LV_ASSIGN_OR_RETURN(torch::Tensor out, TorchCall("DiT forward", [&] {
                           auto t = torch::tensor(timesteps, torch::kLong).to(torch::kFloat);
-                          return dit_->forward(gb.x, t, gb.context).to(torch::kFloat);
+                          const wan::WanTextState text = wan::ConcatTextStates(text_rows);
+                          return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
                         }));
     LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> velocities, sampling::CombineGuidance(gb, out));
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -181,7 +157,8 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     std::vector<std::string> texts;
     for (const auto& p : resolved) {
       for (const std::string* t : {&p.prompt, &p.negative_prompt}) {
-        if (t == &p.negative_prompt && p.guidance <= 1.0) continue;  // unguided: no negative
+        if (t == &p.negative_prompt && !core::params::UsesCfg(p))
+          continue;  // unguided: no negative
         if (slot.emplace(*t, texts.size()).second) texts.push_back(*t);
       }
     }
@@ -189,8 +166,9 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     std::vector<std::unique_ptr<RequestState>> states;
     std::vector<RequestState*> batch;
     for (const auto& p : resolved) {
-      LV_ASSIGN_OR_RETURN(auto s, InitRequest(p, embeddings[slot[p.prompt]],
-                                              p.guidance > 1.0 ? embeddings[slot[p.negative_prompt]]
+      LV_ASSIGN_OR_RETURN(auto s,
+                          InitRequest(p, embeddings[slot[p.prompt]],
+                                      core::params::UsesCfg(p) ? embeddings[slot[p.negative_prompt]]
                                                                : torch::Tensor()));
       batch.push_back(s.get());
       states.push_back(std::move(s));
@@ -266,6 +244,19 @@ absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadVae(*folder.vae, options.device));
   ModelLimits limits;
   limits.text_len = dit->config().text_len;
+  // The latent geometry (hence the allowed sizes and every token count) is the model's own.
+  core::params::LatentGeometry& g = limits.geometry;
+  g.channels = dit->config().in_dim;
+  g.time_stride = vae->config().temporal_stride();
+  g.space_stride = vae->config().spatial_stride();
+  g.patch_t = dit->config().patch_size[0];
+  g.patch_h = dit->config().patch_size[1];
+  g.patch_w = dit->config().patch_size[2];
+  if (vae->config().z_dim != g.channels) {
+    return absl::InvalidArgumentError(absl::StrCat("VAE z_dim ", vae->config().z_dim,
+                                                   " does not match the transformer's in_dim ",
+                                                   g.channels));
+  }
   ApplyModelIndexLimits(folder.root, limits);
   return std::unique_ptr<TextToVideoPipeline>(std::make_unique<WanTextToVideoPipeline>(
       std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits));

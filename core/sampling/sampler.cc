@@ -2,23 +2,10 @@
 
 #include <string>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
 
 namespace linvideo::core::sampling {
-
-absl::StatusOr<SamplerKind> ParseSamplerKind(const std::string& name) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  if (lower == "unipc") return SamplerKind::kUniPC;
-  if (lower == "euler") return SamplerKind::kEuler;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown sampler \"%s\"; allowed: unipc, euler", name));
-}
-
-const char* SamplerKindName(SamplerKind kind) {
-  return kind == SamplerKind::kUniPC ? "unipc" : "euler";
-}
 
 SamplerState MakeSamplerState(SamplerKind kind, const UniPCOptions& unipc_options) {
   SamplerState state;

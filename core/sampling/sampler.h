@@ -11,17 +11,17 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/params/sampler_kind.h"
 #include "core/sampling/euler.h"
 #include "core/sampling/flow_schedule.h"
 #include "core/sampling/unipc.h"
 
 namespace linvideo::core::sampling {
 
-enum class SamplerKind { kUniPC, kEuler };
-
-// "unipc" / "euler" (case-insensitive); the error lists the allowed names.
-absl::StatusOr<SamplerKind> ParseSamplerKind(const std::string& name);
-const char* SamplerKindName(SamplerKind kind);
+// The kinds are named in core/params (LibTorch-free, for the server's edge).
+using params::ParseSamplerKind;
+using params::SamplerKind;
+using params::SamplerKindName;
 
 struct SamplerState {
   SamplerKind kind = SamplerKind::kUniPC;

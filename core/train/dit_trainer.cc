@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
-#include "core/common/torch_compat.h"
 #include "core/data/prompt.h"
 #include "core/data/render.h"
 #include "core/data/sampler.h"
@@ -28,6 +27,7 @@
 #include "core/sampling/flow_schedule.h"
 #include "core/sampling/guidance.h"
 #include "core/train/train_state.h"
+#include "kernels/torch_compat.h"
 
 namespace linvideo::core::train {
 namespace fs = std::filesystem;
@@ -290,7 +290,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const torch::Tensor mask = tokens.mask;  // [B (+ frames), L]
       torch::Tensor context;
       {
-        ScopedCpuBf16Autocast autocast(o.bf16);
+        kernels::ScopedCpuBf16Autocast autocast(o.bf16);
         context = m.t5->forward(tokens.ids, mask) * mask.unsqueeze(-1).to(torch::kFloat);
       }
       // Squared error of the predicted velocity for latents [b, z, F', h, w] noised to `sig`.
@@ -301,7 +301,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
         const torch::Tensor xt = (1.0 - s5) * x + s5 * eps;
         torch::Tensor v;
         {
-          ScopedCpuBf16Autocast autocast(o.bf16);
+          kernels::ScopedCpuBf16Autocast autocast(o.bf16);
           v = m.dit->forward(xt, sigma * 1000.0, ctx);
         }
         return (v.to(torch::kFloat) - (eps - x)).pow(2);

@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
-#include "core/common/torch_compat.h"
 #include "core/data/render.h"
 #include "core/data/sampler.h"
 #include "core/eval/eval_set.h"
@@ -20,6 +19,7 @@
 #include "core/models/wan/vae.h"
 #include "core/models/wan/vae_key_map.h"
 #include "core/train/train_state.h"
+#include "kernels/torch_compat.h"
 
 namespace linvideo::core::train {
 namespace fs = std::filesystem;
@@ -154,7 +154,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     LV_RETURN_IF_ERROR(TorchCall("VAE training step", [&]() -> absl::Status {
       wan::VaeLatentDistribution q;
       {
-        ScopedCpuBf16Autocast autocast(o.bf16);
+        kernels::ScopedCpuBf16Autocast autocast(o.bf16);
         q = vae->EncodeDistribution(x);  // unnormalised
       }
       q.mu = q.mu.to(torch::kFloat);
@@ -164,7 +164,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       const torch::Tensor z = q.mu + (0.5 * logvar).exp() * eps;
       torch::Tensor y;
       {
-        ScopedCpuBf16Autocast autocast(o.bf16);
+        kernels::ScopedCpuBf16Autocast autocast(o.bf16);
         // Decode() takes normalised latents; Normalize is affine, so z reaches the decoder as is.
         y = vae->DecodeUnclamped(vae->Normalize(z));
       }
@@ -204,7 +204,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
         const std::vector<int64_t> pool = {1, 2, 2};
         torch::Tensor y_half;
         {
-          ScopedCpuBf16Autocast autocast(o.bf16);
+          kernels::ScopedCpuBf16Autocast autocast(o.bf16);
           y_half = vae->DecodeUnclamped(vae->Normalize(torch::avg_pool3d(z, pool)));
         }
         y_half = y_half.to(torch::kFloat);

@@ -47,10 +47,13 @@ TEST(DefaultModelTest, MeetsTheSizeAndShapeRequirements) {
   EXPECT_GE(limits.default_frames, 33);
   EXPECT_EQ(limits.default_steps, 50);
   EXPECT_GT(limits.default_guidance, 1.0);  // classifier-free guidance on by default
-  // DiT tokens: latent frames x (H/8/2) x (W/8/2) with the Wan VAE and patch (1, 2, 2).
-  const int64_t tokens = (1 + (limits.default_frames - 1) / 4) * (limits.default_height / 16) *
-                         (limits.default_width / 16);
-  EXPECT_GE(tokens, 512);
+  // The geometry is the model's own (Wan VAE strides 4x8x8, patch (1, 2, 2)).
+  EXPECT_EQ(limits.geometry.time_stride, 4);
+  EXPECT_EQ(limits.geometry.space_stride, 8);
+  EXPECT_EQ(limits.width_multiple(), 16);
+  auto defaults = (*model)->Resolve(lp::GenerationParams{"a red circle"});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_GE(core::params::LatentShapeOf(*defaults, limits.geometry).tokens, 512);
   auto index = core::io::ReadJsonFile(kModel + "/model_index.json");
   ASSERT_TRUE(index.ok());
   EXPECT_TRUE(index->contains("linvideo_training"));

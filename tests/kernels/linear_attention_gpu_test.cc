@@ -12,7 +12,7 @@ namespace {
 
 TEST(LinearAttentionGpuTest, FusedKernelMatchesReference) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  if (!LinearAttentionCudaCompiled()) {
+  if (!LinearAttentionFusedCudaCompiled()) {
     ADD_FAILURE() << "a CUDA device is present but this build has no fused kernel "
                      "(configure with nvcc and a CUDA LibTorch)";
   }
@@ -20,7 +20,7 @@ TEST(LinearAttentionGpuTest, FusedKernelMatchesReference) {
   ASSERT_FALSE(results.empty());
   for (const auto& r : results) {
     EXPECT_TRUE(r.pass) << r.ToString();
-    if (LinearAttentionCudaCompiled()) EXPECT_EQ(r.path, "fused") << r.ToString();
+    if (LinearAttentionFusedCudaCompiled()) EXPECT_EQ(r.path, "fused") << r.ToString();
   }
 }
 

@@ -60,7 +60,8 @@ TEST(LinearAttentionTest, ReferenceAndCpuMatchQuadraticFormFp32) {
   auto quad = QuadraticForm(in.q.to(at::kDouble), in.k.to(at::kDouble), in.v.to(at::kDouble),
                             in.wq.to(at::kDouble), in.wk.to(at::kDouble));
   auto ref = LinearAttentionReference(in.q, in.k, in.v, in.wq, in.wk);
-  auto cpu = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, /*chunk=*/8);
+  auto cpu =
+      LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, /*chunk=*/8);
   ASSERT_EQ(ref.sizes(), in.q.sizes());
   EXPECT_LT(MaxAbsDiff(ref, quad), 2e-5);
   EXPECT_LT(MaxAbsDiff(cpu, quad), 2e-5);
@@ -74,7 +75,7 @@ TEST(LinearAttentionTest, Bf16MatchesQuadraticFormOfRoundedInputs) {
   auto quad = QuadraticForm(in.q.to(at::kDouble), in.k.to(at::kDouble), in.v.to(at::kDouble),
                             in.wq.to(at::kDouble), in.wk.to(at::kDouble));
   auto ref = LinearAttentionReference(in.q, in.k, in.v, in.wq, in.wk);
-  auto cpu = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk);
+  auto cpu = LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk);
   EXPECT_EQ(ref.scalar_type(), at::kBFloat16);
   EXPECT_EQ(cpu.scalar_type(), at::kBFloat16);
   // Only the final rounding to bf16 (8 bits of mantissa) separates them: outputs are O(1).
@@ -88,14 +89,15 @@ TEST(LinearAttentionTest, CpuPathMatchesReferenceAcrossSizes) {
     for (int64_t h : {1, 3, 12}) {
       auto in = MakeInputs(1, n, n, h, 64);
       auto ref = LinearAttentionReference(in.q, in.k, in.v, in.wq, in.wk);
-      auto cpu = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk);
+      auto cpu = LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk);
       EXPECT_LT(MaxAbsDiff(cpu, ref), 1e-5) << "N=" << n << " heads=" << h;
     }
   }
   // Different query/key lengths, batch 2, odd chunk, head_dim 128.
   auto in = MakeInputs(2, 300, 77, 2, 128);
   auto ref = LinearAttentionReference(in.q, in.k, in.v, in.wq, in.wk);
-  EXPECT_LT(MaxAbsDiff(LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, 1e-6, 7), ref), 1e-5);
+  EXPECT_LT(MaxAbsDiff(LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk, 1e-6, 7), ref),
+            1e-5);
 }
 
 TEST(LinearAttentionTest, NonContiguousInputs) {
@@ -106,7 +108,7 @@ TEST(LinearAttentionTest, NonContiguousInputs) {
   ASSERT_FALSE(q.is_contiguous());
   auto in = MakeInputs(1, 1, 1, 4, 32);
   auto ref = LinearAttentionReference(q.contiguous(), k.contiguous(), v.contiguous(), in.wq, in.wk);
-  EXPECT_LT(MaxAbsDiff(LinearAttentionCpu(q, k, v, in.wq, in.wk, 1e-6, 33), ref), 1e-5);
+  EXPECT_LT(MaxAbsDiff(LinearAttentionComposite(q, k, v, in.wq, in.wk, 1e-6, 33), ref), 1e-5);
 }
 
 TEST(LinearAttentionTest, IdentityFeatureMapIsSoftmaxOfInputAndItsNegation) {
@@ -121,9 +123,9 @@ TEST(LinearAttentionTest, IdentityFeatureMapIsSoftmaxOfInputAndItsNegation) {
 TEST(LinearAttentionTest, GradPathEqualsInferencePath) {
   at::manual_seed(4);
   auto in = MakeInputs(1, 70, 70, 2, 16);
-  auto no_grad = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, 1e-6, 16);
+  auto no_grad = LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk, 1e-6, 16);
   auto wq = in.wq.clone().requires_grad_(true);
-  auto with_grad = LinearAttentionCpu(in.q, in.k, in.v, wq, in.wk, 1e-6, 16);
+  auto with_grad = LinearAttentionComposite(in.q, in.k, in.v, wq, in.wk, 1e-6, 16);
   ASSERT_TRUE(with_grad.requires_grad());
   EXPECT_LT(MaxAbsDiff(with_grad.detach(), no_grad), 1e-6);
 }
@@ -135,7 +137,7 @@ TEST(LinearAttentionTest, FeatureMapGradientsMatchFiniteDifferences) {
   auto wk = in.wk.clone().requires_grad_(true);
   auto probe = at::randn({1, 6, 2, 4}, at::kDouble);
   auto loss_of = [&](const at::Tensor& a, const at::Tensor& b) {
-    return (LinearAttentionCpu(in.q, in.k, in.v, a, b, 1e-6, 4) * probe).sum();
+    return (LinearAttentionComposite(in.q, in.k, in.v, a, b, 1e-6, 4) * probe).sum();
   };
   auto grads = torch::autograd::grad({loss_of(wq, wk)}, {wq, wk});
   at::NoGradGuard no_grad;
@@ -164,16 +166,18 @@ TEST(LinearAttentionTest, DispatchOnCpuUsesCompositePath) {
   auto in = MakeInputs(1, 40, 40, 2, 64);
   EXPECT_FALSE(LinearAttentionUsesFusedKernel(in.q, in.k, in.v, in.wq, in.wk));
   EXPECT_TRUE(LinearAttention(in.q, in.k, in.v, in.wq, in.wk)
-                  .equal(LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk)));
-  if (!LinearAttentionCudaCompiled()) {
-    EXPECT_THROW(LinearAttentionCuda(in.q, in.k, in.v, in.wq, in.wk), c10::Error);
+                  .equal(LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk)));
+  if (!LinearAttentionFusedCudaCompiled()) {
+    EXPECT_THROW(LinearAttentionFusedCuda(in.q, in.k, in.v, in.wq, in.wk), c10::Error);
   }
 }
 
 TEST(LinearAttentionTest, RejectsBadShapes) {
   auto in = MakeInputs(1, 8, 8, 2, 16);
-  EXPECT_THROW(LinearAttentionCpu(in.q, in.k, in.v, in.wq.narrow(0, 0, 1), in.wk), c10::Error);
-  EXPECT_THROW(LinearAttentionCpu(in.q.view({1, 8, 32}), in.k, in.v, in.wq, in.wk), c10::Error);
+  EXPECT_THROW(LinearAttentionComposite(in.q, in.k, in.v, in.wq.narrow(0, 0, 1), in.wk),
+               c10::Error);
+  EXPECT_THROW(LinearAttentionComposite(in.q.view({1, 8, 32}), in.k, in.v, in.wq, in.wk),
+               c10::Error);
   EXPECT_THROW(LinearAttentionReference(in.q, in.k, in.v.narrow(1, 0, 4), in.wq, in.wk),
                c10::Error);
 }
@@ -198,9 +202,9 @@ TEST(LinearAttentionTest, FusedCpuPathUnderInferenceModeAndThreads) {
   {
     c10::InferenceMode guard;
     at::set_num_threads(2);
-    threaded = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
+    threaded = LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
     at::set_num_threads(1);
-    single = LinearAttentionCpu(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
+    single = LinearAttentionComposite(in.q, in.k, in.v, in.wq, in.wk, kLinearAttentionEps, 64);
   }
   at::set_num_threads(threads);
   EXPECT_TRUE(threaded.equal(single));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "server/fake_executor.h"
 
@@ -25,9 +26,10 @@ class EngineTest : public ::testing::Test {
     config_.scheduler.max_queue_delay_ms = 30;
     config_.limits.workers = 2;
     config_.limits.max_cost = 100000;
-    registry_ = std::make_unique<ModelRegistry>(&FakeExecutor::FromDir, root_);
+    registry_ = std::make_unique<ModelRegistry>(
+        &FakeExecutor::FromDir, RegistryOptions{root_, config_.limits.max_prompt_chars, &compute_});
     ASSERT_TRUE(registry_->LoadInitial("m", root_ + "/a").ok());
-    engine_ = std::make_unique<Engine>(config_, registry_.get(), &metrics_);
+    engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   }
   SubmitOptions Req(uint64_t seed, int steps = 4) {
     SubmitOptions o;
@@ -39,7 +41,7 @@ class EngineTest : public ::testing::Test {
     o.params.frames = 5;
     return o;
   }
-  static Phase WaitDone(const std::shared_ptr<ServeRequest>& r) {
+  static RequestPhase WaitDone(const std::shared_ptr<ServeRequest>& r) {
     absl::MutexLock l(&r->mu);
     r->mu.AwaitWithTimeout(
         absl::Condition(
@@ -49,11 +51,12 @@ class EngineTest : public ::testing::Test {
   }
   static std::string Result(const std::shared_ptr<ServeRequest>& r) {
     absl::MutexLock l(&r->mu);
-    return r->result.empty() ? "" : r->result[0];
+    return r->result == nullptr || r->result->blobs.empty() ? "" : r->result->blobs[0];
   }
   std::string root_;
   ServerConfig config_;
   Metrics metrics_;
+  ComputeDevice compute_{/*exclusive=*/true};
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<Engine> engine_;
 };
@@ -61,16 +64,16 @@ class EngineTest : public ::testing::Test {
 TEST_F(EngineTest, BatchedRequestsMatchSoloResults) {
   auto solo = engine_->Submit(Req(42));
   ASSERT_TRUE(solo.ok()) << solo.status();
-  ASSERT_EQ(WaitDone(*solo), Phase::kDone);
+  ASSERT_EQ(WaitDone(*solo), RequestPhase::kDone);
   std::vector<std::shared_ptr<ServeRequest>> rs;
   for (uint64_t seed : {42, 43, 44, 42}) rs.push_back(*engine_->Submit(Req(seed)));
-  for (auto& r : rs) ASSERT_EQ(WaitDone(r), Phase::kDone);
+  for (auto& r : rs) ASSERT_EQ(WaitDone(r), RequestPhase::kDone);
   EXPECT_EQ(Result(rs[0]), Result(*solo));
   EXPECT_EQ(Result(rs[3]), Result(*solo));
   EXPECT_NE(Result(rs[1]), Result(*solo));
   absl::MutexLock l(&rs[0]->mu);
   EXPECT_GT(rs[0]->stats.max_batch, 1);
-  EXPECT_FALSE(rs[0]->result[0].empty());
+  EXPECT_FALSE(rs[0]->result->blobs[0].empty());
 }
 
 TEST_F(EngineTest, ValidationErrors) {
@@ -94,6 +97,42 @@ TEST_F(EngineTest, ValidationErrors) {
   EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+// The fake executor's requests are resolved by the same core::params::Resolve as the real model's,
+// with the server's caps applied, so these are the messages clients of either executor see.
+TEST_F(EngineTest, ValidationMessagesComeFromTheOneResolve) {
+  struct Case {
+    std::function<void(SubmitOptions&)> mutate;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {[](SubmitOptions& o) { o.params.prompt = std::string(2001, 'a'); },
+       "prompt is 2001 bytes; at most 2000 are allowed"},
+      {[](SubmitOptions& o) { o.params.guidance = -2; }, "guidance -2 is not allowed; use 0..20"},
+      {[](SubmitOptions& o) { o.params.shift = -1; }, "shift -1 is not allowed"},
+      {[](SubmitOptions& o) { o.params.width = -32; }, "width -32 is not allowed"},
+      {[](SubmitOptions& o) { o.params.steps = 51; }, "steps 51 is not allowed; use 1..50"},
+      {[](SubmitOptions& o) { o.output.fps = 61; }, "fps 61 is not allowed; use 1..60"},
+      {[](SubmitOptions& o) { o.request_id = "a b"; }, "use 1-64 characters"},
+  };
+  for (const Case& c : cases) {
+    SubmitOptions o = Req(1);
+    c.mutate(o);
+    const absl::Status st = engine_->Submit(o).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.expect;
+    EXPECT_NE(st.message().find(c.expect), std::string::npos) << st;
+  }
+  // Unset fields take the model's defaults (fake_model.json: 32x32, 5 frames, 4 steps).
+  SubmitOptions o;
+  o.params.prompt = "defaults";
+  auto r = engine_->Submit(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->params.width, 32);
+  EXPECT_EQ((*r)->params.steps, 4);
+  EXPECT_DOUBLE_EQ((*r)->params.guidance, 5.0);
+  EXPECT_EQ((*r)->output.fps, kDefaultFps);
+  EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
+}
+
 TEST_F(EngineTest, QueueFullCancelAndDeadline) {
   engine_->Pause(false);
   std::vector<std::shared_ptr<ServeRequest>> rs;
@@ -107,19 +146,19 @@ TEST_F(EngineTest, QueueFullCancelAndDeadline) {
   }
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
   ASSERT_TRUE(engine_->Cancel(rs.back()->id).ok());
-  EXPECT_EQ(WaitDone(rs.back()), Phase::kCancelled);
+  EXPECT_EQ(WaitDone(rs.back()), RequestPhase::kCancelled);
   SubmitOptions o = Req(99);
   o.deadline = absl::Now() + absl::Milliseconds(50);
   auto late = engine_->Submit(o);
   ASSERT_TRUE(late.ok());
-  EXPECT_EQ(WaitDone(*late), Phase::kFailed);
+  EXPECT_EQ(WaitDone(*late), RequestPhase::kFailed);
   {
     absl::MutexLock l(&(*late)->mu);
     EXPECT_EQ((*late)->error.code(), absl::StatusCode::kDeadlineExceeded);
     EXPECT_EQ((*late)->step, 0);  // never started
   }
   ASSERT_TRUE(engine_->Cancel(rs[0]->id).ok());  // running: stops within a step
-  EXPECT_EQ(WaitDone(rs[0]), Phase::kCancelled);
+  EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kCancelled);
 }
 
 TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
@@ -129,14 +168,14 @@ TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
   auto loaded = registry_->Load("m", "b");
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   auto after = *engine_->Submit(Req(5, 10));
-  ASSERT_EQ(WaitDone(before), Phase::kDone);
-  ASSERT_EQ(WaitDone(after), Phase::kDone);
+  ASSERT_EQ(WaitDone(before), RequestPhase::kDone);
+  ASSERT_EQ(WaitDone(after), RequestPhase::kDone);
   EXPECT_EQ(before->model->version, 1);
   EXPECT_EQ(after->model->version, 2);
   EXPECT_NE(Result(before), Result(after));  // different checkpoints (salt)
   ASSERT_TRUE(registry_->Rollback("m").ok());
   auto rolled = *engine_->Submit(Req(5, 10));
-  ASSERT_EQ(WaitDone(rolled), Phase::kDone);
+  ASSERT_EQ(WaitDone(rolled), RequestPhase::kDone);
   EXPECT_EQ(Result(rolled), Result(before));
 }
 
@@ -145,7 +184,7 @@ TEST_F(EngineTest, DrainRefusesNewWorkAndFinishesInflight) {
   engine_->Drain();
   EXPECT_EQ(engine_->Submit(Req(2)).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(engine_->WaitIdle(absl::Seconds(20)), 0);
-  EXPECT_EQ(WaitDone(r), Phase::kDone);
+  EXPECT_EQ(WaitDone(r), RequestPhase::kDone);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ BucketKey Key(int64_t width, const std::string& model = "m", int64_t version = 1
   k.width = width;
   k.height = 32;
   k.frames = 5;
-  k.guidance = true;
+  k.cfg = true;
   return k;
 }
 
@@ -56,7 +56,7 @@ TEST_F(SchedulerTest, HoldsBatchOpenUntilDelayThenRuns) {
   p = s.Next(kT0 + absl::Milliseconds(50));
   ASSERT_EQ(p.batch.size(), 2u);
   EXPECT_EQ(p.admit, (std::vector<SchedEntry*>{a, b}));
-  EXPECT_TRUE(a->running && b->running);
+  EXPECT_TRUE(a->running() && b->running());
 }
 
 TEST_F(SchedulerTest, FullBatchRunsWithoutWaiting) {
@@ -78,7 +78,7 @@ TEST_F(SchedulerTest, BucketsSeparateShapesModelsAndVersions) {
   Add(s, Key(32, "m", 2), kT0 + absl::Milliseconds(3));
   SchedEntry* e = Add(s, Key(32), kT0 + absl::Milliseconds(4));
   BucketKey nocfg = Key(32);
-  nocfg.guidance = false;
+  nocfg.cfg = false;
   Add(s, nocfg, kT0 + absl::Milliseconds(5));
   Plan p = s.Next(kT0 + absl::Milliseconds(10));
   EXPECT_EQ(p.batch, (std::vector<SchedEntry*>{a, e}));

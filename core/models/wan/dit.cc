@@ -106,6 +106,39 @@ std::pair<torch::Tensor, torch::Tensor> WanModelImpl::TimeEmbedding(const torch:
   return {Float(e), Float(e0)};
 }
 
+WanTextState SliceTextState(const WanTextState& text, int64_t begin, int64_t end) {
+  WanTextState out;
+  out.context = text.context.slice(0, begin, end);  // [end - begin, text_len, dim]
+  out.cross_kv.reserve(text.cross_kv.size());
+  for (const auto& [k, v] : text.cross_kv)
+    out.cross_kv.emplace_back(k.slice(0, begin, end), v.slice(0, begin, end));
+  return out;
+}
+
+WanTextState ConcatTextStates(const std::vector<const WanTextState*>& parts) {
+  TORCH_CHECK(!parts.empty(), "ConcatTextStates needs at least one text state");
+  if (parts.size() == 1) return *parts[0];
+  const size_t layers = parts[0]->cross_kv.size();
+  std::vector<torch::Tensor> rows, keys, values;
+  WanTextState out;
+  for (const WanTextState* p : parts) {
+    TORCH_CHECK(p->cross_kv.size() == layers, "text states of one batch must come from one model");
+    rows.push_back(p->context);
+  }
+  out.context = at::cat(rows);  // [sum B, text_len, dim]
+  out.cross_kv.reserve(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    keys.clear();
+    values.clear();
+    for (const WanTextState* p : parts) {
+      keys.push_back(p->cross_kv[l].first);
+      values.push_back(p->cross_kv[l].second);
+    }
+    out.cross_kv.emplace_back(at::cat(keys), at::cat(values));  // [sum B, text_len, heads, hd]
+  }
+  return out;
+}
+
 WanTextState WanModelImpl::PrepareText(const torch::Tensor& context) {
   TORCH_CHECK(context.dim() == 3 && context.size(2) == config_.text_dim,
               "DiT context must be [B, L, text_dim = ", config_.text_dim, "], got ",

@@ -54,6 +54,12 @@ struct WanTextState {
   int64_t batch() const { return context.defined() ? context.size(0) : 0; }
 };
 
+// Rows [begin, end) of a prepared text state (views: no copy).
+WanTextState SliceTextState(const WanTextState& text, int64_t begin, int64_t end);
+// The states' rows stacked along the batch, in order (a copy; a single state is returned as is):
+// how a batch of requests, each with its text prepared once, runs as one Denoise.
+WanTextState ConcatTextStates(const std::vector<const WanTextState*>& parts);
+
 class WanModelImpl : public torch::nn::Module {
  public:
   // `config` must be valid (Validate()); `cores` holds one attention core per layer, or is empty

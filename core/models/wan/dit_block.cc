@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "core/attention/softmax_attention.h"
 #include "core/models/wan/dit_ops.h"
+#include "kernels/softmax_attention.h"
 
 namespace linvideo::core::wan {
 namespace {
@@ -91,7 +91,7 @@ WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim, int64_t num_heads, boo
 torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key,
                                              const torch::Tensor& value) {
   auto query = Query(x);  // [B, N, H, D]
-  auto out = attention::SoftmaxAttention(CastLike(query, value), CastLike(key, value), value);
+  auto out = kernels::SoftmaxAttention(CastLike(query, value), CastLike(key, value), value);
   return Output(out);  // [B, N, dim]
 }
 

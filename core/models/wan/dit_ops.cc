@@ -2,8 +2,8 @@
 
 #include <ATen/ATen.h>
 
-#include "core/common/torch_compat.h"
 #include "kernels/gelu_tanh.h"
+#include "kernels/torch_compat.h"
 
 namespace linvideo::core::wan::dit {
 bool CanMutateInPlace() { return !at::GradMode::is_enabled(); }
@@ -58,7 +58,7 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
   // weight's dtype first only made autocast cast it back, two copies of the activation forward
   // and two more backward, with bit-identical results (bf16 -> fp32 -> bf16 is exact).
   const bool autocast_casts =
-      x.device().is_cpu() && weight.scalar_type() == at::kFloat && CpuAutocastEnabled();
+      x.device().is_cpu() && weight.scalar_type() == at::kFloat && kernels::CpuAutocastEnabled();
   auto x2 =
       x.scalar_type() == weight.scalar_type() || autocast_casts ? x : x.to(weight.scalar_type());
   x2 = x2.reshape({-1, in});  // [M, in]

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <memory>
 
-#include "core/attention/softmax_attention.h"
+#include "kernels/softmax_attention.h"
 
 namespace linvideo::core::wan::vae {
 namespace {
@@ -172,8 +172,8 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) const {
                                .mul(1.0 / std::sqrt(static_cast<double>(c)));  // [B·T, HW, HW]
     o = at::matmul(at::softmax(scores, -1), parts[2]);
   } else {
-    o = attention::SoftmaxAttention(parts[0].unsqueeze(2), parts[1].unsqueeze(2),
-                                    parts[2].unsqueeze(2))  // [B·T, HW, 1, C], memory-bounded
+    o = kernels::SoftmaxAttention(parts[0].unsqueeze(2), parts[1].unsqueeze(2),
+                                  parts[2].unsqueeze(2))  // [B·T, HW, 1, C], memory-bounded
             .reshape({b * t, h * w, c});
   }
   o = at::linear(o, proj_->weight.view({c, c}), proj_->bias);

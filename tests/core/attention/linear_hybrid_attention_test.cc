@@ -112,7 +112,7 @@ TEST(LinearHybridAttentionTest, GateOneIsSoftmaxAndSkipsLinearBranch) {
   auto q = at::randn({1, 20, 2, 8}), k = at::randn({1, 20, 2, 8}), v = at::randn({1, 20, 2, 8});
   at::NoGradGuard no_grad;
   auto out = hyb->forward(q, k, v);
-  EXPECT_TRUE(out.equal(SoftmaxAttention(q, k, v)));
+  EXPECT_TRUE(out.equal(kernels::SoftmaxAttention(q, k, v)));
   EXPECT_EQ(hyb->linear_calls(), 0);
   EXPECT_EQ(hyb->softmax_calls(), 1);
   // Stored values above 1 clamp to 1.
@@ -147,7 +147,7 @@ TEST(LinearHybridAttentionTest, InteriorGateBlendsBothBranches) {
   Perturb(*hyb);
   auto q = at::randn({1, 25, 2, 8}), k = at::randn({1, 25, 2, 8}), v = at::randn({1, 25, 2, 8});
   at::NoGradGuard no_grad;
-  auto soft = SoftmaxAttention(q, k, v);
+  auto soft = kernels::SoftmaxAttention(q, k, v);
   auto lin = kernels::LinearAttentionReference(q, k, v, hyb->feature_map_q(), hyb->feature_map_k());
   EXPECT_LT(MaxAbsDiff(hyb->forward(q, k, v), 0.3 * soft + 0.7 * lin), 1e-5);
   EXPECT_EQ(hyb->softmax_calls(), 1);

@@ -103,6 +103,15 @@ TEST(DitModelTest, ForwardShapesPaddingAndBatchIndependence) {
   // The text state can be prepared once and reused.
   auto text = model->PrepareText(context);
   EXPECT_TRUE(torch::equal(model->Denoise(x, t, text), out));
+  // Per-request states (prepared one row at a time, as the pipeline does at admission), sliced and
+  // stacked for a batch, give what the batch's own forward gives.
+  auto row0 = model->PrepareText(context.narrow(0, 0, 1));
+  auto row1 = SliceTextState(model->PrepareText(context.flip(0)), 0, 1);
+  auto stacked = ConcatTextStates({&row0, &row1});
+  EXPECT_EQ(stacked.batch(), 2);
+  EXPECT_TRUE(torch::equal(model->Denoise(x, t, stacked), out));
+  auto swapped = ConcatTextStates({&row1, &row0});
+  EXPECT_GT(RelError(model->Denoise(x, t, swapped), out), 1e-3);  // rows follow the given order
   // Timestep and text both matter.
   EXPECT_GT(RelError(model->forward(x, torch::tensor({10.0f, 250.5f}), context), out), 1e-3);
   EXPECT_GT(RelError(model->forward(x, t, context * 2), out), 1e-3);

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/common/torch_compat.h"
+#include "kernels/torch_compat.h"
 
 namespace linvideo::core::wan::dit {
 namespace {
@@ -105,7 +105,7 @@ TEST(DitOpsTest, LinearUnderAutocastSkipsTheRoundTripBitIdentically) {
     auto x = base.clone().requires_grad_(true);
     torch::Tensor y;
     {
-      ScopedCpuBf16Autocast autocast(true);
+      kernels::ScopedCpuBf16Autocast autocast(true);
       y = round_trip
               ? at::addmm(layer->bias, x.to(torch::kFloat).reshape({-1, 64}), layer->weight.t())
                     .view({4, 7, 32})

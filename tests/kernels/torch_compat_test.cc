@@ -1,9 +1,9 @@
-#include "core/common/torch_compat.h"
+#include "kernels/torch_compat.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-namespace linvideo::core {
+namespace linvideo::kernels {
 namespace {
 
 at::ScalarType MatmulType() {
@@ -51,4 +51,4 @@ TEST(ScopedCpuBf16AutocastTest, GradientsOfFp32WeightsStayFp32AndMatchFp32Closel
 }
 
 }  // namespace
-}  // namespace linvideo::core
+}  // namespace linvideo::kernels

@@ -13,7 +13,7 @@
 
 #include <ATen/autocast_mode.h>
 
-namespace linvideo::core {
+namespace linvideo::kernels {
 
 // Whether CPU autocast is on in this thread (e.g. inside a ScopedCpuBf16Autocast).
 inline bool CpuAutocastEnabled() {
@@ -65,4 +65,4 @@ class ScopedCpuBf16Autocast {
   at::ScalarType old_dtype_ = at::kBFloat16;
 };
 
-}  // namespace linvideo::core
+}  // namespace linvideo::kernels

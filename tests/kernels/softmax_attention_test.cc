@@ -1,11 +1,11 @@
-#include "core/attention/softmax_attention.h"
+#include "kernels/softmax_attention.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
-namespace linvideo::core::attention {
+namespace linvideo::kernels {
 namespace {
 
 // softmax(q kᵀ / sqrt(d)) v with the full N² matrix, per head, in double.
@@ -50,4 +50,4 @@ TEST(SoftmaxAttentionTest, GradientsFlowAndMatchTheInferencePath) {
 }
 
 }  // namespace
-}  // namespace linvideo::core::attention
+}  // namespace linvideo::kernels

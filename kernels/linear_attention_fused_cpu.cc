@@ -1,4 +1,4 @@
-// Fused fp32 CPU inference path of Hedgehog linear attention (see linear_attention_cpu_fused.h).
+// Fused fp32 CPU inference path of Hedgehog linear attention (see linear_attention_fused_cpu.h).
 //
 // Per (batch, head), keys then queries in chunks of rows:
 //   keys:    z = k_h·W̃k (GEMM reading k in place, row stride H·D) -> φ rows (one fused pass:
@@ -10,7 +10,7 @@
 // the output, no separate softmax/neg/divide passes, and the denominator costs no GEMV.
 // Memory beyond inputs and output: z [chunk, D] + φ [chunk, 2D] + S [2D, D] + Σφ [2D].
 
-#include "kernels/linear_attention_cpu_fused.h"
+#include "kernels/linear_attention_fused_cpu.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -116,7 +116,7 @@ void FeatureMap(const at::Tensor& z, at::Tensor& phi, const float* ksum, float e
 
 }  // namespace
 
-bool LinearAttentionCpuFusedApplies(const torch::Tensor& q, const torch::Tensor& k,
+bool LinearAttentionFusedCpuApplies(const torch::Tensor& q, const torch::Tensor& k,
                                     const torch::Tensor& v) {
   for (const auto* t : {&q, &k, &v}) {
     if (!t->device().is_cpu() || t->scalar_type() != c10::kFloat || t->stride(3) != 1) {
@@ -126,7 +126,7 @@ bool LinearAttentionCpuFusedApplies(const torch::Tensor& q, const torch::Tensor&
   return true;
 }
 
-torch::Tensor LinearAttentionCpuFused(const torch::Tensor& q, const torch::Tensor& k,
+torch::Tensor LinearAttentionFusedCpu(const torch::Tensor& q, const torch::Tensor& k,
                                       const torch::Tensor& v, const torch::Tensor& w_q,
                                       const torch::Tensor& w_k, double eps, int64_t chunk) {
   at::NoGradGuard no_grad;

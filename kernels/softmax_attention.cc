@@ -1,4 +1,4 @@
-#include "core/attention/softmax_attention.h"
+#include "kernels/softmax_attention.h"
 
 #include <ATen/ATen.h>
 
@@ -6,26 +6,34 @@
 #include <cmath>
 #include <vector>
 
-#include "core/common/torch_compat.h"
+#include "kernels/torch_compat.h"
 
-namespace linvideo::core::attention {
+namespace linvideo::kernels {
 
 torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, double scale, int64_t score_budget_bytes) {
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
-              "SoftmaxAttention expects [B, N, heads, head_dim] tensors");
-  const int64_t b = q.size(0), nq = q.size(1), h = q.size(2), d = q.size(3);
-  const int64_t nk = k.size(1);
-  if (scale <= 0.0) scale = 1.0 / std::sqrt(static_cast<double>(d));
-
 #if LINVIDEO_TORCH_HAS_SDPA
   if (q.is_cuda()) {
+    TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+                "SoftmaxAttention expects [B, N, heads, head_dim] tensors");
+    if (scale <= 0.0) scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     // [B, H, N, D] layout for SDPA; its flash/efficient kernels never materialise N².
     auto out = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
                                                 v.transpose(1, 2), {}, 0.0, false, scale);
     return out.transpose(1, 2);
   }
 #endif
+  return SoftmaxAttentionChunked(q, k, v, scale, score_budget_bytes);
+}
+
+torch::Tensor SoftmaxAttentionChunked(const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v, double scale,
+                                      int64_t score_budget_bytes) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+              "SoftmaxAttentionChunked expects [B, N, heads, head_dim] tensors");
+  const int64_t b = q.size(0), nq = q.size(1), h = q.size(2), d = q.size(3);
+  const int64_t nk = k.size(1);
+  if (scale <= 0.0) scale = 1.0 / std::sqrt(static_cast<double>(d));
 
   // Pre-scaling q saves a pass over the scores.
   auto qh = (q * scale).permute({0, 2, 1, 3}).reshape({b * h, nq, d});  // [B*H, Nq, D]
@@ -64,4 +72,4 @@ torch::Tensor SoftmaxAttention(const torch::Tensor& q, const torch::Tensor& k,
   return out.view({b, h, nq, d}).permute({0, 2, 1, 3});  // [B, Nq, H, D]
 }
 
-}  // namespace linvideo::core::attention
+}  // namespace linvideo::kernels

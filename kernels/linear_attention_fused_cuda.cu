@@ -1,11 +1,11 @@
-// Fused Hedgehog linear attention for CUDA (see linear_attention_cuda.h for the algorithm).
+// Fused Hedgehog linear attention for CUDA (see linear_attention_fused_cuda.h for the algorithm).
 // Plain CUDA C++ (no LibTorch headers) so it compiles with nvcc on machines without a CUDA
 // LibTorch.
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "kernels/linear_attention_cuda.h"
+#include "kernels/linear_attention_fused_cuda.h"
 
 namespace linvideo::kernels::cuda {
 namespace {

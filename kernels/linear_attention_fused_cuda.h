@@ -1,7 +1,7 @@
 #pragma once
-// Raw-pointer interface of the fused CUDA linear attention (linear_attention_cuda.cu). It uses no
-// LibTorch or CUDA types, so the .cu compiles with nvcc alone (also where LibTorch has no CUDA) and
-// C++ callers need no CUDA headers. LibTorch callers use LinearAttentionCuda() in
+// Raw-pointer interface of the fused CUDA linear attention (linear_attention_fused_cuda.cu). It
+// uses no LibTorch or CUDA types, so the .cu compiles with nvcc alone (also where LibTorch has no
+// CUDA) and C++ callers need no CUDA headers. LibTorch callers use LinearAttentionFusedCuda() in
 // linear_attention.h, which allocates the workspace and passes the current stream.
 //
 // Algorithm (per batch·head, φ(x) = [softmax(x·W̃), softmax(−x·W̃)]):

@@ -1,0 +1,51 @@
+#include "server/output_format.h"
+
+#include "absl/strings/str_cat.h"
+#include "media/png.h"
+#include "media/video_encoder.h"
+
+namespace linvideo::server {
+
+int64_t EncodedOutput::bytes() const {
+  int64_t n = 0;
+  for (const std::string& b : blobs) n += static_cast<int64_t>(b.size());
+  return n;
+}
+
+absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format) {
+  OutputFormat f = format;
+  if (f.fps == 0) f.fps = kDefaultFps;
+  if (f.fps < 1 || f.fps > kMaxFps) {
+    return absl::InvalidArgumentError(absl::StrCat("fps ", format.fps, " is not allowed; use 1..",
+                                                   kMaxFps, " (0: the default, ", kDefaultFps,
+                                                   ")"));
+  }
+  return f;
+}
+
+std::string MimeType(OutputKind kind) {
+  if (kind == OutputKind::kPngFrames) return "image/png";
+  return std::string(media::ContainerMimeType(kind == OutputKind::kWebm ? media::Container::kWebm
+                                                                        : media::Container::kMp4));
+}
+
+absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format) {
+  EncodedOutput out;
+  out.mime = MimeType(format.kind);
+  if (format.kind == OutputKind::kPngFrames) {
+    auto pngs = media::EncodePngFrames(frames.View());
+    if (!pngs.ok()) return pngs.status();
+    out.blobs = std::move(*pngs);
+    return out;
+  }
+  media::EncodeOptions eo;
+  eo.container =
+      format.kind == OutputKind::kWebm ? media::Container::kWebm : media::Container::kMp4;
+  eo.fps = format.fps;
+  auto video = media::EncodeVideo(frames.View(), eo);
+  if (!video.ok()) return video.status();
+  out.blobs.push_back(std::move(*video));
+  return out;
+}
+
+}  // namespace linvideo::server

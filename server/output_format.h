@@ -1,0 +1,37 @@
+#pragma once
+// What a finished request is encoded into: the container (MP4, WebM) or PNG frames, the frame
+// rate, and the MIME type of the result. Resolve owns the defaults and limits of these fields;
+// Encode turns decoded frames into the result. Pure functions; thread-safe.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "media/frames.h"
+
+namespace linvideo::server {
+
+enum class OutputKind { kMp4, kWebm, kPngFrames };
+
+inline constexpr int kDefaultFps = 16;
+inline constexpr int kMaxFps = 60;
+
+struct OutputFormat {
+  OutputKind kind = OutputKind::kMp4;
+  int fps = 0;  // 0: kDefaultFps
+};
+
+// The encoded result: one blob (a video) or one PNG per frame.
+struct EncodedOutput {
+  std::vector<std::string> blobs;
+  std::string mime;
+  int64_t bytes() const;
+};
+
+// Fills in the default fps and checks it (INVALID_ARGUMENT: 1..60, 0 for the default).
+absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format);
+std::string MimeType(OutputKind kind);
+// Encodes `frames` (format already resolved).
+absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format);
+
+}  // namespace linvideo::server

@@ -1,0 +1,48 @@
+#pragma once
+// OutputStage: the end of a request's life off the engine thread. Worker threads take requests
+// whose last denoising step ran, VAE-decode their latents (under a compute lease) and encode the
+// frames (FFmpeg / PNG, no lease: it overlaps the next steps), then publish the result, the stats
+// and the Completed event on the request. Chunking the result for the wire is the gRPC layer's.
+// Thread safety: Enqueue from any thread; `on_finished` runs on a worker after each request.
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "server/compute_device.h"
+#include "server/metrics.h"
+#include "server/request.h"
+
+namespace linvideo::server {
+
+class OutputStage {
+ public:
+  // `compute` and `metrics` may be null and must outlive the stage. Starts `workers` threads.
+  OutputStage(int workers, ComputeDevice* compute, Metrics* metrics,
+              std::function<void()> on_finished);
+  ~OutputStage();  // Stop()s
+  OutputStage(const OutputStage&) = delete;
+  OutputStage& operator=(const OutputStage&) = delete;
+
+  // Takes a request whose state is done (the engine hands its `state` over with it).
+  void Enqueue(std::shared_ptr<ServeRequest> r);
+  // Finishes the queued requests, then joins the workers.
+  void Stop();
+
+ private:
+  void RunWorker();
+  void Finish(ServeRequest& r);
+
+  ComputeDevice* compute_;
+  Metrics* metrics_;
+  std::function<void()> on_finished_;
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<ServeRequest>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace linvideo::server

@@ -1,0 +1,39 @@
+#pragma once
+// RequestTable: every request the server knows, by id, from Submit until its result expires
+// (limits.result_ttl_s after it ended), and the way back from a scheduler plan to the requests.
+// Thread-compatible: the engine calls it under its lock.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/request.h"
+
+namespace linvideo::server {
+
+class RequestTable {
+ public:
+  // OK for a client-chosen id of 1-64 characters from [A-Za-z0-9._-]; INVALID_ARGUMENT otherwise.
+  static absl::Status ValidateId(const std::string& id);
+  // A fresh server-chosen id.
+  std::string NewId();
+
+  std::shared_ptr<ServeRequest> Find(const std::string& id) const;
+  // Adds `r` under r->id and points its scheduler entry back at it. False when the id is taken.
+  bool Insert(const std::shared_ptr<ServeRequest>& r);
+  // The request a scheduler entry belongs to (the entry's owner; no lookup).
+  static ServeRequest& Of(const SchedEntry* entry) {
+    return *static_cast<ServeRequest*>(entry->owner);
+  }
+  // Forgets requests that ended more than `ttl` before `now`.
+  void Expire(absl::Time now, absl::Duration ttl);
+  size_t size() const { return requests_.size(); }
+
+ private:
+  std::map<std::string, std::shared_ptr<ServeRequest>> requests_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace linvideo::server
