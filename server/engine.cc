@@ -91,14 +91,17 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   r->entry.deadline = o.deadline;
 
   absl::MutexLock lock(&mu_);
+  if (stop_) return absl::UnavailableError("server is shutting down: no new work is accepted");
   r->id = o.request_id.empty() ? table_.NewId() : o.request_id;
-  if (auto existing = table_.Find(r->id)) {  // lost a race with the same id
+  if (!table_.Insert(r)) {  // lost a race with the same id
     if (o.streaming)
       return absl::AlreadyExistsError(absl::StrCat("request_id '", r->id, "' already exists"));
-    return existing;
+    return table_.Find(r->id);
   }
-  if (absl::Status queued = scheduler_.Enqueue(&r->entry); !queued.ok()) return queued;
-  table_.Insert(r);
+  if (absl::Status queued = scheduler_.Enqueue(&r->entry); !queued.ok()) {
+    table_.Erase(r->id);
+    return queued;
+  }
   {
     absl::MutexLock rl(&r->mu);
     r->position = scheduler_.Position(&r->entry, r->created);

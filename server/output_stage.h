@@ -3,7 +3,9 @@
 // whose last denoising step ran, VAE-decode their latents (under a compute lease) and encode the
 // frames (FFmpeg / PNG, no lease: it overlaps the next steps), then publish the result, the stats
 // and the Completed event on the request. Chunking the result for the wire is the gRPC layer's.
-// Thread safety: Enqueue from any thread; `on_finished` runs on a worker after each request.
+// Thread safety: Enqueue from any thread until Stop (the engine stops enqueueing first: its
+// thread is joined before it stops the stage); Stop from one thread; `on_finished` runs on a worker
+// after each request.
 
 #include <deque>
 #include <functional>

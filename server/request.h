@@ -29,7 +29,8 @@
 
 namespace linvideo::server {
 
-// Events of a streaming request, in order: Queued* Started Progress* (Completed | Failed).
+// Events of a streaming request, in order: Queued* (Started Progress*)? (Completed | Failed);
+// a request cancelled, expired or failed before it started gets Failed without Started.
 struct QueuedEvent {
   int position = 0;  // 1 = next to start
 };

@@ -2,7 +2,8 @@
 // The one vocabulary for where a generation request is, used by the scheduler (queued/running),
 // the engine and its output stage, and the API (v1::RequestState).
 //   kQueued -> kRunning (denoising steps) -> kFinishing (VAE decode + encode) -> kDone
-// and from any non-terminal phase to kFailed or kCancelled.
+// kQueued and kRunning may end in kCancelled (Cancel, client gone) or kFailed (deadline, errors);
+// kFinishing only in kFailed (a decode/encode error): a cancel then comes too late to save work.
 
 namespace linvideo::server {
 

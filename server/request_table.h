@@ -23,6 +23,7 @@ class RequestTable {
   std::shared_ptr<ServeRequest> Find(const std::string& id) const;
   // Adds `r` under r->id and points its scheduler entry back at it. False when the id is taken.
   bool Insert(const std::shared_ptr<ServeRequest>& r);
+  void Erase(const std::string& id) { requests_.erase(id); }
   // The request a scheduler entry belongs to (the entry's owner; no lookup).
   static ServeRequest& Of(const SchedEntry* entry) {
     return *static_cast<ServeRequest*>(entry->owner);

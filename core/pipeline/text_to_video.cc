@@ -119,6 +119,12 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
       LV_ASSIGN_OR_RETURN(r->latents, sampling::SamplerStep(r->schedule, r->sampler, r->step,
                                                             velocities[i], r->latents));
       ++r->step;
+      if (r->done()) {
+        // Decode needs only the latents: free the text state (every layer's K/V) now, not when
+        // a decode worker gets to the request.
+        r->cond = {};
+        r->uncond = {};
+      }
     }
     return absl::OkStatus();
   }

@@ -50,8 +50,8 @@ struct RequestState {
   GenerationParams params;  // defaults resolved
   torch::Tensor latents;    // [16, F', H/8, W/8] current x_t
   // The DiT's text state (embedded text and every layer's cross-attention K/V), batch 1, prepared
-  // once by InitRequest and reused at every step: the prompt, and the negative prompt with CFG
-  // (empty, batch() == 0, without).
+  // once by InitRequest and reused at every step (freed after the last): the prompt, and the
+  // negative prompt with CFG (empty, batch() == 0, without).
   wan::WanTextState cond;
   wan::WanTextState uncond;
   sampling::FlowSchedule schedule;  // sigmas (steps + 1) and the integer timesteps the model sees

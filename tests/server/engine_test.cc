@@ -187,5 +187,18 @@ TEST_F(EngineTest, DrainRefusesNewWorkAndFinishesInflight) {
   EXPECT_EQ(WaitDone(r), RequestPhase::kDone);
 }
 
+TEST_F(EngineTest, StopFailsUnfinishedRequestsAndRefusesNewOnes) {
+  auto r = *engine_->Submit(Req(1, 40));
+  engine_->Stop();
+  EXPECT_EQ(WaitDone(r), RequestPhase::kFailed);
+  {
+    absl::MutexLock l(&r->mu);
+    EXPECT_EQ(r->error.code(), absl::StatusCode::kUnavailable) << r->error;
+  }
+  const absl::Status late = engine_->Submit(Req(2)).status();
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable) << late;
+  EXPECT_EQ(engine_->Outstanding(), 0);
+}
+
 }  // namespace
 }  // namespace linvideo::server
