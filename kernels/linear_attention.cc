@@ -32,11 +32,14 @@ void CheckArgs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tens
               ", ", d, ", ", d, "], got ", w_q.sizes(), " and ", w_k.sizes());
 }
 
-// [B, c, H, D] (any strides/dtype) -> [B*H, c, D] contiguous in `acc` (one copy).
+// [B, c, H, D] (any strides/dtype) -> [B*H, c, D] contiguous in `acc` (one copy). `to` returns its
+// input unchanged when the dtype already matches, whatever memory format is asked for (LibTorch
+// 1.13), so `contiguous` makes the copy then.
 torch::Tensor ToHeads(const torch::Tensor& x, c10::ScalarType acc) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), d = x.size(3);
   return x.permute({0, 2, 1, 3})
       .to(acc, /*non_blocking=*/false, /*copy=*/false, c10::MemoryFormat::Contiguous)
+      .contiguous()
       .view({b * h, c, d});
 }
 

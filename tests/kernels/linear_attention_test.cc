@@ -109,6 +109,13 @@ TEST(LinearAttentionTest, NonContiguousInputs) {
   auto in = MakeInputs(1, 1, 1, 4, 32);
   auto ref = LinearAttentionReference(q.contiguous(), k.contiguous(), v.contiguous(), in.wq, in.wk);
   EXPECT_LT(MaxAbsDiff(LinearAttentionComposite(q, k, v, in.wq, in.wk, 1e-6, 33), ref), 1e-5);
+  // The differentiable path too (training a hybrid layer of a batch-2 DiT took it; it threw on
+  // these strides before ToHeads made its copy contiguous).
+  auto wq = in.wq.clone().requires_grad_(true);
+  auto trained = LinearAttentionComposite(q, k, v, wq, in.wk, 1e-6, 33);
+  EXPECT_LT(MaxAbsDiff(trained.detach(), ref), 1e-5);
+  trained.sum().backward();
+  EXPECT_TRUE(wq.grad().defined());
 }
 
 TEST(LinearAttentionTest, IdentityFeatureMapIsSoftmaxOfInputAndItsNegation) {

@@ -1,0 +1,70 @@
+#include "core/posttrain/student.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/attention/hybrid_attention.h"
+#include "core/common/status.h"
+#include "core/io/state_dict.h"
+
+namespace linvideo::core::posttrain {
+namespace {
+
+attention::HybridAttentionCoreImpl* HybridCore(wan::WanModel& model, int64_t layer) {
+  auto* block = model->blocks[layer]->as<wan::WanAttentionBlockImpl>();
+  if (block == nullptr) return nullptr;
+  return dynamic_cast<attention::HybridAttentionCoreImpl*>(block->self_attn->attn_core.get());
+}
+
+}  // namespace
+
+absl::StatusOr<wan::WanModel> MakeHybridStudent(wan::WanModel& teacher,
+                                                const SelectionOptions& options, double r_init) {
+  LV_RETURN_IF_ERROR(ValidateSelection(options));
+  wan::WanConfig config = teacher->config();
+  if (options.num_layers != config.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("the selection is for ", options.num_layers,
+                                                   " layers; the teacher has ", config.num_layers));
+  }
+  if (!(r_init >= 0.0 && r_init <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("r_init ", r_init, " is not in [0, 1]"));
+  }
+  for (int64_t l : HybridLayers(options))
+    config.attention_kinds[l] = attention::AttentionKind::kHybrid;
+  LV_ASSIGN_OR_RETURN(wan::WanModel student, wan::CreateWanModel(config));
+  // Every teacher tensor carries over; the hybrid cores' own tensors (gate, and feature maps of
+  // layers that were softmax in the teacher) keep their initialisation.
+  io::LoadOptions load;
+  load.ignore_missing = [](const std::string& name) {
+    return name.find(".self_attn.attn_core.") != std::string::npos;
+  };
+  LV_RETURN_IF_ERROR(TorchCall("MakeHybridStudent", [&] {
+    student->to(teacher->device(), at::kFloat);
+    student->SetFusedGelu(teacher->fused_gelu());
+  }));
+  LV_RETURN_IF_ERROR(io::LoadStateDict(*student, io::StateDict(*teacher), load));
+  LV_RETURN_IF_ERROR(HybridGates(student, options).status());
+  for (int64_t l : HybridLayers(options)) HybridCore(student, l)->set_r(r_init);
+  return student;
+}
+
+absl::StatusOr<std::vector<torch::Tensor>> HybridGates(wan::WanModel& student,
+                                                       const SelectionOptions& options) {
+  std::vector<torch::Tensor> gates;
+  for (int64_t l : HybridLayers(options)) {
+    if (l >= static_cast<int64_t>(student->blocks->size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("layer ", l, " is beyond the model's ", student->blocks->size()));
+    }
+    attention::HybridAttentionCoreImpl* core = HybridCore(student, l);
+    if (core == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("layer ", l, " of the student is not hybrid"));
+    }
+    gates.push_back(core->r());
+  }
+  return gates;
+}
+
+}  // namespace linvideo::core::posttrain
