@@ -31,7 +31,6 @@ class ComputeDevice {
 
   // A null device (tests without one) grants every lease at once.
   static Lease Acquire(ComputeDevice* device) { return Lease(device); }
-  bool exclusive() const { return exclusive_; }
 
  private:
   const bool exclusive_;

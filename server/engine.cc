@@ -119,10 +119,9 @@ absl::Status Engine::Cancel(const std::string& id) {
   std::shared_ptr<ServeRequest> r = table_.Find(id);
   if (r == nullptr)
     return absl::NotFoundError(absl::StrCat("no request '", id, "' (unknown or expired)"));
-  if (scheduler_.Holds(&r->entry)) {
-    scheduler_.Cancel(&r->entry);
-    wake_ = true;
-  }
+  // A request past its last step is no longer planned: the mark is then ignored.
+  scheduler_.Cancel(&r->entry);
+  wake_ = true;
   return absl::OkStatus();
 }
 
@@ -160,7 +159,7 @@ void Engine::Stop() {
 }
 
 void Engine::Abort(ServeRequest& r, const absl::Status& status) {
-  if (scheduler_.Holds(&r.entry)) scheduler_.Finish(&r.entry);
+  scheduler_.Finish(&r.entry);  // a no-op for entries the plan already dropped
   r.state.reset();
   if (r.Fail(status)) LV_LOG(INFO) << "request=" << r.id << " ended: " << status;
 }
@@ -202,13 +201,10 @@ void Engine::Loop() {
       }
       Plan plan = scheduler_.Next(now);
       for (SchedEntry* e : plan.dropped) {
-        ServeRequest& r = RequestTable::Of(e);
-        r.state.reset();
-        const absl::Status why =
-            e->cancelled
-                ? absl::CancelledError("request cancelled")
-                : absl::DeadlineExceededError("request deadline passed before it finished");
-        if (r.Fail(why)) LV_LOG(INFO) << "request=" << r.id << " ended: " << why;
+        Abort(RequestTable::Of(e),
+              e->cancelled
+                  ? absl::CancelledError("request cancelled")
+                  : absl::DeadlineExceededError("request deadline passed before it finished"));
       }
       PublishQueueState(now);
       if (plan.empty()) {

@@ -69,7 +69,7 @@ class Engine {
   void Loop();
   void StartAdmitted(const std::vector<ServeRequest*>& admitted);
   void RunStep(const std::vector<ServeRequest*>& batch);
-  // Removes a request from the scheduler and fails it. Engine lock held.
+  // Removes a request from the scheduler (if still there), frees its state and fails it.
   void Abort(ServeRequest& r, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishQueueState(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int OutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

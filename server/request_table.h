@@ -30,7 +30,6 @@ class RequestTable {
   }
   // Forgets requests that ended more than `ttl` before `now`.
   void Expire(absl::Time now, absl::Duration ttl);
-  size_t size() const { return requests_.size(); }
 
  private:
   std::map<std::string, std::shared_ptr<ServeRequest>> requests_;

@@ -129,10 +129,6 @@ int Scheduler::Position(const SchedEntry* entry, absl::Time now) const {
   return found ? ahead + 1 : 0;
 }
 
-bool Scheduler::Holds(const SchedEntry* entry) const {
-  return std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
-}
-
 int Scheduler::queued() const {
   int n = 0;
   for (const SchedEntry* e : entries_) n += e->running() ? 0 : 1;

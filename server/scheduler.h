@@ -92,7 +92,7 @@ class Scheduler {
   void Cancel(SchedEntry* entry) { entry->cancelled = true; }
   // Drops cancelled/expired entries, then picks the next batch (possibly empty).
   Plan Next(absl::Time now);
-  // Removes a running entry that finished (or failed).
+  // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
 
   // 1-based queue position (1 = next to start); 0 when running or unknown.
@@ -100,7 +100,6 @@ class Scheduler {
   int queued() const;
   int running() const { return size() - queued(); }
   int size() const { return static_cast<int>(entries_.size()); }  // queued + running
-  bool Holds(const SchedEntry* entry) const;
   // Queued and running entries, in arrival order.
   const std::vector<SchedEntry*>& entries() const { return entries_; }
   std::array<int, kNumPriorities> QueuedByPriority() const;
