@@ -65,4 +65,44 @@ class ScopedCpuBf16Autocast {
   at::ScalarType old_dtype_ = at::kBFloat16;
 };
 
+// Bf16 autocast for the device type of `device` (CPU or CUDA), otherwise as ScopedCpuBf16Autocast.
+class ScopedBf16Autocast {
+ public:
+  ScopedBf16Autocast(bool enable, const c10::Device& device)
+      : cpu_(enable && device.is_cpu()), cuda_(enable && device.is_cuda()) {
+    if (!cuda_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    old_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+    was_enabled_ = at::autocast::is_enabled();
+    old_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~ScopedBf16Autocast() {
+    if (!cuda_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, old_dtype_);
+#else
+    at::autocast::set_enabled(was_enabled_);
+    at::autocast::set_autocast_gpu_dtype(old_dtype_);
+#endif
+  }
+  ScopedBf16Autocast(const ScopedBf16Autocast&) = delete;
+  ScopedBf16Autocast& operator=(const ScopedBf16Autocast&) = delete;
+
+ private:
+  ScopedCpuBf16Autocast cpu_;
+  bool cuda_;
+  bool was_enabled_ = false;
+  at::ScalarType old_dtype_ = at::kBFloat16;
+};
+
 }  // namespace linvideo::kernels

@@ -3,7 +3,9 @@
 # (gRPC on 127.0.0.1:50051, Prometheus /metrics on 127.0.0.1:9464) in the foreground.
 # The default model is the shapes-world model in models/default (trained by
 # scripts/train-default.sh); MODEL=DIR serves another folder. Where models/default is missing, a
-# random-weights tiny model is created with `linvideo-model init` instead.
+# random-weights tiny model is created with `linvideo-model init` instead. Beside it, the LinVideo
+# conversion of the default model (models/default-linvideo: 3 of 6 attention layers linear, made
+# by scripts/make-default-linvideo.sh) is served as "default-linvideo" when present.
 #
 # Then, from another terminal:
 #   build/client/linvideo generate --prompt="a small red circle moves to the left on a white background" --out=out.mp4
@@ -19,6 +21,11 @@ if [ ! -f "$MODEL/model_index.json" ]; then
   [ -f "$MODEL/model_index.json" ] ||
     "$BUILD_DIR/tools/linvideo-model" init --config tiny --seed 0 "$MODEL"
 fi
-exec "$BUILD_DIR/server/linvideo-server" --model="default=$MODEL" \
+EXTRA_MODELS=()
+LINVIDEO_MODEL=${LINVIDEO_MODEL:-models/default-linvideo}
+if [ "$MODEL" = models/default ] && [ -f "$LINVIDEO_MODEL/model_index.json" ]; then
+  EXTRA_MODELS+=("--model=default-linvideo=$LINVIDEO_MODEL")
+fi
+exec "$BUILD_DIR/server/linvideo-server" --model="default=$MODEL" "${EXTRA_MODELS[@]}" \
   --checkpoint_root="$(dirname "$MODEL")" --listen="${LISTEN:-127.0.0.1:50051}" \
   --metrics.listen="${METRICS_LISTEN:-127.0.0.1:9464}" "$@"

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/common/runtime.h"
 #include "core/common/status.h"
@@ -25,6 +26,8 @@
 #include "core/data/sampler.h"
 #include "core/models/wan/vae_config.h"
 #include "core/pipeline/model_folder.h"
+#include "core/posttrain/convert.h"
+#include "core/posttrain/trajectory_cache.h"
 #include "core/train/recipe.h"
 #include "media/bytes_io.h"
 #include "media/png.h"
@@ -33,6 +36,7 @@
 namespace {
 
 namespace tr = linvideo::core::train;
+namespace pt = linvideo::core::posttrain;
 using linvideo::tools::Flags;
 
 constexpr char kUsage[] = R"(usage: linvideo-train <command> [flags]
@@ -74,6 +78,22 @@ commands:
              first N clips the model trained on instead of fresh ones: memorisation)
   export  write the model folder   (the dit flags; --out required)
   corpus  prompt corpus for spm_train: --out FILE [--seeds N]
+
+LinVideo post-training (docs/linvideo.md):
+  trajectories  the teacher's sampling trajectories, the data-free training set:
+                --model DIR --out DIR [--videos N (256)] [--batch N (8)] [--shard-videos N (32)]
+                [--seed N] [--steps N] [--guidance X] [--shift X] [--width N --height N
+                --frames N] (default: the model's serving defaults) [--storage bf16|fp32]
+                [--device cpu|cuda[:N]] [--threads N]; resumes when rerun
+  convert       selective transfer + ADM: --base DIR --cache DIR --work DIR --linear-layers K
+                [--out DIR] [--select auto|heuristic|layers:2,3,5] [--pinned 0 (comma list;
+                "none" for none)] [--objective adm|mse] [--steps N (400)] [--batch N (4)]
+                [--lr X] [--gate-lr X] [--lambda X (0.01)] [--r-init X (0.9)]
+                [--uncond-fraction X] [--anneal-fraction X (0.5: alpha reaches 2)]
+                [--finetune-fraction X (0.25: last part trains with the gates frozen at 0/1)]
+                [--heuristic-points N] [--seed N] [--log-every N] [--checkpoint-every N]
+                [--stop-after N] [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
+                progress in WORK/convert.log; resumes from WORK/convert.ckpt when rerun
 
 Each stage resumes from the checkpoint in its --work directory. The defaults are the recipe of
 the shipped default model (core/train/recipe.h); scripts/train-default.sh runs it end to end.
@@ -367,6 +387,129 @@ absl::Status Corpus(const std::vector<std::string>& args) {
   return file.good() ? absl::OkStatus() : absl::InternalError("write failed: " + out);
 }
 
+absl::Status Trajectories(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags f,
+                      Flags::Parse(args, {"model", "out", "videos", "batch", "shard-videos", "seed",
+                                          "steps", "guidance", "shift", "width", "height", "frames",
+                                          "storage", "device", "threads", "stop-after-shards"}));
+  pt::TrajectoryCacheOptions o;
+  LV_ASSIGN_OR_RETURN(o.model_dir, f.Required("model"));
+  LV_ASSIGN_OR_RETURN(o.out_dir, f.Required("out"));
+  LV_ASSIGN_OR_RETURN(o.videos, f.GetInt("videos", o.videos));
+  LV_ASSIGN_OR_RETURN(o.batch, f.GetInt("batch", o.batch));
+  LV_ASSIGN_OR_RETURN(o.shard_videos, f.GetInt("shard-videos", o.shard_videos));
+  LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
+  if (seed < 0) return absl::InvalidArgumentError("--seed must be >= 0");
+  o.seed = static_cast<uint64_t>(seed);
+  LV_ASSIGN_OR_RETURN(o.generation.steps, f.GetInt("steps", 0));
+  LV_ASSIGN_OR_RETURN(o.generation.width, f.GetInt("width", 0));
+  LV_ASSIGN_OR_RETURN(o.generation.height, f.GetInt("height", 0));
+  LV_ASSIGN_OR_RETURN(o.generation.frames, f.GetInt("frames", 0));
+  LV_ASSIGN_OR_RETURN(o.generation.guidance,
+                      f.GetDouble("guidance", linvideo::core::params::kUseDefault));
+  LV_ASSIGN_OR_RETURN(o.generation.shift,
+                      f.GetDouble("shift", linvideo::core::params::kUseDefault));
+  LV_ASSIGN_OR_RETURN(o.stop_after_shards, f.GetInt("stop-after-shards", 0));
+  const std::string storage = f.Get("storage", "bf16");
+  if (storage != "bf16" && storage != "fp32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--storage '", storage, "' is not allowed; use bf16 or fp32"));
+  }
+  o.storage = storage == "bf16" ? c10::kBFloat16 : c10::kFloat;
+  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_ASSIGN_OR_RETURN(
+      pt::TrajectoryCacheSummary s,
+      pt::BuildTrajectoryCache(o, [](const std::string& line) { std::cout << line << std::endl; }));
+  std::cout << absl::StrFormat(
+      "trajectories: %d videos in %d shards (%d written now, %.1f s), %.1f MB on disk in %s%s\n",
+      s.videos, s.shards, s.shards_written, s.seconds, s.bytes / 1e6, o.out_dir,
+      s.complete ? "" : " (incomplete: rerun to finish)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int64_t>> ParseIndexList(const std::string& flag,
+                                                    const std::string& text) {
+  std::vector<int64_t> out;
+  if (text == "none") return out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int64_t v = -1;
+    if (!absl::SimpleAtoi(part, &v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", part, "' is not a layer index (use e.g. 0,3 or none)"));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+absl::Status Convert(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"base",
+                                                   "cache",
+                                                   "work",
+                                                   "out",
+                                                   "linear-layers",
+                                                   "select",
+                                                   "pinned",
+                                                   "objective",
+                                                   "steps",
+                                                   "batch",
+                                                   "lr",
+                                                   "gate-lr",
+                                                   "lambda",
+                                                   "r-init",
+                                                   "uncond-fraction",
+                                                   "heuristic-points",
+                                                   "anneal-fraction",
+                                                   "finetune-fraction",
+                                                   "seed",
+                                                   "log-every",
+                                                   "checkpoint-every",
+                                                   "stop-after",
+                                                   "device",
+                                                   "precision",
+                                                   "threads"}));
+  pt::ConvertOptions o;
+  LV_ASSIGN_OR_RETURN(o.base_dir, f.Required("base"));
+  LV_ASSIGN_OR_RETURN(o.cache_dir, f.Required("cache"));
+  LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
+  o.out_dir = f.Get("out");
+  LV_ASSIGN_OR_RETURN(std::string k, f.Required("linear-layers"));
+  if (!absl::SimpleAtoi(k, &o.linear_layers)) {
+    return absl::InvalidArgumentError(absl::StrCat("--linear-layers '", k, "' is not a number"));
+  }
+  LV_ASSIGN_OR_RETURN(o.select, pt::ParseLayerChoice(f.Get("select", "auto")));
+  LV_ASSIGN_OR_RETURN(o.pinned, ParseIndexList("pinned", f.Get("pinned", "0")));
+  LV_ASSIGN_OR_RETURN(o.objective, pt::ParseObjective(f.Get("objective", "adm")));
+  LV_ASSIGN_OR_RETURN(o.steps, f.GetInt("steps", o.steps));
+  LV_ASSIGN_OR_RETURN(o.batch, f.GetInt("batch", o.batch));
+  LV_ASSIGN_OR_RETURN(o.lr, f.GetDouble("lr", o.lr));
+  LV_ASSIGN_OR_RETURN(o.gate_lr, f.GetDouble("gate-lr", o.gate_lr));
+  LV_ASSIGN_OR_RETURN(o.lambda, f.GetDouble("lambda", o.lambda));
+  LV_ASSIGN_OR_RETURN(o.r_init, f.GetDouble("r-init", o.r_init));
+  LV_ASSIGN_OR_RETURN(o.uncond_fraction, f.GetDouble("uncond-fraction", o.uncond_fraction));
+  LV_ASSIGN_OR_RETURN(o.heuristic_points, f.GetInt("heuristic-points", o.heuristic_points));
+  LV_ASSIGN_OR_RETURN(o.anneal_fraction, f.GetDouble("anneal-fraction", o.anneal_fraction));
+  LV_ASSIGN_OR_RETURN(o.finetune_fraction, f.GetDouble("finetune-fraction", o.finetune_fraction));
+  LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
+  if (seed < 0) return absl::InvalidArgumentError("--seed must be >= 0");
+  o.seed = static_cast<uint64_t>(seed);
+  LV_ASSIGN_OR_RETURN(o.log_every, f.GetInt("log-every", o.log_every));
+  LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
+  LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
+  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
+  LV_ASSIGN_OR_RETURN(pt::ConvertSummary s, pt::RunConversion(o));
+  if (!s.finished) {
+    std::cout << "convert: stopped at step " << s.steps << " of " << o.steps
+              << "; rerun the same command to resume\n";
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat("convert: %d steps (%.0f s this run), linear layers %s%s\n", s.steps,
+                               s.seconds, absl::StrJoin(s.linear, ","),
+                               o.out_dir.empty() ? "" : absl::StrCat(", exported ", o.out_dir));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -392,6 +535,10 @@ int main(int argc, char** argv) {
     status = TrainDit(args);
   } else if (command == "export") {
     status = Export(args);
+  } else if (command == "trajectories") {
+    status = Trajectories(args);
+  } else if (command == "convert") {
+    status = Convert(args);
   } else if (command == "corpus") {
     status = Corpus(args);
   } else {

@@ -27,51 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 using core::io::TensorMap;
 
-// The weights of one component that a command writes anew: `stem` names its safetensors files in
-// `dir` (relative to the model root); an empty stem means the component owns every safetensors
-// file of its folder (the diffusers layout), which is then written under `default_stem`.
-struct Rewrite {
-  fs::path dir;
-  std::string stem;
-  std::string default_stem;
-  std::string OutputStem() const { return stem.empty() ? default_stem : stem; }
-  bool Covers(const fs::path& rel_file) const {
-    if (rel_file.parent_path().lexically_normal() != dir.lexically_normal()) return false;
-    const std::string name = rel_file.filename().string();
-    if (name.find(".safetensors") == std::string::npos) return false;
-    return stem.empty() || name.rfind(stem + ".", 0) == 0 || name.rfind(stem + "-", 0) == 0;
-  }
-};
-
-Rewrite RewriteOf(const core::pipeline::ComponentPath& c, const std::string& root,
-                  const std::string& default_stem) {
-  return {fs::relative(c.dir, root), c.weights_stem, default_stem};
-}
-
-// Copies the model folder `from` to `to`, except the weight files that `rewrites` will write anew
-// (copying them first would double the I/O of a large model).
-absl::Status CopyTree(const fs::path& from, const fs::path& to,
-                      const std::vector<Rewrite>& rewrites) {
-  std::error_code ec;
-  fs::create_directories(to, ec);
-  for (auto it = fs::recursive_directory_iterator(from, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    const fs::path rel = fs::relative(it->path(), from, ec);
-    if (it->is_directory()) {
-      fs::create_directories(to / rel, ec);
-      continue;
-    }
-    const bool skip = std::any_of(rewrites.begin(), rewrites.end(),
-                                  [&](const Rewrite& r) { return r.Covers(rel); });
-    if (!skip) fs::copy_file(it->path(), to / rel, fs::copy_options::overwrite_existing, ec);
-    if (ec) break;
-  }
-  if (ec) {
-    return absl::InternalError(
-        absl::StrCat("copying ", from.string(), " to ", to.string(), ": ", ec.message()));
-  }
-  return absl::OkStatus();
-}
+using core::pipeline::CopyModelFolder;
+using core::pipeline::RewriteOf;
+using Rewrite = core::pipeline::WeightsRewrite;
 
 // Writes a component's converted weights into the copied folder `out`.
 absl::Status WriteRewrite(const fs::path& out, const Rewrite& r, const TensorMap& tensors) {
@@ -112,7 +70,7 @@ absl::Status RunConvert(const std::vector<std::string>& args) {
     rewrites.push_back(RewriteOf(*folder.text_encoder, folder.root, "model"));
   if (folder.vae)
     rewrites.push_back(RewriteOf(*folder.vae, folder.root, "diffusion_pytorch_model"));
-  LV_RETURN_IF_ERROR(CopyTree(folder.root, output, rewrites));
+  LV_RETURN_IF_ERROR(CopyModelFolder(folder.root, output, rewrites));
   int converted = 0;
   if (folder.transformer) {
     LV_ASSIGN_OR_RETURN(TensorMap t, core::io::ReadWeights(folder.transformer->dir,
@@ -198,7 +156,7 @@ absl::Status RunConvertAttention(const std::vector<std::string>& args) {
   };
   LV_RETURN_IF_ERROR(core::io::LoadStateDict(*dit, kept, options));
   const Rewrite rewrite = RewriteOf(*folder.transformer, folder.root, "diffusion_pytorch_model");
-  LV_RETURN_IF_ERROR(CopyTree(folder.root, output, {rewrite}));
+  LV_RETURN_IF_ERROR(CopyModelFolder(folder.root, output, {rewrite}));
   const fs::path out_transformer = fs::path(output) / rewrite.dir;
   LV_ASSIGN_OR_RETURN(TensorMap converted,
                       core::wan::DitToDiffusersNames(core::io::StateDict(*dit)));

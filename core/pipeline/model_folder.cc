@@ -2,6 +2,7 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -316,6 +317,42 @@ absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
   }
   return absl::StrCat("transformer ", count(c.dit), " params, text encoder ", count(c.text_encoder),
                       ", vae ", count(c.vae));
+}
+
+bool WeightsRewrite::Covers(const std::string& rel_file) const {
+  const fs::path rel(rel_file);
+  if (rel.parent_path().lexically_normal() != fs::path(dir).lexically_normal()) return false;
+  const std::string name = rel.filename().string();
+  if (name.find(".safetensors") == std::string::npos) return false;
+  return stem.empty() || name.rfind(stem + ".", 0) == 0 || name.rfind(stem + "-", 0) == 0;
+}
+
+WeightsRewrite RewriteOf(const ComponentPath& c, const std::string& root,
+                         const std::string& default_stem) {
+  return {fs::relative(c.dir, root).string(), c.weights_stem, default_stem};
+}
+
+absl::Status CopyModelFolder(const std::string& from, const std::string& to,
+                             const std::vector<WeightsRewrite>& rewrites) {
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  for (auto it = fs::recursive_directory_iterator(from, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path rel = fs::relative(it->path(), from, ec);
+    if (it->is_directory()) {
+      fs::create_directories(fs::path(to) / rel, ec);
+      continue;
+    }
+    const bool skip = std::any_of(rewrites.begin(), rewrites.end(),
+                                  [&](const WeightsRewrite& r) { return r.Covers(rel.string()); });
+    if (!skip)
+      fs::copy_file(it->path(), fs::path(to) / rel, fs::copy_options::overwrite_existing, ec);
+    if (ec) break;
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("copying ", from, " to ", to, ": ", ec.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace linvideo::core::pipeline

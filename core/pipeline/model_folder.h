@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/common/runtime.h"
@@ -78,6 +79,25 @@ struct ModelFolderContents {
   std::string tokenizer_model_file;  // sentencepiece .model to copy
 };
 absl::Status WriteModelFolder(const std::string& dir, const ModelFolderContents& contents);
+
+// Copying a model folder while some components' weights are written anew (a converted or
+// re-exported model): `WeightsRewrite` names one component's weight files — `stem` selects them in
+// `dir` (relative to the model root); an empty stem means the component owns every safetensors
+// file of its folder (diffusers layout), written anew under `default_stem`.
+struct WeightsRewrite {
+  std::string dir;
+  std::string stem;
+  std::string default_stem;
+  std::string OutputStem() const { return stem.empty() ? default_stem : stem; }
+  // Whether `rel_file` (relative to the root) is one of this component's weight files.
+  bool Covers(const std::string& rel_file) const;
+};
+WeightsRewrite RewriteOf(const ComponentPath& component, const std::string& root,
+                         const std::string& default_stem);
+// Copies `from` to `to` (created if needed; files overwritten) except the weight files the
+// rewrites cover, which the caller writes (copying them first would double a large model's I/O).
+absl::Status CopyModelFolder(const std::string& from, const std::string& to,
+                             const std::vector<WeightsRewrite>& rewrites);
 
 // A random-weights model folder for a named config ("tiny", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"):
 // seeded LibTorch initialisation (same seed and thread count -> identical files), weights stored in

@@ -114,8 +114,13 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
                           return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
                         }));
     LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> velocities, sampling::CombineGuidance(gb, out));
+    for (size_t k = 0; k < gb.guided.size(); ++k) {
+      RequestState* r = batch[gb.guided[k]];
+      if (r->keep_branch_velocities) r->uncond_velocity = out[gb.requests + k].clone();
+    }
     for (size_t i = 0; i < batch.size(); ++i) {
       RequestState* r = batch[i];
+      if (r->keep_branch_velocities) r->cond_velocity = out[i].clone();
       LV_ASSIGN_OR_RETURN(r->latents, sampling::SamplerStep(r->schedule, r->sampler, r->step,
                                                             velocities[i], r->latents));
       ++r->step;

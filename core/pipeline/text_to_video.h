@@ -57,6 +57,11 @@ struct RequestState {
   sampling::FlowSchedule schedule;  // sigmas (steps + 1) and the integer timesteps the model sees
   sampling::SamplerState sampler;   // solver history (UniPC) of this request
   int64_t step = 0;                 // next step to run; == total_steps() when done
+  // Set by the caller to see the model's branch outputs: after each Step, the velocity of the
+  // prompt row and (with CFG) of the negative row at the step just run, fp32, before guidance
+  // combines them (the LinVideo trajectory cache records them). Off in serving.
+  bool keep_branch_velocities = false;
+  torch::Tensor cond_velocity, uncond_velocity;
   int64_t total_steps() const { return schedule.steps(); }
   bool done() const { return step >= total_steps(); }
 };

@@ -21,6 +21,12 @@ absl::StatusOr<wan::WanModel> MakeHybridStudent(wan::WanModel& teacher,
                                                 const SelectionOptions& options,
                                                 double r_init = 1.0);
 
+// The teacher with exactly `linear` layers turned linear (feature maps at identity; fixed-layer
+// training and the heuristic's probes), every other weight copied; fp32 on the teacher's device.
+// INVALID_ARGUMENT for an index outside [0, L) or a repeated one.
+absl::StatusOr<wan::WanModel> MakeLinearStudent(wan::WanModel& teacher,
+                                                const std::vector<int64_t>& linear);
+
 // The student's gates r ([] fp32 parameters), in HybridLayers order. FAILED_PRECONDITION when a
 // layer listed by HybridLayers(options) is not hybrid.
 absl::StatusOr<std::vector<torch::Tensor>> HybridGates(wan::WanModel& student,

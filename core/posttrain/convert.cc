@@ -1,0 +1,569 @@
+#include "core/posttrain/convert.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/attention/hybrid_attention.h"
+#include "core/common/status.h"
+#include "core/io/json_file.h"
+#include "core/io/safetensors.h"
+#include "core/io/state_dict.h"
+#include "core/models/wan/dit_key_map.h"
+#include "core/pipeline/model_folder.h"
+#include "core/posttrain/objectives.h"
+#include "core/posttrain/selective_transfer.h"
+#include "core/posttrain/student.h"
+#include "core/posttrain/trajectory_cache.h"
+#include "core/train/train_state.h"
+#include "kernels/torch_compat.h"
+
+namespace linvideo::core::posttrain {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kPointStream = 201, kBranchStream = 202;
+
+absl::Status Bad(const std::string& text) { return absl::InvalidArgumentError(text); }
+
+// One training batch drawn from the cache.
+struct Batch {
+  torch::Tensor x;              // [B, C, F', h, w] x_{t_i}
+  torch::Tensor u_branch;       // teacher velocity on the drawn branch at x_{t_i}
+  torch::Tensor u_guided;       // teacher's guided velocity at x_{t_i} (= u_branch unguided)
+  torch::Tensor context;        // [B, text_len, text_dim] the branch's text
+  torch::Tensor t_now, t_next;  // [B] integer timesteps the model sees (as float)
+  torch::Tensor sigma_now, sigma_next;  // [B]
+};
+
+Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t step,
+                const c10::Device& device) {
+  at::Generator gen = train::StepGenerator(o.seed, step, kPointStream);
+  at::Generator branch_gen = train::StepGenerator(o.seed, step, kBranchStream);
+  // ADM needs the next point to be noisy (σ_{i+1} > 0): the last step is not drawn.
+  const int64_t last = o.objective == Objective::kAdm ? cache.steps() - 1 : cache.steps();
+  const torch::Tensor videos = at::randint(cache.videos(), {o.batch}, gen, at::kLong);
+  const torch::Tensor steps = at::randint(std::max<int64_t>(last, 1), {o.batch}, gen, at::kLong);
+  const torch::Tensor coins = at::rand({o.batch}, branch_gen);
+  std::vector<torch::Tensor> x, ub, ug, ctx;
+  std::vector<float> tn, tx, sn, sx;
+  for (int64_t b = 0; b < o.batch; ++b) {
+    const int64_t v = videos[b].item<int64_t>(), i = steps[b].item<int64_t>();
+    TrajectoryCache::Point p = cache.Get(v, i);
+    const bool uncond = cache.guided() && coins[b].item<double>() < o.uncond_fraction;
+    torch::Tensor guided =
+        cache.guided() ? p.u_uncond + cache.guidance() * (p.u_cond - p.u_uncond) : p.u_cond;
+    x.push_back(p.x);
+    ub.push_back(uncond ? p.u_uncond : p.u_cond);
+    ug.push_back(guided);
+    ctx.push_back(uncond ? cache.negative_context() : p.context);
+    tn.push_back(static_cast<float>(cache.timesteps()[i]));
+    sn.push_back(static_cast<float>(cache.sigmas()[i]));
+    const int64_t next = std::min(i + 1, cache.steps() - 1);
+    tx.push_back(static_cast<float>(cache.timesteps()[next]));
+    sx.push_back(static_cast<float>(cache.sigmas()[i + 1]));
+  }
+  Batch batch;
+  batch.x = torch::stack(x).to(device);
+  batch.u_branch = torch::stack(ub).to(device);
+  batch.u_guided = torch::stack(ug).to(device);
+  batch.context = torch::stack(ctx).to(device);
+  batch.t_now = torch::tensor(tn).to(device);
+  batch.t_next = torch::tensor(tx).to(device);
+  batch.sigma_now = torch::tensor(sn).to(device);
+  batch.sigma_next = torch::tensor(sx).to(device);
+  return batch;
+}
+
+// Forward pass under the requested autocast; the velocity comes back fp32.
+torch::Tensor Velocity(wan::WanModel& model, const torch::Tensor& x, const torch::Tensor& t,
+                       const torch::Tensor& context, bool bf16) {
+  kernels::ScopedBf16Autocast autocast(bf16, x.device());
+  return model->forward(x, t, context).to(torch::kFloat);
+}
+
+// Heuristic selection: each unpinned layer alone turned linear (identity feature map), the mean
+// squared change of the guided-branch velocity against the teacher's on cached points.
+absl::StatusOr<std::vector<double>> HeuristicScores(wan::WanModel& teacher,
+                                                    const TrajectoryCache& cache,
+                                                    const ConvertOptions& o,
+                                                    const std::vector<int64_t>& candidates) {
+  ConvertOptions probe = o;
+  probe.batch = o.heuristic_points;
+  probe.objective = Objective::kMse;  // any step, including the last
+  probe.uncond_fraction = 0;
+  const Batch batch = DrawBatch(cache, probe, /*step=*/-1, teacher->device());
+  std::vector<double> scores;
+  c10::InferenceMode guard;
+  const torch::Tensor reference = Velocity(teacher, batch.x, batch.t_now, batch.context, o.bf16);
+  for (int64_t l : candidates) {
+    LV_ASSIGN_OR_RETURN(wan::WanModel probe_model, MakeLinearStudent(teacher, {l}));
+    probe_model->eval();
+    const torch::Tensor v = Velocity(probe_model, batch.x, batch.t_now, batch.context, o.bf16);
+    scores.push_back((v - reference).pow(2).mean().item<double>());
+  }
+  return scores;
+}
+
+// The exported transformer: chosen layers linear, the rest softmax, the student's weights (gates
+// dropped; attention-core tensors of layers that end softmax dropped).
+absl::StatusOr<wan::WanModel> FinalModel(wan::WanModel& student,
+                                         const std::vector<int64_t>& linear) {
+  wan::WanConfig config = student->config();
+  for (auto& kind : config.attention_kinds) kind = attention::AttentionKind::kSoftmax;
+  for (int64_t l : linear) config.attention_kinds[l] = attention::AttentionKind::kLinear;
+  LV_ASSIGN_OR_RETURN(wan::WanModel model, wan::CreateWanModel(config));
+  io::TensorMap kept;
+  for (auto& [name, tensor] : io::StateDict(*student)) {
+    if (name.find(".self_attn.attn_core.") != std::string::npos) {
+      const int64_t layer = std::stoll(name.substr(7, name.find('.', 7) - 7));  // blocks.N.
+      const bool linear_layer = std::count(linear.begin(), linear.end(), layer) > 0;
+      if (!linear_layer || absl::EndsWith(name, ".r")) continue;
+    }
+    kept[name] = tensor.detach().to(torch::kCPU, torch::kFloat);
+  }
+  LV_RETURN_IF_ERROR(io::LoadStateDict(*model, kept));
+  model->SetFusedGelu(student->fused_gelu());
+  return model;
+}
+
+absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const ConvertSummary& s,
+                    const TrajectoryCache& cache) {
+  LV_ASSIGN_OR_RETURN(pipeline::ModelFolder base, pipeline::ResolveModelFolder(o.base_dir));
+  LV_ASSIGN_OR_RETURN(wan::WanModel model, FinalModel(student, s.linear));
+  const pipeline::WeightsRewrite rewrite =
+      pipeline::RewriteOf(*base.transformer, base.root, "diffusion_pytorch_model");
+  // Written to a sibling temporary folder and renamed, so a crash never leaves half a model.
+  const fs::path out = fs::absolute(o.out_dir);
+  const fs::path tmp = out.string() + ".partial";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  LV_RETURN_IF_ERROR(pipeline::CopyModelFolder(base.root, tmp.string(), {rewrite}));
+  io::TensorMap weights = io::StateDict(*model);
+  if (base.diffusers) {
+    LV_ASSIGN_OR_RETURN(weights, wan::DitToDiffusersNames(weights));
+  }
+  LV_RETURN_IF_ERROR(io::WriteWeights((tmp / rewrite.dir).string(), rewrite.OutputStem(), weights));
+  const std::string config_file =
+      base.transformer->config_file.empty()
+          ? (tmp / rewrite.dir / "config.json").string()
+          : (tmp / fs::relative(base.transformer->config_file, base.root)).string();
+  LV_RETURN_IF_ERROR(io::WriteJsonFile(
+      config_file, model->config().ToJson(base.diffusers ? wan::DitConfigFormat::kDiffusers
+                                                         : wan::DitConfigFormat::kOriginal)));
+  // Lineage, beside the serving defaults the base's model_index.json carries over.
+  const fs::path index = tmp / "model_index.json";
+  nlohmann::json model_index = nlohmann::json::object();
+  if (fs::exists(index)) {
+    LV_ASSIGN_OR_RETURN(model_index, io::ReadJsonFile(index.string()));
+  }
+  LV_ASSIGN_OR_RETURN(std::string base_sha, TransformerWeightsSha256(o.base_dir));
+  nlohmann::json r = nlohmann::json::object();
+  for (size_t i = 0; i < s.gate_layers.size() && i < s.r.size(); ++i) {
+    r[std::to_string(s.gate_layers[i])] = s.r[i];
+  }
+  nlohmann::json lineage = {{"method", "linvideo-selective-transfer"},
+                            {"base_model", fs::absolute(base.root).lexically_normal().string()},
+                            {"base_weights_sha256", base_sha},
+                            {"linear_layers", o.linear_layers},
+                            {"linear", s.linear},
+                            {"selection", LayerChoiceName(o.select)},
+                            {"pinned", o.pinned},
+                            {"objective", ObjectiveName(o.objective)},
+                            {"steps", s.steps},
+                            {"batch", o.batch},
+                            {"lr", o.lr},
+                            {"gate_lr", o.gate_lr},
+                            {"lambda", o.lambda},
+                            {"r_init", o.r_init},
+                            {"seed", o.seed},
+                            {"r_before_rounding", r},
+                            {"rounding_agreed", s.rounding_agreed},
+                            {"final_losses",
+                             {{"objective", s.final_objective},
+                              {"constraint", s.final_constraint},
+                              {"regularizer", s.final_regularizer}}},
+                            {"trajectories",
+                             {{"videos", cache.videos()},
+                              {"steps", cache.steps()},
+                              {"guidance", cache.guidance()},
+                              {"manifest_sha256", cache.manifest_sha256()}}}};
+  if (!s.heuristic_scores.empty()) lineage["heuristic_scores"] = s.heuristic_scores;
+  model_index["linvideo_conversion"] = lineage;
+  LV_RETURN_IF_ERROR(io::WriteJsonFile(index.string(), model_index));
+  fs::remove_all(out, ec);
+  fs::rename(tmp, out, ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("moving ", tmp.string(), " to ", out.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+// The gates' values before rounding and the chosen layers, kept in work_dir/gates.json from the
+// moment the gates are frozen, so a resumed run reports and exports the same choice.
+absl::Status SaveBinarization(const std::string& path, const std::vector<double>& r,
+                              const Binarization& bin) {
+  return io::WriteJsonFile(
+      path,
+      {{"r_before_rounding", r}, {"linear", bin.linear}, {"rounding_agreed", bin.rounding_agreed}});
+}
+
+absl::Status LoadBinarization(const std::string& path, std::vector<double>* r, Binarization* bin) {
+  LV_ASSIGN_OR_RETURN(nlohmann::json j, io::ReadJsonFile(path));
+  *r = j.at("r_before_rounding").get<std::vector<double>>();
+  bin->linear = j.at("linear").get<std::vector<int64_t>>();
+  bin->rounding_agreed = j.at("rounding_agreed").get<bool>();
+  return absl::OkStatus();
+}
+
+// Sets every gate to exactly 1 (softmax) or 0 (the chosen linear layers) and stops training them.
+void FreezeGates(std::vector<torch::Tensor>& gates, const std::vector<int64_t>& gate_layers,
+                 const std::vector<int64_t>& linear) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < gates.size(); ++i) {
+    const bool lin = std::count(linear.begin(), linear.end(), gate_layers[i]) > 0;
+    gates[i].fill_(lin ? 0.0 : 1.0);
+    gates[i].set_requires_grad(false);
+    gates[i].mutable_grad() = torch::Tensor();
+  }
+}
+
+bool SameTensor(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
+}
+
+}  // namespace
+
+absl::StatusOr<LayerChoice> ParseLayerChoice(const std::string& text) {
+  LayerChoice choice;
+  if (text == "auto") return choice;
+  if (text == "heuristic") {
+    choice.mode = SelectMode::kHeuristic;
+    return choice;
+  }
+  const std::string kPrefix = "layers:";
+  if (text.rfind(kPrefix, 0) == 0) {
+    choice.mode = SelectMode::kLayers;
+    for (absl::string_view part :
+         absl::StrSplit(text.substr(kPrefix.size()), ',', absl::SkipEmpty())) {
+      int64_t l = -1;
+      if (!absl::SimpleAtoi(part, &l)) {
+        return Bad(absl::StrCat("--select ", text, ": '", part, "' is not a layer index"));
+      }
+      choice.layers.push_back(l);
+    }
+    if (!choice.layers.empty()) return choice;
+  }
+  return Bad(absl::StrCat("--select '", text,
+                          "' is not allowed; use auto, heuristic or layers:I,J,... (0-based)"));
+}
+
+std::string LayerChoiceName(const LayerChoice& c) {
+  switch (c.mode) {
+    case SelectMode::kAuto:
+      return "auto";
+    case SelectMode::kHeuristic:
+      return "heuristic";
+    case SelectMode::kLayers:
+      return absl::StrCat("layers:", absl::StrJoin(c.layers, ","));
+  }
+  return "auto";
+}
+
+absl::StatusOr<Objective> ParseObjective(const std::string& text) {
+  if (text == "adm") return Objective::kAdm;
+  if (text == "mse") return Objective::kMse;
+  return Bad(absl::StrCat("--objective '", text, "' is not allowed; use adm or mse"));
+}
+
+const char* ObjectiveName(Objective objective) {
+  return objective == Objective::kAdm ? "adm" : "mse";
+}
+
+absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers) {
+  if (o.base_dir.empty() || o.cache_dir.empty() || o.work_dir.empty()) {
+    return Bad(
+        "conversion needs --base (the teacher folder), --cache (its trajectories) and --work");
+  }
+  if (o.select.mode == SelectMode::kLayers) {
+    if (static_cast<int64_t>(o.select.layers.size()) != o.linear_layers) {
+      return Bad(absl::StrCat("--select lists ", o.select.layers.size(),
+                              " layers but --linear-layers is ", o.linear_layers,
+                              "; they must agree"));
+    }
+    std::vector<bool> seen(num_layers, false);
+    for (int64_t l : o.select.layers) {
+      if (l < 0 || l >= num_layers) {
+        return Bad(
+            absl::StrCat("--select layer ", l, " is not a layer index in [0, ", num_layers, ")"));
+      }
+      if (seen[l]) return Bad(absl::StrCat("--select lists layer ", l, " twice"));
+      seen[l] = true;
+    }
+    if (o.linear_layers >= num_layers) {
+      return Bad(absl::StrCat("--linear-layers must be in [1, ", num_layers - 1,
+                              "] (the model has ", num_layers, " layers), got ", o.linear_layers));
+    }
+  } else {
+    SelectionOptions sel{num_layers, o.linear_layers, o.pinned};
+    LV_RETURN_IF_ERROR(ValidateSelection(sel));
+  }
+  if (o.steps < 1 || o.batch < 1) return Bad("--steps and --batch must be >= 1");
+  if (!(o.lr > 0) || !(o.gate_lr > 0) || !(o.lambda >= 0)) {
+    return Bad("need --lr > 0, --gate-lr > 0 and --lambda >= 0");
+  }
+  if (!(o.r_init > 0.5 && o.r_init <= 1.0)) {
+    return Bad(absl::StrCat(
+        "--r-init must be in (0.5, 1] (the gates start on the softmax side), got ", o.r_init));
+  }
+  if (!(o.anneal_fraction > 0 && o.anneal_fraction <= 1) ||
+      !(o.finetune_fraction >= 0 && o.finetune_fraction < 1)) {
+    return Bad("--anneal-fraction must be in (0, 1] and --finetune-fraction in [0, 1)");
+  }
+  if (!(o.uncond_fraction >= 0 && o.uncond_fraction <= 1)) {
+    return Bad("--uncond-fraction must be in [0, 1]");
+  }
+  if (o.heuristic_points < 1) return Bad("--heuristic-points must be >= 1");
+  if (o.log_every < 1 || o.checkpoint_every < 1) {
+    return Bad("--log-every and --checkpoint-every must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
+  if (o.base_dir.empty()) return Bad("conversion needs --base (the teacher model folder)");
+  LV_ASSIGN_OR_RETURN(pipeline::ModelFolder base, pipeline::ResolveModelFolder(o.base_dir));
+  if (!base.transformer) {
+    return absl::NotFoundError(absl::StrCat(o.base_dir, " has no transformer component"));
+  }
+  LV_ASSIGN_OR_RETURN(wan::WanConfig base_config, pipeline::ReadDitConfig(*base.transformer));
+  const int64_t num_layers = base_config.num_layers;
+  LV_RETURN_IF_ERROR(ValidateConvertOptions(o, num_layers));
+  for (auto kind : base_config.attention_kinds) {
+    if (kind != attention::AttentionKind::kSoftmax) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          o.base_dir, " already has non-softmax attention layers; convert a softmax teacher"));
+    }
+  }
+  LV_ASSIGN_OR_RETURN(auto cache, TrajectoryCache::Open(o.cache_dir));
+  LV_ASSIGN_OR_RETURN(std::string base_sha, TransformerWeightsSha256(o.base_dir));
+  if (cache->base_weights_sha256() != base_sha) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the trajectory cache ", o.cache_dir, " was made from other weights (",
+                     cache->base_model(), ", sha256 ", cache->base_weights_sha256(),
+                     ") than --base ", o.base_dir, " (", base_sha, ")"));
+  }
+  if (o.objective == Objective::kAdm && cache->steps() < 2) {
+    return Bad("ADM needs trajectories of at least 2 steps");
+  }
+  std::error_code ec;
+  fs::create_directories(o.work_dir, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", o.work_dir, ": ", ec.message()));
+
+  const c10::Device device = o.device.device;
+  LV_ASSIGN_OR_RETURN(wan::WanModel teacher,
+                      pipeline::LoadDit(*base.transformer, DeviceOptions{device, at::kFloat}));
+  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
+
+  ConvertSummary summary;
+  const SelectionOptions sel{num_layers, o.linear_layers, o.pinned};
+  std::vector<int64_t> fixed;  // heuristic / listed layers
+  if (o.select.mode == SelectMode::kLayers) fixed = o.select.layers;
+  if (o.select.mode == SelectMode::kHeuristic) {
+    const std::vector<int64_t> candidates = HybridLayers(sel);
+    LV_ASSIGN_OR_RETURN(summary.heuristic_scores, HeuristicScores(teacher, *cache, o, candidates));
+    std::vector<size_t> order(candidates.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return summary.heuristic_scores[a] < summary.heuristic_scores[b];
+    });
+    for (int64_t k = 0; k < o.linear_layers; ++k) fixed.push_back(candidates[order[k]]);
+    std::sort(fixed.begin(), fixed.end());
+  }
+  const bool gated = o.select.mode == SelectMode::kAuto;
+  wan::WanModel student{nullptr};
+  if (gated) {
+    LV_ASSIGN_OR_RETURN(student, MakeHybridStudent(teacher, sel, o.r_init));
+  } else {
+    LV_ASSIGN_OR_RETURN(student, MakeLinearStudent(teacher, fixed));
+  }
+  student->train();
+  std::vector<torch::Tensor> gates;
+  if (gated) {
+    LV_ASSIGN_OR_RETURN(gates, HybridGates(student, sel));
+    summary.gate_layers = HybridLayers(sel);
+  }
+  std::vector<torch::Tensor> weights;
+  for (const torch::Tensor& p : student->parameters()) {
+    if (std::none_of(gates.begin(), gates.end(),
+                     [&](const torch::Tensor& g) { return SameTensor(g, p); })) {
+      weights.push_back(p);
+    }
+  }
+  // The weights train with Adam; the gates with plain SGD. Adam normalises each parameter's
+  // update, and the gates' gradients are dominated by the terms every gate shares (λ·∂L_con is the
+  // same for all), so under Adam the gates moved in lockstep and the objective's per-layer
+  // differences never separated them (measured: all r within 1e-4 of each other, hovering at 0.5).
+  // SGD keeps the differences: r_l − r_m changes by gate_lr·(∂L/∂r_m − ∂L/∂r_l) per step.
+  torch::optim::Adam optimizer(weights, torch::optim::AdamOptions(o.lr));
+  torch::optim::SGD gate_optimizer(
+      gates.empty() ? std::vector<torch::Tensor>{torch::zeros({1}).requires_grad_()} : gates,
+      torch::optim::SGDOptions(o.gate_lr));
+
+  train::TrainState state;
+  state.modules = {{"student", student.ptr().get()}};
+  state.optimizers = {{"adam", &optimizer}, {"gates", &gate_optimizer}};
+  const std::string ckpt = (fs::path(o.work_dir) / "convert.ckpt").string();
+  if (fs::exists(ckpt)) LV_RETURN_IF_ERROR(train::LoadTrainState(ckpt, &state));
+  const int64_t first = state.next_step;
+  train::ProgressLog log((fs::path(o.work_dir) / "convert.log").string(), first, o.steps);
+  log.Line(absl::StrFormat(
+      "convert %s: K=%d of %d layers, select %s%s, objective %s, %d steps x batch %d, cache %d "
+      "videos x %d steps%s",
+      o.base_dir, o.linear_layers, num_layers, LayerChoiceName(o.select),
+      fixed.empty() ? "" : absl::StrCat(" -> linear ", absl::StrJoin(fixed, ",")),
+      ObjectiveName(o.objective), o.steps, o.batch, cache->videos(), cache->steps(),
+      first > 0 ? absl::StrCat(", resumed at step ", first) : ""));
+  if (!summary.heuristic_scores.empty()) {
+    log.Line(absl::StrCat("heuristic scores (velocity MSE with one layer linear): ",
+                          absl::StrJoin(summary.heuristic_scores, " ")));
+  }
+  const int64_t anneal_steps = std::max<int64_t>(
+      1, static_cast<int64_t>(std::llround(o.anneal_fraction * static_cast<double>(o.steps))));
+  const int64_t freeze_step =
+      o.steps -
+      static_cast<int64_t>(std::llround(o.finetune_fraction * static_cast<double>(o.steps)));
+  const std::string gates_file = (fs::path(o.work_dir) / "gates.json").string();
+  bool frozen = false;
+  Binarization bin;
+  auto freeze = [&]() -> absl::Status {
+    if (fs::exists(gates_file)) {
+      LV_RETURN_IF_ERROR(LoadBinarization(gates_file, &summary.r, &bin));
+    } else {
+      summary.r.clear();
+      for (const torch::Tensor& g : gates) summary.r.push_back(g.item<double>());
+      LV_ASSIGN_OR_RETURN(bin, Binarize(summary.r, sel));
+      LV_RETURN_IF_ERROR(SaveBinarization(gates_file, summary.r, bin));
+    }
+    FreezeGates(gates, summary.gate_layers, bin.linear);
+    frozen = true;
+    std::vector<std::string> rs;
+    for (double r : summary.r) rs.push_back(absl::StrFormat("%.3f", r));
+    log.Line(absl::StrCat("gates frozen at step ", std::max(first, freeze_step),
+                          ": r before rounding [", absl::StrJoin(rs, " "), "] -> linear ",
+                          absl::StrJoin(bin.linear, ","),
+                          bin.rounding_agreed ? "" : " (rounding disagreed: the K smallest r)"));
+    return absl::OkStatus();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  log.StartClock();
+  int64_t step = first;
+  for (; step < o.steps; ++step) {
+    if (o.stop_after > 0 && step - first >= o.stop_after) break;
+    if (gated && !frozen && step >= freeze_step) LV_RETURN_IF_ERROR(freeze());
+    const Batch batch = DrawBatch(*cache, o, step, device);
+    const double alpha = RegularizerAlpha(std::min(step, anneal_steps), anneal_steps);
+    double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0;
+    LV_RETURN_IF_ERROR(TorchCall("conversion step", [&] {
+      optimizer.zero_grad();
+      gate_optimizer.zero_grad();
+      torch::Tensor objective;
+      const torch::Tensor u_s = Velocity(student, batch.x, batch.t_now, batch.context, o.bf16);
+      if (o.objective == Objective::kAdm) {
+        const torch::Tensor dt = (batch.sigma_next - batch.sigma_now).view({-1, 1, 1, 1, 1});
+        const torch::Tensor x_hat = batch.x + dt * (u_s + (batch.u_guided - batch.u_branch));
+        torch::Tensor u_teacher, u_student;
+        {
+          torch::NoGradGuard no_grad;
+          const torch::Tensor x_in = x_hat.detach();
+          u_teacher = Velocity(teacher, x_in, batch.t_next, batch.context, o.bf16);
+          u_student = Velocity(student, x_in, batch.t_next, batch.context, o.bf16);
+        }
+        AdmTerms terms = AdmLoss(x_hat, u_teacher, u_student, batch.sigma_next);
+        objective = terms.surrogate;
+        gap_value = terms.velocity_gap.item<double>();
+      } else {
+        objective = VelocityMseLoss(u_s, batch.u_branch);
+        gap_value = objective.item<double>();
+      }
+      torch::Tensor total = objective;
+      if (gated && !frozen) {
+        const torch::Tensor con = ConstraintLoss(gates, sel);
+        const torch::Tensor reg = RegularizationLoss(gates, alpha);
+        total = total + o.lambda * (con + reg);
+        con_value = con.item<double>();
+        reg_value = reg.item<double>();
+      }
+      obj_value = objective.item<double>();
+      total.backward();
+      torch::nn::utils::clip_grad_norm_(weights, 1.0);
+      optimizer.step();
+      if (gated && !frozen) gate_optimizer.step();
+      torch::NoGradGuard no_grad;
+      for (torch::Tensor& g : gates) g.clamp_(0.0, 1.0);
+    }));
+    std::string extra = absl::StrFormat("gap %.3e", gap_value);
+    if (gated) {
+      std::vector<std::string> rs, gs;
+      for (const torch::Tensor& g : gates) {
+        rs.push_back(absl::StrFormat("%.3f", g.item<double>()));
+        gs.push_back(absl::StrFormat("%.2e", g.grad().defined() ? g.grad().item<double>() : 0.0));
+      }
+      if (frozen) {
+        absl::StrAppendFormat(&extra, " gates frozen r [%s]", absl::StrJoin(rs, " "));
+      } else {
+        absl::StrAppendFormat(&extra, " con %.3f reg %.3f alpha %.2f r [%s] dL/dr [%s]", con_value,
+                              reg_value, alpha, absl::StrJoin(rs, " "), absl::StrJoin(gs, " "));
+      }
+    }
+    log.Step(step, gap_value, o.batch, o.lr, o.log_every, extra);
+    summary.final_objective = gap_value;
+    summary.final_constraint = con_value;
+    summary.final_regularizer = reg_value;
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps) {
+      state.next_step = step + 1;
+      LV_RETURN_IF_ERROR(train::SaveTrainState(ckpt, state));
+    }
+  }
+  summary.steps = step;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (step < o.steps) {
+    state.next_step = step;
+    LV_RETURN_IF_ERROR(train::SaveTrainState(ckpt, state));
+    log.Line(absl::StrCat("stopped after step ", step, "; rerun the same command to resume"));
+    return summary;
+  }
+  summary.finished = true;
+  if (gated) {
+    if (!frozen) LV_RETURN_IF_ERROR(freeze());  // finetune_fraction 0, or resumed at the end
+    summary.linear = bin.linear;
+    summary.rounding_agreed = bin.rounding_agreed;
+  } else {
+    summary.linear = fixed;
+  }
+  log.Line(absl::StrCat("linear layers: ", absl::StrJoin(summary.linear, ","),
+                        gated && !summary.rounding_agreed
+                            ? " (rounding disagreed: the K smallest r were taken)"
+                            : ""));
+  if (!o.out_dir.empty()) {
+    LV_RETURN_IF_ERROR(Export(o, student, summary, *cache));
+    log.Line(absl::StrCat("exported ", o.out_dir));
+  }
+  return summary;
+}
+
+}  // namespace linvideo::core::posttrain
