@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,8 +19,10 @@
 #include "core/common/status.h"
 #include "core/data/render.h"
 #include "core/eval/eval_set.h"
+#include "core/eval/paired_bootstrap.h"
 #include "core/eval/score.h"
 #include "core/eval/validate.h"
+#include "core/io/safetensors.h"
 #include "core/pipeline/text_to_video.h"
 #include "media/bytes_io.h"
 #include "media/png.h"
@@ -43,7 +46,15 @@ constexpr char kUsage[] =
     "      [--frames F] [--height H] [--width W] [--batch B (4)] [--threads N] [--device cpu]\n"
     "        generate the fixed evaluation prompts x the first K fixed seeds, score them against\n"
     "        their prompts (and the reference model's videos), write eval.json, eval.md and\n"
-    "        contact_sheet.png (ground truth | generated, first seed) to --out\n";
+    "        contact_sheet.png (ground truth | generated, first seed) to --out\n"
+    "      [--save-videos] also write every video to --out/videos.safetensors (uint8, named\n"
+    "        CASE/SEED), to serve as a later run's reference\n"
+    "      [--reference-videos FILE] fidelity against a saved run's videos instead of\n"
+    "        regenerating them with --reference-model (same prompts, seeds and size)\n"
+    "  compare --baseline DIR --candidate DIR [--resamples N (10000)] [--out FILE]\n"
+    "        paired bootstrap 95% intervals of candidate - baseline (same case and seed pairs)\n"
+    "        for each adherence attribute, overall adherence, all-correct and consistency,\n"
+    "        per prompt group; markdown to stdout (and FILE)\n";
 
 constexpr double kRequiredAccuracy = 0.98;
 
@@ -158,9 +169,11 @@ void AppendKeyFrames(const torch::Tensor& video, std::vector<uint8_t>* out) {
 
 absl::Status Run(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(
-      Flags flags, Flags::Parse(args, {"model", "reference-model", "prompts", "seeds", "steps",
-                                       "guidance", "shift", "sampler", "frames", "height", "width",
-                                       "batch", "threads", "device", "out"}));
+      Flags flags, Flags::Parse(args,
+                                {"model", "reference-model", "reference-videos", "prompts", "seeds",
+                                 "steps", "guidance", "shift", "sampler", "frames", "height",
+                                 "width", "batch", "threads", "device", "out"},
+                                {"save-videos"}));
   lp::PipelineOptions options;
   LV_ASSIGN_OR_RETURN(options.model_dir, flags.Required("model"));
   LV_ASSIGN_OR_RETURN(const std::string out_dir, flags.Required("out"));
@@ -194,6 +207,15 @@ absl::Status Run(const std::vector<std::string>& args) {
     ref_options.model_dir = flags.Get("reference-model");
     LV_ASSIGN_OR_RETURN(reference, lp::TextToVideoPipeline::Create(ref_options));
   }
+  if (flags.Has("reference-model") && flags.Has("reference-videos")) {
+    return absl::InvalidArgumentError("use --reference-model or --reference-videos, not both");
+  }
+  linvideo::core::io::TensorMap reference_videos, saved_videos;
+  if (flags.Has("reference-videos")) {
+    LV_ASSIGN_OR_RETURN(reference_videos,
+                        linvideo::core::io::ReadSafetensors(flags.Get("reference-videos")));
+  }
+  const bool save_videos = flags.Has("save-videos") && flags.Get("save-videos") != "false";
   const std::vector<ev::EvalCase> cases = ev::EvalCases(set);
   base.prompt = cases.front().prompt;  // Resolve checks the prompt too; each case sets its own
   LV_ASSIGN_OR_RETURN(const lp::GenerationParams resolved, model->Resolve(base));
@@ -220,7 +242,22 @@ absl::Status Run(const std::vector<std::string>& args) {
       }
       for (size_t i = begin; i < end; ++i) {
         const torch::Tensor& video = videos[i - begin];  // [F, H, W, 3] uint8
+        const std::string key = absl::StrCat(cases[i].name, "/", all_seeds[s]);
+        if (save_videos) saved_videos[key] = video.contiguous();
         const torch::Tensor* ref = reference ? &refs[i - begin] : nullptr;
+        if (!reference_videos.empty()) {
+          auto it = reference_videos.find(key);
+          if (it == reference_videos.end()) {
+            return absl::NotFoundError(absl::StrCat("--reference-videos has no video ", key,
+                                                    " (saved with other prompts or seeds?)"));
+          }
+          if (!it->second.sizes().equals(video.sizes())) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("--reference-videos ", key, " is ", c10::str(it->second.sizes()),
+                             ", this run's is ", c10::str(video.sizes())));
+          }
+          ref = &it->second;
+        }
         LV_ASSIGN_OR_RETURN(ev::VideoScore score, ev::ScoreVideo(video, cases[i].spec, ref));
         if (s == 0) {
           LV_ASSIGN_OR_RETURN(torch::Tensor truth, data::Render(cases[i].spec, video.size(0),
@@ -301,6 +338,7 @@ absl::Status Run(const std::vector<std::string>& args) {
   nlohmann::json report = {
       {"model", options.model_dir},
       {"reference_model", flags.Get("reference-model")},
+      {"reference_videos", flags.Get("reference-videos")},
       {"prompts", flags.Get("prompts", "all")},
       {"seeds", std::vector<uint64_t>(all_seeds.begin(), all_seeds.begin() + num_seeds)},
       {"steps", resolved.steps},
@@ -316,12 +354,18 @@ absl::Status Run(const std::vector<std::string>& args) {
   std::filesystem::create_directories(out_dir);
   const std::filesystem::path out(out_dir);
   LV_RETURN_IF_ERROR(linvideo::media::SaveBytes((out / "eval.json").string(), report.dump(2)));
+  if (save_videos) {
+    LV_RETURN_IF_ERROR(
+        linvideo::core::io::WriteSafetensors((out / "videos.safetensors").string(), saved_videos));
+  }
   const std::string md = absl::StrCat(
       "# linvideo-eval: ", options.model_dir, "\n\n", resolved.steps, " steps, guidance ",
       resolved.guidance, ", shift ", resolved.shift, ", ", resolved.frames, "x", resolved.height,
       "x", resolved.width, ", ", num_seeds, " seed(s)",
-      reference ? absl::StrCat(", reference ", flags.Get("reference-model")) : "", "\n\n", table,
-      "\n", per_video);
+      reference ? absl::StrCat(", reference ", flags.Get("reference-model")) : "",
+      reference_videos.empty() ? ""
+                               : absl::StrCat(", reference videos ", flags.Get("reference-videos")),
+      "\n\n", table, "\n", per_video);
   LV_RETURN_IF_ERROR(linvideo::media::SaveBytes((out / "eval.md").string(), md));
   if (!results.empty()) {
     const int tiles = static_cast<int>(sheet.size() / (resolved.height * resolved.width * 3));
@@ -340,6 +384,79 @@ absl::Status Run(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+// One score of a video entry of eval.json by metric name.
+double Metric(const nlohmann::json& v, const std::string& metric) {
+  if (metric == "consistency") return v.at("consistency").at("score").get<double>();
+  return v.at("adherence").at(metric).get<double>();
+}
+
+absl::Status Compare(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags flags,
+                      Flags::Parse(args, {"baseline", "candidate", "resamples", "out"}));
+  LV_ASSIGN_OR_RETURN(std::string base_dir, flags.Required("baseline"));
+  LV_ASSIGN_OR_RETURN(std::string cand_dir, flags.Required("candidate"));
+  LV_ASSIGN_OR_RETURN(int64_t resamples, flags.GetInt("resamples", 10000));
+  auto load = [](const std::string& dir) -> absl::StatusOr<nlohmann::json> {
+    const std::string path = (std::filesystem::path(dir) / "eval.json").string();
+    LV_ASSIGN_OR_RETURN(std::string bytes, linvideo::media::LoadBytes(path));
+    nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.contains("videos")) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " is not a linvideo-eval report"));
+    }
+    return j;
+  };
+  LV_ASSIGN_OR_RETURN(nlohmann::json base, load(base_dir));
+  LV_ASSIGN_OR_RETURN(nlohmann::json cand, load(cand_dir));
+  std::map<std::string, const nlohmann::json*> by_key;
+  for (const auto& v : base["videos"]) {
+    by_key[absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>())] = &v;
+  }
+  const std::vector<std::string> metrics = {"background", "color", "shape", "motion",
+                                            "size",       "mean",  "all",   "consistency"};
+  std::string md = absl::StrCat("candidate ", cand_dir, " minus baseline ", base_dir,
+                                ": paired bootstrap 95% intervals (", resamples,
+                                " resamples), in points\n\n| group | pairs |");
+  for (const auto& m : metrics) absl::StrAppend(&md, " ", m, " |");
+  absl::StrAppend(&md, "\n|---|---|");
+  for (size_t i = 0; i < metrics.size(); ++i) absl::StrAppend(&md, "---|");
+  absl::StrAppend(&md, "\n");
+  for (const char* group : {"seen", "heldout", "all"}) {
+    std::vector<const nlohmann::json*> bs, cs;
+    for (const auto& v : cand["videos"]) {
+      const bool held = v["held_out"].get<bool>();
+      if (std::string(group) != "all" && held != (std::string(group) == "heldout")) continue;
+      const std::string key =
+          absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>());
+      auto it = by_key.find(key);
+      if (it == by_key.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("the baseline has no video ", key,
+                                                       ": compare runs made with the same "
+                                                       "prompts and seeds"));
+      }
+      cs.push_back(&v);
+      bs.push_back(it->second);
+    }
+    if (cs.empty()) continue;
+    absl::StrAppend(&md, "| ", group, " | ", cs.size(), " |");
+    for (const auto& m : metrics) {
+      std::vector<double> a, b;
+      for (size_t i = 0; i < cs.size(); ++i) {
+        a.push_back(Metric(*cs[i], m));
+        b.push_back(Metric(*bs[i], m));
+      }
+      LV_ASSIGN_OR_RETURN(ev::Interval ci, ev::PairedBootstrap(a, b, static_cast<int>(resamples)));
+      const double scale = m == "consistency" ? 1.0 : 100.0;
+      absl::StrAppend(&md, absl::StrFormat(m == "consistency" ? " %+.3f [%+.3f, %+.3f] |"
+                                                              : " %+.1f [%+.1f, %+.1f] |",
+                                           scale * ci.mean, scale * ci.lo, scale * ci.hi));
+    }
+    absl::StrAppend(&md, "\n");
+  }
+  std::cout << md;
+  if (flags.Has("out")) LV_RETURN_IF_ERROR(linvideo::media::SaveBytes(flags.Get("out"), md));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -355,6 +472,8 @@ int main(int argc, char** argv) {
     status = ValidateDetectors(args);
   } else if (command == "run") {
     status = Run(args);
+  } else if (command == "compare") {
+    status = Compare(args);
   } else {
     std::cerr << "unknown command '" << command << "'\n" << kUsage;
     return 2;
