@@ -20,6 +20,6 @@ mkdir -p "$WORK"
 "$BIN" trajectories --model "$BASE" --out "$WORK/trajectories" --videos 128 --batch 8 \
   --shard-videos 32 --seed 0 --threads "$THREADS" | tee -a "$WORK/trajectories.log"
 "$BIN" convert --base "$BASE" --cache "$WORK/trajectories" --work "$WORK/convert" --out "$OUT" \
-  --linear-layers 3 --select auto --objective adm --steps "${STEPS:-600}" --batch 4 --seed 0 \
+  --linear-layers 3 --select auto --objective adm --steps "${STEPS:-400}" --batch 4 --seed 0 \
   --threads "$THREADS"
 echo "converted model in $OUT"

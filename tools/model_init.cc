@@ -33,7 +33,8 @@ std::string DefaultTokenizerModel() {
 }  // namespace
 
 absl::Status RunInit(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"config", "seed", "dtype", "tokenizer"}));
+  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"config", "seed", "dtype", "tokenizer"},
+                                                {"small-companions"}));
   if (flags.positional().size() != 1) {
     return absl::InvalidArgumentError(
         "usage: linvideo-model init --config NAME --seed S [--dtype fp32|bf16] DIR");
@@ -47,6 +48,8 @@ absl::Status RunInit(const std::vector<std::string>& args) {
   options.config = name;
   options.seed = static_cast<uint64_t>(seed);
   options.dtype = dtype;
+  options.small_companions =
+      flags.Has("small-companions") && flags.Get("small-companions") != "false";
   options.tokenizer_model_file = flags.Get("tokenizer", DefaultTokenizerModel());
   const std::string dir = flags.positional()[0];
   LV_ASSIGN_OR_RETURN(std::string summary, core::pipeline::WriteRandomModelFolder(dir, options));

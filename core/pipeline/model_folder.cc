@@ -265,7 +265,7 @@ absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
                                                    const RandomModelOptions& options) {
   ModelFolderContents c;
   LV_ASSIGN_OR_RETURN(c.dit_config, wan::NamedDitConfig(options.config));
-  const bool tiny = options.config == "tiny";
+  const bool tiny = options.config == "tiny" || options.small_companions;
   LV_ASSIGN_OR_RETURN(c.t5_config, wan::T5Config::Named(tiny ? "tiny" : "umt5-xxl"));
   LV_ASSIGN_OR_RETURN(c.vae_config, wan::VaeConfig::Named(tiny ? "tiny" : "wan2.1"));
   c.tokenizer_model_file = options.tokenizer_model_file;

@@ -108,6 +108,10 @@ struct RandomModelOptions {
   uint64_t seed = 0;
   c10::ScalarType dtype = c10::kFloat;
   std::string tokenizer_model_file;  // sentencepiece model copied into tokenizer/
+  // The text encoder and VAE of the tiny config (the text encoder at the DiT's text_dim) beside a
+  // full-size DiT: CPU smoke runs of the DiT at its real dimensions without umT5-XXL's 5.7B
+  // parameters. Small serving defaults (as tiny's) go into model_index.json.
+  bool small_companions = false;
 };
 absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
                                                    const RandomModelOptions& options);

@@ -408,11 +408,17 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     summary.gate_layers = HybridLayers(sel);
   }
   std::vector<torch::Tensor> weights;
-  for (const torch::Tensor& p : student->parameters()) {
-    if (std::none_of(gates.begin(), gates.end(),
-                     [&](const torch::Tensor& g) { return SameTensor(g, p); })) {
-      weights.push_back(p);
+  for (auto& item : student->named_parameters()) {
+    torch::Tensor& p = item.value();
+    if (std::any_of(gates.begin(), gates.end(),
+                    [&](const torch::Tensor& g) { return SameTensor(g, p); })) {
+      continue;
     }
+    if (o.attention_only && item.key().find(".self_attn.") == std::string::npos) {
+      p.set_requires_grad(false);
+      continue;
+    }
+    weights.push_back(p);
   }
   // The weights train with Adam; the gates with plain SGD. Adam normalises each parameter's
   // update, and the gates' gradients are dominated by the terms every gate shares (λ·∂L_con is the

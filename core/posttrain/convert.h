@@ -73,6 +73,9 @@ struct ConvertOptions {
   double uncond_fraction = 0.2;
   int64_t heuristic_points = 16;  // cached points scored per layer for `heuristic`
   uint64_t seed = 0;
+  // Train only the self-attention layers (projections, norms, feature maps; gates always train):
+  // optimizer state for ~20% of the weights, for large models on small machines. Default: all.
+  bool attention_only = false;
   DeviceOptions device;  // device only: weights train in fp32
   bool bf16 = false;     // forward passes under bf16 autocast
   int64_t log_every = 10;
