@@ -8,7 +8,7 @@
 //             (what every step cost before the text state was prepared per request)
 // and prints medians and ratios.
 //
-// Usage: linvideo-step-bench [--model=models/default] [--reps=21] [--threads=N]
+// Usage: linvideo-step-bench [--model=models/default] [--compare=DIR2] [--reps=21] [--threads=N]
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,13 +51,15 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model = "models/default";
+  std::string model = "models/default", compare;
   int reps = 21, threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     bool ok = true;
     if (absl::StartsWith(a, "--model=")) {
       model = a.substr(8);
+    } else if (absl::StartsWith(a, "--compare=")) {
+      compare = a.substr(10);
     } else if (absl::StartsWith(a, "--reps=")) {
       ok = absl::SimpleAtoi(a.substr(7), &reps) && reps > 0;
     } else if (absl::StartsWith(a, "--threads=")) {
@@ -65,7 +68,9 @@ int main(int argc, char** argv) {
       ok = false;
     }
     if (!ok) {
-      std::fprintf(stderr, "usage: linvideo-step-bench [--model=DIR] [--reps=N>0] [--threads=N]\n");
+      std::fprintf(stderr,
+                   "usage: linvideo-step-bench [--model=DIR] [--compare=DIR2] [--reps=N>0] "
+                   "[--threads=N]\n");
       return 2;
     }
   }
@@ -91,13 +96,28 @@ int main(int argc, char** argv) {
   if (!text.ok()) return Fail(text.status());
   auto state = (*pipeline)->InitRequest(*resolved, (*text)[0], (*text)[1]);
   if (!state.ok()) return Fail(state.status());
+  // The second model runs the same request (its own text encoder, same seed and schedule).
+  std::unique_ptr<lp::TextToVideoPipeline> other;
+  std::unique_ptr<lp::RequestState> other_state;
+  if (!compare.empty()) {
+    lp::PipelineOptions other_options = options;
+    other_options.model_dir = compare;
+    auto created = lp::TextToVideoPipeline::Create(other_options);
+    if (!created.ok()) return Fail(created.status());
+    other = std::move(*created);
+    auto other_text = other->EncodeText({resolved->prompt, resolved->negative_prompt});
+    if (!other_text.ok()) return Fail(other_text.status());
+    auto s2 = other->InitRequest(*resolved, (*other_text)[0], (*other_text)[1]);
+    if (!s2.ok()) return Fail(s2.status());
+    other_state = std::move(*s2);
+  }
 
   c10::InferenceMode guard;
   const torch::Tensor x = (*state)->latents.unsqueeze(0).expand({2, -1, -1, -1, -1}).contiguous();
   const torch::Tensor t = torch::full({2}, 500.0);
   const torch::Tensor context = torch::stack({(*text)[0], (*text)[1]});  // [2, L, text_dim]
   const wan::WanTextState prepared = (*dit)->PrepareText(context);
-  std::vector<double> step_ms, prepared_ms, forward_ms;
+  std::vector<double> step_ms, prepared_ms, forward_ms, other_ms;
   for (int rep = -1; rep < reps; ++rep) {  // rep -1: warm-up, not recorded
     const double s = TimeMs([&] {
       absl::Status st = (*pipeline)->Step({state->get()});
@@ -105,7 +125,13 @@ int main(int argc, char** argv) {
     });
     const double d = TimeMs([&] { (*dit)->Denoise(x, t, prepared); });
     const double f = TimeMs([&] { (*dit)->forward(x, t, context); });
+    const double o = other ? TimeMs([&] {
+      absl::Status st = other->Step({other_state.get()});
+      if (!st.ok()) std::abort();
+    })
+                           : 0.0;
     if (rep < 0) continue;
+    other_ms.push_back(o);
     step_ms.push_back(s);
     prepared_ms.push_back(d);
     forward_ms.push_back(f);
@@ -122,5 +148,11 @@ int main(int argc, char** argv) {
   std::printf("| pipeline Step (served step) | %.2f | %.3fx |\n", s, s / d);
   std::printf("| DiT Denoise, text prepared once | %.2f | 1.000x |\n", d);
   std::printf("| DiT forward, text recomputed per call | %.2f | %.3fx |\n", f, f / d);
+  if (other) {
+    const double o = Median(other_ms);
+    std::printf(
+        "\nserved step, same request: %s %.2f ms, %s %.2f ms: %.3fx the time (%.2fx faster)\n",
+        model.c_str(), s, compare.c_str(), o, o / s, s / o);
+  }
   return 0;
 }

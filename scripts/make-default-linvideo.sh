@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes models/default-linvideo from models/default with the LinVideo conversion, data-free:
 #   scripts/make-default-linvideo.sh [OUT_DIR]      (default OUT_DIR: models/default-linvideo)
-# 1. trajectories: the teacher's own 50-step guided UniPC samples of 128 training-grammar prompts
-#    (x_t and both branch velocities at every step, bf16, ~1.4 GB in $WORK/trajectories)
+# 1. trajectories: the teacher's own 50-step guided UniPC samples of 96 training-grammar prompts
+#    (x_t and both branch velocities at every step, bf16, ~1.1 GB in $WORK/trajectories)
 # 2. convert: selective transfer (3 of the 6 layers linear, layer 0 pinned, chosen by the gates)
 #    with the ADM objective, then export with the lineage in model_index.json.
 # Both stages resume when rerun. Progress: $WORK/trajectories.log, $WORK/convert/convert.log.
@@ -17,7 +17,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 BIN="$BUILD_DIR/tools/linvideo-train"
 [ -x "$BIN" ] || { scripts/install-deps.sh && scripts/build.sh; }
 mkdir -p "$WORK"
-"$BIN" trajectories --model "$BASE" --out "$WORK/trajectories" --videos 128 --batch 8 \
+"$BIN" trajectories --model "$BASE" --out "$WORK/trajectories" --videos 96 --batch 8 \
   --shard-videos 32 --seed 0 --threads "$THREADS" | tee -a "$WORK/trajectories.log"
 "$BIN" convert --base "$BASE" --cache "$WORK/trajectories" --work "$WORK/convert" --out "$OUT" \
   --linear-layers 3 --select auto --objective adm --steps "${STEPS:-400}" --batch 4 --seed 0 \
