@@ -269,7 +269,8 @@ absl::Status Run(const std::vector<std::string>& args) {
         std::cout << absl::StrFormat("[%zu/%zu] seed %d %-40s adherence %.2f%s (%.1f s)\n",
                                      results.size(), cases.size() * num_seeds, all_seeds[s],
                                      cases[i].name, results.back().score.adherence.Mean(),
-                                     results.back().score.adherence.all == 1 ? " all" : "", secs);
+                                     results.back().score.adherence.all == 1 ? " all" : "", secs)
+                  << std::flush;  // progress reaches a redirected log as it happens
       }
     }
   }
