@@ -93,6 +93,8 @@ LinVideo post-training (docs/linvideo.md):
                 [--finetune-fraction X (0.25: last part trains with the gates frozen at 0/1)]
                 [--heuristic-points N] [--seed N] [--log-every N] [--checkpoint-every N]
                 [--stop-after N] [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
+                [--divergence-factor X (10: stop when the 10-step mean velocity gap exceeds
+                X times its lowest; 0: off)]
                 [--trainable all|attention] (attention: only the self-attention layers train;
                 optimizer state for ~20% of the weights, e.g. the 1.3B on a 24 GB CPU machine)
                 progress in WORK/convert.log; resumes from WORK/convert.ckpt when rerun
@@ -464,6 +466,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
                                                    "anneal-fraction",
                                                    "finetune-fraction",
                                                    "trainable",
+                                                   "divergence-factor",
                                                    "seed",
                                                    "log-every",
                                                    "checkpoint-every",
@@ -499,6 +502,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.log_every, f.GetInt("log-every", o.log_every));
   LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
+  LV_ASSIGN_OR_RETURN(o.divergence_factor, f.GetDouble("divergence-factor", o.divergence_factor));
   LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   const std::string trainable = f.Get("trainable", "all");

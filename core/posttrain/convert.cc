@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <numeric>
@@ -247,6 +248,18 @@ bool SameTensor(const torch::Tensor& a, const torch::Tensor& b) {
 
 }  // namespace
 
+bool DivergenceGuard::Add(double gap) {
+  if (!std::isfinite(gap)) return true;
+  recent_.push_back(gap);
+  if (static_cast<int>(recent_.size()) > window_) recent_.erase(recent_.begin());
+  if (static_cast<int>(recent_.size()) < window_) return false;
+  double sum = 0;
+  for (double v : recent_) sum += v;
+  last_ = sum / window_;
+  if (best_ < 0 || last_ < best_) best_ = last_;
+  return factor_ > 0 && last_ > factor_ * best_;
+}
+
 absl::StatusOr<LayerChoice> ParseLayerChoice(const std::string& text) {
   LayerChoice choice;
   if (text == "auto") return choice;
@@ -337,6 +350,7 @@ absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers)
     return Bad("--uncond-fraction must be in [0, 1]");
   }
   if (o.heuristic_points < 1) return Bad("--heuristic-points must be >= 1");
+  if (!(o.divergence_factor >= 0)) return Bad("--divergence-factor must be >= 0 (0: off)");
   if (o.log_every < 1 || o.checkpoint_every < 1) {
     return Bad("--log-every and --checkpoint-every must be >= 1");
   }
@@ -475,6 +489,8 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
                           bin.rounding_agreed ? "" : " (rounding disagreed: the K smallest r)"));
     return absl::OkStatus();
   };
+  DivergenceGuard guard(o.divergence_factor);
+  int64_t last_checkpoint = first;
   const auto start = std::chrono::steady_clock::now();
   log.StartClock();
   int64_t step = first;
@@ -540,9 +556,20 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     summary.final_objective = gap_value;
     summary.final_constraint = con_value;
     summary.final_regularizer = reg_value;
+    if (guard.Add(gap_value)) {
+      const std::string why = absl::StrFormat(
+          "conversion diverged at step %d: velocity gap %.4g (10-step mean %.4g, lowest %.4g, "
+          "limit %g x); nothing exported. The last checkpoint (step %d) is in %s: rerun with a "
+          "lower --lr or more --steps resumes from it, or start a new --work",
+          step + 1, gap_value, guard.last_mean(), guard.best_mean(), o.divergence_factor,
+          last_checkpoint, o.work_dir);
+      log.Line(why);
+      return absl::FailedPreconditionError(why);
+    }
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(train::SaveTrainState(ckpt, state));
+      last_checkpoint = step + 1;
     }
   }
   summary.steps = step;

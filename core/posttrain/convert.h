@@ -81,6 +81,28 @@ struct ConvertOptions {
   int64_t log_every = 10;
   int64_t checkpoint_every = 50;
   int64_t stop_after = 0;  // > 0: checkpoint and return after this many steps (resume later)
+  // DivergenceGuard factor: the run stops (FAILED_PRECONDITION, nothing exported, no checkpoint
+  // written past the last good one) when the gap runs away. 0: only non-finite values stop it.
+  double divergence_factor = 10.0;
+};
+
+// Watches the logged velocity gap for a run-away: diverged when a value is not finite, or when the
+// mean of the last `window` values exceeds `factor` × the lowest such mean seen so far. (The
+// student is its own score model under ADM; when its score goes wrong the gradient it feeds itself
+// does too, and a 400-step run resumed to 800 went from a gap of 0.05 to 12.8.)
+class DivergenceGuard {
+ public:
+  DivergenceGuard(double factor, int window = 10) : factor_(factor), window_(window) {}
+  // Records one value; true once the run has diverged (factor <= 0 only checks finiteness).
+  bool Add(double gap);
+  double best_mean() const { return best_; }
+  double last_mean() const { return last_; }
+
+ private:
+  double factor_;
+  int window_;
+  std::vector<double> recent_;
+  double best_ = -1, last_ = 0;
 };
 
 // INVALID_ARGUMENT for options that cannot run on a DiT with `num_layers` layers, each message

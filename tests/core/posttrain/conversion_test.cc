@@ -262,6 +262,19 @@ TEST_F(ConversionTest, HeuristicPicksTheLayersLinearisationHurtsLeast) {
   EXPECT_EQ(s->linear, expected);
 }
 
+TEST(DivergenceGuardTest, StopsARunAwayGapNotANoisyOne) {
+  DivergenceGuard guard(10.0, 3);
+  // Noisy but stable: a single spike within the window does not trip it.
+  for (double g : {0.05, 0.08, 0.04, 0.06, 0.3, 0.05, 0.07}) EXPECT_FALSE(guard.Add(g)) << g;
+  EXPECT_NEAR(guard.best_mean(), 0.17 / 3, 1e-9);  // the first window, (0.05 + 0.08 + 0.04) / 3
+  // The 0.05 -> 12 run-away of the 800-step run: trips once a window mean passes 10 x 0.0567.
+  EXPECT_FALSE(guard.Add(0.5));
+  EXPECT_TRUE(guard.Add(3.3));
+  DivergenceGuard nan_guard(0.0);
+  EXPECT_FALSE(nan_guard.Add(1e6));  // factor 0: only non-finite values stop a run
+  EXPECT_TRUE(nan_guard.Add(std::nan("")));
+}
+
 TEST_F(ConversionTest, BadOptionsSayWhatIsAllowed) {
   auto message = [](const ConvertOptions& o) {
     auto s = RunConversion(o);
