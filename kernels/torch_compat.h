@@ -24,85 +24,69 @@ inline bool CpuAutocastEnabled() {
 #endif
 }
 
-// Enables CPU autocast to bfloat16 for its lifetime (matmuls, linears and convolutions run in
-// bf16 with fp32 inputs, weights and gradients; reductions and norms stay fp32). LibTorch 2.4
-// replaced the per-device setters with device-type arguments. On exit the autocast weight cache
-// is cleared: cached bf16 copies of weights would otherwise outlive an optimizer step.
-class ScopedCpuBf16Autocast {
- public:
-  explicit ScopedCpuBf16Autocast(bool enable) : enable_(enable) {
-    if (!enable_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    was_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
-    old_dtype_ = at::autocast::get_autocast_dtype(at::kCPU);
-    at::autocast::set_autocast_enabled(at::kCPU, true);
-    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-#else
-    was_enabled_ = at::autocast::is_cpu_enabled();
-    old_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~ScopedCpuBf16Autocast() {
-    if (!enable_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
-    at::autocast::set_autocast_dtype(at::kCPU, old_dtype_);
-#else
-    at::autocast::set_cpu_enabled(was_enabled_);
-    at::autocast::set_autocast_cpu_dtype(old_dtype_);
-#endif
-  }
-  ScopedCpuBf16Autocast(const ScopedCpuBf16Autocast&) = delete;
-  ScopedCpuBf16Autocast& operator=(const ScopedCpuBf16Autocast&) = delete;
-
- private:
-  bool enable_;
-  bool was_enabled_ = false;
-  at::ScalarType old_dtype_ = at::kBFloat16;
-};
-
-// Bf16 autocast for the device type of `device` (CPU or CUDA), otherwise as ScopedCpuBf16Autocast.
+// Enables autocast to bfloat16 on one device type (CPU or CUDA) for its lifetime (matmuls, linears
+// and convolutions run in bf16 with fp32 inputs, weights and gradients; reductions and norms stay
+// fp32); other device types are left alone. LibTorch 2.4 replaced the per-device setters with
+// device-type arguments. On exit the autocast weight cache is cleared: cached bf16 copies of
+// weights would otherwise outlive an optimizer step.
 class ScopedBf16Autocast {
  public:
-  ScopedBf16Autocast(bool enable, const c10::Device& device)
-      : cpu_(enable && device.is_cpu()), cuda_(enable && device.is_cuda()) {
-    if (!cuda_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    old_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-    was_enabled_ = at::autocast::is_enabled();
-    old_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
+  ScopedBf16Autocast(bool enable, c10::DeviceType type)
+      : type_(type), enable_(enable && (type == at::kCPU || type == at::kCUDA)) {
+    if (!enable_) return;
+    was_enabled_ = Enabled(type_);
+    old_dtype_ = Dtype(type_);
+    Set(type_, true, at::kBFloat16);
     at::autocast::increment_nesting();
   }
   ~ScopedBf16Autocast() {
-    if (!cuda_) return;
+    if (!enable_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
-    at::autocast::set_autocast_dtype(at::kCUDA, old_dtype_);
-#else
-    at::autocast::set_enabled(was_enabled_);
-    at::autocast::set_autocast_gpu_dtype(old_dtype_);
-#endif
+    Set(type_, was_enabled_, old_dtype_);
   }
   ScopedBf16Autocast(const ScopedBf16Autocast&) = delete;
   ScopedBf16Autocast& operator=(const ScopedBf16Autocast&) = delete;
 
  private:
-  ScopedCpuBf16Autocast cpu_;
-  bool cuda_;
+  static bool Enabled(c10::DeviceType type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    return at::autocast::is_autocast_enabled(type);
+#else
+    return type == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+  }
+  static at::ScalarType Dtype(c10::DeviceType type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    return at::autocast::get_autocast_dtype(type);
+#else
+    return type == at::kCPU ? at::autocast::get_autocast_cpu_dtype()
+                            : at::autocast::get_autocast_gpu_dtype();
+#endif
+  }
+  static void Set(c10::DeviceType type, bool enabled, at::ScalarType dtype) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(type, enabled);
+    at::autocast::set_autocast_dtype(type, dtype);
+#else
+    if (type == at::kCPU) {
+      at::autocast::set_cpu_enabled(enabled);
+      at::autocast::set_autocast_cpu_dtype(dtype);
+    } else {
+      at::autocast::set_enabled(enabled);
+      at::autocast::set_autocast_gpu_dtype(dtype);
+    }
+#endif
+  }
+  c10::DeviceType type_;
+  bool enable_;
   bool was_enabled_ = false;
   at::ScalarType old_dtype_ = at::kBFloat16;
+};
+
+// CPU bf16 autocast (the trainers' forward passes).
+class ScopedCpuBf16Autocast : public ScopedBf16Autocast {
+ public:
+  explicit ScopedCpuBf16Autocast(bool enable) : ScopedBf16Autocast(enable, at::kCPU) {}
 };
 
 }  // namespace linvideo::kernels

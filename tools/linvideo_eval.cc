@@ -22,6 +22,7 @@
 #include "core/eval/paired_bootstrap.h"
 #include "core/eval/score.h"
 #include "core/eval/validate.h"
+#include "core/io/json_file.h"
 #include "core/io/safetensors.h"
 #include "core/pipeline/text_to_video.h"
 #include "media/bytes_io.h"
@@ -399,9 +400,8 @@ absl::Status Compare(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(int64_t resamples, flags.GetInt("resamples", 10000));
   auto load = [](const std::string& dir) -> absl::StatusOr<nlohmann::json> {
     const std::string path = (std::filesystem::path(dir) / "eval.json").string();
-    LV_ASSIGN_OR_RETURN(std::string bytes, linvideo::media::LoadBytes(path));
-    nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.contains("videos")) {
+    LV_ASSIGN_OR_RETURN(nlohmann::json j, linvideo::core::io::ReadJsonFile(path));
+    if (!j.contains("videos")) {
       return absl::InvalidArgumentError(absl::StrCat(path, " is not a linvideo-eval report"));
     }
     return j;

@@ -118,15 +118,21 @@ absl::Status Precision(const Flags& f, bool* bf16) {
   return absl::OkStatus();
 }
 
+// --seed N (>= 0); `seed` keeps its value when the flag is absent.
+absl::Status Seed(const Flags& f, uint64_t* seed) {
+  LV_ASSIGN_OR_RETURN(int64_t s, f.GetInt("seed", static_cast<int64_t>(*seed)));
+  if (s < 0) return absl::InvalidArgumentError("--seed must be >= 0");
+  *seed = static_cast<uint64_t>(s);
+  return absl::OkStatus();
+}
+
 absl::Status Common(const Flags& f, std::string* work, int64_t* steps, int64_t* batch, double* lr,
                     uint64_t* seed, int64_t* log_every, int64_t* checkpoint_every) {
   LV_ASSIGN_OR_RETURN(*work, f.Required("work"));
   LV_ASSIGN_OR_RETURN(*steps, f.GetInt("steps", *steps));
   LV_ASSIGN_OR_RETURN(*batch, f.GetInt("batch", *batch));
   LV_ASSIGN_OR_RETURN(*lr, f.GetDouble("lr", *lr));
-  LV_ASSIGN_OR_RETURN(int64_t s, f.GetInt("seed", static_cast<int64_t>(*seed)));
-  if (s < 0) return absl::InvalidArgumentError("--seed must be >= 0");
-  *seed = static_cast<uint64_t>(s);
+  LV_RETURN_IF_ERROR(Seed(f, seed));
   LV_ASSIGN_OR_RETURN(*log_every, f.GetInt("log-every", *log_every));
   LV_ASSIGN_OR_RETURN(*checkpoint_every, f.GetInt("checkpoint-every", *checkpoint_every));
   return absl::OkStatus();
@@ -402,9 +408,7 @@ absl::Status Trajectories(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.videos, f.GetInt("videos", o.videos));
   LV_ASSIGN_OR_RETURN(o.batch, f.GetInt("batch", o.batch));
   LV_ASSIGN_OR_RETURN(o.shard_videos, f.GetInt("shard-videos", o.shard_videos));
-  LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
-  if (seed < 0) return absl::InvalidArgumentError("--seed must be >= 0");
-  o.seed = static_cast<uint64_t>(seed);
+  LV_RETURN_IF_ERROR(Seed(f, &o.seed));
   LV_ASSIGN_OR_RETURN(o.generation.steps, f.GetInt("steps", 0));
   LV_ASSIGN_OR_RETURN(o.generation.width, f.GetInt("width", 0));
   LV_ASSIGN_OR_RETURN(o.generation.height, f.GetInt("height", 0));
@@ -496,9 +500,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.heuristic_points, f.GetInt("heuristic-points", o.heuristic_points));
   LV_ASSIGN_OR_RETURN(o.anneal_fraction, f.GetDouble("anneal-fraction", o.anneal_fraction));
   LV_ASSIGN_OR_RETURN(o.finetune_fraction, f.GetDouble("finetune-fraction", o.finetune_fraction));
-  LV_ASSIGN_OR_RETURN(int64_t seed, f.GetInt("seed", 0));
-  if (seed < 0) return absl::InvalidArgumentError("--seed must be >= 0");
-  o.seed = static_cast<uint64_t>(seed);
+  LV_RETURN_IF_ERROR(Seed(f, &o.seed));
   LV_ASSIGN_OR_RETURN(o.log_every, f.GetInt("log-every", o.log_every));
   LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));

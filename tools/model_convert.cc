@@ -36,16 +36,6 @@ absl::Status WriteRewrite(const fs::path& out, const Rewrite& r, const TensorMap
   return core::io::WriteWeights((out / r.dir).string(), r.OutputStem(), tensors);
 }
 
-// N of a "blocks.N...." parameter name, else -1.
-int64_t BlockIndex(const std::string& name) {
-  const std::string kPrefix = "blocks.";
-  if (name.rfind(kPrefix, 0) != 0) return -1;
-  const size_t end = name.find('.', kPrefix.size());
-  int64_t index = -1;
-  if (!absl::SimpleAtoi(name.substr(kPrefix.size(), end - kPrefix.size()), &index)) return -1;
-  return index;
-}
-
 }  // namespace
 
 absl::Status RunConvert(const std::vector<std::string>& args) {
@@ -148,7 +138,7 @@ absl::Status RunConvertAttention(const std::vector<std::string>& args) {
   TensorMap kept;
   for (auto& [name, tensor] : orig) {
     const bool core_param = name.find(".self_attn.attn_core.") != std::string::npos;
-    if (!core_param || !layers.count(BlockIndex(name))) kept[name] = tensor;
+    if (!core_param || !layers.count(core::wan::DitBlockIndex(name))) kept[name] = tensor;
   }
   core::io::LoadOptions options;
   options.ignore_missing = [&](const std::string& name) {

@@ -92,7 +92,7 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
 // Forward pass under the requested autocast; the velocity comes back fp32.
 torch::Tensor Velocity(wan::WanModel& model, const torch::Tensor& x, const torch::Tensor& t,
                        const torch::Tensor& context, bool bf16) {
-  kernels::ScopedBf16Autocast autocast(bf16, x.device());
+  kernels::ScopedBf16Autocast autocast(bf16, x.device().type());
   return model->forward(x, t, context).to(torch::kFloat);
 }
 
@@ -130,7 +130,7 @@ absl::StatusOr<wan::WanModel> FinalModel(wan::WanModel& student,
   io::TensorMap kept;
   for (auto& [name, tensor] : io::StateDict(*student)) {
     if (name.find(".self_attn.attn_core.") != std::string::npos) {
-      const int64_t layer = std::stoll(name.substr(7, name.find('.', 7) - 7));  // blocks.N.
+      const int64_t layer = wan::DitBlockIndex(name);
       const bool linear_layer = std::count(linear.begin(), linear.end(), layer) > 0;
       if (!linear_layer || absl::EndsWith(name, ".r")) continue;
     }
@@ -205,7 +205,6 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
   if (!s.heuristic_scores.empty()) lineage["heuristic_scores"] = s.heuristic_scores;
   model_index["linvideo_conversion"] = lineage;
   LV_RETURN_IF_ERROR(io::WriteJsonFile(index.string(), model_index));
-  fs::remove_all(out, ec);
   fs::rename(tmp, out, ec);
   if (ec)
     return absl::InternalError(
@@ -372,6 +371,12 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
           o.base_dir, " already has non-softmax attention layers; convert a softmax teacher"));
     }
   }
+  if (!o.out_dir.empty() && fs::exists(o.out_dir)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("--out ", o.out_dir,
+                     " already exists; the export never overwrites a folder: remove it or "
+                     "choose another"));
+  }
   LV_ASSIGN_OR_RETURN(auto cache, TrajectoryCache::Open(o.cache_dir));
   LV_ASSIGN_OR_RETURN(std::string base_sha, TransformerWeightsSha256(o.base_dir));
   if (cache->base_weights_sha256() != base_sha) {
@@ -439,14 +444,13 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   // same for all), so under Adam the gates moved in lockstep and the objective's per-layer
   // differences never separated them (measured: all r within 1e-4 of each other, hovering at 0.5).
   // SGD keeps the differences: r_l − r_m changes by gate_lr·(∂L/∂r_m − ∂L/∂r_l) per step.
+  // (Plain SGD keeps no state, so the gates' step is written out below and only Adam's state goes
+  // into the checkpoint; the gates themselves are module parameters.)
   torch::optim::Adam optimizer(weights, torch::optim::AdamOptions(o.lr));
-  torch::optim::SGD gate_optimizer(
-      gates.empty() ? std::vector<torch::Tensor>{torch::zeros({1}).requires_grad_()} : gates,
-      torch::optim::SGDOptions(o.gate_lr));
 
   train::TrainState state;
   state.modules = {{"student", student.ptr().get()}};
-  state.optimizers = {{"adam", &optimizer}, {"gates", &gate_optimizer}};
+  state.optimizers = {{"adam", &optimizer}};
   const std::string ckpt = (fs::path(o.work_dir) / "convert.ckpt").string();
   if (fs::exists(ckpt)) LV_RETURN_IF_ERROR(train::LoadTrainState(ckpt, &state));
   const int64_t first = state.next_step;
@@ -502,7 +506,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0;
     LV_RETURN_IF_ERROR(TorchCall("conversion step", [&] {
       optimizer.zero_grad();
-      gate_optimizer.zero_grad();
+      for (torch::Tensor& g : gates) g.mutable_grad() = torch::Tensor();
       torch::Tensor objective;
       const torch::Tensor u_s = Velocity(student, batch.x, batch.t_now, batch.context, o.bf16);
       if (o.objective == Objective::kAdm) {
@@ -534,9 +538,13 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       total.backward();
       torch::nn::utils::clip_grad_norm_(weights, 1.0);
       optimizer.step();
-      if (gated && !frozen) gate_optimizer.step();
       torch::NoGradGuard no_grad;
-      for (torch::Tensor& g : gates) g.clamp_(0.0, 1.0);
+      if (gated && !frozen) {
+        for (torch::Tensor& g : gates) {  // SGD, projected back into [0, 1]
+          if (g.grad().defined()) g.sub_(g.grad(), o.gate_lr);
+          g.clamp_(0.0, 1.0);
+        }
+      }
     }));
     std::string extra = absl::StrFormat("gap %.3e", gap_value);
     if (gated) {

@@ -53,7 +53,7 @@ struct ConvertOptions {
   std::string base_dir;       // the teacher model folder
   std::string cache_dir;      // its trajectory cache (linvideo-train trajectories)
   std::string work_dir;       // checkpoint and log
-  std::string out_dir;        // exported model folder; empty: do not export
+  std::string out_dir;        // exported model folder (must not exist); empty: do not export
   int64_t linear_layers = 0;  // K
   LayerChoice select;
   std::vector<int64_t> pinned = {0};  // kept softmax (auto and heuristic)

@@ -137,13 +137,15 @@ absl::StatusOr<TrajectoryCacheSummary> BuildTrajectoryCache(
                 {"prompts", prompts},
                 {"shards", nlohmann::json::array()},
                 {"bytes", 0}};
-    // The negative prompt's embedding, once.
-    if (guided) {
-      LV_ASSIGN_OR_RETURN(auto neg, pipe->EncodeText({resolved.negative_prompt}));
-      LV_RETURN_IF_ERROR(io::WriteSafetensors(
-          (fs::path(o.out_dir) / "negative.safetensors").string(), {{"context", neg[0]}}));
-    }
     LV_RETURN_IF_ERROR(io::WriteJsonFile(ManifestPath(o.out_dir), manifest));
+  }
+  // The negative prompt's embedding, encoded once: every video's uncond branch uses it.
+  torch::Tensor neg;
+  if (guided) {
+    LV_ASSIGN_OR_RETURN(auto negs, pipe->EncodeText({resolved.negative_prompt}));
+    neg = negs[0];
+    LV_RETURN_IF_ERROR(io::WriteSafetensors((fs::path(o.out_dir) / "negative.safetensors").string(),
+                                            {{"context", neg}}));
   }
 
   TrajectoryCacheSummary summary;
@@ -160,11 +162,6 @@ absl::StatusOr<TrajectoryCacheSummary> BuildTrajectoryCache(
       const int64_t end = std::min(first + count, begin + o.batch);
       std::vector<std::string> texts(prompts.begin() + begin, prompts.begin() + end);
       LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> cond, pipe->EncodeText(texts));
-      torch::Tensor neg;
-      if (guided) {
-        LV_ASSIGN_OR_RETURN(auto negs, pipe->EncodeText({resolved.negative_prompt}));
-        neg = negs[0];
-      }
       std::vector<std::unique_ptr<pipeline::RequestState>> states;
       std::vector<pipeline::RequestState*> batch;
       for (int64_t v = begin; v < end; ++v) {

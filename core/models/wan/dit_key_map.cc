@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status.h"
@@ -160,6 +161,18 @@ absl::StatusOr<io::TensorMap> DitToOriginalNames(const io::TensorMap& tensors) {
 absl::StatusOr<io::TensorMap> DitToDiffusersNames(const io::TensorMap& tensors) {
   LV_ASSIGN_OR_RETURN(DitKeyLayout layout, DetectDitKeyLayout(tensors));
   return RenameAll(tensors, /*to_diffusers=*/true, layout == DitKeyLayout::kDiffusers);
+}
+
+int64_t DitBlockIndex(const std::string& name) {
+  constexpr absl::string_view kPrefix = "blocks.";
+  if (!absl::StartsWith(name, kPrefix)) return -1;
+  const size_t end = name.find('.', kPrefix.size());
+  int64_t index = -1;
+  if (!absl::SimpleAtoi(absl::string_view(name).substr(kPrefix.size(), end - kPrefix.size()),
+                        &index)) {
+    return -1;
+  }
+  return index;
 }
 
 }  // namespace linvideo::core::wan

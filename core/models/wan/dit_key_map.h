@@ -21,6 +21,7 @@
 //
 // Pure functions; thread-safe. Tensors are not copied.
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -40,6 +41,9 @@ absl::StatusOr<std::string> DitKeyToOriginal(const std::string& diffusers_name);
 
 // Whole state dicts, layout auto-detected (a map already in the target layout is returned as is,
 // minus a "model.diffusion_model." prefix). Every key must map; errors list the ones that do not.
+// N of an original-name DiT tensor "blocks.N....", else -1.
+int64_t DitBlockIndex(const std::string& original_name);
+
 absl::StatusOr<io::TensorMap> DitToOriginalNames(const io::TensorMap& tensors);
 absl::StatusOr<io::TensorMap> DitToDiffusersNames(const io::TensorMap& tensors);
 
