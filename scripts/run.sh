@@ -5,8 +5,7 @@
 # scripts/train-default.sh); MODEL=DIR serves another folder. Where models/default is missing, a
 # random-weights tiny model is created with `linvideo-model init` instead. Beside it, the LinVideo
 # conversion of the default model (models/default-linvideo: 3 of 6 attention layers linear, made
-# by scripts/make-default-linvideo.sh; not committed yet) is served as "default-linvideo" when the
-# folder exists.
+# by scripts/make-default-linvideo.sh, docs/linvideo.md) is served as "default-linvideo".
 #
 # Then, from another terminal:
 #   build/client/linvideo generate --prompt="a small red circle moves to the left on a white background" --out=out.mp4

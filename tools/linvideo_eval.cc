@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/common/runtime.h"
 #include "core/common/status.h"
 #include "core/data/render.h"
@@ -55,7 +56,13 @@ constexpr char kUsage[] =
     "  compare --baseline DIR --candidate DIR [--resamples N (10000)] [--out FILE]\n"
     "        paired bootstrap 95% intervals of candidate - baseline (same case and seed pairs)\n"
     "        for each adherence attribute, overall adherence, all-correct and consistency,\n"
-    "        per prompt group; markdown to stdout (and FILE)\n";
+    "        per prompt group; markdown to stdout (and FILE)\n"
+    "  table --baseline DIR --rows NAME=DIR,NAME=DIR,... [--resamples N] [--out FILE]\n"
+    "        one markdown row per run (the ablation table of docs/linvideo.md): overall adherence\n"
+    "        seen / held-out with the paired bootstrap 95% interval of the difference to the\n"
+    "        baseline, adherence per attribute (seen), all-correct, consistency, fidelity to the\n"
+    "        reference (PSNR / SSIM), s/video and, for converted models, the training wall time\n"
+    "        from their model_index.json lineage\n";
 
 constexpr double kRequiredAccuracy = 0.98;
 
@@ -392,26 +399,61 @@ double Metric(const nlohmann::json& v, const std::string& metric) {
   return v.at("adherence").at(metric).get<double>();
 }
 
+// An eval.json report.
+absl::StatusOr<nlohmann::json> LoadReport(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "eval.json").string();
+  LV_ASSIGN_OR_RETURN(nlohmann::json j, linvideo::core::io::ReadJsonFile(path));
+  if (!j.contains("videos") || !j.contains("summary")) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a linvideo-eval report"));
+  }
+  return j;
+}
+
+// The candidate's videos of `group` (seen | heldout | all) paired with the baseline's video of the
+// same case and seed; INVALID_ARGUMENT when the baseline lacks one.
+using Pairs = std::vector<std::pair<const nlohmann::json*, const nlohmann::json*>>;
+absl::StatusOr<Pairs> PairVideos(const nlohmann::json& base, const nlohmann::json& cand,
+                                 const std::string& group) {
+  std::map<std::string, const nlohmann::json*> by_key;
+  for (const auto& v : base["videos"]) {
+    by_key[absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>())] = &v;
+  }
+  Pairs pairs;
+  for (const auto& v : cand["videos"]) {
+    const bool held = v["held_out"].get<bool>();
+    if (group != "all" && held != (group == "heldout")) continue;
+    const std::string key =
+        absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>());
+    auto it = by_key.find(key);
+    if (it == by_key.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the baseline has no video ", key,
+                       ": compare runs made with the same prompts and seeds"));
+    }
+    pairs.emplace_back(&v, it->second);
+  }
+  return pairs;
+}
+
+// Paired bootstrap interval of candidate − baseline for one metric over `pairs`.
+absl::StatusOr<ev::Interval> PairedDifference(const Pairs& pairs, const std::string& metric,
+                                              int64_t resamples) {
+  std::vector<double> a, b;
+  for (const auto& [c, base] : pairs) {
+    a.push_back(Metric(*c, metric));
+    b.push_back(Metric(*base, metric));
+  }
+  return ev::PairedBootstrap(a, b, static_cast<int>(resamples));
+}
+
 absl::Status Compare(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(Flags flags,
                       Flags::Parse(args, {"baseline", "candidate", "resamples", "out"}));
   LV_ASSIGN_OR_RETURN(std::string base_dir, flags.Required("baseline"));
   LV_ASSIGN_OR_RETURN(std::string cand_dir, flags.Required("candidate"));
   LV_ASSIGN_OR_RETURN(int64_t resamples, flags.GetInt("resamples", 10000));
-  auto load = [](const std::string& dir) -> absl::StatusOr<nlohmann::json> {
-    const std::string path = (std::filesystem::path(dir) / "eval.json").string();
-    LV_ASSIGN_OR_RETURN(nlohmann::json j, linvideo::core::io::ReadJsonFile(path));
-    if (!j.contains("videos")) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " is not a linvideo-eval report"));
-    }
-    return j;
-  };
-  LV_ASSIGN_OR_RETURN(nlohmann::json base, load(base_dir));
-  LV_ASSIGN_OR_RETURN(nlohmann::json cand, load(cand_dir));
-  std::map<std::string, const nlohmann::json*> by_key;
-  for (const auto& v : base["videos"]) {
-    by_key[absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>())] = &v;
-  }
+  LV_ASSIGN_OR_RETURN(nlohmann::json base, LoadReport(base_dir));
+  LV_ASSIGN_OR_RETURN(nlohmann::json cand, LoadReport(cand_dir));
   const std::vector<std::string> metrics = {"background", "color", "shape", "motion",
                                             "size",       "mean",  "all",   "consistency"};
   std::string md = absl::StrCat("candidate ", cand_dir, " minus baseline ", base_dir,
@@ -422,36 +464,98 @@ absl::Status Compare(const std::vector<std::string>& args) {
   for (size_t i = 0; i < metrics.size(); ++i) absl::StrAppend(&md, "---|");
   absl::StrAppend(&md, "\n");
   for (const char* group : {"seen", "heldout", "all"}) {
-    std::vector<const nlohmann::json*> bs, cs;
-    for (const auto& v : cand["videos"]) {
-      const bool held = v["held_out"].get<bool>();
-      if (std::string(group) != "all" && held != (std::string(group) == "heldout")) continue;
-      const std::string key =
-          absl::StrCat(v["case"].get<std::string>(), "/", v["seed"].get<uint64_t>());
-      auto it = by_key.find(key);
-      if (it == by_key.end()) {
-        return absl::InvalidArgumentError(absl::StrCat("the baseline has no video ", key,
-                                                       ": compare runs made with the same "
-                                                       "prompts and seeds"));
-      }
-      cs.push_back(&v);
-      bs.push_back(it->second);
-    }
-    if (cs.empty()) continue;
-    absl::StrAppend(&md, "| ", group, " | ", cs.size(), " |");
+    LV_ASSIGN_OR_RETURN(Pairs pairs, PairVideos(base, cand, group));
+    if (pairs.empty()) continue;
+    absl::StrAppend(&md, "| ", group, " | ", pairs.size(), " |");
     for (const auto& m : metrics) {
-      std::vector<double> a, b;
-      for (size_t i = 0; i < cs.size(); ++i) {
-        a.push_back(Metric(*cs[i], m));
-        b.push_back(Metric(*bs[i], m));
-      }
-      LV_ASSIGN_OR_RETURN(ev::Interval ci, ev::PairedBootstrap(a, b, static_cast<int>(resamples)));
+      LV_ASSIGN_OR_RETURN(ev::Interval ci, PairedDifference(pairs, m, resamples));
       const double scale = m == "consistency" ? 1.0 : 100.0;
       absl::StrAppend(&md, absl::StrFormat(m == "consistency" ? " %+.3f [%+.3f, %+.3f] |"
                                                               : " %+.1f [%+.1f, %+.1f] |",
                                            scale * ci.mean, scale * ci.lo, scale * ci.hi));
     }
     absl::StrAppend(&md, "\n");
+  }
+  std::cout << md;
+  if (flags.Has("out")) LV_RETURN_IF_ERROR(linvideo::media::SaveBytes(flags.Get("out"), md));
+  return absl::OkStatus();
+}
+
+// Training wall time of a converted model (its lineage's train_seconds), or "—".
+std::string TrainingTime(const std::string& model_dir) {
+  const std::string path = (std::filesystem::path(model_dir) / "model_index.json").string();
+  auto index = linvideo::core::io::ReadJsonFile(path);
+  if (!index.ok() || !index->contains("linvideo_conversion")) return "—";
+  const auto& lineage = (*index)["linvideo_conversion"];
+  if (!lineage.contains("train_seconds")) return "—";
+  return absl::StrFormat("%.0f min", lineage["train_seconds"].get<double>() / 60.0);
+}
+
+absl::Status Table(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"baseline", "rows", "resamples", "out"}));
+  LV_ASSIGN_OR_RETURN(std::string base_dir, flags.Required("baseline"));
+  LV_ASSIGN_OR_RETURN(std::string rows_text, flags.Required("rows"));
+  LV_ASSIGN_OR_RETURN(int64_t resamples, flags.GetInt("resamples", 10000));
+  LV_ASSIGN_OR_RETURN(nlohmann::json base, LoadReport(base_dir));
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (absl::string_view item : absl::StrSplit(rows_text, ',', absl::SkipEmpty())) {
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos || eq == 0 || eq + 1 == item.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows item '", item, "' is not NAME=DIR (e.g. --rows teacher=runs/t,auto=runs/a)"));
+    }
+    rows.emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+  }
+  const std::vector<std::string> attributes = {"background", "color", "shape", "motion", "size"};
+  std::string md = absl::StrCat(
+      "Differences to ", base_dir, " with paired bootstrap 95% intervals (", resamples,
+      " resamples), in points; attributes, all-correct and fidelity on the seen prompts.\n\n"
+      "| row | videos seen / held-out | adherence seen | vs baseline | adherence held-out | vs "
+      "baseline |");
+  for (const auto& a : attributes) absl::StrAppend(&md, " ", a, " |");
+  absl::StrAppend(&md,
+                  " all-correct | consistency | fidelity PSNR / SSIM | s/video | training |\n|");
+  for (size_t i = 0; i < 11 + attributes.size(); ++i) absl::StrAppend(&md, "---|");
+  absl::StrAppend(&md, "\n");
+  for (const auto& [name, dir] : rows) {
+    LV_ASSIGN_OR_RETURN(nlohmann::json cand, LoadReport(dir));
+    const auto& summary = cand["summary"];
+    absl::StrAppend(&md, "| ", name, " |");
+    std::string counts, groups;
+    for (const char* group : {"seen", "heldout"}) {
+      LV_ASSIGN_OR_RETURN(Pairs pairs, PairVideos(base, cand, group));
+      absl::StrAppend(&counts, counts.empty() ? "" : " / ", pairs.size());
+      if (pairs.empty() || !summary.contains(group)) {
+        absl::StrAppend(&groups, " — | — |");
+        continue;
+      }
+      const double value = summary[group]["adherence"]["mean"].get<double>();
+      absl::StrAppend(&groups, absl::StrFormat(" %.1f |", 100 * value));
+      if (std::filesystem::equivalent(dir, base_dir)) {
+        absl::StrAppend(&groups, " — |");
+        continue;
+      }
+      LV_ASSIGN_OR_RETURN(ev::Interval ci, PairedDifference(pairs, "mean", resamples));
+      absl::StrAppend(&groups, absl::StrFormat(" %+.1f [%+.1f, %+.1f] |", 100 * ci.mean,
+                                               100 * ci.lo, 100 * ci.hi));
+    }
+    absl::StrAppend(&md, " ", counts, " |", groups);
+    const auto& seen = summary.contains("seen") ? summary["seen"] : summary["all"];
+    for (const auto& a : attributes) {
+      absl::StrAppend(&md, absl::StrFormat(" %.0f |", 100 * seen["adherence"][a].get<double>()));
+    }
+    absl::StrAppend(&md,
+                    absl::StrFormat(" %.0f | %.3f |", 100 * seen["adherence"]["all"].get<double>(),
+                                    summary["all"]["consistency"]["score"].get<double>()));
+    if (seen.contains("fidelity")) {
+      absl::StrAppend(&md, absl::StrFormat(" %.2f / %.3f |", seen["fidelity"]["psnr"].get<double>(),
+                                           seen["fidelity"]["ssim"].get<double>()));
+    } else {
+      absl::StrAppend(&md, " — |");
+    }
+    absl::StrAppend(
+        &md, absl::StrFormat(" %.2f | %s |\n", summary["all"]["seconds_per_video"].get<double>(),
+                             TrainingTime(cand["model"].get<std::string>())));
   }
   std::cout << md;
   if (flags.Has("out")) LV_RETURN_IF_ERROR(linvideo::media::SaveBytes(flags.Get("out"), md));
@@ -475,6 +579,8 @@ int main(int argc, char** argv) {
     status = Run(args);
   } else if (command == "compare") {
     status = Compare(args);
+  } else if (command == "table") {
+    status = Table(args);
   } else {
     std::cerr << "unknown command '" << command << "'\n" << kUsage;
     return 2;

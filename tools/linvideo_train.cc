@@ -88,13 +88,18 @@ LinVideo post-training (docs/linvideo.md):
   convert       selective transfer + ADM: --base DIR --cache DIR --work DIR --linear-layers K
                 [--out DIR] [--select auto|heuristic|layers:2,3,5] [--pinned 0 (comma list;
                 "none" for none)] [--objective adm|mse] [--steps N (400)] [--batch N (4)]
-                [--lr X] [--gate-lr X] [--lambda X (0.01)] [--r-init X (0.9)]
-                [--uncond-fraction X] [--anneal-fraction X (0.5: alpha reaches 2)]
+                [--lr X (5e-5)] [--feature-map-lr X (2e-4)] [--gate-lr X (0.5)]
+                [--lr-floor X (0.1: the rates decay (cosine) to 10% over the finetune part)]
+                [--adm-weighting uniform|paper (uniform: every trajectory step weighs the same)]
+                [--lambda X (0.01)] [--r-init X (0.9)]
+                [--uncond-fraction X] [--anneal-fraction X (0.35: alpha reaches 2)]
                 [--finetune-fraction X (0.25: last part trains with the gates frozen at 0/1)]
                 [--heuristic-points N] [--seed N] [--log-every N] [--checkpoint-every N]
                 [--stop-after N] [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
-                [--divergence-factor X (10: stop when the 10-step mean velocity gap exceeds
-                X times its lowest; 0: off)]
+                [--divergence-factor X (30: when the mean gap of the last --divergence-window N
+                (50) steps exceeds X times the lowest such mean of the last 2N steps, roll back
+                to the last checkpoint with the learning rates halved; 0: off)]
+                [--max-rollbacks N (3; then stop, nothing exported)]
                 [--trainable all|attention] (attention: only the self-attention layers train;
                 optimizer state for ~20% of the weights, e.g. the 1.3B on a 24 GB CPU machine)
                 progress in WORK/convert.log; resumes from WORK/convert.ckpt when rerun
@@ -463,6 +468,9 @@ absl::Status Convert(const std::vector<std::string>& args) {
                                                    "batch",
                                                    "lr",
                                                    "gate-lr",
+                                                   "feature-map-lr",
+                                                   "lr-floor",
+                                                   "adm-weighting",
                                                    "lambda",
                                                    "r-init",
                                                    "uncond-fraction",
@@ -471,6 +479,8 @@ absl::Status Convert(const std::vector<std::string>& args) {
                                                    "finetune-fraction",
                                                    "trainable",
                                                    "divergence-factor",
+                                                   "max-rollbacks",
+                                                   "divergence-window",
                                                    "seed",
                                                    "log-every",
                                                    "checkpoint-every",
@@ -494,6 +504,9 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.batch, f.GetInt("batch", o.batch));
   LV_ASSIGN_OR_RETURN(o.lr, f.GetDouble("lr", o.lr));
   LV_ASSIGN_OR_RETURN(o.gate_lr, f.GetDouble("gate-lr", o.gate_lr));
+  LV_ASSIGN_OR_RETURN(o.feature_map_lr, f.GetDouble("feature-map-lr", o.feature_map_lr));
+  LV_ASSIGN_OR_RETURN(o.lr_floor, f.GetDouble("lr-floor", o.lr_floor));
+  LV_ASSIGN_OR_RETURN(o.adm_weighting, pt::ParseAdmWeighting(f.Get("adm-weighting", "uniform")));
   LV_ASSIGN_OR_RETURN(o.lambda, f.GetDouble("lambda", o.lambda));
   LV_ASSIGN_OR_RETURN(o.r_init, f.GetDouble("r-init", o.r_init));
   LV_ASSIGN_OR_RETURN(o.uncond_fraction, f.GetDouble("uncond-fraction", o.uncond_fraction));
@@ -505,6 +518,8 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
   LV_ASSIGN_OR_RETURN(o.divergence_factor, f.GetDouble("divergence-factor", o.divergence_factor));
+  LV_ASSIGN_OR_RETURN(o.max_rollbacks, f.GetInt("max-rollbacks", o.max_rollbacks));
+  LV_ASSIGN_OR_RETURN(o.divergence_window, f.GetInt("divergence-window", o.divergence_window));
   LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   const std::string trainable = f.Get("trainable", "all");
@@ -519,9 +534,11 @@ absl::Status Convert(const std::vector<std::string>& args) {
               << "; rerun the same command to resume\n";
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("convert: %d steps (%.0f s this run), linear layers %s%s\n", s.steps,
-                               s.seconds, absl::StrJoin(s.linear, ","),
-                               o.out_dir.empty() ? "" : absl::StrCat(", exported ", o.out_dir));
+  std::cout << absl::StrFormat(
+      "convert: %d steps (%.0f s this run, %.0f s in all, %d rollback(s)), "
+      "linear layers %s%s\n",
+      s.steps, s.seconds, s.train_seconds, s.rollbacks, absl::StrJoin(s.linear, ","),
+      o.out_dir.empty() ? "" : absl::StrCat(", exported ", o.out_dir));
   return absl::OkStatus();
 }
 

@@ -48,10 +48,11 @@ struct Batch {
   torch::Tensor context;        // [B, text_len, text_dim] the branch's text
   torch::Tensor t_now, t_next;  // [B] integer timesteps the model sees (as float)
   torch::Tensor sigma_now, sigma_next;  // [B]
+  torch::Tensor adm_weight;             // [B] AdmTimeWeights of the drawn steps (ADM only)
 };
 
 Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t step,
-                const c10::Device& device) {
+                const c10::Device& device, const std::vector<double>& adm_weights = {}) {
   at::Generator gen = train::StepGenerator(o.seed, step, kPointStream);
   at::Generator branch_gen = train::StepGenerator(o.seed, step, kBranchStream);
   // ADM needs the next point to be noisy (σ_{i+1} > 0): the last step is not drawn.
@@ -60,7 +61,7 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
   const torch::Tensor steps = at::randint(std::max<int64_t>(last, 1), {o.batch}, gen, at::kLong);
   const torch::Tensor coins = at::rand({o.batch}, branch_gen);
   std::vector<torch::Tensor> x, ub, ug, ctx;
-  std::vector<float> tn, tx, sn, sx;
+  std::vector<float> tn, tx, sn, sx, aw;
   for (int64_t b = 0; b < o.batch; ++b) {
     const int64_t v = videos[b].item<int64_t>(), i = steps[b].item<int64_t>();
     TrajectoryCache::Point p = cache.Get(v, i);
@@ -76,6 +77,9 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
     const int64_t next = std::min(i + 1, cache.steps() - 1);
     tx.push_back(static_cast<float>(cache.timesteps()[next]));
     sx.push_back(static_cast<float>(cache.sigmas()[i + 1]));
+    aw.push_back(static_cast<size_t>(i) < adm_weights.size()
+                     ? static_cast<float>(adm_weights[static_cast<size_t>(i)])
+                     : 1.0f);
   }
   Batch batch;
   batch.x = torch::stack(x).to(device);
@@ -86,6 +90,7 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
   batch.t_next = torch::tensor(tx).to(device);
   batch.sigma_now = torch::tensor(sn).to(device);
   batch.sigma_next = torch::tensor(sx).to(device);
+  batch.adm_weight = torch::tensor(aw).to(device);
   return batch;
 }
 
@@ -187,6 +192,9 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
                             {"steps", s.steps},
                             {"batch", o.batch},
                             {"lr", o.lr},
+                            {"feature_map_lr", o.feature_map_lr},
+                            {"lr_floor", o.lr_floor},
+                            {"adm_weighting", AdmWeightingName(o.adm_weighting)},
                             {"gate_lr", o.gate_lr},
                             {"lambda", o.lambda},
                             {"r_init", o.r_init},
@@ -202,6 +210,9 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
                               {"steps", cache.steps()},
                               {"guidance", cache.guidance()},
                               {"manifest_sha256", cache.manifest_sha256()}}}};
+  lineage["train_seconds"] = s.train_seconds;
+  lineage["rollbacks"] = s.rollbacks;
+  lineage["lr_backoff"] = s.lr_backoff;
   if (!s.heuristic_scores.empty()) lineage["heuristic_scores"] = s.heuristic_scores;
   model_index["linvideo_conversion"] = lineage;
   LV_RETURN_IF_ERROR(io::WriteJsonFile(index.string(), model_index));
@@ -227,6 +238,29 @@ absl::Status LoadBinarization(const std::string& path, std::vector<double>* r, B
   bin->linear = j.at("linear").get<std::vector<int64_t>>();
   bin->rounding_agreed = j.at("rounding_agreed").get<bool>();
   return absl::OkStatus();
+}
+
+// What a run carries across resumes besides the checkpoint: its wall time so far, how often it
+// rolled back from a divergence and the learning-rate factor that left (work_dir/run.json).
+struct RunRecord {
+  double seconds = 0;
+  int64_t rollbacks = 0;
+  double lr_backoff = 1.0;
+};
+
+absl::Status SaveRunRecord(const std::string& path, const RunRecord& r) {
+  return io::WriteJsonFile(
+      path,
+      {{"train_seconds", r.seconds}, {"rollbacks", r.rollbacks}, {"lr_backoff", r.lr_backoff}});
+}
+
+absl::StatusOr<RunRecord> LoadRunRecord(const std::string& path) {
+  LV_ASSIGN_OR_RETURN(nlohmann::json j, io::ReadJsonFile(path));
+  RunRecord r;
+  r.seconds = j.value("train_seconds", 0.0);
+  r.rollbacks = j.value("rollbacks", int64_t{0});
+  r.lr_backoff = j.value("lr_backoff", 1.0);
+  return r;
 }
 
 // Sets every gate to exactly 1 (softmax) or 0 (the chosen linear layers) and stops training them.
@@ -255,9 +289,13 @@ bool DivergenceGuard::Add(double gap) {
   double sum = 0;
   for (double v : recent_) sum += v;
   last_ = sum / window_;
-  if (best_ < 0 || last_ < best_) best_ = last_;
+  means_.push_back(last_);
+  if (static_cast<int>(means_.size()) > 2 * window_) means_.erase(means_.begin());
+  best_ = *std::min_element(means_.begin(), means_.end());
   return factor_ > 0 && last_ > factor_ * best_;
 }
+
+void DivergenceGuard::RestartWindow() { recent_.clear(); }
 
 absl::StatusOr<LayerChoice> ParseLayerChoice(const std::string& text) {
   LayerChoice choice;
@@ -305,6 +343,23 @@ const char* ObjectiveName(Objective objective) {
   return objective == Objective::kAdm ? "adm" : "mse";
 }
 
+absl::StatusOr<AdmWeighting> ParseAdmWeighting(const std::string& text) {
+  if (text == "uniform") return AdmWeighting::kUniform;
+  if (text == "paper") return AdmWeighting::kPaper;
+  return Bad(absl::StrCat("--adm-weighting '", text, "' is not allowed; use uniform or paper"));
+}
+
+const char* AdmWeightingName(AdmWeighting weighting) {
+  return weighting == AdmWeighting::kUniform ? "uniform" : "paper";
+}
+
+double LearningRateScale(int64_t step, int64_t steps, int64_t decay_start, double floor) {
+  if (step < decay_start || steps - 1 <= decay_start) return 1.0;
+  const double progress = static_cast<double>(std::min(step, steps - 1) - decay_start) /
+                          static_cast<double>(steps - 1 - decay_start);  // (0, 1]
+  return floor + (1.0 - floor) * 0.5 * (1.0 + std::cos(std::acos(-1.0) * progress));
+}
+
 absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers) {
   if (o.base_dir.empty() || o.cache_dir.empty() || o.work_dir.empty()) {
     return Bad(
@@ -334,8 +389,11 @@ absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers)
     LV_RETURN_IF_ERROR(ValidateSelection(sel));
   }
   if (o.steps < 1 || o.batch < 1) return Bad("--steps and --batch must be >= 1");
-  if (!(o.lr > 0) || !(o.gate_lr > 0) || !(o.lambda >= 0)) {
-    return Bad("need --lr > 0, --gate-lr > 0 and --lambda >= 0");
+  if (!(o.lr > 0) || !(o.feature_map_lr > 0) || !(o.gate_lr > 0) || !(o.lambda >= 0)) {
+    return Bad("need --lr > 0, --feature-map-lr > 0, --gate-lr > 0 and --lambda >= 0");
+  }
+  if (!(o.lr_floor > 0 && o.lr_floor <= 1)) {
+    return Bad(absl::StrCat("--lr-floor must be in (0, 1] (1: no decay), got ", o.lr_floor));
   }
   if (!(o.r_init > 0.5 && o.r_init <= 1.0)) {
     return Bad(absl::StrCat(
@@ -350,6 +408,8 @@ absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers)
   }
   if (o.heuristic_points < 1) return Bad("--heuristic-points must be >= 1");
   if (!(o.divergence_factor >= 0)) return Bad("--divergence-factor must be >= 0 (0: off)");
+  if (o.max_rollbacks < 0) return Bad("--max-rollbacks must be >= 0 (0: stop at a divergence)");
+  if (o.divergence_window < 1) return Bad("--divergence-window must be >= 1");
   if (o.log_every < 1 || o.checkpoint_every < 1) {
     return Bad("--log-every and --checkpoint-every must be >= 1");
   }
@@ -426,7 +486,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     LV_ASSIGN_OR_RETURN(gates, HybridGates(student, sel));
     summary.gate_layers = HybridLayers(sel);
   }
-  std::vector<torch::Tensor> weights;
+  std::vector<torch::Tensor> weights, dit_weights, feature_maps;
   for (auto& item : student->named_parameters()) {
     torch::Tensor& p = item.value();
     if (std::any_of(gates.begin(), gates.end(),
@@ -438,6 +498,8 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       continue;
     }
     weights.push_back(p);
+    const bool feature_map = item.key().find("feature_map_") != std::string::npos;
+    (feature_map ? feature_maps : dit_weights).push_back(p);
   }
   // The weights train with Adam; the gates with plain SGD. Adam normalises each parameter's
   // update, and the gates' gradients are dominated by the terms every gate shares (λ·∂L_con is the
@@ -446,12 +508,38 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   // SGD keeps the differences: r_l − r_m changes by gate_lr·(∂L/∂r_m − ∂L/∂r_l) per step.
   // (Plain SGD keeps no state, so the gates' step is written out below and only Adam's state goes
   // into the checkpoint; the gates themselves are module parameters.)
-  torch::optim::Adam optimizer(weights, torch::optim::AdamOptions(o.lr));
+  // Two Adam groups: the pretrained weights (lr) and the new feature maps (feature_map_lr).
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  std::vector<double> group_lr;
+  for (auto [params, lr] :
+       {std::make_pair(&dit_weights, o.lr), std::make_pair(&feature_maps, o.feature_map_lr)}) {
+    if (params->empty()) continue;
+    groups.emplace_back(*params, std::make_unique<torch::optim::AdamOptions>(lr));
+    group_lr.push_back(lr);
+  }
+  torch::optim::Adam optimizer(std::move(groups), torch::optim::AdamOptions(o.lr));
+  auto set_rates = [&](double scale) {
+    for (size_t g = 0; g < group_lr.size(); ++g) {
+      static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[g].options())
+          .lr(group_lr[g] * scale);
+    }
+  };
+  const std::vector<double> adm_weights = AdmTimeWeights(cache->sigmas(), o.adm_weighting);
 
   train::TrainState state;
   state.modules = {{"student", student.ptr().get()}};
   state.optimizers = {{"adam", &optimizer}};
   const std::string ckpt = (fs::path(o.work_dir) / "convert.ckpt").string();
+  // The checkpoint before the last one: a divergence rolls back to it, because the guard trips
+  // some steps after the gap starts to grow and the last checkpoint may already be past that.
+  const std::string prev_ckpt = (fs::path(o.work_dir) / "convert.prev.ckpt").string();
+  auto save = [&]() -> absl::Status {
+    if (fs::exists(ckpt)) {
+      fs::rename(ckpt, prev_ckpt, ec);
+      if (ec) return absl::InternalError(absl::StrCat("renaming ", ckpt, ": ", ec.message()));
+    }
+    return train::SaveTrainState(ckpt, state);
+  };
   if (fs::exists(ckpt)) LV_RETURN_IF_ERROR(train::LoadTrainState(ckpt, &state));
   const int64_t first = state.next_step;
   train::ProgressLog log((fs::path(o.work_dir) / "convert.log").string(), first, o.steps);
@@ -493,15 +581,29 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
                           bin.rounding_agreed ? "" : " (rounding disagreed: the K smallest r)"));
     return absl::OkStatus();
   };
-  DivergenceGuard guard(o.divergence_factor);
+  DivergenceGuard guard(o.divergence_factor, static_cast<int>(o.divergence_window));
   int64_t last_checkpoint = first;
+  // Wall time, rollbacks and the learning-rate back-off, carried across resumes.
+  const std::string run_file = (fs::path(o.work_dir) / "run.json").string();
+  RunRecord record;
+  if (first > 0 && fs::exists(run_file)) {
+    LV_ASSIGN_OR_RETURN(record, LoadRunRecord(run_file));
+  }
   const auto start = std::chrono::steady_clock::now();
+  const double seconds_before = record.seconds;
+  auto elapsed = [&] {
+    return seconds_before +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   log.StartClock();
   int64_t step = first;
   for (; step < o.steps; ++step) {
     if (o.stop_after > 0 && step - first >= o.stop_after) break;
     if (gated && !frozen && step >= freeze_step) LV_RETURN_IF_ERROR(freeze());
-    const Batch batch = DrawBatch(*cache, o, step, device);
+    const Batch batch = DrawBatch(*cache, o, step, device, adm_weights);
+    const double lr_scale =
+        record.lr_backoff * LearningRateScale(step, o.steps, freeze_step, o.lr_floor);
+    set_rates(lr_scale);
     const double alpha = RegularizerAlpha(std::min(step, anneal_steps), anneal_steps);
     double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0;
     LV_RETURN_IF_ERROR(TorchCall("conversion step", [&] {
@@ -519,7 +621,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
           u_teacher = Velocity(teacher, x_in, batch.t_next, batch.context, o.bf16);
           u_student = Velocity(student, x_in, batch.t_next, batch.context, o.bf16);
         }
-        AdmTerms terms = AdmLoss(x_hat, u_teacher, u_student, batch.sigma_next);
+        AdmTerms terms = AdmLoss(x_hat, u_teacher, u_student, batch.sigma_next, batch.adm_weight);
         objective = terms.surrogate;
         gap_value = terms.velocity_gap.item<double>();
       } else {
@@ -560,31 +662,70 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
                               reg_value, alpha, absl::StrJoin(rs, " "), absl::StrJoin(gs, " "));
       }
     }
-    log.Step(step, gap_value, o.batch, o.lr, o.log_every, extra);
+    log.Step(step, gap_value, o.batch, o.lr * lr_scale, o.log_every, extra);
     summary.final_objective = gap_value;
     summary.final_constraint = con_value;
     summary.final_regularizer = reg_value;
     if (guard.Add(gap_value)) {
-      const std::string why = absl::StrFormat(
-          "conversion diverged at step %d: velocity gap %.4g (10-step mean %.4g, lowest %.4g, "
-          "limit %g x); nothing exported. The last checkpoint (step %d) is in %s: rerun with a "
-          "lower --lr or more --steps resumes from it, or start a new --work",
-          step + 1, gap_value, guard.last_mean(), guard.best_mean(), o.divergence_factor,
-          last_checkpoint, o.work_dir);
-      log.Line(why);
-      return absl::FailedPreconditionError(why);
+      const std::string what =
+          std::isfinite(gap_value)
+              ? absl::StrFormat(
+                    "conversion diverged at step %d: velocity gap %.4g (%d-step mean %.4g, "
+                    "lowest recent mean %.4g, limit %g x)",
+                    step + 1, gap_value, guard.window(), guard.last_mean(), guard.best_mean(),
+                    o.divergence_factor)
+              : absl::StrFormat("conversion diverged at step %d: the velocity gap is %g", step + 1,
+                                gap_value);
+      if (record.rollbacks >= o.max_rollbacks || !fs::exists(ckpt)) {
+        const std::string why = absl::StrFormat(
+            "%s after %d rollback(s); nothing exported. The last checkpoint (step %d) is in %s: "
+            "rerun with a lower --lr resumes from it, or start a new --work",
+            what, record.rollbacks, last_checkpoint, o.work_dir);
+        log.Line(why);
+        return absl::FailedPreconditionError(why);
+      }
+      // Roll back: the last checkpoint, every learning rate halved, a fresh guard.
+      const bool older = fs::exists(prev_ckpt);
+      LV_RETURN_IF_ERROR(train::LoadTrainState(older ? prev_ckpt : ckpt, &state));
+      if (older) {  // both files now hold the step rolled back to
+        fs::copy_file(prev_ckpt, ckpt, fs::copy_options::overwrite_existing, ec);
+        if (ec) return absl::InternalError(absl::StrCat("copying ", prev_ckpt, ": ", ec.message()));
+      }
+      record.rollbacks += 1;
+      record.lr_backoff *= 0.5;
+      record.seconds = elapsed();
+      LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
+      if (gated && frozen && state.next_step < freeze_step) {  // back before the freeze
+        for (torch::Tensor& g : gates) g.set_requires_grad(true);
+        fs::remove(gates_file, ec);
+        frozen = false;
+      }
+      guard.RestartWindow();  // the reference (recent lowest means) stays
+      log.Line(absl::StrFormat(
+          "%s: rolled back to step %d with the learning rates x%g (rollback "
+          "%d of at most %d)",
+          what, state.next_step, record.lr_backoff, record.rollbacks, o.max_rollbacks));
+      step = state.next_step - 1;  // the loop's ++step resumes at next_step
+      continue;
     }
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps) {
       state.next_step = step + 1;
-      LV_RETURN_IF_ERROR(train::SaveTrainState(ckpt, state));
+      LV_RETURN_IF_ERROR(save());
+      record.seconds = elapsed();
+      LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
       last_checkpoint = step + 1;
     }
   }
   summary.steps = step;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.train_seconds = elapsed();
+  summary.rollbacks = record.rollbacks;
+  summary.lr_backoff = record.lr_backoff;
   if (step < o.steps) {
     state.next_step = step;
-    LV_RETURN_IF_ERROR(train::SaveTrainState(ckpt, state));
+    LV_RETURN_IF_ERROR(save());
+    record.seconds = elapsed();
+    LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
     log.Line(absl::StrCat("stopped after step ", step, "; rerun the same command to resume"));
     return summary;
   }

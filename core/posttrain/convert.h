@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/common/runtime.h"
+#include "core/posttrain/objectives.h"
 
 namespace linvideo::core::posttrain {
 
@@ -48,6 +49,13 @@ std::string LayerChoiceName(const LayerChoice& choice);
 // "adm" | "mse".
 absl::StatusOr<Objective> ParseObjective(const std::string& text);
 const char* ObjectiveName(Objective objective);
+// "uniform" | "paper".
+absl::StatusOr<AdmWeighting> ParseAdmWeighting(const std::string& text);
+const char* AdmWeightingName(AdmWeighting weighting);
+
+// The learning-rate multiplier at `step` of `steps`: 1 before decay_start, then a cosine from 1
+// down to `floor` at the last step.
+double LearningRateScale(int64_t step, int64_t steps, int64_t decay_start, double floor);
 
 struct ConvertOptions {
   std::string base_dir;       // the teacher model folder
@@ -60,16 +68,23 @@ struct ConvertOptions {
   Objective objective = Objective::kAdm;
   int64_t steps = 400;
   int64_t batch = 4;
-  double lr = 5e-5;      // DiT weights and feature maps
-  double gate_lr = 0.5;  // the gates r: plain SGD (why: convert.cc)
-  double lambda = 0.01;  // weight of L_con + L_reg
-  double r_init = 0.9;   // see docs/linvideo.md: why not 1
+  double lr = 5e-5;  // DiT weights
+  // The linear layers' feature maps W̃ (identity-initialised, new: they need to move much further
+  // than the pretrained weights; at lr 5e-5 Adam moves an entry by at most 0.02 in 400 steps).
+  // 1e-3 diverged under ADM (docs/linvideo.md, session 12); 2e-4 is the shipped recipe's.
+  double feature_map_lr = 2e-4;
+  AdmWeighting adm_weighting = AdmWeighting::kUniform;  // objectives.h
+  double gate_lr = 0.5;                                 // the gates r: plain SGD (why: convert.cc)
+  double lambda = 0.01;                                 // weight of L_con + L_reg
+  double r_init = 0.9;                                  // see docs/linvideo.md: why not 1
   // α of L_reg anneals 20 -> 2 over this fraction of the steps, then stays at 2.
-  double anneal_fraction = 0.5;
+  double anneal_fraction = 0.35;
   // The last fraction of the steps trains the binarised student: at its start the gates are
   // rounded (Binarize: exactly K linear) and frozen at exactly 0 / 1, so the exported model is the
-  // one that trained last (no hybrid mixing left to undo at export).
+  // one that trained last (no hybrid mixing left to undo at export). Over this part the learning
+  // rates decay (cosine) to lr_floor × their value (every selection mode).
   double finetune_fraction = 0.25;
+  double lr_floor = 0.1;
   double uncond_fraction = 0.2;
   int64_t heuristic_points = 16;  // cached points scored per layer for `heuristic`
   uint64_t seed = 0;
@@ -81,27 +96,37 @@ struct ConvertOptions {
   int64_t log_every = 10;
   int64_t checkpoint_every = 50;
   int64_t stop_after = 0;  // > 0: checkpoint and return after this many steps (resume later)
-  // DivergenceGuard factor: the run stops (FAILED_PRECONDITION, nothing exported, no checkpoint
-  // written past the last good one) when the gap runs away. 0: only non-finite values stop it.
-  double divergence_factor = 10.0;
+  // DivergenceGuard factor: when the gap runs away the run rolls back to its last checkpoint and
+  // goes on with every learning rate halved, at most max_rollbacks times; after that it stops
+  // (FAILED_PRECONDITION, nothing exported). 0: only non-finite values count as divergence.
+  double divergence_factor = 30.0;
+  int64_t max_rollbacks = 3;
+  int64_t divergence_window = 50;  // steps averaged by the guard
 };
 
 // Watches the logged velocity gap for a run-away: diverged when a value is not finite, or when the
-// mean of the last `window` values exceeds `factor` × the lowest such mean seen so far. (The
-// student is its own score model under ADM; when its score goes wrong the gradient it feeds itself
-// does too, and a 400-step run resumed to 800 went from a gap of 0.05 to 12.8.)
+// mean of the last `window` values exceeds `factor` × the lowest such mean of the last
+// 2 × `window` steps. (The student is its own score model under ADM; when its score goes wrong
+// the gradient it feeds itself does too: a 400-step run resumed to 800 went from a gap of 0.05 to
+// 12.8.) The window is long because one step's gap depends on the timesteps drawn (0.002-0.06
+// step to step in a stable run); the reference is recent because the gap rises legitimately when
+// a gate reaches 0 (measured: 0.004 with the gates at 0.5, 0.04 once three layers were linear,
+// which tripped a guard that compared with the lowest mean of the whole run).
 class DivergenceGuard {
  public:
-  DivergenceGuard(double factor, int window = 10) : factor_(factor), window_(window) {}
+  DivergenceGuard(double factor, int window = 50) : factor_(factor), window_(window) {}
   // Records one value; true once the run has diverged (factor <= 0 only checks finiteness).
   bool Add(double gap);
-  double best_mean() const { return best_; }
+  // Forgets the current window (after a rollback) but keeps the recent means it compares with.
+  void RestartWindow();
+  double best_mean() const { return best_; }  // the reference: lowest recent window mean
   double last_mean() const { return last_; }
+  int window() const { return window_; }
 
  private:
   double factor_;
   int window_;
-  std::vector<double> recent_;
+  std::vector<double> recent_, means_;  // the last `window` values; the last 2·window means
   double best_ = -1, last_ = 0;
 };
 
@@ -117,8 +142,11 @@ struct ConvertSummary {
   std::vector<double> heuristic_scores;  // heuristic: per unpinned layer
   int64_t steps = 0;
   double final_objective = 0, final_constraint = 0, final_regularizer = 0;
-  double seconds = 0;     // this process's training time
-  bool finished = false;  // false after stop_after
+  double seconds = 0;        // this process's training time
+  double train_seconds = 0;  // the whole run's, across resumes (work_dir/run.json)
+  int64_t rollbacks = 0;     // divergences rolled back
+  double lr_backoff = 1.0;   // 0.5^rollbacks
+  bool finished = false;     // false after stop_after
 };
 
 absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& options);

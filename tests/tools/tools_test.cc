@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/io/json_file.h"
@@ -181,6 +182,72 @@ TEST_F(ToolsTest, ConvertAttentionMakesChosenLayersLinear) {
                           " --layers 9 --output " + (*dir_ / "bad").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("[0, 2)"), std::string::npos) << bad.output;
+}
+
+// A linvideo-eval report with one seen and one held-out video per seed; `shape` is the seen
+// videos' shape score (every other attribute 1), so overall seen adherence is (4 + shape) / 5.
+nlohmann::json FakeReport(const std::string& model, double shape, int seeds) {
+  nlohmann::json videos = nlohmann::json::array();
+  auto adherence = [](double shape_score) {
+    return nlohmann::json{{"background", 1.0}, {"color", 1.0}, {"shape", shape_score},
+                          {"motion", 1.0},     {"size", 1.0},  {"mean", (4 + shape_score) / 5},
+                          {"all", shape_score}};
+  };
+  for (int seed = 0; seed < seeds; ++seed) {
+    for (bool held : {false, true}) {
+      videos.push_back({{"case", held ? "h0" : "s0"},
+                        {"seed", seed},
+                        {"held_out", held},
+                        {"adherence", adherence(held ? 1.0 : shape)},
+                        {"consistency", {{"score", 0.8}}}});
+    }
+  }
+  auto group = [&](double shape_score) {
+    return nlohmann::json{{"adherence", adherence(shape_score)},
+                          {"consistency", {{"score", 0.8}}},
+                          {"fidelity", {{"psnr", 20.0}, {"ssim", 0.9}}},
+                          {"seconds_per_video", 2.5}};
+  };
+  return {{"model", model},
+          {"summary", {{"seen", group(shape)}, {"heldout", group(1.0)}, {"all", group(shape)}}},
+          {"videos", videos}};
+}
+
+TEST_F(ToolsTest, EvalCompareAndTableGiveThePairedDifferences) {
+  const fs::path base = *dir_ / "eval_base", cand = *dir_ / "eval_cand";
+  fs::create_directories(base);
+  fs::create_directories(cand);
+  ASSERT_TRUE(linvideo::core::io::WriteJsonFile((base / "eval.json").string(),
+                                                FakeReport("teacher", 1.0, 3))
+                  .ok());
+  ASSERT_TRUE(
+      linvideo::core::io::WriteJsonFile((cand / "eval.json").string(), FakeReport(*model_, 0.0, 3))
+          .ok());
+  // Every seen pair loses the shape: -100 points of shape, -20 of overall adherence, exactly.
+  Result cmp = RunCommand(kBin + "linvideo-eval compare --baseline " + base.string() +
+                          " --candidate " + cand.string() + " --resamples 200");
+  ASSERT_EQ(cmp.code, 0) << cmp.output;
+  EXPECT_NE(cmp.output.find("| seen | 3 | +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] | -100.0 "
+                            "[-100.0, -100.0] |"),
+            std::string::npos)
+      << cmp.output;
+  const std::string table = (*dir_ / "table.md").string();
+  Result t = RunCommand(kBin + "linvideo-eval table --baseline " + base.string() +
+                        " --rows teacher=" + base.string() + ",converted=" + cand.string() +
+                        " --resamples 200 --out " + table);
+  ASSERT_EQ(t.code, 0) << t.output;
+  EXPECT_NE(t.output.find("| teacher | 3 / 3 | 100.0 | — | 100.0 | — |"), std::string::npos)
+      << t.output;
+  EXPECT_NE(t.output.find("| converted | 3 / 3 | 80.0 | -20.0 [-20.0, -20.0] | 100.0 | +0.0 "
+                          "[+0.0, +0.0] | 100 | 100 | 0 | 100 | 100 | 0 | 0.800 | 20.00 / 0.900 "
+                          "| 2.50 | — |"),
+            std::string::npos)
+      << t.output;
+  EXPECT_EQ(linvideo::media::LoadBytes(table).value_or(""), t.output);
+  Result bad =
+      RunCommand(kBin + "linvideo-eval table --baseline " + base.string() + " --rows converted");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("is not NAME=DIR"), std::string::npos) << bad.output;
 }
 
 }  // namespace

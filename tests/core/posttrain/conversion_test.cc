@@ -209,6 +209,9 @@ TEST_F(ConversionTest, ExportLoadsAndGeneratesWithKindsAndLineage) {
   EXPECT_EQ(lineage["steps"], 4);
   EXPECT_EQ(lineage["base_weights_sha256"], *TransformerWeightsSha256(Model()));
   EXPECT_TRUE(lineage["final_losses"].contains("objective"));
+  EXPECT_GT(lineage["train_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(lineage["rollbacks"], 0);
+  EXPECT_EQ(lineage["adm_weighting"], "uniform");
   EXPECT_EQ((*index)["linvideo"], (*io::ReadJsonFile(Model() + "/model_index.json"))["linvideo"]);
   // The exported folder serves: the pipeline loads it and generates a video.
   auto pipe = pipeline::TextToVideoPipeline::Create({o.out_dir});
@@ -270,9 +273,57 @@ TEST(DivergenceGuardTest, StopsARunAwayGapNotANoisyOne) {
   // The 0.05 -> 12 run-away of the 800-step run: trips once a window mean passes 10 x 0.0567.
   EXPECT_FALSE(guard.Add(0.5));
   EXPECT_TRUE(guard.Add(3.3));
+  // A step up that stays (a gate reaching 0): compared with recent means only, so a rise of 10x
+  // that settles does not trip a factor of 30, and the old level is forgotten after 2 windows.
+  DivergenceGuard step_guard(30.0, 3);
+  for (int i = 0; i < 6; ++i) EXPECT_FALSE(step_guard.Add(0.004));
+  for (int i = 0; i < 12; ++i) EXPECT_FALSE(step_guard.Add(0.04)) << i;
+  EXPECT_NEAR(step_guard.best_mean(), 0.04, 1e-9);
+  EXPECT_TRUE(step_guard.Add(10.0));
   DivergenceGuard nan_guard(0.0);
   EXPECT_FALSE(nan_guard.Add(1e6));  // factor 0: only non-finite values stop a run
   EXPECT_TRUE(nan_guard.Add(std::nan("")));
+}
+
+TEST_F(ConversionTest, ADivergenceRollsBackWithHalvedRatesThenStops) {
+  // 4 sound steps (checkpoints at 2 and 4), then the same run resumed with absurd rates: the first
+  // update blows the weights up, the next gap is not finite, the run rolls back to a checkpoint
+  // with the rates halved, blows up again and, after max_rollbacks, stops without exporting.
+  ConvertOptions o = Convert("diverge");
+  o.select = *ParseLayerChoice("layers:1,3");
+  o.steps = 12;
+  o.checkpoint_every = 2;
+  o.stop_after = 4;
+  auto first = RunConversion(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->finished);
+  o.stop_after = 0;
+  o.lr = 1e30;
+  o.feature_map_lr = 1e30;
+  o.max_rollbacks = 1;
+  auto s = RunConversion(o);
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
+  EXPECT_NE(s.status().message().find("after 1 rollback(s)"), std::string::npos) << s.status();
+  EXPECT_FALSE(fs::exists(o.out_dir));
+  auto record = io::ReadJsonFile((fs::path(o.work_dir) / "run.json").string());
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ((*record)["rollbacks"].get<int64_t>(), 1);
+  EXPECT_EQ((*record)["lr_backoff"].get<double>(), 0.5);
+  EXPECT_GT((*record)["train_seconds"].get<double>(), 0.0);
+  const std::string log = ReadBytes(fs::path(o.work_dir) / "convert.log");
+  EXPECT_NE(log.find("rolled back to step 4 with the learning rates x0.5"), std::string::npos)
+      << log;
+}
+
+TEST(LearningRateScaleTest, ConstantThenCosineToTheFloor) {
+  // 100 steps, decay from step 75: 1 before, 1 at 75, the floor at the last step (99).
+  EXPECT_EQ(LearningRateScale(0, 100, 75, 0.1), 1.0);
+  EXPECT_EQ(LearningRateScale(74, 100, 75, 0.1), 1.0);
+  EXPECT_NEAR(LearningRateScale(75, 100, 75, 0.1), 1.0, 1e-12);
+  EXPECT_NEAR(LearningRateScale(87, 100, 75, 0.1), 0.55, 1e-12);  // halfway: (1 + 0.1) / 2
+  EXPECT_NEAR(LearningRateScale(99, 100, 75, 0.1), 0.1, 1e-12);
+  EXPECT_EQ(LearningRateScale(99, 100, 100, 0.1), 1.0);  // no decay part
+  EXPECT_EQ(LearningRateScale(50, 100, 0, 1.0), 1.0);    // floor 1: constant
 }
 
 TEST_F(ConversionTest, BadOptionsSayWhatIsAllowed) {
@@ -291,6 +342,14 @@ TEST_F(ConversionTest, BadOptionsSayWhatIsAllowed) {
   o.select = *ParseLayerChoice("layers:1,4");
   EXPECT_NE(message(o).find("[0, 4)"), std::string::npos) << message(o);
   EXPECT_NE(ParseObjective("dmd").status().message().find("adm or mse"), std::string::npos);
+  EXPECT_NE(ParseAdmWeighting("sqrt").status().message().find("uniform or paper"),
+            std::string::npos);
+  o = Convert("bad");
+  o.lr_floor = 0;
+  EXPECT_NE(message(o).find("--lr-floor must be in (0, 1]"), std::string::npos) << message(o);
+  o = Convert("bad");
+  o.feature_map_lr = -1;
+  EXPECT_NE(message(o).find("--feature-map-lr > 0"), std::string::npos) << message(o);
   EXPECT_NE(ParseLayerChoice("best").status().message().find("auto, heuristic or layers:"),
             std::string::npos);
   o = Convert("bad");

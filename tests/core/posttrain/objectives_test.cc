@@ -43,6 +43,33 @@ TEST(AdmTest, SmallTimestepsAreClampedAndShapesChecked) {
                c10::Error);
 }
 
+TEST(AdmTest, SampleWeightScalesEachSamplesGradient) {
+  auto x_hat = torch::ones({2, 3}).requires_grad_(true);
+  auto u_t = torch::ones({2, 3});
+  auto u_s = torch::zeros({2, 3});
+  auto t = torch::tensor({0.5f, 0.5f});  // w = 1
+  AdmLoss(x_hat, u_t, u_s, t, torch::tensor({2.0f, 0.5f})).surrogate.backward();
+  EXPECT_NEAR(x_hat.grad()[0][0].item<float>(), 2.0f / 6, 1e-6);
+  EXPECT_NEAR(x_hat.grad()[1][0].item<float>(), 0.5f / 6, 1e-6);
+  EXPECT_THROW(AdmLoss(x_hat, u_t, u_s, t, torch::ones({3})), c10::Error);
+}
+
+TEST(AdmTest, UniformTimeWeightsEqualiseTheStepsAndKeepTheMean) {
+  // 3 steps: σ 1 -> 0.8 -> 0.5 -> 0; the last step (σ_{i+1} = 0) has no ADM point.
+  const std::vector<double> sigmas = {1.0, 0.8, 0.5, 0.0};
+  const std::vector<double> paper = AdmTimeWeights(sigmas, AdmWeighting::kPaper);
+  ASSERT_EQ(paper.size(), 2u);
+  EXPECT_EQ(paper, std::vector<double>({1.0, 1.0}));
+  // Factor |Δσ|·(1 − σ')/σ': 0.2·0.25 = 0.05 and 0.3·1 = 0.3, mean 0.175.
+  const std::vector<double> uniform = AdmTimeWeights(sigmas, AdmWeighting::kUniform);
+  ASSERT_EQ(uniform.size(), 2u);
+  EXPECT_NEAR(uniform[0], 0.175 / 0.05, 1e-9);
+  EXPECT_NEAR(uniform[1], 0.175 / 0.3, 1e-9);
+  EXPECT_NEAR(uniform[0] * 0.05, uniform[1] * 0.3, 1e-9);  // every step weighs the same
+  EXPECT_NEAR((uniform[0] * 0.05 + uniform[1] * 0.3) / 2, 0.175, 1e-9);  // mean kept
+  EXPECT_THROW(AdmTimeWeights({1.0}, AdmWeighting::kUniform), c10::Error);
+}
+
 TEST(AdmTest, VelocityMseIsTheMeanSquaredGapWithTheTeacherConstant) {
   auto u_s = torch::tensor({1.0f, 2.0f}).requires_grad_(true);
   auto u_t = torch::tensor({0.0f, 4.0f}).requires_grad_(true);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The LinVideo ablation table of docs/linvideo.md on the shapes world, 3 of 6 layers linear:
+#   scripts/linvideo-ablation.sh [ROWS...]     (default: every row, in the order below)
+# Rows: teacher, untrained, heuristic, deep, auto-mse (the shipped model), auto-adm. Every trained
+# row uses the same
+# trajectory cache (make-default-linvideo.sh's), seed and step budget; every row is evaluated on the
+# same prompts and SEEDS fixed seeds (50-step UniPC, guidance 5) with fidelity against the
+# teacher's saved videos. Each finished step is kept in $WORK and skipped on a rerun, so the
+# table can be built over several sittings; the table goes to $WORK/table.md.
+# Cost on the 2-core machine: ~24 min per 100-video evaluation, ~45 min per 800-step ADM
+# conversion (MSE: about half). Run nothing else meanwhile: s/video is measured here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${WORK:-build/linvideo-ablation}
+BASE=${BASE:-models/default}
+SHIPPED=${SHIPPED:-models/default-linvideo}
+CACHE=${CACHE:-build/make-default-linvideo/trajectories}
+SEEDS=${SEEDS:-5}
+STEPS=${STEPS:-800}
+THREADS=${THREADS:-2}
+BUILD_DIR=${BUILD_DIR:-build}
+TRAIN="$BUILD_DIR/tools/linvideo-train"
+EVAL="$BUILD_DIR/tools/linvideo-eval"
+MODEL="$BUILD_DIR/tools/linvideo-model"
+[ -x "$TRAIN" ] || { scripts/install-deps.sh && scripts/build.sh; }
+mkdir -p "$WORK"
+ROWS=("$@")
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(teacher untrained heuristic deep auto-mse auto-adm)
+
+# The shipped layers (from the shipped model's lineage): the untrained row converts the same ones.
+shipped_layers() {
+  /usr/bin/python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["linvideo_conversion"]["linear"])))' \
+    "$SHIPPED/model_index.json"
+}
+
+evaluate() {  # NAME MODEL_DIR
+  local out="$WORK/eval-$1"
+  [ -f "$out/eval.json" ] && return 0
+  local extra=(--reference-videos "$WORK/eval-teacher/videos.safetensors")
+  [ "$1" = teacher ] && extra=(--save-videos)
+  "$EVAL" run --model "$2" --out "$out" --prompts all --seeds "$SEEDS" --threads "$THREADS" \
+    "${extra[@]}" | tee "$WORK/eval-$1.log"
+}
+
+convert() {  # NAME CONVERT_FLAGS...
+  local name=$1
+  shift
+  [ -d "$WORK/model-$name" ] && return 0
+  [ -d "$CACHE" ] || {
+    echo "no trajectory cache at $CACHE: run scripts/make-default-linvideo.sh first" >&2
+    exit 1
+  }
+  "$TRAIN" convert --base "$BASE" --cache "$CACHE" --work "$WORK/convert-$name" \
+    --out "$WORK/model-$name" --linear-layers 3 --steps "$STEPS" --batch 4 --seed 0 \
+    --threads "$THREADS" "$@"
+}
+
+for row in "${ROWS[@]}"; do
+  [ "$row" = teacher ] || [ -f "$WORK/eval-teacher/videos.safetensors" ] || evaluate teacher "$BASE"
+  case "$row" in
+    teacher) evaluate teacher "$BASE" ;;
+    untrained)
+      [ -d "$WORK/model-untrained" ] ||
+        "$MODEL" convert-attention --model "$BASE" --layers "$(shipped_layers)" --kind linear \
+          --output "$WORK/model-untrained"
+      evaluate untrained "$WORK/model-untrained" ;;
+    heuristic) convert heuristic --select heuristic --objective adm
+      evaluate heuristic "$WORK/model-heuristic" ;;
+    deep) convert deep --select layers:3,4,5 --objective adm
+      evaluate deep "$WORK/model-deep" ;;
+    auto-mse) evaluate auto-mse "$SHIPPED" ;;  # the shipped recipe (make-default-linvideo.sh)
+    auto-adm) convert auto-adm --select auto --objective adm
+      evaluate auto-adm "$WORK/model-auto-adm" ;;
+    *) echo "unknown row '$row'; rows: teacher untrained heuristic deep auto-mse auto-adm" >&2
+      exit 2 ;;
+  esac
+done
+
+names=(teacher untrained heuristic deep auto-mse auto-adm)
+labels=("teacher" "untrained conversion" "heuristic + ADM" "layers 3-5 + ADM"
+  "auto + MSE (shipped)" "auto + ADM")
+rows=""
+for i in "${!names[@]}"; do
+  [ -f "$WORK/eval-${names[$i]}/eval.json" ] || continue
+  rows+="${rows:+,}${labels[$i]}=$WORK/eval-${names[$i]}"
+done
+"$EVAL" table --baseline "$WORK/eval-teacher" --rows "$rows" --out "$WORK/table.md"
