@@ -11,6 +11,7 @@
 
 #include "linvideo/v1/admin.grpc.pb.h"
 #include "linvideo/v1/generation.grpc.pb.h"
+#include "linvideo/v1/jobs.grpc.pb.h"
 
 namespace linvideo::client {
 
@@ -28,6 +29,7 @@ struct Client {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Generation::Stub> generation;
   std::unique_ptr<v1::Admin::Stub> admin;
+  std::unique_ptr<v1::Jobs::Stub> jobs;
   std::string token;
   double timeout_s = 600;
   // A context with the deadline (every call has one) and the token, if any.
@@ -49,6 +51,7 @@ int CmdCancel(const Args& args);
 int CmdModels(const Args& args);
 int CmdAdmin(const Args& args);
 int CmdBench(const Args& args);
+int CmdJobs(const Args& args);
 
 // Consumes a Generate stream; writes the video (or PNG frames to a folder) when `out` is non-empty.
 // `progress`: print queue position / step progress to stderr. Returns the call's status.

@@ -83,6 +83,7 @@ Client Connect(const Args& args) {
   c.channel = grpc::CreateCustomChannel(target, creds, ch);
   c.generation = v1::Generation::NewStub(c.channel);
   c.admin = v1::Admin::NewStub(c.channel);
+  c.jobs = v1::Jobs::NewStub(c.channel);
   c.token = args.Get("token");
   if (args.Has("token_file"))
     c.token = std::string(absl::StripAsciiWhitespace(ReadAll(args.Get("token_file"))));

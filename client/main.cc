@@ -20,6 +20,13 @@ Commands:
   models                              served models and their limits
   admin     checkpoints | load --model=NAME --path=DIR | rollback --model=NAME |
             drain [--wait] | pause | resume     (needs the server's token)
+  jobs      start convert --base=MODEL --linear_layers=K [--select=auto|heuristic|layers:I,J
+            --pinned=0|none --objective=adm|mse --steps= --lr= --seed= --batch= --trajectories=
+            --trajectory_steps= --checkpoint_every= --output_name=NAME --activate --activate_as=
+            --gate_prompts=seen|heldout|all --gate_seeds= --gate_steps= --gate_min_psnr=DB
+            --gate_max_drop=adherence:0.05,consistency:0.02 --id=JOB_ID] [--watch]
+            | list [--state=running] | get ID | watch ID | cancel ID   (needs the server's token)
+            watch: a progress bar until the job ends; exit 0 when it succeeded, 1 otherwise
   bench     --clients=N (--seconds=T | --requests=M) [--mixed] [--out_dir=DIR] [generate's flags]
             throughput, latency percentiles, errors by status (DIR: keep videos as seed-S.mp4)
 Defaults: --server=127.0.0.1:50051, --timeout=600 (deadline of every call).
@@ -32,10 +39,18 @@ int main(int argc, char** argv) {
   using namespace linvideo::client;
   // Global flags come before the command.
   int i = 1;
-  while (i < argc && std::string(argv[i]).rfind("--", 0) == 0) ++i;
-  if (i >= argc || std::string(argv[i]) == "help" || std::string(argv[i]) == "--help") {
+  bool help = false;
+  while (i < argc && std::string(argv[i]).rfind("--", 0) == 0) {
+    help = help || std::string(argv[i]) == "--help";
+    ++i;
+  }
+  if (help || (i < argc && (std::string(argv[i]) == "help" || std::string(argv[i]) == "-h"))) {
     std::cout << kUsage;
-    return i >= argc ? 64 : 0;
+    return 0;
+  }
+  if (i >= argc) {
+    std::cerr << kUsage;
+    return 64;
   }
   const std::string cmd = argv[i];
   Args args = ParseArgs(argc, argv, 1);
@@ -47,6 +62,7 @@ int main(int argc, char** argv) {
   if (cmd == "models") return CmdModels(args);
   if (cmd == "admin") return CmdAdmin(args);
   if (cmd == "bench") return CmdBench(args);
+  if (cmd == "jobs") return CmdJobs(args);
   std::cerr << "unknown command '" << cmd << "'; run `linvideo help`\n";
   return 64;
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/job_spec.h"
 
 namespace linvideo::server {
 namespace {
@@ -129,6 +130,25 @@ const std::vector<Option>& Options() {
       LV_INT("grpc.keepalive_time_ms", grpc.keepalive_time_ms, "keepalive ping interval"),
       LV_INT("grpc.keepalive_timeout_ms", grpc.keepalive_timeout_ms, "keepalive ping timeout"),
       LV_INT("grpc.max_streams", grpc.max_streams, "max concurrent streams per connection"),
+      LV_STR("jobs.root", jobs.root,
+             "folder of post-training job folders (enables linvideo.v1.Jobs; needs "
+             "checkpoint_root)"),
+      LV_STR("jobs.train_binary", jobs.train_binary,
+             "linvideo-train (empty: next to linvideo-server or in ../tools)"),
+      LV_STR("jobs.eval_binary", jobs.eval_binary, "linvideo-eval (empty: found the same way)"),
+      LV_INT("jobs.threads", jobs.threads,
+             "LibTorch threads per job (0: the number of jobs.cpus, else 1)"),
+      LV_STR("jobs.cpus", jobs.cpus, "CPU affinity of jobs, e.g. 1 or 2-3 (empty: inherit)"),
+      LV_INT("jobs.nice", jobs.nice, "nice level added to jobs (0..19)"),
+      LV_STR("jobs.device", jobs.device, "where jobs run: cpu, cuda, cuda:N"),
+      LV_INT("jobs.max_concurrent", jobs.max_concurrent, "jobs running at once; others queue"),
+      LV_INT("jobs.max_retries", jobs.max_retries,
+             "restarts of a job stage killed by a signal (OOM) before the job fails"),
+      LV_INT("jobs.keep_finished", jobs.keep_finished, "finished job folders kept"),
+      LV_INT("jobs.finished_ttl_h", jobs.finished_ttl_h,
+             "hours after which finished job folders are removed"),
+      LV_INT("jobs.cancel_grace_s", jobs.cancel_grace_s,
+             "seconds between SIGTERM and SIGKILL when a job is cancelled"),
       LV_INT("drain_grace_s", drain_grace_s, "SIGTERM/Drain: seconds in-flight work may take"),
   };
   return options;
@@ -223,6 +243,27 @@ absl::Status ServerConfig::Validate() const {
   if (grpc.keepalive_timeout_ms < 100) return bad("grpc.keepalive_timeout_ms must be >= 100");
   if (grpc.max_streams < 1) return bad("grpc.max_streams must be >= 1");
   if (drain_grace_s < 0) return bad("drain_grace_s must be >= 0");
+  if (!jobs.root.empty()) {
+    if (checkpoint_root.empty()) {
+      return bad("jobs.root needs checkpoint_root: job outputs are published under it");
+    }
+    if (!jobs.cpus.empty()) {
+      if (auto c = ParseCpuList(jobs.cpus); !c.ok())
+        return bad("jobs.cpus: " + std::string(c.status().message()));
+    }
+    if (jobs.threads < 0 || jobs.threads > 256) return bad("jobs.threads: allowed 0..256");
+    if (jobs.nice < 0 || jobs.nice > 19) return bad("jobs.nice: allowed 0..19");
+    if (jobs.device != "cpu" && jobs.device != "cuda" && !absl::StartsWith(jobs.device, "cuda:")) {
+      return bad(absl::StrCat("jobs.device='", jobs.device, "': allowed cpu, cuda, cuda:N"));
+    }
+    if (jobs.max_concurrent < 1 || jobs.max_concurrent > 16)
+      return bad("jobs.max_concurrent: allowed 1..16");
+    if (jobs.max_retries < 0 || jobs.max_retries > 10)
+      return bad("jobs.max_retries: allowed 0..10");
+    if (jobs.keep_finished < 0) return bad("jobs.keep_finished must be >= 0");
+    if (jobs.finished_ttl_h < 1) return bad("jobs.finished_ttl_h must be >= 1");
+    if (jobs.cancel_grace_s < 0) return bad("jobs.cancel_grace_s must be >= 0");
+  }
   return absl::OkStatus();
 }
 
@@ -262,7 +303,7 @@ absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& a
 std::string ServerConfigHelp() {
   std::ostringstream os;
   const ServerConfig defaults;
-  os << "linvideo-server: text-to-video gRPC server (linvideo.v1.Generation, linvideo.v1.Admin).\n"
+  os << "linvideo-server: text-to-video gRPC server (linvideo.v1.Generation, Admin, Jobs).\n"
         "Usage: linvideo-server [--config=FILE.json] [--name=value ...]\n"
         "The JSON file uses the same names as nested objects ({\"scheduler\": {\"max_batch\": "
         "4}},\n"

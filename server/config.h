@@ -69,6 +69,22 @@ struct ServerConfig {
     int max_streams = 256;
   } grpc;
 
+  // Post-training jobs (linvideo.v1.Jobs): child processes of linvideo-train / linvideo-eval.
+  struct Jobs {
+    std::string root;            // job folders; empty: the Jobs service is off
+    std::string train_binary;    // empty: linvideo-train next to linvideo-server (or ../tools/)
+    std::string eval_binary;     // empty: linvideo-eval, found the same way
+    int threads = 0;             // LibTorch threads per job; 0: the number of jobs.cpus (else 1)
+    std::string cpus;            // CPU affinity of jobs, e.g. "1" or "2-3"; empty: inherit
+    int nice = 10;               // added to a job's nice level
+    std::string device = "cpu";  // where jobs train: cpu, cuda, cuda:N
+    int max_concurrent = 1;      // more jobs queue
+    int max_retries = 2;         // restarts from the last checkpoint after a signal/OOM kill
+    int keep_finished = 20;      // finished job folders kept (oldest removed first)
+    int finished_ttl_h = 168;    // finished job folders older than this are removed
+    int cancel_grace_s = 10;     // SIGTERM -> SIGKILL
+  } jobs;
+
   int drain_grace_s = 30;  // SIGTERM/Drain: in-flight work gets this long to finish
 
   // INVALID_ARGUMENT naming the option, the value and what is allowed.

@@ -3,7 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -12,12 +14,15 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "core/common/runtime.h"
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/fake_executor.h"
+#include "server/job_manager.h"
+#include "server/jobs_service.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
@@ -35,6 +40,60 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A tool binary: `configured`, else next to linvideo-server, else in ../tools (the build tree).
+std::string ToolPath(const std::string& configured, const std::string& name) {
+  if (!configured.empty()) return configured;
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  const std::string exe = n > 0 ? std::string(buf, n) : "";
+  const std::string dir = exe.substr(0, exe.rfind('/'));
+  for (const std::string& candidate : {dir + "/" + name, dir + "/../tools/" + name}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return dir + "/" + name;
+}
+
+// The JobManager of --jobs.root: resolves bases through the registry and activates outputs
+// through Admin.LoadCheckpoint's path.
+absl::StatusOr<std::unique_ptr<JobManager>> StartJobs(const ServerConfig& config,
+                                                      ModelRegistry* registry, Metrics* metrics) {
+  JobManagerOptions o;
+  o.root = config.jobs.root;
+  o.checkpoint_root = config.checkpoint_root;
+  o.train_binary = ToolPath(config.jobs.train_binary, "linvideo-train");
+  o.eval_binary = ToolPath(config.jobs.eval_binary, "linvideo-eval");
+  if (!config.jobs.cpus.empty()) o.cpus = *ParseCpuList(config.jobs.cpus);
+  o.threads = config.jobs.threads > 0 ? config.jobs.threads
+                                      : std::max<int>(1, static_cast<int>(o.cpus.size()));
+  o.nice = config.jobs.nice;
+  o.device = config.jobs.device;
+  o.max_concurrent = config.jobs.max_concurrent;
+  o.max_retries = config.jobs.max_retries;
+  o.keep_finished = config.jobs.keep_finished;
+  o.finished_ttl = absl::Hours(config.jobs.finished_ttl_h);
+  o.cancel_grace = absl::Seconds(config.jobs.cancel_grace_s);
+  JobHooks hooks;
+  const std::string root = config.checkpoint_root;
+  hooks.resolve_base = [registry, root](const std::string& base) -> absl::StatusOr<ResolvedBase> {
+    if (auto m = registry->Get(base); m.ok()) return ResolvedBase{(*m)->dir, (*m)->name};
+    auto dir = ConfinePath(root, base);
+    if (dir.ok()) return ResolvedBase{*dir, ""};
+    if (dir.status().code() == absl::StatusCode::kPermissionDenied) return dir.status();
+    std::vector<std::string> names;
+    for (const auto& m : registry->Active()) names.push_back(m->name);
+    return absl::NotFoundError(absl::StrCat("unknown base '", base, "': not a served model (",
+                                            absl::StrJoin(names, ", "),
+                                            ") and not a folder under the checkpoint root"));
+  };
+  hooks.activate = [registry, metrics](const std::string& model,
+                                       const std::string& path) -> absl::StatusOr<int64_t> {
+    auto m = ActivateCheckpoint(registry, metrics, model, path);
+    if (!m.ok()) return m.status();
+    return (*m)->version;
+  };
+  return JobManager::Create(std::move(o), std::move(hooks), metrics);
 }
 
 int Run(const ServerConfig& config) {
@@ -99,6 +158,17 @@ int Run(const ServerConfig& config) {
     health->SetServingStatus(serving);
     health->SetServingStatus("linvideo.v1.Generation", serving);
   };
+  std::unique_ptr<JobManager> jobs;
+  if (!config.jobs.root.empty()) {
+    auto j = StartJobs(config, &registry, &metrics);
+    if (!j.ok()) {
+      std::cerr << j.status().message() << "\n";
+      return 2;
+    }
+    jobs = std::move(*j);
+    LV_LOG(INFO) << "jobs in " << config.jobs.root;
+  }
+  JobsService jobs_service(jobs.get(), &metrics, token);
   GenerationService generation(&engine, &registry, &metrics, config.auth.generation ? token : "");
   AdminService admin(
       &engine, &registry, &metrics, token, set_serving,
@@ -135,6 +205,7 @@ int Run(const ServerConfig& config) {
   builder.AddListeningPort(config.listen, creds, &port);
   builder.RegisterService(&generation);
   builder.RegisterService(&admin);
+  builder.RegisterService(&jobs_service);
   builder.SetMaxReceiveMessageSize(config.limits.max_message_bytes);
   builder.SetMaxSendMessageSize(config.limits.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, config.grpc.keepalive_time_ms);
@@ -173,6 +244,7 @@ int Run(const ServerConfig& config) {
   const int left = engine.WaitIdle(absl::Seconds(config.drain_grace_s));
   LV_LOG(INFO) << "drained; " << left << " requests unfinished at the end of the grace period";
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  jobs.reset();  // running jobs stop and resume at the next start
   engine.Stop();
   LV_LOG(INFO) << "bye";
   return 0;

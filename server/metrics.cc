@@ -1,5 +1,7 @@
 #include "server/metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace linvideo::server {
@@ -69,7 +71,27 @@ Metrics::Metrics()
                    .Name("linvideo_serving")
                    .Help("1 while accepting new work (not draining or paused)")
                    .Register(*registry_)
-                   .Add({})) {
+                   .Add({})),
+      jobs_(prometheus::BuildGauge()
+                .Name("linvideo_jobs")
+                .Help("Post-training jobs known to the server, by kind and state")
+                .Register(*registry_)),
+      job_progress_(prometheus::BuildGauge()
+                        .Name("linvideo_job_progress")
+                        .Help("Fraction of a running job done (0..1)")
+                        .Register(*registry_)),
+      job_loss_(prometheus::BuildGauge()
+                    .Name("linvideo_job_loss")
+                    .Help("Latest loss terms of a running job, by term")
+                    .Register(*registry_)),
+      job_duration_(prometheus::BuildHistogram()
+                        .Name("linvideo_job_duration_seconds")
+                        .Help("Wall time of ended jobs, by kind and final state")
+                        .Register(*registry_)),
+      job_swaps_(prometheus::BuildCounter()
+                     .Name("linvideo_job_swaps_total")
+                     .Help("Checkpoint swaps caused by jobs, by model and result (ok, failed)")
+                     .Register(*registry_)) {
   for (int p = 0; p < 3; ++p) SetQueueDepth(p, 0);
 }
 
@@ -101,11 +123,14 @@ void Metrics::ObserveStep(int batch_size, double seconds, int64_t tokens) {
 }
 
 void Metrics::SetCheckpoint(const std::string& model, int64_t version, const std::string& path) {
-  // Only one series per model stays at 1: reset the others of this model.
-  for (int64_t v = 1; v < version; ++v) {
-    (void)v;
-  }
-  checkpoint_.Add({{"model", model}, {"version", absl::StrCat(version)}, {"path", path}}).Set(1);
+  // One series per model: the active checkpoint's (the previous one is removed).
+  absl::MutexLock lock(&mu_);
+  prometheus::Gauge& g =
+      checkpoint_.Add({{"model", model}, {"version", absl::StrCat(version)}, {"path", path}});
+  g.Set(1);
+  prometheus::Gauge*& active = checkpoint_series_[model];
+  if (active != nullptr && active != &g) checkpoint_.Remove(active);
+  active = &g;
 }
 
 void Metrics::CountSwap(const std::string& model, bool ok) {
@@ -113,6 +138,52 @@ void Metrics::CountSwap(const std::string& model, bool ok) {
 }
 
 void Metrics::SetServing(bool serving) { serving_.Set(serving ? 1 : 0); }
+
+void Metrics::SetJobCounts(const std::map<std::pair<std::string, std::string>, int>& counts) {
+  for (const auto& [key, n] : counts)
+    jobs_.Add({{"kind", key.first}, {"state", key.second}}).Set(n);
+}
+
+void Metrics::SetJobProgress(const std::string& job, double fraction,
+                             const std::map<std::string, double>& losses) {
+  absl::MutexLock lock(&mu_);
+  std::vector<prometheus::Gauge*>& series = job_series_[job];
+  prometheus::Gauge& p = job_progress_.Add({{"job", job}});
+  p.Set(fraction);
+  if (series.empty()) series.push_back(&p);
+  for (const auto& [term, value] : losses) {
+    prometheus::Gauge& g = job_loss_.Add({{"job", job}, {"term", term}});
+    g.Set(value);
+    if (std::find(series.begin(), series.end(), &g) == series.end()) series.push_back(&g);
+  }
+}
+
+void Metrics::ClearJob(const std::string& job) {
+  absl::MutexLock lock(&mu_);
+  auto it = job_series_.find(job);
+  if (it == job_series_.end()) return;
+  for (size_t i = 0; i < it->second.size(); ++i) {
+    if (i == 0) {
+      job_progress_.Remove(it->second[i]);
+    } else {
+      job_loss_.Remove(it->second[i]);
+    }
+  }
+  job_series_.erase(it);
+}
+
+void Metrics::ObserveJobDuration(const std::string& kind, const std::string& state,
+                                 double seconds) {
+  job_duration_
+      .Add({{"kind", kind}, {"state", state}},
+           prometheus::Histogram::BucketBoundaries{10, 30, 60, 300, 600, 1800, 3600, 7200, 14400,
+                                                   28800, 86400})
+      .Observe(seconds);
+}
+
+void Metrics::CountJobSwap(const std::string& model, bool ok) {
+  job_swaps_.Add({{"model", model}, {"result", ok ? "ok" : "failed"}}).Increment();
+}
 
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const std::string& address,
                                                                   const Metrics& metrics) {

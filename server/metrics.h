@@ -10,10 +10,13 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace linvideo::server {
 
@@ -31,6 +34,14 @@ class Metrics {
   void CountSwap(const std::string& model, bool ok);
   void SetServing(bool serving);
 
+  // Post-training jobs. `counts`: jobs per (kind, state), every state present (0s included).
+  void SetJobCounts(const std::map<std::pair<std::string, std::string>, int>& counts);
+  void SetJobProgress(const std::string& job, double fraction,
+                      const std::map<std::string, double>& losses);
+  void ClearJob(const std::string& job);  // drops its progress and loss series once it ends
+  void ObserveJobDuration(const std::string& kind, const std::string& state, double seconds);
+  void CountJobSwap(const std::string& model, bool ok);
+
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:
@@ -47,6 +58,14 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& checkpoint_;
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Gauge& serving_;
+  prometheus::Family<prometheus::Gauge>& jobs_;
+  prometheus::Family<prometheus::Gauge>& job_progress_;
+  prometheus::Family<prometheus::Gauge>& job_loss_;
+  prometheus::Family<prometheus::Histogram>& job_duration_;
+  prometheus::Family<prometheus::Counter>& job_swaps_;
+  absl::Mutex mu_;
+  std::map<std::string, prometheus::Gauge*> checkpoint_series_ ABSL_GUARDED_BY(mu_);  // by model
+  std::map<std::string, std::vector<prometheus::Gauge*>> job_series_ ABSL_GUARDED_BY(mu_);
 };
 
 // Serves `metrics` on http://ADDRESS/metrics. The bound port is GetListeningPorts()[0].

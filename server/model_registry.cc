@@ -77,6 +77,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   auto model = std::make_shared<LoadedModel>();
   model->name = name;
   model->path = display_path;
+  model->dir = dir;
   model->loaded_at = absl::Now();
   model->executor = std::move(*executor);
   model->limits = model->executor->limits();

@@ -23,6 +23,7 @@ namespace linvideo::server {
 struct LoadedModel {
   std::string name;
   std::string path;  // as given (relative to the checkpoint root for Admin loads)
+  std::string dir;   // the folder it was loaded from (resolved; what a post-training job reads)
   int64_t version = 0;
   absl::Time loaded_at;
   std::shared_ptr<Executor> executor;

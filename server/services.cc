@@ -330,21 +330,30 @@ grpc::Status AdminService::ListCheckpoints(grpc::ServerContext* ctx,
   return Done("ListCheckpoints", grpc::Status::OK);
 }
 
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ActivateCheckpoint(ModelRegistry* registry,
+                                                                      Metrics* metrics,
+                                                                      const std::string& model,
+                                                                      const std::string& path) {
+  auto m = registry->Load(model, path);
+  if (metrics != nullptr) metrics->CountSwap(model, m.ok());
+  if (!m.ok()) {
+    LV_LOG(WARNING) << "checkpoint load refused model=" << model << " path=" << path << ": "
+                    << m.status();
+    return m.status();
+  }
+  if (metrics != nullptr) metrics->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+  LV_LOG(INFO) << "checkpoint active model=" << (*m)->name << " version=" << (*m)->version
+               << " path=" << (*m)->path;
+  return m;
+}
+
 grpc::Status AdminService::LoadCheckpoint(grpc::ServerContext* ctx,
                                           const v1::LoadCheckpointRequest* req,
                                           v1::LoadCheckpointResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("LoadCheckpoint", a);
   const absl::Time t0 = absl::Now();
-  auto m = registry_->Load(req->model(), req->path());
-  if (metrics_ != nullptr) metrics_->CountSwap(req->model(), m.ok());
-  if (!m.ok()) {
-    LV_LOG(WARNING) << "checkpoint load refused model=" << req->model() << " path=" << req->path()
-                    << ": " << m.status();
-    return Done("LoadCheckpoint", ToGrpc(m.status()));
-  }
-  if (metrics_ != nullptr) metrics_->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
-  LV_LOG(INFO) << "checkpoint active model=" << (*m)->name << " version=" << (*m)->version
-               << " path=" << (*m)->path;
+  auto m = ActivateCheckpoint(registry_, metrics_, req->model(), req->path());
+  if (!m.ok()) return Done("LoadCheckpoint", ToGrpc(m.status()));
   FillCheckpoint(**m, true, resp->mutable_checkpoint());
   resp->set_load_seconds(absl::ToDoubleSeconds(absl::Now() - t0));
   return Done("LoadCheckpoint", grpc::Status::OK);

@@ -86,6 +86,13 @@ class AdminService final : public linvideo::v1::Admin::Service {
   int grace_s_;
 };
 
+// Admin.LoadCheckpoint's path, also taken by jobs that activate their output: load `path` (under
+// the checkpoint root) beside the active model as `model`, warm up, swap; metrics and log lines.
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ActivateCheckpoint(ModelRegistry* registry,
+                                                                      Metrics* metrics,
+                                                                      const std::string& model,
+                                                                      const std::string& path);
+
 // Fills `info` from a loaded model.
 void FillCheckpoint(const LoadedModel& m, bool active, v1::CheckpointInfo* info);
 

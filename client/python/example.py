@@ -18,16 +18,17 @@ from grpc_tools import protoc
 PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
 
 
-def load_stubs():
+def load_stubs(name="generation"):
+    """Generates the stubs of every proto once; returns (NAME_pb2, NAME_pb2_grpc)."""
     out = tempfile.mkdtemp(prefix="linvideo_stubs_")
-    protos = ["linvideo/v1/generation.proto", "linvideo/v1/admin.proto"]
+    protos = ["linvideo/v1/generation.proto", "linvideo/v1/admin.proto", "linvideo/v1/jobs.proto"]
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     args = ["protoc", "-I" + PROTO_DIR, "-I" + include, "--python_out=" + out, "--grpc_python_out=" + out]
     if protoc.main(args + protos) != 0:
         sys.exit("protoc failed")
     sys.path.insert(0, out)
-    return (importlib.import_module("linvideo.v1.generation_pb2"),
-            importlib.import_module("linvideo.v1.generation_pb2_grpc"))
+    return (importlib.import_module(f"linvideo.v1.{name}_pb2"),
+            importlib.import_module(f"linvideo.v1.{name}_pb2_grpc"))
 
 
 def main():

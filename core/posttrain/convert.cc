@@ -663,6 +663,29 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       }
     }
     log.Step(step, gap_value, o.batch, o.lr * lr_scale, o.log_every, extra);
+    if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
+      // work_dir/progress.json: what the server's job runner reports (WatchJob, /metrics).
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      nlohmann::json progress = {
+          {"stage", "convert"},
+          {"step", step + 1},
+          {"total", o.steps},
+          {"eta_s",
+           secs / static_cast<double>(step + 1 - first) * static_cast<double>(o.steps - step - 1)},
+          {"lr", o.lr * lr_scale},
+          {"rollbacks", record.rollbacks},
+          {"losses",
+           {{"gap", gap_value}, {"objective", obj_value}, {"con", con_value}, {"reg", reg_value}}}};
+      if (gated) {
+        std::vector<double> rs;
+        for (const torch::Tensor& g : gates) rs.push_back(g.item<double>());
+        progress["r"] = rs;
+        progress["gate_layers"] = summary.gate_layers;
+      }
+      LV_RETURN_IF_ERROR(
+          io::WriteJsonFile((fs::path(o.work_dir) / "progress.json").string(), progress));
+    }
     summary.final_objective = gap_value;
     summary.final_constraint = con_value;
     summary.final_regularizer = reg_value;

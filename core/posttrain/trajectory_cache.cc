@@ -196,6 +196,14 @@ absl::StatusOr<TrajectoryCacheSummary> BuildTrajectoryCache(
       say(absl::StrFormat("shard %d/%d: videos %d-%d of %d sampled (%d steps each, %.2f s/video)",
                           s + 1, summary.shards, begin, end - 1, o.videos, steps,
                           secs / done_videos));
+      const int64_t written = end;  // videos sampled so far, this run's and earlier shards'
+      LV_RETURN_IF_ERROR(io::WriteJsonFile(
+          (fs::path(o.out_dir) / "progress.json").string(),
+          {{"stage", "trajectories"},
+           {"step", written},
+           {"total", o.videos},
+           {"eta_s",
+            secs / static_cast<double>(done_videos) * static_cast<double>(o.videos - written)}}));
     }
     io::TensorMap tensors = {{"x", torch::stack(xs).cpu()},
                              {"u_cond", torch::stack(ucs).cpu()},

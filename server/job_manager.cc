@@ -1,0 +1,663 @@
+#include "server/job_manager.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/io/json_file.h"
+#include "server/child_process.h"
+#include "server/job_stages.h"
+#include "server/log.h"
+
+namespace linvideo::server {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+}  // namespace
+
+struct JobManager::Job {
+  JobSnapshot snap;
+  std::vector<Stage> stages;
+  pid_t pid = -1;
+  int retries = 0;  // of the current stage
+  bool cancel_requested = false;
+  absl::Time cancel_sent = absl::InfinitePast();
+  absl::Time next_start = absl::InfinitePast();  // a retry waits a moment
+  absl::Time disk_checked = absl::InfinitePast();
+  bool publishing = false;
+  std::thread publisher;
+};
+
+JobManager::JobManager(JobManagerOptions options, JobHooks hooks, Metrics* metrics)
+    : options_(std::move(options)), hooks_(std::move(hooks)), metrics_(metrics) {}
+
+std::string JobManager::Dir(const std::string& id) const {
+  return (fs::path(options_.root) / id).string();
+}
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options,
+                                                               JobHooks hooks, Metrics* metrics) {
+  for (const std::string* bin : {&options.train_binary, &options.eval_binary}) {
+    if (access(bin->c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("jobs: '", *bin,
+                       "' is not an executable (jobs.train_binary / "
+                       "jobs.eval_binary: linvideo-train and linvideo-eval)"));
+    }
+  }
+  std::error_code ec;
+  fs::create_directories(options.root, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("jobs.root '", options.root, "': ", ec.message()));
+  }
+  std::unique_ptr<JobManager> m(new JobManager(std::move(options), std::move(hooks), metrics));
+  if (absl::Status s = m->Load(); !s.ok()) return s;
+  m->supervisor_ = std::thread([p = m.get()] { p->Supervise(); });
+  return m;
+}
+
+JobManager::~JobManager() {
+  std::vector<std::thread> publishers;
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    for (auto& [id, job] : jobs_) {
+      if (job->publisher.joinable()) publishers.push_back(std::move(job->publisher));
+    }
+  }
+  if (supervisor_.joinable()) supervisor_.join();
+  for (std::thread& t : publishers) t.join();
+}
+
+absl::Status JobManager::Load() {
+  absl::MutexLock lock(&mu_);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.root, ec)) {
+    const fs::path file = entry.path() / "job.json";
+    if (!fs::exists(file)) continue;
+    absl::StatusOr<json> j = core::io::ReadJsonFile(file.string());
+    absl::StatusOr<JobSnapshot> snap =
+        j.ok() ? SnapshotFromJson(*j) : absl::StatusOr<JobSnapshot>(j.status());
+    if (!snap.ok()) {
+      LV_LOG(WARNING) << "jobs: skipping " << file.string() << ": " << snap.status();
+      continue;
+    }
+    auto job = std::make_unique<Job>();
+    job->snap = std::move(*snap);
+    job->stages = JobStages(job->snap, options_, Dir(job->snap.id));
+    if (!IsTerminal(job->snap.state)) {
+      // A child left by a server killed before PR_SET_PDEATHSIG acted: stop it, the stage resumes.
+      const pid_t old = j->value("pid", -1);
+      if (ChildAlive(old, Dir(job->snap.id))) {
+        SignalChild(old, SIGKILL);
+        LV_LOG(WARNING) << "job=" << job->snap.id << " killed a leftover child pid=" << old;
+      }
+      if (job->snap.state != JobState::kQueued) {
+        LV_LOG(INFO)
+            << "job=" << job->snap.id << " resumes at stage "
+            << job->stages[std::min<size_t>(job->snap.stage_index, job->stages.size() - 1)].name;
+      }
+    }
+    int64_t n = 0;
+    if (absl::SimpleAtoi(absl::StripPrefix(job->snap.id, "job-"), &n))
+      next_id_ = std::max(next_id_, n + 1);
+    jobs_[job->snap.id] = std::move(job);
+  }
+  CollectGarbage();
+  UpdateCounts();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
+  if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  absl::StatusOr<ResolvedBase> base = hooks_.resolve_base(spec.base);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<int64_t> layers = ReadDitLayerCount(base->dir);
+  if (!layers.ok()) return layers.status();
+  const ConvertJobOptions& c = spec.convert;
+  std::vector<int64_t> pinned = {0};
+  if (c.pinned == "none") {
+    pinned.clear();
+  } else if (!c.pinned.empty()) {
+    absl::StatusOr<std::vector<int64_t>> p = LayerList("convert.pinned", c.pinned, *layers);
+    if (!p.ok()) return p.status();
+    pinned = *p;
+  }
+  const int64_t free_layers = *layers - static_cast<int64_t>(pinned.size());
+  if (c.linear_layers > free_layers) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "convert.linear_layers=%d: the base '%s' has %d DiT layers and %d pinned softmax (%s), so "
+        "at most %d can become linear; allowed 1..%d",
+        c.linear_layers, spec.base, *layers, pinned.size(), absl::StrJoin(pinned, ","), free_layers,
+        free_layers));
+  }
+  if (absl::StartsWith(c.select, "layers:")) {
+    absl::StatusOr<std::vector<int64_t>> l =
+        LayerList("convert.select", c.select.substr(7), *layers);
+    if (!l.ok()) return l.status();
+    if (static_cast<int64_t>(l->size()) != c.linear_layers) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "convert.select '%s' names %d layers but linear_layers is %d: name exactly K layers",
+          c.select, l->size(), c.linear_layers));
+    }
+  }
+  if (spec.activate && spec.activate_as.empty() && base->model.empty()) {
+    return absl::InvalidArgumentError(
+        "activate: the base is a checkpoint folder, not a served model; set activate_as to the "
+        "model name the output should serve as");
+  }
+  absl::MutexLock lock(&mu_);
+  if (!spec.job_id.empty()) {
+    if (auto it = jobs_.find(spec.job_id); it != jobs_.end()) {
+      if (SpecToJson(it->second->snap.spec) == SpecToJson(spec)) return View(*it->second);
+      return absl::AlreadyExistsError(
+          absl::StrCat("job '", spec.job_id, "' exists with a different spec; use another job_id"));
+    }
+  }
+  std::string id = spec.job_id;
+  while (id.empty() || fs::exists(Dir(id))) {
+    if (!spec.job_id.empty()) {
+      return absl::AlreadyExistsError(absl::StrCat("job folder ", Dir(id), " already exists"));
+    }
+    id = absl::StrCat("job-", next_id_++);
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(Dir(id)) / "logs", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", Dir(id), ": ", ec.message()));
+  auto job = std::make_unique<Job>();
+  job->snap.id = id;
+  job->snap.spec = std::move(spec);
+  job->snap.base_dir = base->dir;
+  job->snap.base_model = base->model;
+  job->snap.created_ms = NowMs();
+  job->snap.progress.stage = "queued";
+  job->stages = JobStages(job->snap, options_, Dir(id));
+  Job& ref = *job;
+  jobs_[id] = std::move(job);
+  Changed(ref);
+  UpdateCounts();
+  LV_LOG(INFO) << "job=" << id << " queued kind=" << JobKindName(ref.snap.spec.kind)
+               << " base=" << ref.snap.spec.base << " linear_layers=" << c.linear_layers;
+  return View(ref);
+}
+
+absl::StatusOr<JobSnapshot> JobManager::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no job '", id,
+                     "'; ListJobs shows the jobs kept (finished ones are removed after "
+                     "jobs.finished_ttl_h hours or beyond jobs.keep_finished)"));
+  }
+  return View(*it->second);
+}
+
+std::vector<JobSnapshot> JobManager::List(std::optional<JobState> state) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<JobSnapshot> out;
+  for (const auto& [id, job] : jobs_) {
+    if (!state.has_value() || job->snap.state == *state) out.push_back(View(*job));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const JobSnapshot& a, const JobSnapshot& b) { return a.created_ms < b.created_ms; });
+  return out;
+}
+
+absl::StatusOr<JobSnapshot> JobManager::Cancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  Job& job = *it->second;
+  if (IsTerminal(job.snap.state) || job.cancel_requested) return View(job);
+  job.cancel_requested = true;
+  if (job.pid > 0) {
+    SignalChild(job.pid, SIGTERM);
+    job.cancel_sent = absl::Now();
+    LV_LOG(INFO) << "job=" << id << " cancelling: SIGTERM to pid " << job.pid;
+    Changed(job);
+  } else if (!job.publishing) {
+    Finish(job, JobState::kCancelled,
+           absl::StrCat(
+               "cancelled by CancelJob (",
+               job.snap.state == JobState::kQueued ? "before it started" : "between stages", ")"));
+  }
+  return View(job);
+}
+
+absl::StatusOr<JobSnapshot> JobManager::WaitForChange(const std::string& id, int64_t after,
+                                                      absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto changed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = jobs_.find(id);
+    return stop_ || it == jobs_.end() || it->second->snap.revision > after;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  if (stop_) return absl::UnavailableError("the server is shutting down");
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  return View(*it->second);
+}
+
+JobSnapshot JobManager::View(const Job& job) const {
+  JobSnapshot s = job.snap;
+  if (!s.progress.stage.empty()) {
+    s.log_tail =
+        TailLines((fs::path(Dir(s.id)) / "logs" / (s.progress.stage + ".log")).string(), 12);
+  }
+  return s;
+}
+
+void JobManager::Changed(Job& job) {
+  ++job.snap.revision;
+  json j = SnapshotToJson(job.snap);
+  j["pid"] = job.pid;
+  const std::string file = (fs::path(Dir(job.snap.id)) / "job.json").string();
+  if (absl::Status s = core::io::WriteJsonFile(file, j); !s.ok()) {
+    LV_LOG(ERROR) << "job=" << job.snap.id << " cannot write " << file << ": " << s;
+  }
+}
+
+void JobManager::Supervise() {
+  absl::MutexLock lock(&mu_);
+  while (!stop_) {
+    Tick();
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.poll);
+  }
+  // Shutdown: stop the children; their jobs stay running on disk and resume at the next start.
+  for (auto& [id, job] : jobs_) {
+    if (job->pid > 0) SignalChild(job->pid, SIGTERM);
+  }
+  const absl::Time deadline = absl::Now() + options_.cancel_grace;
+  for (auto& [id, job] : jobs_) {
+    while (job->pid > 0) {
+      if (PollChild(job->pid).has_value()) {
+        job->pid = -1;
+      } else if (absl::Now() > deadline) {
+        SignalChild(job->pid, SIGKILL);
+      }
+      if (job->pid > 0) {
+        mu_.Unlock();
+        absl::SleepFor(absl::Milliseconds(50));
+        mu_.Lock();
+      }
+    }
+  }
+}
+
+void JobManager::Tick() {
+  const absl::Time now = absl::Now();
+  int active = 0;
+  for (auto& [id, holder] : jobs_) {
+    Job& job = *holder;
+    if (!job.publishing && job.publisher.joinable()) job.publisher.join();
+    if (IsTerminal(job.snap.state) || job.snap.state == JobState::kQueued) continue;
+    ++active;
+    if (job.pid > 0) {
+      if (std::optional<ChildExit> e = PollChild(job.pid)) {
+        job.pid = -1;
+        ChildEnded(job, e->signaled, e->code, e->signal);
+        continue;
+      }
+      ReadProgress(job);
+      if (job.cancel_requested && now - job.cancel_sent > options_.cancel_grace) {
+        SignalChild(job.pid, SIGKILL);
+      }
+      if (now - job.disk_checked > absl::Seconds(5)) {
+        job.snap.disk_bytes = DirBytes(Dir(id));
+        job.disk_checked = now;
+      }
+    } else if (!job.publishing && now >= job.next_start) {
+      StartStage(job);
+    }
+  }
+  // Queued jobs start oldest first while there are free slots.
+  std::vector<Job*> queued;
+  for (auto& [id, job] : jobs_) {
+    if (job->snap.state == JobState::kQueued) queued.push_back(job.get());
+  }
+  std::sort(queued.begin(), queued.end(),
+            [](Job* a, Job* b) { return a->snap.created_ms < b->snap.created_ms; });
+  for (Job* job : queued) {
+    if (active >= options_.max_concurrent) break;
+    ++active;
+    job->snap.started_ms = NowMs();
+    LV_LOG(INFO) << "job=" << job->snap.id << " started";
+    StartStage(*job);
+  }
+  UpdateCounts();
+  if (gc_due_) {
+    gc_due_ = false;
+    CollectGarbage();
+  }
+}
+
+void JobManager::StartStage(Job& job) {
+  const std::string dir = Dir(job.snap.id);
+  if (job.snap.stage_index >= static_cast<int64_t>(job.stages.size())) {
+    Finish(job, JobState::kFailed, "internal: no stage left to run");
+    return;
+  }
+  const Stage& stage = job.stages[job.snap.stage_index];
+  job.snap.state = stage.validating ? JobState::kValidating : JobState::kRunning;
+  if (job.snap.progress.stage != stage.name) {
+    job.snap.progress.stage = stage.name;
+    job.snap.progress.step = job.snap.progress.total = 0;
+    job.snap.progress.eta_s = -1;
+  }
+  if (stage.name == "publish") {
+    job.publishing = true;
+    if (job.publisher.joinable()) job.publisher.join();
+    job.publisher = std::thread([this, id = job.snap.id] { Publish(id); });
+    Changed(job);
+    return;
+  }
+  std::error_code ec;
+  if (stage.name == "convert") fs::remove_all(fs::path(dir) / "output", ec);  // a partial export
+  fs::create_directories(fs::path(dir) / "logs", ec);
+  ChildOptions child;
+  child.argv = stage.argv;
+  child.log_file = (fs::path(dir) / "logs" / (stage.name + ".log")).string();
+  child.work_dir = dir;
+  child.cpus = options_.cpus;
+  child.nice = options_.nice;
+  child.env = {{"LINVIDEO_JOB_ID", job.snap.id},
+               {"OMP_NUM_THREADS", absl::StrCat(options_.threads)},
+               {"LINVIDEO_LOG_QUIET", "1"}};
+  std::ofstream(child.log_file, std::ios::app)
+      << "== " << absl::FormatTime(absl::Now()) << " attempt " << job.snap.attempts + 1 << ": "
+      << absl::StrJoin(stage.argv, " ") << "\n";
+  absl::StatusOr<pid_t> pid = SpawnChild(child);
+  if (!pid.ok()) {
+    Finish(job, JobState::kFailed,
+           absl::StrCat("stage ", stage.name, ": ", pid.status().message()));
+    return;
+  }
+  job.pid = *pid;
+  ++job.snap.attempts;
+  LV_LOG(INFO) << "job=" << job.snap.id << " stage=" << stage.name << " pid=" << job.pid
+               << " attempt=" << job.snap.attempts;
+  Changed(job);
+}
+
+void JobManager::ChildEnded(Job& job, bool signaled, int code, int signal) {
+  const Stage& stage = job.stages[job.snap.stage_index];
+  const fs::path log = fs::path(Dir(job.snap.id)) / "logs" / (stage.name + ".log");
+  if (job.cancel_requested) {
+    Finish(job, JobState::kCancelled,
+           absl::StrCat("cancelled by CancelJob during stage ", stage.name));
+    return;
+  }
+  if (signaled) {
+    if (job.retries < options_.max_retries) {
+      ++job.retries;
+      job.next_start = absl::Now() + absl::Seconds(1);
+      job.snap.error =
+          absl::StrCat("stage ", stage.name, " was killed by signal ", SignalName(signal),
+                       "; restarting from its last checkpoint (retry ", job.retries, " of ",
+                       options_.max_retries, ")");
+      LV_LOG(WARNING) << "job=" << job.snap.id << " " << job.snap.error;
+      Changed(job);
+      return;
+    }
+    Finish(job, JobState::kFailed,
+           absl::StrCat("stage ", stage.name, " was killed by signal ", SignalName(signal),
+                        " (SIGKILL is what the kernel's OOM killer sends) after ", job.retries,
+                        " retries (jobs.max_retries); log: ", log.string()));
+    return;
+  }
+  if (code != 0) {
+    Finish(job, JobState::kFailed,
+           absl::StrCat("stage ", stage.name, " exited with status ", code, ":\n",
+                        TailLines(log.string(), 6)));
+    return;
+  }
+  ReadProgress(job);
+  ++job.snap.stage_index;
+  job.snap.attempts = 0;
+  job.retries = 0;
+  job.snap.error.clear();
+  StartStage(job);
+}
+
+void JobManager::ReadProgress(Job& job) {
+  const Stage& stage = job.stages[job.snap.stage_index];
+  double done = 0, total = 0;
+  for (size_t i = 0; i < job.stages.size(); ++i) {
+    total += job.stages[i].weight;
+    if (static_cast<int64_t>(i) < job.snap.stage_index) done += job.stages[i].weight;
+  }
+  JobProgress& p = job.snap.progress;
+  bool changed = false;
+  if (!stage.progress_file.empty() && fs::exists(stage.progress_file)) {
+    absl::StatusOr<json> j = core::io::ReadJsonFile(stage.progress_file);
+    if (j.ok() && j->value("step", int64_t{0}) != p.step) {
+      p.step = j->value("step", int64_t{0});
+      p.total = j->value("total", int64_t{0});
+      p.eta_s = j->value("eta_s", -1.0);
+      if (j->contains("losses")) p.losses = (*j)["losses"].get<std::map<std::string, double>>();
+      if (j->contains("r")) p.r = (*j)["r"].get<std::vector<double>>();
+      if (j->contains("gate_layers")) {
+        p.gate_layers = (*j)["gate_layers"].get<std::vector<int64_t>>();
+      }
+      changed = true;
+    }
+  }
+  const double within = p.total > 0 ? static_cast<double>(p.step) / p.total : 0.0;
+  p.fraction = total > 0 ? (done + stage.weight * within) / total : 0;
+  if (metrics_ != nullptr) metrics_->SetJobProgress(job.snap.id, p.fraction, p.losses);
+  if (changed) Changed(job);
+}
+
+void JobManager::Finish(Job& job, JobState state, const std::string& error) {
+  job.snap.state = state;
+  job.snap.error = error;
+  job.snap.finished_ms = NowMs();
+  job.pid = -1;
+  if (state == JobState::kSucceeded) job.snap.progress.fraction = 1;
+  job.snap.disk_bytes = DirBytes(Dir(job.snap.id));
+  const int64_t from = job.snap.started_ms > 0 ? job.snap.started_ms : job.snap.created_ms;
+  if (metrics_ != nullptr) {
+    metrics_->ObserveJobDuration(JobKindName(job.snap.spec.kind), JobStateName(state),
+                                 (job.snap.finished_ms - from) / 1000.0);
+    metrics_->ClearJob(job.snap.id);
+  }
+  if (state == JobState::kSucceeded) {
+    LV_LOG(INFO) << "job=" << job.snap.id << " succeeded output=" << job.snap.output_path;
+  } else {
+    LV_LOG(WARNING) << "job=" << job.snap.id << " " << JobStateName(state) << ": " << error;
+  }
+  Changed(job);
+  UpdateCounts();
+  gc_due_ = true;  // not here: callers may be iterating jobs_
+}
+
+void JobManager::UpdateCounts() {
+  if (metrics_ == nullptr) return;
+  std::map<std::pair<std::string, std::string>, int> counts;
+  for (int s = 0; s <= static_cast<int>(JobState::kGateFailed); ++s) {
+    counts[{JobKindName(JobKind::kConvert), JobStateName(static_cast<JobState>(s))}] = 0;
+  }
+  for (const auto& [id, job] : jobs_) {
+    ++counts[{JobKindName(job->snap.spec.kind), JobStateName(job->snap.state)}];
+  }
+  metrics_->SetJobCounts(counts);
+}
+
+void JobManager::CollectGarbage() {
+  std::vector<Job*> ended;
+  for (auto& [id, job] : jobs_) {
+    if (IsTerminal(job->snap.state) && !job->publishing && !job->publisher.joinable()) {
+      ended.push_back(job.get());
+    }
+  }
+  std::sort(ended.begin(), ended.end(),
+            [](Job* a, Job* b) { return a->snap.finished_ms > b->snap.finished_ms; });
+  const int64_t oldest = absl::ToUnixMillis(absl::Now() - options_.finished_ttl);
+  for (size_t i = 0; i < ended.size(); ++i) {
+    if (static_cast<int>(i) < options_.keep_finished && ended[i]->snap.finished_ms >= oldest) {
+      continue;
+    }
+    const std::string id = ended[i]->snap.id;
+    std::error_code ec;
+    fs::remove_all(Dir(id), ec);
+    LV_LOG(INFO) << "job=" << id << " folder removed (jobs.keep_finished / jobs.finished_ttl_h)";
+    jobs_.erase(id);
+  }
+}
+
+std::string JobManager::OutputName(const JobSnapshot& job) const {
+  if (!job.spec.output_name.empty()) return job.spec.output_name;
+  std::string base =
+      job.base_model.empty() ? fs::path(job.base_dir).filename().string() : job.base_model;
+  for (char& ch : base) {
+    if (!IsValidName(std::string(1, ch))) ch = '_';
+  }
+  return (base.empty() ? std::string("model") : base.substr(0, 48)) + "-linvideo";
+}
+
+void JobManager::Publish(const std::string& id) {
+  JobSnapshot job;
+  {
+    absl::MutexLock lock(&mu_);
+    job = jobs_.at(id)->snap;
+  }
+  const fs::path dir = Dir(id);
+  const fs::path output = dir / "output";
+  auto end = [&](JobState state, const std::string& error) {
+    absl::MutexLock lock(&mu_);
+    Job& j = *jobs_.at(id);
+    j.publishing = false;
+    if (state == JobState::kSucceeded) j.snap.checkpoint_version = job.checkpoint_version;
+    Finish(j, state, error);
+  };
+  auto cancelled = [&] {
+    absl::MutexLock lock(&mu_);
+    return jobs_.at(id)->cancel_requested;
+  };
+  const bool published =
+      !job.output_path.empty() && fs::exists(fs::path(options_.checkpoint_root) / job.output_path);
+  if (!published) {
+    // 1. The export has exactly K linear layers and no hybrid one left.
+    absl::StatusOr<json> config =
+        core::io::ReadJsonFile((output / "transformer" / "config.json").string());
+    if (!config.ok()) {
+      return end(JobState::kFailed, absl::StrCat("the conversion's output does not load: ",
+                                                 config.status().message()));
+    }
+    int64_t linear = 0, hybrid = 0;
+    for (const json& k : config->value("attention_kinds", json::array())) {
+      linear += k == "linear";
+      hybrid += k == "hybrid";
+    }
+    if (linear != job.spec.convert.linear_layers || hybrid != 0) {
+      return end(JobState::kFailed,
+                 absl::StrFormat("the output has %d linear and %d hybrid layers; the spec asked "
+                                 "for exactly %d linear and no hybrid layer",
+                                 linear, hybrid, job.spec.convert.linear_layers));
+    }
+    // 2. The quality gate: the output's scores against the base's, same prompts and seeds.
+    if (job.spec.gate.enabled()) {
+      auto base = GateScores((dir / "gate" / "base" / "eval.json").string());
+      auto out = GateScores((dir / "gate" / "output" / "eval.json").string());
+      if (!base.ok() || !out.ok()) {
+        return end(JobState::kFailed,
+                   absl::StrCat("gate: ", (base.ok() ? out : base).status().message()));
+      }
+      std::vector<std::string> misses;
+      for (const auto& [name, max_drop] : job.spec.gate.max_drop) {
+        const double drop = base->at(name) - out->at(name);
+        if (drop > max_drop + 1e-12) {
+          misses.push_back(
+              absl::StrFormat("%s dropped %.4f (base %.4f -> output %.4f), allowed %.4f", name,
+                              drop, base->at(name), out->at(name), max_drop));
+        }
+      }
+      const double psnr = out->count("psnr") ? out->at("psnr") : 0.0;
+      if (job.spec.gate.min_psnr > 0 && psnr < job.spec.gate.min_psnr) {
+        misses.push_back(absl::StrFormat("PSNR against the base's videos %.2f dB, required %.2f dB",
+                                         psnr, job.spec.gate.min_psnr));
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        Job& j = *jobs_.at(id);
+        j.snap.base_scores = *base;
+        j.snap.output_scores = *out;
+        Changed(j);
+      }
+      if (!misses.empty()) {
+        return end(JobState::kGateFailed,
+                   absl::StrCat("quality gate missed: ", absl::StrJoin(misses, "; "),
+                                ". Nothing was published or swapped; the output stays in ",
+                                output.string()));
+      }
+    }
+    if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before publishing");
+    // 3. Publish as <name>-v<N>: mkdir claims the version, so nothing is ever overwritten.
+    const std::string name = OutputName(job);
+    std::string rel;
+    for (int v = 1; v < 100000 && rel.empty(); ++v) {
+      const fs::path target = fs::path(options_.checkpoint_root) / absl::StrCat(name, "-v", v);
+      if (mkdir(target.c_str(), 0755) != 0) {
+        if (errno == EEXIST) continue;
+        return end(JobState::kFailed,
+                   absl::StrCat("cannot create ", target.string(), ": ", strerror(errno)));
+      }
+      std::error_code ec;
+      fs::rename(output, target, ec);  // onto the empty folder just made
+      if (ec) {                        // another file system: copy, then drop the job's copy
+        ec.clear();
+        fs::copy(output, target, fs::copy_options::recursive, ec);
+        if (ec) {
+          return end(JobState::kFailed,
+                     absl::StrCat("publishing to ", target.string(), ": ", ec.message()));
+        }
+        fs::remove_all(output, ec);
+      }
+      rel = target.filename().string();
+    }
+    absl::MutexLock lock(&mu_);
+    Job& j = *jobs_.at(id);
+    j.snap.output_path = rel;
+    job.output_path = rel;
+    Changed(j);
+    LV_LOG(INFO) << "job=" << id << " published " << rel;
+  }
+  // 4. The swap, through Admin.LoadCheckpoint's path.
+  if (job.spec.activate) {
+    if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before the swap");
+    const std::string model = job.spec.activate_as.empty() ? job.base_model : job.spec.activate_as;
+    absl::StatusOr<int64_t> version = hooks_.activate(model, job.output_path);
+    if (metrics_ != nullptr) metrics_->CountJobSwap(model, version.ok());
+    if (!version.ok()) {
+      return end(JobState::kFailed,
+                 absl::StrCat("published as ", job.output_path, ", but activating it as '", model,
+                              "' failed: ", version.status().message(),
+                              " (the previous checkpoint still serves)"));
+    }
+    job.checkpoint_version = *version;
+    LV_LOG(INFO) << "job=" << id << " activated model=" << model << " version=" << *version;
+  }
+  end(JobState::kSucceeded, "");
+}
+
+}  // namespace linvideo::server

@@ -1,0 +1,286 @@
+#include "server/job_spec.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace linvideo::server {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kStateNames[] = {"queued", "running",   "validating", "succeeded",
+                                       "failed", "cancelled", "gate_failed"};
+
+absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError(what); }
+
+template <typename T>
+void Get(const json& j, const char* key, T* out) {
+  if (auto it = j.find(key); it != j.end() && !it->is_null()) *out = it->get<T>();
+}
+
+}  // namespace
+
+const char* JobStateName(JobState s) { return kStateNames[static_cast<int>(s)]; }
+
+bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled ||
+         s == JobState::kGateFailed;
+}
+
+const char* JobKindName(JobKind) { return "convert"; }
+
+const std::vector<std::string>& GateScoreNames() {
+  static const std::vector<std::string> names = {"adherence", "all_correct", "consistency",
+                                                 "quality"};
+  return names;
+}
+
+bool IsValidName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+absl::StatusOr<std::vector<int>> ParseCpuList(const std::string& list) {
+  std::vector<int> cpus;
+  auto bad = [&] {
+    return Bad(absl::StrCat("CPU list '", list, "': expected indices and ranges like 1 or 0-3,6"));
+  };
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    std::vector<std::string> ends = absl::StrSplit(part, '-');
+    int lo = 0, hi = 0;
+    if (ends.size() == 1) {
+      if (!absl::SimpleAtoi(ends[0], &lo)) return bad();
+      hi = lo;
+    } else if (ends.size() == 2) {
+      if (!absl::SimpleAtoi(ends[0], &lo) || !absl::SimpleAtoi(ends[1], &hi)) return bad();
+    } else {
+      return bad();
+    }
+    if (lo < 0 || hi < lo || hi > 4095) return bad();
+    for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+  }
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  return cpus;
+}
+
+absl::Status ValidateJobSpec(const JobSpec& s) {
+  if (!s.job_id.empty() && !IsValidName(s.job_id)) {
+    return Bad(absl::StrCat("job_id '", s.job_id,
+                            "' is not allowed: use 1-64 characters from A-Z a-z 0-9 _ -"));
+  }
+  if (s.base.empty()) {
+    return Bad(
+        "base is empty: name a served model (ListModels) or a folder under the checkpoint root");
+  }
+  if (!s.output_name.empty() && !IsValidName(s.output_name)) {
+    return Bad(absl::StrCat("output_name '", s.output_name,
+                            "' is not allowed: it names a folder directly under the checkpoint "
+                            "root, 1-64 characters from A-Z a-z 0-9 _ - (no '/' or '..')"));
+  }
+  if (!s.activate_as.empty() && !IsValidName(s.activate_as)) {
+    return Bad(absl::StrCat("activate_as '", s.activate_as,
+                            "' is not a model name: use 1-64 characters from A-Z a-z 0-9 _ -"));
+  }
+  const ConvertJobOptions& c = s.convert;
+  if (c.linear_layers < 1) {
+    return Bad(absl::StrCat("convert.linear_layers=", c.linear_layers,
+                            ": the number of layers to make linear must be >= 1"));
+  }
+  struct Count {
+    const char* name;
+    int64_t value;
+  };
+  for (const Count& n :
+       {Count{"steps", c.steps}, Count{"batch", c.batch}, Count{"trajectories", c.trajectories},
+        Count{"trajectory_steps", c.trajectory_steps},
+        Count{"checkpoint_every", c.checkpoint_every}}) {
+    if (n.value < 0) {
+      return Bad(absl::StrCat("convert.", n.name, "=", n.value,
+                              ": must be >= 0 (0: the default of linvideo-train)"));
+    }
+  }
+  if (c.lr < 0 || c.lr > 1) {
+    return Bad(absl::StrCat("convert.lr=", c.lr, ": allowed 0 (default) or (0, 1]"));
+  }
+  if (!c.objective.empty() && c.objective != "adm" && c.objective != "mse") {
+    return Bad(absl::StrCat("convert.objective '", c.objective, "': allowed adm, mse"));
+  }
+  if (!c.select.empty() && c.select != "auto" && c.select != "heuristic" &&
+      c.select.rfind("layers:", 0) != 0) {
+    return Bad(absl::StrCat("convert.select '", c.select,
+                            "': allowed auto, heuristic or layers:I,J,... (layer indices)"));
+  }
+  const QualityGateSpec& g = s.gate;
+  if (g.enabled()) {
+    if (g.prompts != "seen" && g.prompts != "heldout" && g.prompts != "all") {
+      return Bad(absl::StrCat("gate.prompts '", g.prompts, "': allowed seen, heldout, all"));
+    }
+    if (g.seeds < 0 || g.seeds > 10) {
+      return Bad(absl::StrCat("gate.seeds=", g.seeds, ": allowed 0..10 (0: 1 seed)"));
+    }
+    if (g.steps < 0) return Bad(absl::StrCat("gate.steps=", g.steps, ": must be >= 0"));
+    for (const auto& [name, drop] : g.max_drop) {
+      const auto& names = GateScoreNames();
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        return Bad(absl::StrCat("gate.max_drop: unknown score '", name,
+                                "'; allowed: ", absl::StrJoin(names, ", ")));
+      }
+      if (drop < -1 || drop > 1) {
+        return Bad(absl::StrCat("gate.max_drop[", name, "]=", drop,
+                                ": allowed -1..1 (scores are fractions)"));
+      }
+    }
+    if (g.min_psnr < 0) return Bad("gate.min_psnr must be >= 0 (dB; 0: not checked)");
+  } else if (!g.max_drop.empty() || g.min_psnr > 0) {
+    return Bad("gate: set gate.prompts (seen, heldout or all) to evaluate max_drop / min_psnr");
+  }
+  return absl::OkStatus();
+}
+
+json SpecToJson(const JobSpec& s) {
+  const ConvertJobOptions& c = s.convert;
+  return {{"job_id", s.job_id},
+          {"base", s.base},
+          {"kind", JobKindName(s.kind)},
+          {"convert",
+           {{"linear_layers", c.linear_layers},
+            {"select", c.select},
+            {"pinned", c.pinned},
+            {"objective", c.objective},
+            {"steps", c.steps},
+            {"lr", c.lr},
+            {"seed", c.seed},
+            {"batch", c.batch},
+            {"trajectories", c.trajectories},
+            {"trajectory_steps", c.trajectory_steps},
+            {"checkpoint_every", c.checkpoint_every}}},
+          {"output_name", s.output_name},
+          {"activate", s.activate},
+          {"activate_as", s.activate_as},
+          {"gate",
+           {{"prompts", s.gate.prompts},
+            {"seeds", s.gate.seeds},
+            {"steps", s.gate.steps},
+            {"max_drop", s.gate.max_drop},
+            {"min_psnr", s.gate.min_psnr}}}};
+}
+
+absl::StatusOr<JobSpec> SpecFromJson(const json& j) {
+  try {
+    JobSpec s;
+    Get(j, "job_id", &s.job_id);
+    Get(j, "base", &s.base);
+    std::string kind = "convert";
+    Get(j, "kind", &kind);
+    if (kind != "convert") return Bad(absl::StrCat("unknown job kind '", kind, "'"));
+    if (auto it = j.find("convert"); it != j.end()) {
+      ConvertJobOptions& c = s.convert;
+      Get(*it, "linear_layers", &c.linear_layers);
+      Get(*it, "select", &c.select);
+      Get(*it, "pinned", &c.pinned);
+      Get(*it, "objective", &c.objective);
+      Get(*it, "steps", &c.steps);
+      Get(*it, "lr", &c.lr);
+      Get(*it, "seed", &c.seed);
+      Get(*it, "batch", &c.batch);
+      Get(*it, "trajectories", &c.trajectories);
+      Get(*it, "trajectory_steps", &c.trajectory_steps);
+      Get(*it, "checkpoint_every", &c.checkpoint_every);
+    }
+    Get(j, "output_name", &s.output_name);
+    Get(j, "activate", &s.activate);
+    Get(j, "activate_as", &s.activate_as);
+    if (auto it = j.find("gate"); it != j.end()) {
+      Get(*it, "prompts", &s.gate.prompts);
+      Get(*it, "seeds", &s.gate.seeds);
+      Get(*it, "steps", &s.gate.steps);
+      Get(*it, "max_drop", &s.gate.max_drop);
+      Get(*it, "min_psnr", &s.gate.min_psnr);
+    }
+    return s;
+  } catch (const json::exception& e) {
+    return Bad(absl::StrCat("job spec JSON: ", e.what()));
+  }
+}
+
+json SnapshotToJson(const JobSnapshot& job) {
+  const JobProgress& p = job.progress;
+  return {{"id", job.id},
+          {"spec", SpecToJson(job.spec)},
+          {"state", JobStateName(job.state)},
+          {"progress",
+           {{"stage", p.stage},
+            {"step", p.step},
+            {"total", p.total},
+            {"fraction", p.fraction},
+            {"eta_s", p.eta_s},
+            {"losses", p.losses},
+            {"gate_layers", p.gate_layers},
+            {"r", p.r}}},
+          {"error", job.error},
+          {"attempts", job.attempts},
+          {"stage_index", job.stage_index},
+          {"base_dir", job.base_dir},
+          {"base_model", job.base_model},
+          {"output_path", job.output_path},
+          {"checkpoint_version", job.checkpoint_version},
+          {"base_scores", job.base_scores},
+          {"output_scores", job.output_scores},
+          {"created_ms", job.created_ms},
+          {"started_ms", job.started_ms},
+          {"finished_ms", job.finished_ms},
+          {"disk_bytes", job.disk_bytes}};
+}
+
+absl::StatusOr<JobSnapshot> SnapshotFromJson(const json& j) {
+  try {
+    JobSnapshot job;
+    Get(j, "id", &job.id);
+    auto spec = SpecFromJson(j.at("spec"));
+    if (!spec.ok()) return spec.status();
+    job.spec = *spec;
+    const std::string state = j.at("state").get<std::string>();
+    bool known = false;
+    for (int i = 0; i < 7; ++i) {
+      if (state == kStateNames[i]) job.state = static_cast<JobState>(i), known = true;
+    }
+    if (!known) return Bad(absl::StrCat("unknown job state '", state, "'"));
+    if (auto it = j.find("progress"); it != j.end()) {
+      JobProgress& p = job.progress;
+      Get(*it, "stage", &p.stage);
+      Get(*it, "step", &p.step);
+      Get(*it, "total", &p.total);
+      Get(*it, "fraction", &p.fraction);
+      Get(*it, "eta_s", &p.eta_s);
+      Get(*it, "losses", &p.losses);
+      Get(*it, "gate_layers", &p.gate_layers);
+      Get(*it, "r", &p.r);
+    }
+    Get(j, "error", &job.error);
+    Get(j, "attempts", &job.attempts);
+    Get(j, "stage_index", &job.stage_index);
+    Get(j, "base_dir", &job.base_dir);
+    Get(j, "base_model", &job.base_model);
+    Get(j, "output_path", &job.output_path);
+    Get(j, "checkpoint_version", &job.checkpoint_version);
+    Get(j, "base_scores", &job.base_scores);
+    Get(j, "output_scores", &job.output_scores);
+    Get(j, "created_ms", &job.created_ms);
+    Get(j, "started_ms", &job.started_ms);
+    Get(j, "finished_ms", &job.finished_ms);
+    Get(j, "disk_bytes", &job.disk_bytes);
+    return job;
+  } catch (const json::exception& e) {
+    return Bad(absl::StrCat("job.json: ", e.what()));
+  }
+}
+
+}  // namespace linvideo::server

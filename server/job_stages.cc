@@ -1,0 +1,160 @@
+#include "server/job_stages.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/io/json_file.h"
+
+namespace linvideo::server {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
+                             const std::string& dir) {
+  const ConvertJobOptions& c = job.spec.convert;
+  const std::string threads = absl::StrCat(o.threads);
+  auto opt = [](std::vector<std::string>& argv, const char* flag, auto value, bool set) {
+    if (set) {
+      argv.push_back(flag);
+      argv.push_back(absl::StrCat(value));
+    }
+  };
+  std::vector<Stage> stages;
+  Stage traj{"trajectories",
+             false,
+             {o.train_binary, "trajectories"},
+             dir + "/trajectories/progress.json",
+             0.2};
+  std::vector<std::string>& t = traj.argv;
+  t.insert(t.end(), {"--model", job.base_dir, "--out", dir + "/trajectories", "--threads", threads,
+                     "--device", o.device, "--seed", absl::StrCat(c.seed)});
+  opt(t, "--videos", c.trajectories, c.trajectories > 0);
+  opt(t, "--steps", c.trajectory_steps, c.trajectory_steps > 0);
+  opt(t, "--batch", std::min<int64_t>(std::max<int64_t>(c.trajectories, 1), 8), c.trajectories > 0);
+  opt(t, "--shard-videos", std::max<int64_t>(c.trajectories, 1),
+      c.trajectories > 0 && c.trajectories < 32);
+  stages.push_back(traj);
+
+  Stage conv{"convert", false, {o.train_binary, "convert"}, dir + "/convert/progress.json", 0.6};
+  std::vector<std::string>& a = conv.argv;
+  a.insert(a.end(),
+           {"--base", job.base_dir, "--cache", dir + "/trajectories", "--work", dir + "/convert",
+            "--out", dir + "/output", "--linear-layers", absl::StrCat(c.linear_layers), "--threads",
+            threads, "--device", o.device, "--seed", absl::StrCat(c.seed)});
+  opt(a, "--select", c.select, !c.select.empty());
+  opt(a, "--pinned", c.pinned, !c.pinned.empty());
+  opt(a, "--objective", c.objective, !c.objective.empty());
+  opt(a, "--steps", c.steps, c.steps > 0);
+  opt(a, "--lr", absl::StrFormat("%g", c.lr), c.lr > 0);
+  opt(a, "--batch", c.batch, c.batch > 0);
+  opt(a, "--checkpoint-every", c.checkpoint_every, c.checkpoint_every > 0);
+  // progress.json is written at every log step: ~100 updates per run.
+  a.insert(a.end(), {"--log-every",
+                     absl::StrCat(std::max<int64_t>(1, (c.steps > 0 ? c.steps : 400) / 100))});
+  stages.push_back(conv);
+
+  const QualityGateSpec& g = job.spec.gate;
+  if (g.enabled()) {
+    auto eval = [&](const std::string& name, const std::string& model, const std::string& out) {
+      Stage s{name, true, {o.eval_binary, "run"}, "", 0.075};
+      s.argv.insert(s.argv.end(), {"--model", model, "--out", out, "--prompts", g.prompts,
+                                   "--seeds", absl::StrCat(std::max<int64_t>(g.seeds, 1)),
+                                   "--threads", threads, "--device", o.device});
+      opt(s.argv, "--steps", g.steps, g.steps > 0);
+      return s;
+    };
+    Stage base = eval("gate-base", job.base_dir, dir + "/gate/base");
+    base.argv.push_back("--save-videos");
+    stages.push_back(base);
+    Stage out = eval("gate-output", dir + "/output", dir + "/gate/output");
+    out.argv.insert(out.argv.end(), {"--reference-videos", dir + "/gate/base/videos.safetensors"});
+    stages.push_back(out);
+  }
+  stages.push_back(Stage{"publish", true, {}, "", g.enabled() ? 0.05 : 0.2});
+  return stages;
+}
+
+int64_t DirBytes(const std::string& dir) {
+  int64_t bytes = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) bytes += static_cast<int64_t>(it->file_size(ec));
+  }
+  return bytes;
+}
+
+std::string TailLines(const std::string& file, int lines) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 8192);
+  in.seekg(from);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> all = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  if (from > 0 && !all.empty()) all.erase(all.begin());  // a partial first line
+  const size_t n = std::min<size_t>(all.size(), lines);
+  return absl::StrJoin(all.end() - n, all.end(), "\n");
+}
+
+std::string SignalName(int sig) {
+  const char* name = strsignal(sig);
+  return absl::StrCat(sig, name != nullptr ? absl::StrCat(" (", name, ")") : "");
+}
+
+absl::StatusOr<std::map<std::string, double>> GateScores(const std::string& eval_json) {
+  absl::StatusOr<json> j = core::io::ReadJsonFile(eval_json);
+  if (!j.ok()) return j.status();
+  try {
+    const json& all = j->at("summary").at("all");
+    std::map<std::string, double> s = {
+        {"adherence", all.at("adherence").at("mean").get<double>()},
+        {"all_correct", all.at("adherence").at("all").get<double>()},
+        {"consistency", all.at("consistency").at("score").get<double>()},
+        {"quality", all.at("quality").at("score").get<double>()}};
+    if (all.contains("fidelity")) s["psnr"] = all["fidelity"].at("psnr").get<double>();
+    return s;
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(eval_json, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<int64_t> ReadDitLayerCount(const std::string& model_dir) {
+  const std::string file = (fs::path(model_dir) / "transformer" / "config.json").string();
+  absl::StatusOr<json> j = core::io::ReadJsonFile(file);
+  if (!j.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "base folder ", model_dir, " has no readable DiT config: ", j.status().message()));
+  }
+  const int64_t layers = j->value("num_layers", int64_t{0});
+  if (layers < 1) return absl::InvalidArgumentError(absl::StrCat(file, ": no num_layers"));
+  return layers;
+}
+
+absl::StatusOr<std::vector<int64_t>> LayerList(const std::string& what, const std::string& text,
+                                               int64_t layers) {
+  std::vector<int64_t> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int64_t v = -1;
+    if (!absl::SimpleAtoi(part, &v) || v < 0 || v >= layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " '", text, "': '", part,
+                       "' is not a layer index; the base has layers 0..", layers - 1));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace linvideo::server

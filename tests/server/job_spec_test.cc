@@ -1,0 +1,118 @@
+// server/job_spec.h: what a job spec may hold (every refusal names what is allowed), the JSON
+// form job.json keeps (a round trip changes nothing), and jobs.cpus lists.
+#include "server/job_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace linvideo::server {
+namespace {
+
+JobSpec Good() {
+  JobSpec s;
+  s.base = "default";
+  s.convert.linear_layers = 3;
+  return s;
+}
+
+void ExpectRefused(const JobSpec& s, const std::string& needle) {
+  absl::Status st = ValidateJobSpec(s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << needle;
+  EXPECT_NE(std::string(st.message()).find(needle), std::string::npos) << st.message();
+}
+
+TEST(JobSpecTest, GoodSpecPasses) { EXPECT_TRUE(ValidateJobSpec(Good()).ok()); }
+
+TEST(JobSpecTest, RefusalsSayWhatIsAllowed) {
+  JobSpec s = Good();
+  s.job_id = "a b";
+  ExpectRefused(s, "A-Z a-z 0-9 _ -");
+  s = Good();
+  s.base = "";
+  ExpectRefused(s, "served model");
+  s = Good();
+  s.output_name = "../escape";
+  ExpectRefused(s, "directly under the checkpoint root");
+  s = Good();
+  s.output_name = "a/b";
+  ExpectRefused(s, "no '/'");
+  s = Good();
+  s.convert.linear_layers = 0;
+  ExpectRefused(s, ">= 1");
+  s = Good();
+  s.convert.steps = -5;
+  ExpectRefused(s, "convert.steps=-5: must be >= 0");
+  s = Good();
+  s.convert.trajectories = -1;
+  ExpectRefused(s, "convert.trajectories");
+  s = Good();
+  s.convert.objective = "kl";
+  ExpectRefused(s, "allowed adm, mse");
+  s = Good();
+  s.convert.select = "best";
+  ExpectRefused(s, "allowed auto, heuristic or layers:");
+  s = Good();
+  s.convert.lr = -1;
+  ExpectRefused(s, "convert.lr");
+  s = Good();
+  s.gate.prompts = "some";
+  ExpectRefused(s, "allowed seen, heldout, all");
+  s = Good();
+  s.gate.prompts = "seen";
+  s.gate.max_drop["fid"] = 0.1;
+  ExpectRefused(s, "allowed: adherence, all_correct, consistency, quality");
+  s = Good();
+  s.gate.max_drop["adherence"] = 0.1;  // without prompts: nothing would be evaluated
+  ExpectRefused(s, "set gate.prompts");
+  s = Good();
+  s.activate_as = "x/y";
+  ExpectRefused(s, "activate_as");
+}
+
+TEST(JobSpecTest, JsonRoundTrip) {
+  JobSnapshot j;
+  j.id = "job-7";
+  j.spec = Good();
+  j.spec.job_id = "nightly-1";
+  j.spec.convert.select = "layers:1,2,3";
+  j.spec.convert.lr = 2.5e-5;
+  j.spec.convert.seed = 42;
+  j.spec.activate = true;
+  j.spec.gate.prompts = "heldout";
+  j.spec.gate.max_drop = {{"adherence", 0.05}, {"consistency", -0.01}};
+  j.spec.gate.min_psnr = 20;
+  j.state = JobState::kGateFailed;
+  j.progress.stage = "convert";
+  j.progress.step = 120;
+  j.progress.total = 400;
+  j.progress.losses = {{"gap", 0.01}};
+  j.progress.gate_layers = {1, 2};
+  j.progress.r = {0.9, 0.1};
+  j.stage_index = 1;
+  j.base_dir = "/models/default";
+  j.output_path = "default-linvideo-v3";
+  j.base_scores = {{"adherence", 0.9}};
+  j.created_ms = 123;
+  auto back = SnapshotFromJson(SnapshotToJson(j));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(SnapshotToJson(*back), SnapshotToJson(j));
+  EXPECT_EQ(back->state, JobState::kGateFailed);
+  EXPECT_EQ(back->spec.gate.max_drop.at("consistency"), -0.01);
+  EXPECT_FALSE(SnapshotFromJson({{"id", "x"}}).ok());  // no spec, no state
+}
+
+TEST(JobSpecTest, StateNamesAndTerminalStates) {
+  EXPECT_STREQ(JobStateName(JobState::kGateFailed), "gate_failed");
+  EXPECT_FALSE(IsTerminal(JobState::kValidating));
+  EXPECT_TRUE(IsTerminal(JobState::kCancelled));
+}
+
+TEST(JobSpecTest, CpuLists) {
+  EXPECT_EQ(*ParseCpuList("1"), (std::vector<int>{1}));
+  EXPECT_EQ(*ParseCpuList("0-2,5,1"), (std::vector<int>{0, 1, 2, 5}));
+  EXPECT_FALSE(ParseCpuList("3-1").ok());
+  EXPECT_FALSE(ParseCpuList("a").ok());
+  EXPECT_FALSE(ParseCpuList("").ok());
+}
+
+}  // namespace
+}  // namespace linvideo::server
