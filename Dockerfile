@@ -17,8 +17,10 @@ RUN apt-get update -qq \
       libavutil57 libswscale6 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
       libsentencepiece0 libgoogle-glog0v6 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# linvideo-train and linvideo-eval run post-training jobs (--jobs.root), found next to the server.
 COPY --from=build /build/server/linvideo-server /build/client/linvideo /build/tools/linvideo-model \
-     /build/tools/linvideo-generate /usr/local/bin/
+     /build/tools/linvideo-generate /build/tools/linvideo-train /build/tools/linvideo-eval \
+     /usr/local/bin/
 COPY --from=build /models /models
 COPY models/tokenizer /usr/share/linvideo/tokenizer
 EXPOSE 50051 9464

@@ -7,8 +7,15 @@
 # conversion of the default model (models/default-linvideo: 3 of 6 attention layers linear, made
 # by scripts/make-default-linvideo.sh, docs/linvideo.md) is served as "default-linvideo".
 #
+# Post-training jobs are on: job folders in $BUILD_DIR/jobs, outputs published under the checkpoint
+# root $BUILD_DIR/checkpoints (CHECKPOINT_ROOT, JOBS_ROOT override), Admin and Jobs calls need the
+# token in $BUILD_DIR/admin-token (made once). Jobs run with 1 thread at nice +10
+# (--jobs.cpus=1 pins them to core 1).
+#
 # Then, from another terminal:
 #   build/client/linvideo generate --prompt="a small red circle moves to the left on a white background" --out=out.mp4
+#   build/client/linvideo --token_file=build/admin-token jobs start convert --base=default \
+#       --linear_layers=3 --trajectories=16 --steps=200 --activate --watch
 # Extra arguments are passed to linvideo-server (see `build/server/linvideo-server --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +33,14 @@ LINVIDEO_MODEL=${LINVIDEO_MODEL:-models/default-linvideo}
 if [ "$MODEL" = models/default ] && [ -f "$LINVIDEO_MODEL/model_index.json" ]; then
   EXTRA_MODELS+=("--model=default-linvideo=$LINVIDEO_MODEL")
 fi
+CHECKPOINT_ROOT=${CHECKPOINT_ROOT:-$BUILD_DIR/checkpoints}
+JOBS_ROOT=${JOBS_ROOT:-$BUILD_DIR/jobs}
+TOKEN_FILE=${TOKEN_FILE:-$BUILD_DIR/admin-token}
+mkdir -p "$CHECKPOINT_ROOT" "$JOBS_ROOT"
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$TOKEN_FILE")
+fi
 exec "$BUILD_DIR/server/linvideo-server" --model="default=$MODEL" "${EXTRA_MODELS[@]}" \
-  --checkpoint_root="$(dirname "$MODEL")" --listen="${LISTEN:-127.0.0.1:50051}" \
+  --checkpoint_root="$CHECKPOINT_ROOT" --jobs.root="$JOBS_ROOT" \
+  --auth.admin_token_file="$TOKEN_FILE" --listen="${LISTEN:-127.0.0.1:50051}" \
   --metrics.listen="${METRICS_LISTEN:-127.0.0.1:9464}" "$@"

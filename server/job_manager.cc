@@ -611,8 +611,15 @@ void JobManager::Publish(const std::string& id) {
                                 output.string()));
       }
     }
+    // 3. It loads and generates (a swap does this itself, after publishing).
+    if (!job.spec.activate && hooks_.validate) {
+      if (absl::Status s = hooks_.validate(output.string()); !s.ok()) {
+        return end(JobState::kFailed, absl::StrCat("the output does not serve: ", s.message(),
+                                                   "; it stays in ", output.string()));
+      }
+    }
     if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before publishing");
-    // 3. Publish as <name>-v<N>: mkdir claims the version, so nothing is ever overwritten.
+    // 4. Publish as <name>-v<N>: mkdir claims the version, so nothing is ever overwritten.
     const std::string name = OutputName(job);
     std::string rel;
     for (int v = 1; v < 100000 && rel.empty(); ++v) {
@@ -642,7 +649,7 @@ void JobManager::Publish(const std::string& id) {
     Changed(j);
     LV_LOG(INFO) << "job=" << id << " published " << rel;
   }
-  // 4. The swap, through Admin.LoadCheckpoint's path.
+  // 5. The swap, through Admin.LoadCheckpoint's path.
   if (job.spec.activate) {
     if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before the swap");
     const std::string model = job.spec.activate_as.empty() ? job.base_model : job.spec.activate_as;

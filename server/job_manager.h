@@ -63,6 +63,8 @@ struct JobHooks {
   // it in; returns the new checkpoint version. Must be Admin.LoadCheckpoint's path.
   std::function<absl::StatusOr<int64_t>(const std::string& model, const std::string& path)>
       activate;
+  // Loads a model folder and runs the warm-up without activating it (jobs that do not activate).
+  std::function<absl::Status(const std::string& dir)> validate;
 };
 
 class JobManager {

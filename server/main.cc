@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> StartJobs(const ServerConfig& config
     if (!m.ok()) return m.status();
     return (*m)->version;
   };
+  hooks.validate = [registry](const std::string& dir) { return registry->Validate(dir); };
   return JobManager::Create(std::move(o), std::move(hooks), metrics);
 }
 

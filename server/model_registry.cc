@@ -97,6 +97,14 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   return std::shared_ptr<const LoadedModel>(model);
 }
 
+absl::Status ModelRegistry::Validate(const std::string& dir) {
+  absl::MutexLock load_lock(&load_mu_);
+  absl::StatusOr<std::unique_ptr<Executor>> executor = factory_(dir);
+  if (!executor.ok()) return executor.status();
+  auto lease = ComputeDevice::Acquire(options_.compute);
+  return (*executor)->WarmUp();
+}
+
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Rollback(
     const std::string& name) {
   absl::MutexLock lock(&mu_);

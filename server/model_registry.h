@@ -51,6 +51,9 @@ class ModelRegistry {
   // checkpoint that fails to load, validate or warm up is refused; the active one stays.
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Load(const std::string& name,
                                                           const std::string& path);
+  // Loads `dir` (any path) and runs the warm-up like a swap would, then drops it: whether a
+  // folder would serve. Nothing is activated.
+  absl::Status Validate(const std::string& dir);
   // Re-activates the checkpoint active before the current one (FAILED_PRECONDITION if none).
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Rollback(const std::string& name);
 

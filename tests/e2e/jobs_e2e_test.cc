@@ -236,6 +236,9 @@ TEST_F(JobsE2eTest, BadSpecsAndAuth) {
   }
   CmdResult r = server_->Cli("jobs list");
   EXPECT_EQ(r.rc, 16) << r.out;  // UNAUTHENTICATED
+  r = Shell(Bin("client/linvideo") + " --help");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("jobs      start convert"), std::string::npos) << r.out;
   r = server_->Cli("--token=wrong jobs start convert --base=tiny --linear_layers=1");
   EXPECT_EQ(r.rc, 7) << r.out;  // PERMISSION_DENIED, as Admin
 }

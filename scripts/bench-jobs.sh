@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Serving beside a post-training job, measured in one run (docs/benchmarks.md):
+#   A: `linvideo bench` on the default model, nothing else running;
+#   B: the same bench while a LinVideo conversion job of the default model trains beside it;
+#   C: the job alone (bench stopped): its training step rate without serving load.
+# Prints throughput and p50/p99 latency of A and B with their ratio, and the job's step rate in B
+# and C with its slowdown. The server is pinned to SERVER_CPUS (default core 0, 1 thread) and the
+# job to JOB_CPUS (default core 1, 1 thread, nice JOB_NICE) through --jobs.cpus.
+# Env: BUILD_DIR (build), MODEL (models/default), PHASE_S (150 s per phase), STEPS (10 sampling
+# steps per bench request), CLIENTS (2). About 10 minutes. Run it with nothing else on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+MODEL=${MODEL:-models/default}
+PHASE_S=${PHASE_S:-150}
+STEPS=${STEPS:-10}
+CLIENTS=${CLIENTS:-2}
+SERVER_CPUS=${SERVER_CPUS:-0}
+JOB_CPUS=${JOB_CPUS:-1}
+JOB_NICE=${JOB_NICE:-10}
+WORK=$(mktemp -d /tmp/lv-bench-jobs.XXXXXX)
+mkdir -p "$WORK/ckpt" "$WORK/jobs"
+echo bench > "$WORK/token"
+taskset -c "$SERVER_CPUS" "$BUILD_DIR/server/linvideo-server" --model="default=$MODEL" \
+  --checkpoint_root="$WORK/ckpt" --jobs.root="$WORK/jobs" --jobs.cpus="$JOB_CPUS" \
+  --jobs.threads=1 --jobs.nice="$JOB_NICE" --auth.admin_token_file="$WORK/token" --threads=1 \
+  --listen=127.0.0.1:0 --port_file="$WORK/port" --metrics.listen= > "$WORK/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 600); do [ -s "$WORK/port" ] && break; sleep 0.2; done
+CLI=("$BUILD_DIR/client/linvideo" --server="127.0.0.1:$(cat "$WORK/port")" --token_file="$WORK/token")
+BENCH=(bench --clients="$CLIENTS" --seconds="$PHASE_S" --steps="$STEPS"
+       --prompt="a small red circle moves to the left on a white background")
+job_step() {  # "STEP SECONDS_SINCE_EPOCH" of the job's training progress
+  /usr/bin/python3 -c 'import json,sys,time; j=json.load(open(sys.argv[1])); print(j["progress"]["step"] if j["progress"]["stage"]=="convert" else -1, time.time())' "$WORK/jobs/bench1/job.json"
+}
+
+echo "== A: bench alone (${PHASE_S}s)"
+A=$("${CLI[@]}" "${BENCH[@]}" | head -1); echo "$A"
+"${CLI[@]}" jobs start convert --base=default --linear_layers=3 --trajectories=4 \
+  --trajectory_steps=10 --steps=2000 --batch=1 --id=bench1 > /dev/null
+until [ "$(job_step | cut -d' ' -f1)" -gt 0 ]; do sleep 2; done  # trajectories done, training
+echo "== B: bench with the conversion job training beside it (${PHASE_S}s)"
+read -r S0 T0 < <(job_step)
+B=$("${CLI[@]}" "${BENCH[@]}" | head -1); echo "$B"
+read -r S1 T1 < <(job_step)
+echo "== C: the job alone (${PHASE_S}s)"
+sleep "$PHASE_S"
+read -r S2 T2 < <(job_step)
+"${CLI[@]}" jobs cancel bench1 > /dev/null
+/usr/bin/python3 - "$A" "$B" "$S0" "$T0" "$S1" "$T1" "$S2" "$T2" <<'PY'
+import re, sys
+a, b = sys.argv[1], sys.argv[2]
+s0, t0, s1, t1, s2, t2 = map(float, sys.argv[3:])
+def f(line, key):
+    return float(re.search(key + r"=([0-9.]+)", line).group(1))
+rb, rc = (s1 - s0) / (t1 - t0), (s2 - s1) / (t2 - t1)
+print("| | bench alone (A) | bench + conversion job (B) | B / A |")
+print("|---|---|---|---|")
+for key, unit in [("throughput", "req/s"), ("p50", "s"), ("p99", "s")]:
+    va, vb = f(a, key), f(b, key)
+    print(f"| {key} ({unit}) | {va:.3f} | {vb:.3f} | {vb / va:.3f} |")
+print(f"| errors | {int(f(a, 'errors'))} | {int(f(b, 'errors'))} | |")
+print()
+print("| job training rate | with bench (B) | alone (C) | slowdown C / B |")
+print("|---|---|---|---|")
+print(f"| steps/s | {rb:.4f} ({s1 - s0:.0f} steps) | {rc:.4f} ({s2 - s1:.0f} steps) | {rc / rb:.3f} |")
+PY
