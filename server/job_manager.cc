@@ -55,7 +55,8 @@ std::string JobManager::Dir(const std::string& id) const {
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options,
                                                                JobHooks hooks, Metrics* metrics) {
-  for (const std::string* bin : {&options.train_binary, &options.eval_binary}) {
+  for (std::string* bin : {&options.train_binary, &options.eval_binary}) {
+    *bin = fs::absolute(*bin).string();
     if (access(bin->c_str(), X_OK) != 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("jobs: '", *bin,
@@ -65,6 +66,8 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   }
   std::error_code ec;
   fs::create_directories(options.root, ec);
+  // Children run in their job folder: every path they are given must be absolute.
+  if (!ec) options.root = fs::canonical(options.root, ec).string();
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("jobs.root '", options.root, "': ", ec.message()));
@@ -131,6 +134,10 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
   absl::StatusOr<ResolvedBase> base = hooks_.resolve_base(spec.base);
   if (!base.ok()) return base.status();
+  // Children run in the job folder: a folder given relative to the server's directory
+  // (--model=default=models/default) must be made absolute here.
+  std::error_code ec;
+  base->dir = fs::weakly_canonical(fs::absolute(base->dir), ec).string();
   absl::StatusOr<int64_t> layers = ReadDitLayerCount(base->dir);
   if (!layers.ok()) return layers.status();
   const ConvertJobOptions& c = spec.convert;
@@ -180,7 +187,7 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
     }
     id = absl::StrCat("job-", next_id_++);
   }
-  std::error_code ec;
+  ec.clear();
   fs::create_directories(fs::path(Dir(id)) / "logs", ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", Dir(id), ": ", ec.message()));
   auto job = std::make_unique<Job>();

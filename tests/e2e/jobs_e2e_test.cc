@@ -42,10 +42,12 @@ std::string MakeRoot(const std::string& suffix) {
 }
 
 std::vector<std::string> ServerArgs(const std::string& root, int max_concurrent) {
-  return {"--model=tiny=" + root + "/ckpt/tiny",
+  // The model path relative to the server's directory, as scripts/run.sh gives it: jobs run in
+  // their own folders and must not depend on the server's working directory.
+  return {"--model=tiny=" + fs::relative(root + "/ckpt/tiny").string(),
           "--checkpoint_root=" + root + "/ckpt",
           "--auth.admin_token_file=" + root + "/token",
-          "--jobs.root=" + root + "/jobs",
+          "--jobs.root=" + fs::relative(root + "/jobs").string(),
           "--jobs.max_concurrent=" + std::to_string(max_concurrent),
           "--jobs.threads=1",
           "--jobs.cancel_grace_s=5",
