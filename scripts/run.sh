@@ -15,7 +15,7 @@
 # Then, from another terminal:
 #   build/client/linvideo generate --prompt="a small red circle moves to the left on a white background" --out=out.mp4
 #   build/client/linvideo --token_file=build/admin-token jobs start convert --base=default \
-#       --linear_layers=3 --trajectories=16 --steps=200 --activate --watch
+#       --linear_layers=3 --trajectories=16 --steps=200 --objective=mse --activate --watch
 # Extra arguments are passed to linvideo-server (see `build/server/linvideo-server --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -271,5 +271,27 @@ TEST(JobsServerRestartTest, KilledServerResumesTheJob) {
   EXPECT_NE(r.out.find("started on tiny v2"), std::string::npos) << r.out;
 }
 
+TEST(JobsGarbageTest, OnlyTheNewestFinishedJobFoldersAreKept) {
+  const std::string root = MakeRoot("_gc");
+  ServerProcess server;
+  std::vector<std::string> args = ServerArgs(root, 2);
+  args.push_back("--jobs.keep_finished=1");
+  ASSERT_TRUE(server.Start(root, args, kStartTimeoutS)) << ReadFile(root + "/server.log");
+  const std::string token = "--token_file=" + root + "/token ";
+  for (const std::string id : {"old1", "new1"}) {
+    CmdResult r = server.Cli(token + ConvertJob(id, "--output_name=" + id + " --watch"));
+    ASSERT_EQ(r.rc, 0) << r.out;
+  }
+  // old1 ended first: its folder is removed, its published output stays.
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(root + "/jobs/old1"); }, 10));
+  EXPECT_TRUE(fs::exists(root + "/jobs/new1/job.json"));
+  EXPECT_TRUE(fs::exists(root + "/ckpt/old1-v1"));
+  CmdResult r = server.Cli(token + "jobs list");
+  EXPECT_EQ(r.out.find("old1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("new1"), std::string::npos) << r.out;
+  r = server.Cli(token + "jobs get old1");
+  EXPECT_EQ(r.rc, 5) << r.out;
+}
+
 }  // namespace
 }  // namespace linvideo::e2e
