@@ -2,14 +2,15 @@
 # Serving beside a post-training job, measured in one run (docs/benchmarks.md):
 #   A: `linvideo bench` on the default model, nothing else running;
 #   B: the same bench while a LinVideo conversion job of the default model trains beside it;
-#   C: the job alone (bench stopped): its training step rate without serving load.
-# Prints throughput and p50/p99 latency of A and B with their ratio, and the job's step rate in B
-# and C with its slowdown. The server is pinned to SERVER_CPUS (default core 0, 1 thread) and the
+#   C: the job alone (bench stopped): its training step rate without serving load;
+#   A2: the bench alone again, after the job: how far the machine drifted during the run.
+# Prints throughput and p50/p99 latency of A, A2 and B with B's ratio to the mean of A and A2,
+# and the job's step rate in B and C with its slowdown. The server is pinned to SERVER_CPUS (default core 0, 1 thread) and the
 # job to JOB_CPUS (default core 1, 1 thread, nice JOB_NICE) through --jobs.cpus.
 # The job trains with the MSE objective: its ADM run diverged at step 294 and rolled back in the
 # middle of phase C, which made the step rate meaningless (docs/benchmarks.md).
 # Env: BUILD_DIR (build), MODEL (models/default), PHASE_S (150 s per phase), STEPS (10 sampling
-# steps per bench request), CLIENTS (2). About 10 minutes. Run it with nothing else on the machine.
+# steps per bench request), CLIENTS (2). About 13 minutes. Run it with nothing else on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -50,19 +51,22 @@ echo "== C: the job alone (${PHASE_S}s)"
 sleep "$PHASE_S"
 read -r S2 T2 < <(job_step)
 "${CLI[@]}" jobs cancel bench1 > /dev/null
-/usr/bin/python3 - "$A" "$B" "$S0" "$T0" "$S1" "$T1" "$S2" "$T2" <<'PY'
+sleep 5
+echo "== A2: bench alone again (${PHASE_S}s)"
+A2=$("${CLI[@]}" "${BENCH[@]}" | head -1); echo "$A2"
+/usr/bin/python3 - "$A" "$A2" "$B" "$S0" "$T0" "$S1" "$T1" "$S2" "$T2" <<'PY'
 import re, sys
-a, b = sys.argv[1], sys.argv[2]
-s0, t0, s1, t1, s2, t2 = map(float, sys.argv[3:])
+a, a2, b = sys.argv[1], sys.argv[2], sys.argv[3]
+s0, t0, s1, t1, s2, t2 = map(float, sys.argv[4:])
 def f(line, key):
     return float(re.search(key + r"=([0-9.]+)", line).group(1))
 rb, rc = (s1 - s0) / (t1 - t0), (s2 - s1) / (t2 - t1)
-print("| | bench alone (A) | bench + conversion job (B) | B / A |")
-print("|---|---|---|---|")
+print("| | alone (A) | alone after (A2) | with the job (B) | B / mean(A, A2) |")
+print("|---|---|---|---|---|")
 for key, unit in [("throughput", "req/s"), ("p50", "s"), ("p99", "s")]:
-    va, vb = f(a, key), f(b, key)
-    print(f"| {key} ({unit}) | {va:.3f} | {vb:.3f} | {vb / va:.3f} |")
-print(f"| errors | {int(f(a, 'errors'))} | {int(f(b, 'errors'))} | |")
+    va, va2, vb = f(a, key), f(a2, key), f(b, key)
+    print(f"| {key} ({unit}) | {va:.3f} | {va2:.3f} | {vb:.3f} | {2 * vb / (va + va2):.3f} |")
+print(f"| errors | {int(f(a, 'errors'))} | {int(f(a2, 'errors'))} | {int(f(b, 'errors'))} | |")
 print()
 print("| job training rate | with bench (B) | alone (C) | slowdown C / B |")
 print("|---|---|---|---|")
