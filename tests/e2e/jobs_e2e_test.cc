@@ -179,6 +179,7 @@ TEST_F(JobsE2eTest, CancelMidRunKeepsLogs) {
   ASSERT_TRUE(WaitFor([&] { return ConvertCheckpointed(*root_, "cancel1"); }, 120))
       << JobJson(*root_, "cancel1").dump();
   const int pid = JobJson(*root_, "cancel1").value("pid", -1);
+  ASSERT_GT(pid, 0);
   r = Jobs("jobs cancel cancel1");
   ASSERT_EQ(r.rc, 0) << r.out;
   ASSERT_TRUE(WaitFor([&] { return State("cancel1") == "cancelled"; }, 30));
@@ -198,7 +199,9 @@ TEST_F(JobsE2eTest, KilledChildIsRetriedAndSecondJobQueues) {
   ASSERT_TRUE(WaitFor([&] { return ConvertCheckpointed(*root_, "kill1"); }, 120))
       << JobJson(*root_, "kill1").dump();
   EXPECT_EQ(State("queued1"), "queued");  // jobs.max_concurrent=1
-  ASSERT_EQ(kill(JobJson(*root_, "kill1").value("pid", -1), SIGKILL), 0);
+  const int pid = JobJson(*root_, "kill1").value("pid", -1);
+  ASSERT_GT(pid, 0);  // never kill(-1, ...)
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
   r = Jobs("jobs watch kill1");
   EXPECT_EQ(r.rc, 0) << r.out << ReadFile(*root_ + "/jobs/kill1/logs/convert.log");
   EXPECT_TRUE(fs::exists(*root_ + "/ckpt/killed-v1"));
@@ -255,6 +258,7 @@ TEST(JobsServerRestartTest, KilledServerResumesTheJob) {
   ASSERT_TRUE(WaitFor([&] { return ConvertCheckpointed(root, "resume1"); }, 120))
       << JobJson(root, "resume1").dump();
   const int child = JobJson(root, "resume1").value("pid", -1);
+  ASSERT_GT(child, 0);
   kill(server->pid(), SIGKILL);
   server->Wait(10);
   // PR_SET_PDEATHSIG: the training child dies with the server.
