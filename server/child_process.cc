@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 extern char** environ;
 
@@ -103,12 +104,37 @@ void SignalChild(pid_t pid, int sig) {
   if (kill(-pid, sig) != 0) kill(pid, sig);
 }
 
-bool ChildAlive(pid_t pid, const std::string& needle) {
+namespace {
+
+// The state letter of /proc/PID/stat ('R', 'S', 'Z', ...), or 0 when the process is gone.
+char ProcState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  const size_t paren = line.rfind(')');  // the command name may hold spaces and parentheses
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : 0;
+}
+
+}  // namespace
+
+bool ChildAlive(pid_t pid, const std::string& work_dir) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str().find(needle) != std::string::npos;
+  char cwd[4096];
+  const std::string link = "/proc/" + std::to_string(pid) + "/cwd";
+  const ssize_t n = readlink(link.c_str(), cwd, sizeof(cwd) - 1);
+  if (n <= 0) return false;
+  const char state = ProcState(pid);
+  return state != 0 && state != 'Z' && std::string(cwd, n) == work_dir;
+}
+
+bool WaitGone(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const char state = ProcState(pid);
+    if (state == 0 || state == 'Z') return true;  // a zombie holds no files open
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 }  // namespace linvideo::server

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace linvideo::server {
 
@@ -37,8 +38,10 @@ struct ChildExit {
 std::optional<ChildExit> PollChild(pid_t pid);
 // Sends `sig` to the child's process group (the child and anything it started).
 void SignalChild(pid_t pid, int sig);
-// Whether `pid` is alive and its command line mentions `needle` (a job folder): a child left by
-// a server that was killed before PR_SET_PDEATHSIG could act.
-bool ChildAlive(pid_t pid, const std::string& needle);
+// Whether `pid` is alive (not a zombie) and runs in `work_dir` (its job folder, exactly): a child
+// left by a server that was killed before PR_SET_PDEATHSIG could act.
+bool ChildAlive(pid_t pid, const std::string& work_dir);
+// Waits until `pid` (not necessarily our child) has exited; false after `timeout`.
+bool WaitGone(pid_t pid, absl::Duration timeout);
 
 }  // namespace linvideo::server

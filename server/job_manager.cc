@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -30,6 +31,8 @@ using json = nlohmann::json;
 namespace {
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+constexpr int64_t kEndedGraceMs = 2000;
 
 }  // namespace
 
@@ -94,12 +97,22 @@ JobManager::~JobManager() {
 absl::Status JobManager::Load() {
   absl::MutexLock lock(&mu_);
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(options_.root, ec)) {
-    const fs::path file = entry.path() / "job.json";
-    if (!fs::exists(file)) continue;
+  fs::directory_iterator it(options_.root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path file = it->path() / "job.json";
+    if (!fs::exists(file, ec)) {
+      ec.clear();
+      continue;
+    }
     absl::StatusOr<json> j = core::io::ReadJsonFile(file.string());
     absl::StatusOr<JobSnapshot> snap =
         j.ok() ? SnapshotFromJson(*j) : absl::StatusOr<JobSnapshot>(j.status());
+    // The id names the folder that garbage collection removes: it must be this folder's name.
+    const std::string folder = it->path().filename().string();
+    if (snap.ok() && (!IsValidName(snap->id) || snap->id != folder)) {
+      snap = absl::InvalidArgumentError(
+          absl::StrCat("its id '", snap->id, "' is not the folder's name '", folder, "'"));
+    }
     if (!snap.ok()) {
       LV_LOG(WARNING) << "jobs: skipping " << file.string() << ": " << snap.status();
       continue;
@@ -107,14 +120,23 @@ absl::Status JobManager::Load() {
     auto job = std::make_unique<Job>();
     job->snap = std::move(*snap);
     job->stages = JobStages(job->snap, options_, Dir(job->snap.id));
+    job->cancel_requested = j->value("cancel_requested", false);
     if (!IsTerminal(job->snap.state)) {
-      // A child left by a server killed before PR_SET_PDEATHSIG acted: stop it, the stage resumes.
-      const pid_t old = j->value("pid", -1);
+      // A child left by a server killed before PR_SET_PDEATHSIG acted: stop it (and wait until it
+      // has gone, so two copies never write the same files); the stage resumes.
+      const json& pid = (*j)["pid"];
+      const pid_t old = pid.is_number_integer() ? pid.get<pid_t>() : -1;
       if (ChildAlive(old, Dir(job->snap.id))) {
         SignalChild(old, SIGKILL);
-        LV_LOG(WARNING) << "job=" << job->snap.id << " killed a leftover child pid=" << old;
+        const bool gone = WaitGone(old, absl::Seconds(10));
+        LV_LOG(WARNING) << "job=" << job->snap.id << " killed a leftover child pid=" << old
+                        << (gone ? "" : " (still not gone after 10 s)");
       }
-      if (job->snap.state != JobState::kQueued) {
+      if (job->cancel_requested) {
+        // CancelJob was accepted, but the server stopped before the stage did: honour it.
+        Finish(*job, JobState::kCancelled,
+               "cancelled by CancelJob (the server restarted before the stage stopped)");
+      } else if (job->snap.state != JobState::kQueued) {
         LV_LOG(INFO)
             << "job=" << job->snap.id << " resumes at stage "
             << job->stages[std::min<size_t>(job->snap.stage_index, job->stages.size() - 1)].name;
@@ -124,6 +146,9 @@ absl::Status JobManager::Load() {
     if (absl::SimpleAtoi(absl::StripPrefix(job->snap.id, "job-"), &n))
       next_id_ = std::max(next_id_, n + 1);
     jobs_[job->snap.id] = std::move(job);
+  }
+  if (ec) {
+    LV_LOG(WARNING) << "jobs: listing " << options_.root << " stopped early: " << ec.message();
   }
   CollectGarbage();
   UpdateCounts();
@@ -181,7 +206,7 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
     }
   }
   std::string id = spec.job_id;
-  while (id.empty() || fs::exists(Dir(id))) {
+  while (id.empty() || fs::exists(Dir(id), ec)) {
     if (!spec.job_id.empty()) {
       return absl::AlreadyExistsError(absl::StrCat("job folder ", Dir(id), " already exists"));
     }
@@ -278,6 +303,7 @@ void JobManager::Changed(Job& job) {
   ++job.snap.revision;
   json j = SnapshotToJson(job.snap);
   j["pid"] = job.pid;
+  j["cancel_requested"] = job.cancel_requested;
   const std::string file = (fs::path(Dir(job.snap.id)) / "job.json").string();
   if (absl::Status s = core::io::WriteJsonFile(file, j); !s.ok()) {
     LV_LOG(ERROR) << "job=" << job.snap.id << " cannot write " << file << ": " << s;
@@ -352,10 +378,7 @@ void JobManager::Tick() {
     StartStage(*job);
   }
   UpdateCounts();
-  if (gc_due_) {
-    gc_due_ = false;
-    CollectGarbage();
-  }
+  CollectGarbage();  // every tick: jobs_ is small, and the TTL expires without any event
 }
 
 void JobManager::StartStage(Job& job) {
@@ -455,16 +478,37 @@ void JobManager::ReadProgress(Job& job) {
   }
   JobProgress& p = job.snap.progress;
   bool changed = false;
-  if (!stage.progress_file.empty() && fs::exists(stage.progress_file)) {
+  std::error_code ec;
+  if (!stage.progress_file.empty() && fs::exists(stage.progress_file, ec)) {
+    // The tool's file is input: a field of the wrong type (a NaN loss is written as null) is
+    // skipped, never allowed to throw on the supervisor thread.
     absl::StatusOr<json> j = core::io::ReadJsonFile(stage.progress_file);
-    if (j.ok() && j->value("step", int64_t{0}) != p.step) {
-      p.step = j->value("step", int64_t{0});
-      p.total = j->value("total", int64_t{0});
-      p.eta_s = j->value("eta_s", -1.0);
-      if (j->contains("losses")) p.losses = (*j)["losses"].get<std::map<std::string, double>>();
-      if (j->contains("r")) p.r = (*j)["r"].get<std::vector<double>>();
-      if (j->contains("gate_layers")) {
-        p.gate_layers = (*j)["gate_layers"].get<std::vector<int64_t>>();
+    const json* step = j.ok() && j->is_object() && j->contains("step") ? &(*j)["step"] : nullptr;
+    if (step != nullptr && step->is_number_integer() && step->get<int64_t>() != p.step) {
+      auto number = [&](const char* key, double fallback) {
+        const auto f = j->find(key);
+        return f != j->end() && f->is_number() ? f->get<double>() : fallback;
+      };
+      p.step = step->get<int64_t>();
+      p.total = static_cast<int64_t>(number("total", 0));
+      p.eta_s = number("eta_s", -1.0);
+      if (const auto f = j->find("losses"); f != j->end() && f->is_object()) {
+        p.losses.clear();
+        for (const auto& [term, value] : f->items()) {
+          if (value.is_number()) p.losses[term] = value.get<double>();
+        }
+      }
+      if (const auto f = j->find("r"); f != j->end() && f->is_array()) {
+        p.r.clear();  // a gate per layer: keep the positions, NaN for what is not a number
+        for (const json& v : *f) {
+          p.r.push_back(v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN());
+        }
+      }
+      if (const auto f = j->find("gate_layers"); f != j->end() && f->is_array()) {
+        p.gate_layers.clear();
+        for (const json& v : *f) {
+          if (v.is_number_integer()) p.gate_layers.push_back(v.get<int64_t>());
+        }
       }
       changed = true;
     }
@@ -495,7 +539,7 @@ void JobManager::Finish(Job& job, JobState state, const std::string& error) {
   }
   Changed(job);
   UpdateCounts();
-  gc_due_ = true;  // not here: callers may be iterating jobs_
+  // Garbage collection runs in the next tick, not here: callers may be iterating jobs_.
 }
 
 void JobManager::UpdateCounts() {
@@ -519,11 +563,15 @@ void JobManager::CollectGarbage() {
   }
   std::sort(ended.begin(), ended.end(),
             [](Job* a, Job* b) { return a->snap.finished_ms > b->snap.finished_ms; });
-  const int64_t oldest = absl::ToUnixMillis(absl::Now() - options_.finished_ttl);
+  const int64_t now = NowMs();
+  const int64_t oldest = now - absl::ToInt64Milliseconds(options_.finished_ttl);
   for (size_t i = 0; i < ended.size(); ++i) {
     if (static_cast<int>(i) < options_.keep_finished && ended[i]->snap.finished_ms >= oldest) {
       continue;
     }
+    // A job that has just ended stays a moment, so a WatchJob stream sees its final state
+    // rather than NOT_FOUND (with keep_finished=0 it would otherwise go in the same tick).
+    if (now - ended[i]->snap.finished_ms < kEndedGraceMs) continue;
     const std::string id = ended[i]->snap.id;
     std::error_code ec;
     fs::remove_all(Dir(id), ec);
@@ -561,9 +609,13 @@ void JobManager::Publish(const std::string& id) {
     absl::MutexLock lock(&mu_);
     return jobs_.at(id)->cancel_requested;
   };
-  const bool published =
-      !job.output_path.empty() && fs::exists(fs::path(options_.checkpoint_root) / job.output_path);
-  if (!published) {
+  // A resumed publish (the server stopped during it) goes on from what job.json recorded: once
+  // a version is claimed (output_path), only the move and the swap are left.
+  if (!job.output_path.empty() && !IsValidName(job.output_path)) {
+    return end(JobState::kFailed,
+               absl::StrCat("job.json names an invalid output folder '", job.output_path, "'"));
+  }
+  if (job.output_path.empty()) {
     // 1. The export has exactly K linear layers and no hybrid one left.
     absl::StatusOr<json> config =
         core::io::ReadJsonFile((output / "transformer" / "config.json").string());
@@ -626,19 +678,30 @@ void JobManager::Publish(const std::string& id) {
       }
     }
     if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before publishing");
-    // 4. Publish as <name>-v<N>: mkdir claims the version, so nothing is ever overwritten.
+    // 4. Claim <name>-v<N> by mkdir, so nothing is ever overwritten, and record it before moving.
     const std::string name = OutputName(job);
-    std::string rel;
-    for (int v = 1; v < 100000 && rel.empty(); ++v) {
+    for (int v = 1; v < 100000 && job.output_path.empty(); ++v) {
       const fs::path target = fs::path(options_.checkpoint_root) / absl::StrCat(name, "-v", v);
       if (mkdir(target.c_str(), 0755) != 0) {
         if (errno == EEXIST) continue;
         return end(JobState::kFailed,
                    absl::StrCat("cannot create ", target.string(), ": ", strerror(errno)));
       }
-      std::error_code ec;
-      fs::rename(output, target, ec);  // onto the empty folder just made
-      if (ec) {                        // another file system: copy, then drop the job's copy
+      job.output_path = target.filename().string();
+    }
+    absl::MutexLock lock(&mu_);
+    Job& j = *jobs_.at(id);
+    j.snap.output_path = job.output_path;
+    Changed(j);
+  }
+  {
+    // 5. Move the export into the claimed folder (still there: the move has not finished).
+    const fs::path target = fs::path(options_.checkpoint_root) / job.output_path;
+    std::error_code ec;
+    if (fs::exists(output, ec)) {
+      fs::remove_all(target, ec);  // empty, or a copy cut short
+      fs::rename(output, target, ec);
+      if (ec) {  // another file system: copy, then drop the job's copy
         ec.clear();
         fs::copy(output, target, fs::copy_options::recursive, ec);
         if (ec) {
@@ -647,16 +710,14 @@ void JobManager::Publish(const std::string& id) {
         }
         fs::remove_all(output, ec);
       }
-      rel = target.filename().string();
+      LV_LOG(INFO) << "job=" << id << " published " << job.output_path;
+    } else if (!fs::exists(target / "model_index.json", ec)) {
+      return end(JobState::kFailed,
+                 absl::StrCat("neither the export ", output.string(), " nor the published ",
+                              target.string(), " holds a model (removed by hand?)"));
     }
-    absl::MutexLock lock(&mu_);
-    Job& j = *jobs_.at(id);
-    j.snap.output_path = rel;
-    job.output_path = rel;
-    Changed(j);
-    LV_LOG(INFO) << "job=" << id << " published " << rel;
   }
-  // 5. The swap, through Admin.LoadCheckpoint's path.
+  // 6. The swap, through Admin.LoadCheckpoint's path.
   if (job.spec.activate) {
     if (cancelled()) return end(JobState::kCancelled, "cancelled by CancelJob before the swap");
     const std::string model = job.spec.activate_as.empty() ? job.base_model : job.spec.activate_as;

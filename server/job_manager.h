@@ -115,7 +115,6 @@ class JobManager {
   std::map<std::string, std::unique_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool gc_due_ ABSL_GUARDED_BY(mu_) = false;
   std::thread supervisor_;
 };
 
