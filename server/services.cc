@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <variant>
 
 #include "absl/strings/match.h"
@@ -122,6 +123,16 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   p.height = req.height();
   p.frames = req.frames();
   p.steps = req.steps();
+  // Inside the server NaN means "the model's default" (Resolve): a NaN, an infinity or a -0 on
+  // the wire is a client error, never a default.
+  for (auto [name, value] :
+       {std::pair{"guidance", req.guidance()}, std::pair{"shift", req.shift()}}) {
+    if (!std::isfinite(value) || (value == 0 && std::signbit(value))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " ", value == 0 ? "-0" : absl::StrCat(value),
+                       " is not allowed; use a finite number (0: the model's default)"));
+    }
+  }
   p.guidance = req.guidance() == 0 ? core::params::kUseDefault : req.guidance();
   p.shift = req.shift() == 0 ? core::params::kUseDefault : req.shift();
   switch (req.sampler()) {
