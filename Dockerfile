@@ -1,7 +1,11 @@
 # linvideo server image (CPU, Debian 12 packages). GPU images build the same tree against a CUDA
 # LibTorch 2.x (see tests/gpu/run.sh for the core/kernels build on such a machine).
 #   docker build -t linvideo .
-#   docker run -p 50051:50051 -p 9464:9464 linvideo
+#   head -c 24 /dev/urandom | base64 > admin-token      # the Admin/Jobs bearer token
+#   docker run -p 50051:50051 -p 9464:9464 \
+#     -v "$PWD/admin-token:/run/secrets/linvideo-admin-token:ro" linvideo
+# The server refuses to listen beyond loopback without a token (Admin and Jobs would answer
+# anyone); rewriting the mounted file rotates the token without a restart.
 FROM debian:12-slim AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
@@ -26,5 +30,5 @@ COPY models/tokenizer /usr/share/linvideo/tokenizer
 EXPOSE 50051 9464
 USER nobody
 ENTRYPOINT ["linvideo-server", "--listen=0.0.0.0:50051", "--metrics.listen=0.0.0.0:9464", \
-            "--checkpoint_root=/models"]
+            "--checkpoint_root=/models", "--auth.admin_token_file=/run/secrets/linvideo-admin-token"]
 CMD ["--model=default=/models/tiny"]

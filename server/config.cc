@@ -197,6 +197,18 @@ absl::Status ApplyJson(ServerConfig& c, const nlohmann::json& j, const std::stri
 
 }  // namespace
 
+bool IsLoopbackListen(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:")) return true;
+  std::string host = listen;
+  if (const size_t colon = listen.rfind(':'); colon != std::string::npos) {
+    host = listen.substr(0, colon);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 absl::Status ServerConfig::Validate() const {
   auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
   if (listen.empty() || listen.find(':') == std::string::npos) {
@@ -238,6 +250,14 @@ absl::Status ServerConfig::Validate() const {
     return bad("tls.client_ca_file needs tls.cert_file");
   if (auth.generation && auth.admin_token_file.empty()) {
     return bad("auth.generation=true needs auth.admin_token_file");
+  }
+  if (auth.admin_token_file.empty() && !IsLoopbackListen(listen)) {
+    return bad(absl::StrCat(
+        "listen '", listen,
+        "' is reachable from other machines, and Admin and Jobs (checkpoint swaps, drain, "
+        "post-training jobs) would answer anyone: give auth.admin_token_file (a file holding the "
+        "bearer token; scripts/run.sh makes one), or listen on a loopback address (127.0.0.1, "
+        "[::1], localhost, unix:)"));
   }
   if (grpc.keepalive_time_ms < 1000) return bad("grpc.keepalive_time_ms must be >= 1000");
   if (grpc.keepalive_timeout_ms < 100) return bad("grpc.keepalive_timeout_ms must be >= 100");

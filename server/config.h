@@ -97,6 +97,9 @@ struct ParsedConfig {
   bool help = false;
 };
 absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args);
+
+// Whether a --listen address only accepts local connections (127.x, [::1], localhost, unix:).
+bool IsLoopbackListen(const std::string& listen);
 std::string ServerConfigHelp();
 
 }  // namespace linvideo::server

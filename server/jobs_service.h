@@ -9,6 +9,7 @@
 #include <string>
 
 #include "linvideo/v1/jobs.grpc.pb.h"
+#include "server/bearer_token.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
 
@@ -17,8 +18,8 @@ namespace linvideo::server {
 class JobsService final : public linvideo::v1::Jobs::Service {
  public:
   // `jobs` null: every call is FAILED_PRECONDITION (jobs.root not set).
-  JobsService(JobManager* jobs, Metrics* metrics, std::string token)
-      : jobs_(jobs), metrics_(metrics), token_(std::move(token)) {}
+  JobsService(JobManager* jobs, Metrics* metrics, const BearerToken* token)
+      : jobs_(jobs), metrics_(metrics), token_(token) {}
 
   grpc::Status StartJob(grpc::ServerContext* ctx, const v1::StartJobRequest* req,
                         v1::Job* resp) override;
@@ -36,7 +37,7 @@ class JobsService final : public linvideo::v1::Jobs::Service {
   grpc::Status Done(const char* rpc, grpc::Status s);
   JobManager* jobs_;
   Metrics* metrics_;
-  std::string token_;
+  const BearerToken* token_;
 };
 
 JobSpec FromProto(const v1::JobSpec& spec);

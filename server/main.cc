@@ -110,15 +110,15 @@ int Run(const ServerConfig& config) {
     return 2;
 #endif
   }
-  std::string token;
+  // Re-read when the file changes: rotating the token needs no restart.
+  std::unique_ptr<BearerToken> token = std::make_unique<BearerToken>();
   if (!config.auth.admin_token_file.empty()) {
-    auto t = ReadFile(config.auth.admin_token_file);
-    if (!t.ok() || absl::StripAsciiWhitespace(*t).empty()) {
-      std::cerr << "auth.admin_token_file: " << (t.ok() ? "file is empty" : t.status().ToString())
-                << "\n";
+    auto t = BearerToken::FromFile(config.auth.admin_token_file);
+    if (!t.ok()) {
+      std::cerr << t.status().message() << "\n";
       return 2;
     }
-    token = std::string(absl::StripAsciiWhitespace(*t));
+    token = std::move(*t);
   }
 
   Metrics metrics;
@@ -169,10 +169,11 @@ int Run(const ServerConfig& config) {
     jobs = std::move(*j);
     LV_LOG(INFO) << "jobs in " << config.jobs.root;
   }
-  JobsService jobs_service(jobs.get(), &metrics, token);
-  GenerationService generation(&engine, &registry, &metrics, config.auth.generation ? token : "");
+  JobsService jobs_service(jobs.get(), &metrics, token.get());
+  GenerationService generation(&engine, &registry, &metrics,
+                               config.auth.generation ? token.get() : nullptr);
   AdminService admin(
-      &engine, &registry, &metrics, token, set_serving,
+      &engine, &registry, &metrics, token.get(), set_serving,
       [&shutdown] {
         if (!shutdown.HasBeenNotified()) shutdown.Notify();
       },

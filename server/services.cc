@@ -84,20 +84,13 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-grpc::Status CheckBearer(const grpc::ServerContext* ctx, const std::string& token) {
-  if (token.empty()) return grpc::Status::OK;
+grpc::Status CheckBearer(const grpc::ServerContext* ctx, const BearerToken* token) {
+  if (token == nullptr || !token->enabled()) return grpc::Status::OK;
   auto it = ctx->client_metadata().find("authorization");
-  if (it == ctx->client_metadata().end()) {
-    return grpc::Status(
-        grpc::StatusCode::UNAUTHENTICATED,
-        "missing 'authorization: Bearer <token>' metadata (this call needs the server token)");
-  }
-  const std::string value(it->second.data(), it->second.size());
-  if (value != "Bearer " + token) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        "bearer token does not match the server's token");
-  }
-  return grpc::Status::OK;
+  std::string_view value;
+  if (it != ctx->client_metadata().end())
+    value = std::string_view(it->second.data(), it->second.size());
+  return ToGrpc(token->Check(it == ctx->client_metadata().end() ? nullptr : &value));
 }
 
 grpc::Status GenerationService::Done(const char* rpc, grpc::Status s) {

@@ -11,6 +11,7 @@
 
 #include "linvideo/v1/admin.grpc.pb.h"
 #include "linvideo/v1/generation.grpc.pb.h"
+#include "server/bearer_token.h"
 #include "server/engine.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
@@ -18,14 +19,15 @@
 namespace linvideo::server {
 
 grpc::Status ToGrpc(const absl::Status& s);
-// Checks "authorization: Bearer <token>"; empty `token` allows everything.
-grpc::Status CheckBearer(const grpc::ServerContext* ctx, const std::string& token);
+// Checks "authorization: Bearer <token>"; a null or disabled `token` allows everything.
+grpc::Status CheckBearer(const grpc::ServerContext* ctx, const BearerToken* token);
 
 class GenerationService final : public linvideo::v1::Generation::Service {
  public:
-  // `token` empty: no auth on Generation.
-  GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics, std::string token)
-      : engine_(engine), registry_(registry), metrics_(metrics), token_(std::move(token)) {}
+  // `token` null: no auth on Generation. It must outlive the service.
+  GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics,
+                    const BearerToken* token)
+      : engine_(engine), registry_(registry), metrics_(metrics), token_(token) {}
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -45,19 +47,19 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   Engine* engine_;
   ModelRegistry* registry_;
   Metrics* metrics_;
-  std::string token_;
+  const BearerToken* token_;
 };
 
 class AdminService final : public linvideo::v1::Admin::Service {
  public:
   // `on_drain` is called (once) after Drain has stopped admission, to shut the process down.
-  AdminService(Engine* engine, ModelRegistry* registry, Metrics* metrics, std::string token,
+  AdminService(Engine* engine, ModelRegistry* registry, Metrics* metrics, const BearerToken* token,
                std::function<void(bool serving)> set_serving, std::function<void()> on_drain,
                int grace_s)
       : engine_(engine),
         registry_(registry),
         metrics_(metrics),
-        token_(std::move(token)),
+        token_(token),
         set_serving_(std::move(set_serving)),
         on_drain_(std::move(on_drain)),
         grace_s_(grace_s) {}
@@ -80,7 +82,7 @@ class AdminService final : public linvideo::v1::Admin::Service {
   Engine* engine_;
   ModelRegistry* registry_;
   Metrics* metrics_;
-  std::string token_;
+  const BearerToken* token_;
   std::function<void(bool)> set_serving_;
   std::function<void()> on_drain_;
   int grace_s_;
