@@ -91,6 +91,8 @@ LinVideo post-training (docs/linvideo.md):
                 [--lr X (5e-5)] [--feature-map-lr X (2e-4)] [--gate-lr X (0.5)]
                 [--lr-floor X (0.1: the rates decay (cosine) to 10% over the finetune part)]
                 [--adm-weighting uniform|paper (uniform: every trajectory step weighs the same)]
+                [--adm-anchor X (0: pure ADM; > 0 adds X times the MSE to the cached teacher
+                velocity at the drawn point, the restoring term one-step ADM lacks)]
                 [--lambda X (0.01)] [--r-init X (0.9)]
                 [--uncond-fraction X] [--anneal-fraction X (0.35: alpha reaches 2)]
                 [--finetune-fraction X (0.25: last part trains with the gates frozen at 0/1)]
@@ -471,6 +473,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
                                                    "feature-map-lr",
                                                    "lr-floor",
                                                    "adm-weighting",
+                                                   "adm-anchor",
                                                    "lambda",
                                                    "r-init",
                                                    "uncond-fraction",
@@ -507,6 +510,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.feature_map_lr, f.GetDouble("feature-map-lr", o.feature_map_lr));
   LV_ASSIGN_OR_RETURN(o.lr_floor, f.GetDouble("lr-floor", o.lr_floor));
   LV_ASSIGN_OR_RETURN(o.adm_weighting, pt::ParseAdmWeighting(f.Get("adm-weighting", "uniform")));
+  LV_ASSIGN_OR_RETURN(o.adm_anchor, f.GetDouble("adm-anchor", o.adm_anchor));
   LV_ASSIGN_OR_RETURN(o.lambda, f.GetDouble("lambda", o.lambda));
   LV_ASSIGN_OR_RETURN(o.r_init, f.GetDouble("r-init", o.r_init));
   LV_ASSIGN_OR_RETURN(o.uncond_fraction, f.GetDouble("uncond-fraction", o.uncond_fraction));

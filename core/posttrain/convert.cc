@@ -195,6 +195,7 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
                             {"feature_map_lr", o.feature_map_lr},
                             {"lr_floor", o.lr_floor},
                             {"adm_weighting", AdmWeightingName(o.adm_weighting)},
+                            {"adm_anchor", o.adm_anchor},
                             {"gate_lr", o.gate_lr},
                             {"lambda", o.lambda},
                             {"r_init", o.r_init},
@@ -407,6 +408,12 @@ absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers)
     return Bad("--uncond-fraction must be in [0, 1]");
   }
   if (o.heuristic_points < 1) return Bad("--heuristic-points must be >= 1");
+  if (!(o.adm_anchor >= 0 && o.adm_anchor <= 100)) {
+    return Bad(absl::StrCat("--adm-anchor must be in [0, 100] (0: pure ADM), got ", o.adm_anchor));
+  }
+  if (o.adm_anchor > 0 && o.objective != Objective::kAdm) {
+    return Bad("--adm-anchor is a term of the ADM objective; with --objective mse leave it at 0");
+  }
   if (!(o.divergence_factor >= 0)) return Bad("--divergence-factor must be >= 0 (0: off)");
   if (o.max_rollbacks < 0) return Bad("--max-rollbacks must be >= 0 (0: stop at a divergence)");
   if (o.divergence_window < 1) return Bad("--divergence-window must be >= 1");
@@ -605,7 +612,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
         record.lr_backoff * LearningRateScale(step, o.steps, freeze_step, o.lr_floor);
     set_rates(lr_scale);
     const double alpha = RegularizerAlpha(std::min(step, anneal_steps), anneal_steps);
-    double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0;
+    double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0, anchor_value = 0;
     LV_RETURN_IF_ERROR(TorchCall("conversion step", [&] {
       optimizer.zero_grad();
       for (torch::Tensor& g : gates) g.mutable_grad() = torch::Tensor();
@@ -624,6 +631,11 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
         AdmTerms terms = AdmLoss(x_hat, u_teacher, u_student, batch.sigma_next, batch.adm_weight);
         objective = terms.surrogate;
         gap_value = terms.velocity_gap.item<double>();
+        if (o.adm_anchor > 0) {
+          const torch::Tensor anchor = VelocityMseLoss(u_s, batch.u_branch);
+          anchor_value = anchor.item<double>();
+          objective = objective + o.adm_anchor * anchor;
+        }
       } else {
         objective = VelocityMseLoss(u_s, batch.u_branch);
         gap_value = objective.item<double>();
@@ -649,6 +661,9 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       }
     }));
     std::string extra = absl::StrFormat("gap %.3e", gap_value);
+    if (o.objective == Objective::kAdm && o.adm_anchor > 0) {
+      absl::StrAppendFormat(&extra, " anchor %.3e", anchor_value);
+    }
     if (gated) {
       std::vector<std::string> rs, gs;
       for (const torch::Tensor& g : gates) {
@@ -667,16 +682,19 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       // work_dir/progress.json: what the server's job runner reports (WatchJob, /metrics).
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      nlohmann::json progress = {
-          {"stage", "convert"},
-          {"step", step + 1},
-          {"total", o.steps},
-          {"eta_s",
-           secs / static_cast<double>(step + 1 - first) * static_cast<double>(o.steps - step - 1)},
-          {"lr", o.lr * lr_scale},
-          {"rollbacks", record.rollbacks},
-          {"losses",
-           {{"gap", gap_value}, {"objective", obj_value}, {"con", con_value}, {"reg", reg_value}}}};
+      nlohmann::json progress = {{"stage", "convert"},
+                                 {"step", step + 1},
+                                 {"total", o.steps},
+                                 {"eta_s", secs / static_cast<double>(step + 1 - first) *
+                                               static_cast<double>(o.steps - step - 1)},
+                                 {"lr", o.lr * lr_scale},
+                                 {"rollbacks", record.rollbacks},
+                                 {"losses",
+                                  {{"gap", gap_value},
+                                   {"objective", obj_value},
+                                   {"anchor", anchor_value},
+                                   {"con", con_value},
+                                   {"reg", reg_value}}}};
       if (gated) {
         std::vector<double> rs;
         for (const torch::Tensor& g : gates) rs.push_back(g.item<double>());

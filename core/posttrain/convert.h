@@ -74,9 +74,14 @@ struct ConvertOptions {
   // 1e-3 diverged under ADM (docs/linvideo.md, session 12); 2e-4 is the shipped recipe's.
   double feature_map_lr = 2e-4;
   AdmWeighting adm_weighting = AdmWeighting::kUniform;  // objectives.h
-  double gate_lr = 0.5;                                 // the gates r: plain SGD (why: convert.cc)
-  double lambda = 0.01;                                 // weight of L_con + L_reg
-  double r_init = 0.9;                                  // see docs/linvideo.md: why not 1
+  // ADM only: weight β of the MSE to the cached teacher velocity at x_{t_i}, added to the ADM
+  // surrogate (0: pure ADM). The one-step ADM signal corrects the student's velocity at step i by
+  // its error at step i+1 and never by its own (docs/linvideo.md, "Why one-step ADM diverges");
+  // the anchor is the restoring term that makes the error dynamics contract.
+  double adm_anchor = 0;
+  double gate_lr = 0.5;  // the gates r: plain SGD (why: convert.cc)
+  double lambda = 0.01;  // weight of L_con + L_reg
+  double r_init = 0.9;   // see docs/linvideo.md: why not 1
   // α of L_reg anneals 20 -> 2 over this fraction of the steps, then stays at 2.
   double anneal_fraction = 0.35;
   // The last fraction of the steps trains the binarised student: at its start the gates are

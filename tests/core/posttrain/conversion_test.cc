@@ -212,6 +212,7 @@ TEST_F(ConversionTest, ExportLoadsAndGeneratesWithKindsAndLineage) {
   EXPECT_GT(lineage["train_seconds"].get<double>(), 0.0);
   EXPECT_EQ(lineage["rollbacks"], 0);
   EXPECT_EQ(lineage["adm_weighting"], "uniform");
+  EXPECT_EQ(lineage["adm_anchor"], 0.0);
   EXPECT_EQ((*index)["linvideo"], (*io::ReadJsonFile(Model() + "/model_index.json"))["linvideo"]);
   // The exported folder serves: the pipeline loads it and generates a video.
   auto pipe = pipeline::TextToVideoPipeline::Create({o.out_dir});
@@ -247,6 +248,28 @@ TEST_F(ConversionTest, ResumeContinuesToTheSameWeights) {
   auto b = io::ReadWeights(split.out_dir + "/transformer", "");
   ASSERT_TRUE(a.ok() && b.ok());
   for (const auto& [name, t] : *a) EXPECT_TRUE(torch::equal(t, b->at(name))) << name;
+}
+
+TEST_F(ConversionTest, AdmAnchorEntersTheGradientAndTheLineage) {
+  ConvertOptions pure = Convert("pure_adm");
+  pure.select = *ParseLayerChoice("layers:1,3");
+  pure.steps = 2;
+  ASSERT_TRUE(RunConversion(pure).ok());
+  ConvertOptions anchored = pure;
+  anchored.work_dir = (*root_ / "anchored_work").string();
+  anchored.out_dir = (*root_ / "anchored_out").string();
+  anchored.adm_anchor = 10;
+  ASSERT_TRUE(RunConversion(anchored).ok());
+  auto index = io::ReadJsonFile(anchored.out_dir + "/model_index.json");
+  ASSERT_TRUE(index.ok());
+  EXPECT_EQ((*index)["linvideo_conversion"]["adm_anchor"], 10.0);
+  // Same seed, same draws: only the anchor term differs, and it moves the weights.
+  auto a = io::ReadWeights(pure.out_dir + "/transformer", "");
+  auto b = io::ReadWeights(anchored.out_dir + "/transformer", "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  int64_t differing = 0;
+  for (const auto& [name, t] : *a) differing += !torch::equal(t, b->at(name));
+  EXPECT_GT(differing, 0);
 }
 
 TEST_F(ConversionTest, HeuristicPicksTheLayersLinearisationHurtsLeast) {
@@ -352,6 +375,12 @@ TEST_F(ConversionTest, BadOptionsSayWhatIsAllowed) {
   EXPECT_NE(message(o).find("--feature-map-lr > 0"), std::string::npos) << message(o);
   EXPECT_NE(ParseLayerChoice("best").status().message().find("auto, heuristic or layers:"),
             std::string::npos);
+  o = Convert("bad");
+  o.adm_anchor = -1;
+  EXPECT_NE(message(o).find("--adm-anchor must be in [0, 100]"), std::string::npos) << message(o);
+  o.adm_anchor = 1;
+  o.objective = Objective::kMse;
+  EXPECT_NE(message(o).find("leave it at 0"), std::string::npos) << message(o);
   o = Convert("bad");
   o.cache_dir = (*root_ / "no_cache").string();
   EXPECT_EQ(RunConversion(o).status().code(), absl::StatusCode::kNotFound);
