@@ -107,6 +107,8 @@ const std::vector<Option>& Options() {
       LV_INT("limits.max_prompt_chars", limits.max_prompt_chars, "longest prompt accepted"),
       LV_INT("limits.max_cost", limits.max_cost,
              "tokens x steps x CFG passes per request (0: unlimited); above: RESOURCE_EXHAUSTED"),
+      LV_INT("limits.keep_previous_checkpoints", limits.keep_previous_checkpoints,
+             "replaced checkpoints per model kept loaded for Rollback (older ones are freed)"),
       LV_INT("limits.result_ttl_s", limits.result_ttl_s,
              "how long finished results are kept for Get"),
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
@@ -238,6 +240,10 @@ absl::Status ServerConfig::Validate() const {
   if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
   if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
   if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");
+  if (limits.keep_previous_checkpoints < 0 || limits.keep_previous_checkpoints > 16) {
+    return bad(
+        "limits.keep_previous_checkpoints: allowed 0..16 (each one holds a model in memory)");
+  }
   if (limits.max_message_bytes < (1 << 20) + 4096) {
     return bad("limits.max_message_bytes must be >= 1 MiB + 4 KiB (video chunks are 1 MiB)");
   }

@@ -43,6 +43,9 @@ struct ServerConfig {
     int max_message_bytes = 8 << 20;
     int workers = 2;  // decode + encode worker threads
     int text_cache_entries = 256;
+    // Replaced checkpoints of each model kept loaded for Rollback; older ones are freed once the
+    // requests that pinned them finish (bounded memory across hot swaps).
+    int keep_previous_checkpoints = 1;
     // Run VAE decode concurrently with denoising steps. Off by default: on a CPU both compete for
     // the same cores and LibTorch's thread pools oversubscribe badly; turn on for GPUs.
     bool overlap_decode = false;

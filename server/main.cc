@@ -125,8 +125,8 @@ int Run(const ServerConfig& config) {
   // Model compute is exclusive on CPU (steps, decodes and warm-ups each use every core); on an
   // accelerator decode and warm-up overlap the steps (limits.overlap_decode).
   ComputeDevice compute(/*exclusive=*/!config.limits.overlap_decode);
-  ModelRegistry registry(factory,
-                         {config.checkpoint_root, config.limits.max_prompt_chars, &compute});
+  ModelRegistry registry(factory, {config.checkpoint_root, config.limits.max_prompt_chars, &compute,
+                                   config.limits.keep_previous_checkpoints});
   for (const ModelSpec& m : config.models) {
     auto loaded = registry.LoadInitial(m.name, m.path);
     if (!loaded.ok()) {

@@ -85,12 +85,19 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
     model->limits.max_prompt_bytes =
         std::min(model->limits.max_prompt_bytes, options_.max_prompt_bytes);
   }
+  // Dropped checkpoints are released after the lock (declared first, destroyed last): freeing a
+  // model's weights takes a while, and requests that pinned it keep it until they finish.
+  std::vector<std::shared_ptr<const LoadedModel>> dropped;
   absl::MutexLock lock(&mu_);
   Entry& e = models_[name];
   model->version = e.next_version++;
   if (e.active != nullptr) {
     e.history.push_back(e.active);
     ++swaps_;
+  }
+  while (static_cast<int64_t>(e.history.size()) > std::max<int64_t>(options_.keep_previous, 0)) {
+    dropped.push_back(std::move(e.history.front()));
+    e.history.erase(e.history.begin());
   }
   e.active = model;
   if (default_.empty()) default_ = name;

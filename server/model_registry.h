@@ -37,6 +37,7 @@ struct RegistryOptions {
   std::string checkpoint_root;       // empty: Admin loads are refused (FAILED_PRECONDITION)
   int64_t max_prompt_bytes = 0;      // server cap on prompt length; 0: the model's own limit
   ComputeDevice* compute = nullptr;  // leased for warm-ups; must outlive the registry
+  int64_t keep_previous = 1;         // replaced checkpoints kept per model (Rollback's history)
 };
 
 class ModelRegistry {
@@ -54,7 +55,8 @@ class ModelRegistry {
   // Loads `dir` (any path) and runs the warm-up like a swap would, then drops it: whether a
   // folder would serve. Nothing is activated.
   absl::Status Validate(const std::string& dir);
-  // Re-activates the checkpoint active before the current one (FAILED_PRECONDITION if none).
+  // Re-activates the checkpoint active before the current one (FAILED_PRECONDITION if none:
+  // only `keep_previous` replaced checkpoints per model are kept).
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Rollback(const std::string& name);
 
   // Active model; "" = the default (first loaded). NOT_FOUND lists the names served.
@@ -70,7 +72,7 @@ class ModelRegistry {
       const std::string& name, const std::string& display_path, const std::string& dir);
   struct Entry {
     std::shared_ptr<const LoadedModel> active;
-    std::vector<std::shared_ptr<const LoadedModel>> history;  // most recent last
+    std::vector<std::shared_ptr<const LoadedModel>> history;  // most recent last, <= keep_previous
     int64_t next_version = 1;
   };
   ExecutorFactory factory_;

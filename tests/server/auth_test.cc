@@ -86,8 +86,8 @@ TEST(ListenRuleTest, BeyondLoopbackNeedsAToken) {
   EXPECT_NE(open.message().find("loopback"), std::string::npos) << open;
   const absl::Status local = validate({"--listen=127.0.0.1:50051", "--model=tiny=x"});
   EXPECT_TRUE(local.ok()) << local;
-  const absl::Status with_token = validate(
-      {"--listen=0.0.0.0:50051", "--model=tiny=x", "--auth.admin_token_file=/some/file"});
+  const absl::Status with_token =
+      validate({"--listen=0.0.0.0:50051", "--model=tiny=x", "--auth.admin_token_file=/some/file"});
   EXPECT_TRUE(with_token.ok()) << with_token;
 }
 
