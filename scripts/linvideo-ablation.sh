@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The LinVideo ablation table of docs/linvideo.md on the shapes world, 3 of 6 layers linear:
 #   scripts/linvideo-ablation.sh [ROWS...]     (default: every row, in the order below)
-# Rows: teacher, untrained, heuristic, deep, auto-mse (the shipped model), auto-adm. Every trained
-# row uses the same
+# Rows: teacher, untrained, heuristic, deep, auto-mse (the shipped model), auto-adm (pure ADM),
+# auto-adm-anchor (ADM + the MSE anchor, --adm-anchor $ADM_ANCHOR; docs/linvideo.md says why).
+# Every trained row uses the same
 # trajectory cache (make-default-linvideo.sh's), seed and step budget; every row is evaluated on the
 # same prompts and SEEDS fixed seeds (50-step UniPC, guidance 5) with fidelity against the
 # teacher's saved videos. Each finished step is kept in $WORK and skipped on a rerun, so the
@@ -25,7 +26,8 @@ MODEL="$BUILD_DIR/tools/linvideo-model"
 [ -x "$TRAIN" ] || { scripts/install-deps.sh && scripts/build.sh; }
 mkdir -p "$WORK"
 ROWS=("$@")
-[ ${#ROWS[@]} -gt 0 ] || ROWS=(teacher untrained heuristic deep auto-mse auto-adm)
+ADM_ANCHOR=${ADM_ANCHOR:-0.05}
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor)
 
 # The shipped layers (from the shipped model's lineage): the untrained row converts the same ones.
 shipped_layers() {
@@ -64,21 +66,25 @@ for row in "${ROWS[@]}"; do
         "$MODEL" convert-attention --model "$BASE" --layers "$(shipped_layers)" --kind linear \
           --output "$WORK/model-untrained"
       evaluate untrained "$WORK/model-untrained" ;;
-    heuristic) convert heuristic --select heuristic --objective adm
+    # The selection rows train with the ADM recipe that stays stable (anchored); pure ADM is its
+    # own row (auto-adm).
+    heuristic) convert heuristic --select heuristic --objective adm --adm-anchor "$ADM_ANCHOR"
       evaluate heuristic "$WORK/model-heuristic" ;;
-    deep) convert deep --select layers:3,4,5 --objective adm
+    deep) convert deep --select layers:3,4,5 --objective adm --adm-anchor "$ADM_ANCHOR"
       evaluate deep "$WORK/model-deep" ;;
     auto-mse) evaluate auto-mse "$SHIPPED" ;;  # the shipped recipe (make-default-linvideo.sh)
     auto-adm) convert auto-adm --select auto --objective adm
       evaluate auto-adm "$WORK/model-auto-adm" ;;
-    *) echo "unknown row '$row'; rows: teacher untrained heuristic deep auto-mse auto-adm" >&2
+    auto-adm-anchor) convert auto-adm-anchor --select auto --objective adm --adm-anchor "$ADM_ANCHOR"
+      evaluate auto-adm-anchor "$WORK/model-auto-adm-anchor" ;;
+    *) echo "unknown row '$row'; rows: teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor" >&2
       exit 2 ;;
   esac
 done
 
-names=(teacher untrained heuristic deep auto-mse auto-adm)
+names=(teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor)
 labels=("teacher" "untrained conversion" "heuristic + ADM" "layers 3-5 + ADM"
-  "auto + MSE (shipped)" "auto + ADM")
+  "auto + MSE (shipped)" "auto + ADM" "auto + ADM (anchored)")
 rows=""
 for i in "${!names[@]}"; do
   [ -f "$WORK/eval-${names[$i]}/eval.json" ] || continue
