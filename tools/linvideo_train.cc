@@ -91,8 +91,9 @@ LinVideo post-training (docs/linvideo.md):
                 [--lr X (5e-5)] [--feature-map-lr X (2e-4)] [--gate-lr X (0.5)]
                 [--lr-floor X (0.1: the rates decay (cosine) to 10% over the finetune part)]
                 [--adm-weighting uniform|paper (uniform: every trajectory step weighs the same)]
-                [--adm-anchor X (0: pure ADM; > 0 adds X times the MSE to the cached teacher
-                velocity at the drawn point, the restoring term one-step ADM lacks)]
+                [--adm-anchor X (0.05: adds X times the MSE to the cached teacher velocity at
+                the drawn point, the restoring term one-step ADM lacks; 0: pure ADM, which
+                diverged in our runs; ignored with --objective mse)]
                 [--lambda X (0.01)] [--r-init X (0.9)]
                 [--uncond-fraction X] [--anneal-fraction X (0.35: alpha reaches 2)]
                 [--finetune-fraction X (0.25: last part trains with the gates frozen at 0/1)]

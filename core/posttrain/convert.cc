@@ -195,7 +195,7 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
                             {"feature_map_lr", o.feature_map_lr},
                             {"lr_floor", o.lr_floor},
                             {"adm_weighting", AdmWeightingName(o.adm_weighting)},
-                            {"adm_anchor", o.adm_anchor},
+                            {"adm_anchor", o.objective == Objective::kAdm ? o.adm_anchor : 0.0},
                             {"gate_lr", o.gate_lr},
                             {"lambda", o.lambda},
                             {"r_init", o.r_init},
@@ -410,9 +410,6 @@ absl::Status ValidateConvertOptions(const ConvertOptions& o, int64_t num_layers)
   if (o.heuristic_points < 1) return Bad("--heuristic-points must be >= 1");
   if (!(o.adm_anchor >= 0 && o.adm_anchor <= 100)) {
     return Bad(absl::StrCat("--adm-anchor must be in [0, 100] (0: pure ADM), got ", o.adm_anchor));
-  }
-  if (o.adm_anchor > 0 && o.objective != Objective::kAdm) {
-    return Bad("--adm-anchor is a term of the ADM objective; with --objective mse leave it at 0");
   }
   if (!(o.divergence_factor >= 0)) return Bad("--divergence-factor must be >= 0 (0: off)");
   if (o.max_rollbacks < 0) return Bad("--max-rollbacks must be >= 0 (0: stop at a divergence)");

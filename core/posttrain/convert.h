@@ -77,8 +77,9 @@ struct ConvertOptions {
   // ADM only: weight β of the MSE to the cached teacher velocity at x_{t_i}, added to the ADM
   // surrogate (0: pure ADM). The one-step ADM signal corrects the student's velocity at step i by
   // its error at step i+1 and never by its own (docs/linvideo.md, "Why one-step ADM diverges");
-  // the anchor is the restoring term that makes the error dynamics contract.
-  double adm_anchor = 0;
+  // the anchor is the restoring term that makes the error dynamics contract. It must exceed c/2,
+  // c = the mean ADM step factor (0.048 on the served schedule); 0.05 is the shipped recipe's.
+  double adm_anchor = 0.05;
   double gate_lr = 0.5;  // the gates r: plain SGD (why: convert.cc)
   double lambda = 0.01;  // weight of L_con + L_reg
   double r_init = 0.9;   // see docs/linvideo.md: why not 1
