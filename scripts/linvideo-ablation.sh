@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The LinVideo ablation table of docs/linvideo.md on the shapes world, 3 of 6 layers linear:
 #   scripts/linvideo-ablation.sh [ROWS...]     (default: every row, in the order below)
-# Rows: teacher, untrained, heuristic, deep, auto-mse (the shipped model), auto-adm (pure ADM),
-# auto-adm-anchor (ADM + the MSE anchor, --adm-anchor $ADM_ANCHOR; docs/linvideo.md says why).
+# Rows: teacher, untrained, heuristic, deep, auto-mse (trained with the MSE objective), auto-adm
+# (pure ADM, --adm-anchor 0), auto-adm-anchor (the shipped model: ADM + the MSE anchor,
+# --adm-anchor $ADM_ANCHOR; docs/linvideo.md says why).
 # Every trained row uses the same
 # trajectory cache (make-default-linvideo.sh's), seed and step budget; every row is evaluated on the
 # same prompts and SEEDS fixed seeds (50-step UniPC, guidance 5) with fidelity against the
@@ -72,11 +73,11 @@ for row in "${ROWS[@]}"; do
       evaluate heuristic "$WORK/model-heuristic" ;;
     deep) convert deep --select layers:3,4,5 --objective adm --adm-anchor "$ADM_ANCHOR"
       evaluate deep "$WORK/model-deep" ;;
-    auto-mse) evaluate auto-mse "$SHIPPED" ;;  # the shipped recipe (make-default-linvideo.sh)
-    auto-adm) convert auto-adm --select auto --objective adm
+    auto-mse) convert auto-mse --select auto --objective mse
+      evaluate auto-mse "$WORK/model-auto-mse" ;;
+    auto-adm) convert auto-adm --select auto --objective adm --adm-anchor 0
       evaluate auto-adm "$WORK/model-auto-adm" ;;
-    auto-adm-anchor) convert auto-adm-anchor --select auto --objective adm --adm-anchor "$ADM_ANCHOR"
-      evaluate auto-adm-anchor "$WORK/model-auto-adm-anchor" ;;
+    auto-adm-anchor) evaluate auto-adm-anchor "$SHIPPED" ;;  # make-default-linvideo.sh's recipe
     *) echo "unknown row '$row'; rows: teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor" >&2
       exit 2 ;;
   esac
@@ -84,7 +85,7 @@ done
 
 names=(teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor)
 labels=("teacher" "untrained conversion" "heuristic + ADM" "layers 3-5 + ADM"
-  "auto + MSE (shipped)" "auto + ADM" "auto + ADM (anchored)")
+  "auto + MSE" "auto + ADM (pure)" "auto + ADM, anchored (shipped)")
 rows=""
 for i in "${!names[@]}"; do
   [ -f "$WORK/eval-${names[$i]}/eval.json" ] || continue
