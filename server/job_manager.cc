@@ -689,6 +689,10 @@ void JobManager::Publish(const std::string& id) {
       }
       job.output_path = target.filename().string();
     }
+    if (job.output_path.empty()) {
+      return end(JobState::kFailed, absl::StrCat("no free version of '", name, "' left under ",
+                                                 options_.checkpoint_root));
+    }
     absl::MutexLock lock(&mu_);
     Job& j = *jobs_.at(id);
     j.snap.output_path = job.output_path;
@@ -699,7 +703,13 @@ void JobManager::Publish(const std::string& id) {
     const fs::path target = fs::path(options_.checkpoint_root) / job.output_path;
     std::error_code ec;
     if (fs::exists(output, ec)) {
-      fs::remove_all(target, ec);  // empty, or a copy cut short
+      // Empty, or holding a copy cut short: clear what is inside but keep the folder itself,
+      // which is this job's claim on the version (rename onto an empty folder replaces it).
+      for (fs::directory_iterator it(target, ec), end_it; !ec && it != end_it; it.increment(ec)) {
+        std::error_code rm;
+        fs::remove_all(it->path(), rm);
+      }
+      ec.clear();
       fs::rename(output, target, ec);
       if (ec) {  // another file system: copy, then drop the job's copy
         ec.clear();
