@@ -21,8 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// trajectories: a progress.json with every field of the wrong type; convert: a half-written one,
-// then an export with 1 linear layer of 2.
+// trajectories: a progress.json with a fractional step, then one with every other field of the
+// wrong type, left in place (the supervisor reads it again when the stage ends, so the test does
+// not depend on its polling); convert: a half-written one, then an export with 1 linear layer of 2.
 constexpr char kFakeTrain[] = R"(#!/bin/sh
 cmd=$1; shift
 while [ $# -gt 0 ]; do
@@ -31,10 +32,10 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out"
 if [ "$cmd" = trajectories ]; then
-  printf '{"step": 1, "total": "many", "eta_s": null, "losses": {"gap": null, "con": 0.5}, "r": [null, 0.25], "gate_layers": [1, "x"]}' > "$out/progress.json"
-  sleep 1
   printf '{"step": 2.5, "total": 4}' > "$out/progress.json"
-  sleep 0.5
+  sleep 0.3
+  printf '{"step": 1, "total": "many", "eta_s": null, "losses": {"gap": null, "con": 0.5}, "r": [null, 0.25], "gate_layers": [1, "x"]}' > "$out/progress.json"
+  sleep 0.3
   exit 0
 fi
 if [ "$cmd" = convert ]; then
