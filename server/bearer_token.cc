@@ -3,25 +3,23 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/io/file_util.h"
 #include "server/log.h"
 
 namespace linvideo::server {
 
 namespace {
 
+// A token is a line of text: anything beyond 64 KiB is not one.
 absl::StatusOr<std::string> ReadToken(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", file));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(ss.str()));
+  absl::StatusOr<std::string> text = core::io::ReadFileToString(file, 64 << 10);
+  if (!text.ok()) return absl::FailedPreconditionError(text.status().message());
+  std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty()) return absl::FailedPreconditionError(absl::StrCat(file, " is empty"));
   return token;
 }
