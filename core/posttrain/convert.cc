@@ -544,7 +544,13 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     }
     return train::SaveTrainState(ckpt, state);
   };
-  if (fs::exists(ckpt)) LV_RETURN_IF_ERROR(train::LoadTrainState(ckpt, &state));
+  // save() renames the last checkpoint aside before writing the new one: a run killed between
+  // the two has only convert.prev.ckpt, which is where it resumes.
+  if (fs::exists(ckpt)) {
+    LV_RETURN_IF_ERROR(train::LoadTrainState(ckpt, &state));
+  } else if (fs::exists(prev_ckpt)) {
+    LV_RETURN_IF_ERROR(train::LoadTrainState(prev_ckpt, &state));
+  }
   const int64_t first = state.next_step;
   train::ProgressLog log((fs::path(o.work_dir) / "convert.log").string(), first, o.steps);
   log.Line(absl::StrFormat(

@@ -250,6 +250,32 @@ TEST_F(ConversionTest, ResumeContinuesToTheSameWeights) {
   for (const auto& [name, t] : *a) EXPECT_TRUE(torch::equal(t, b->at(name))) << name;
 }
 
+TEST_F(ConversionTest, KilledWhileCheckpointingResumesFromThePreviousCheckpoint) {
+  ConvertOptions whole = Convert("whole_ref");
+  whole.objective = Objective::kMse;
+  whole.checkpoint_every = 2;
+  ASSERT_TRUE(RunConversion(whole).ok());
+  ConvertOptions split = Convert("split_prev");
+  split.objective = Objective::kMse;
+  split.checkpoint_every = 2;
+  split.stop_after = 2;  // checkpoints at step 2, then again on stopping: ckpt and prev.ckpt
+  ASSERT_TRUE(RunConversion(split).ok());
+  ASSERT_TRUE(fs::exists(split.work_dir + "/convert.prev.ckpt"));
+  // Killed after the last checkpoint was renamed aside, before the new one was written.
+  fs::remove(split.work_dir + "/convert.ckpt");
+  split.stop_after = 0;
+  auto rest = RunConversion(split);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_TRUE(rest->finished);
+  std::ifstream log(split.work_dir + "/convert.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("resumed at step 2"), std::string::npos) << text;  // not from scratch
+  auto a = io::ReadWeights(whole.out_dir + "/transformer", "");
+  auto b = io::ReadWeights(split.out_dir + "/transformer", "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const auto& [name, t] : *a) EXPECT_TRUE(torch::equal(t, b->at(name))) << name;
+}
+
 TEST_F(ConversionTest, AdmAnchorEntersTheGradientAndTheLineage) {
   ConvertOptions pure = Convert("pure_adm");
   pure.select = *ParseLayerChoice("layers:1,3");
