@@ -8,7 +8,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "client/cli.h"
 
 namespace linvideo::client {
@@ -132,13 +135,17 @@ bool BuildRequest(const Args& a, v1::GenerateRequest* r, std::string* error) {
   if (a.Has("shift")) r->set_shift(a.Num("shift", 0));
   r->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
   r->set_fps(static_cast<int>(a.Num("fps", 0)));
-  const std::string sampler = a.Get("sampler", "unipc");
-  if (sampler == "unipc")
+  const std::string sampler = a.Get("sampler");  // empty: the model's declared sampler
+  if (sampler.empty())
+    r->set_sampler(v1::SAMPLER_UNSPECIFIED);
+  else if (sampler == "unipc")
     r->set_sampler(v1::SAMPLER_UNIPC);
   else if (sampler == "euler")
     r->set_sampler(v1::SAMPLER_EULER);
+  else if (sampler == "fewstep" || sampler == "few_step" || sampler == "few-step")
+    r->set_sampler(v1::SAMPLER_FEW_STEP);
   else
-    return *error = "--sampler: allowed unipc, euler", false;
+    return *error = "--sampler: allowed unipc, euler, fewstep (unset: the model's own)", false;
   const std::string format = a.Get("format", "mp4");
   if (format == "mp4")
     r->set_format(v1::OUTPUT_FORMAT_MP4);
@@ -300,11 +307,19 @@ int CmdModels(const Args& a) {
   grpc::Status st = c.generation->ListModels(ctx.get(), v1::ListModelsRequest(), &resp);
   if (!st.ok()) return Fail(st);
   for (const auto& m : resp.models()) {
+    // SAMPLER_FEW_STEP -> "fewstep", the name --sampler takes.
+    std::string sampler = absl::StrReplaceAll(
+        absl::AsciiStrToLower(v1::Sampler_Name(m.default_sampler()).substr(8)), {{"_", ""}});
+    if (m.timesteps_size() > 0) {
+      sampler = absl::StrCat(sampler, " only, timesteps ", absl::StrJoin(m.timesteps(), ","));
+    }
     std::cout << absl::StrFormat(
-        "%s%s v%d %s  max %dx%d frames<=%d steps<=%d, defaults %dx%dx%d %d steps\n", m.name(),
-        m.is_default() ? " (default)" : "", m.checkpoint_version(), m.path(), m.max_width(),
-        m.max_height(), m.max_frames(), m.max_steps(), m.default_width(), m.default_height(),
-        m.default_frames(), m.default_steps());
+        "%s%s v%d %s  max %dx%d frames<=%d steps<=%d, defaults %dx%dx%d %d steps guidance %g, "
+        "sampler %s\n",
+        m.name(), m.is_default() ? " (default)" : "", m.checkpoint_version(), m.path(),
+        m.max_width(), m.max_height(), m.max_frames(), m.max_steps(), m.default_width(),
+        m.default_height(), m.default_frames(), m.default_steps(), m.default_guidance(), sampler);
+    if (a.Has("lineage")) std::cout << "  lineage " << m.lineage_json() << "\n";
   }
   return 0;
 }

@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
                            params->width,
                            params->height,
                            params->frames,
-                           params->sampler,
+                           params->sampler.value_or((*model)->limits.default_sampler),
                            core::params::UsesCfg(*params)};
   r->entry.priority = std::clamp(o.priority, 0, kNumPriorities - 1);
   r->entry.tokens = tokens;

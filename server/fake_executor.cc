@@ -60,6 +60,12 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     l.max_frames = j.value("max_frames", l.max_frames);
     l.max_steps = j.value("max_steps", l.max_steps);
     l.default_steps = j.value("default_steps", l.default_steps);
+    // A fake distilled model: {"sampler": "fewstep", "timesteps": [1000, 750, 500, 250]}.
+    absl::Status declared = core::params::DeclareSampler(
+        j.value("sampler", std::string()), j.value("timesteps", std::vector<int64_t>()), l);
+    if (!declared.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", declared.message()));
+    }
     if (j.value("fail_warmup", false))
       return absl::FailedPreconditionError("fake model marked broken");
   } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/io/json_file.h"
 
 namespace linvideo::server {
 
@@ -53,6 +54,24 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(const std
   return LoadAndActivate(name, path, *dir);
 }
 
+namespace {
+
+// The lineage sections ("linvideo_conversion", "linvideo_distillation", "linvideo_training", ...)
+// of a model folder's model_index.json; the serving section "linvideo" is not lineage.
+std::string ReadLineageJson(const std::string& dir) {
+  auto index = core::io::ReadJsonFile(dir + "/model_index.json");
+  nlohmann::json lineage = nlohmann::json::object();
+  if (index.ok() && index->is_object()) {
+    for (const auto& [key, value] : index->items()) {
+      if (absl::StartsWith(key, "linvideo_")) lineage[key] = value;
+    }
+  }
+  // Replace (not throw on) invalid UTF-8: a proto string must be valid UTF-8.
+  return lineage.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivate(
     const std::string& name, const std::string& display_path, const std::string& dir) {
   absl::MutexLock load_lock(&load_mu_);
@@ -81,6 +100,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   model->loaded_at = absl::Now();
   model->executor = std::move(*executor);
   model->limits = model->executor->limits();
+  model->lineage_json = ReadLineageJson(dir);
   if (options_.max_prompt_bytes > 0) {
     model->limits.max_prompt_bytes =
         std::min(model->limits.max_prompt_bytes, options_.max_prompt_bytes);

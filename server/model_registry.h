@@ -28,6 +28,9 @@ struct LoadedModel {
   absl::Time loaded_at;
   std::shared_ptr<Executor> executor;
   ModelLimits limits;  // the executor's, with the server's caps applied: what requests get
+  // How the checkpoint was made: the "linvideo_*" lineage sections of its model_index.json
+  // (conversion, distillation, training) as one compact JSON object; "{}" without any.
+  std::string lineage_json = "{}";
 
   // Fills in this model's defaults and validates (core::params::Resolve). Any thread.
   absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const;

@@ -93,11 +93,11 @@ absl::Status PipelineExecutor::WarmUp() {
   p.width = std::max(limits().min_size, limits().width_multiple());
   p.height = std::max(limits().min_size, limits().height_multiple());
   p.frames = 1;
-  p.steps = 1;
+  p.steps = limits().fixed_timesteps.empty() ? 1 : 0;  // a distilled model runs its own list
   p.guidance = 0;
   LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(p, limits()));
   LV_ASSIGN_OR_RETURN(auto states, Start({&resolved}));
-  LV_RETURN_IF_ERROR(Step({states[0].get()}));
+  while (!states[0]->done()) LV_RETURN_IF_ERROR(Step({states[0].get()}));
   LV_ASSIGN_OR_RETURN(media::VideoFrames frames, Decode(*states[0]));
   if (frames.frames != 1) return absl::InternalError("warm-up decoded an unexpected frame count");
   return absl::OkStatus();

@@ -33,6 +33,18 @@ v1::RequestState ToProto(RequestPhase p) {
   return v1::REQUEST_STATE_UNSPECIFIED;
 }
 
+v1::Sampler ToProto(core::params::SamplerKind kind) {
+  switch (kind) {
+    case core::params::SamplerKind::kUniPC:
+      return v1::SAMPLER_UNIPC;
+    case core::params::SamplerKind::kEuler:
+      return v1::SAMPLER_EULER;
+    case core::params::SamplerKind::kFewStep:
+      return v1::SAMPLER_FEW_STEP;
+  }
+  return v1::SAMPLER_UNSPECIFIED;
+}
+
 // Streams a finished request's result: blob i (the video, or PNG frame i) in pieces of at most
 // kChunkBytes, `last` on the final piece of the last blob. False when the client went away.
 bool WriteChunks(const ServeRequest& r, grpc::ServerWriter<v1::GenerateEvent>* writer) {
@@ -129,15 +141,21 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   p.guidance = req.guidance() == 0 ? core::params::kUseDefault : req.guidance();
   p.shift = req.shift() == 0 ? core::params::kUseDefault : req.shift();
   switch (req.sampler()) {
-    case v1::SAMPLER_UNSPECIFIED:
+    case v1::SAMPLER_UNSPECIFIED:  // the model's declared sampler (Resolve)
+      break;
     case v1::SAMPLER_UNIPC:
       p.sampler = core::params::SamplerKind::kUniPC;
       break;
     case v1::SAMPLER_EULER:
       p.sampler = core::params::SamplerKind::kEuler;
       break;
+    case v1::SAMPLER_FEW_STEP:
+      p.sampler = core::params::SamplerKind::kFewStep;
+      break;
     default:
-      return absl::InvalidArgumentError("sampler: allowed SAMPLER_UNIPC, SAMPLER_EULER");
+      return absl::InvalidArgumentError(
+          "sampler: allowed SAMPLER_UNSPECIFIED (the model's own), SAMPLER_UNIPC, SAMPLER_EULER, "
+          "SAMPLER_FEW_STEP");
   }
   p.seed = req.seed();
   o.output.fps = req.fps();
@@ -303,6 +321,11 @@ grpc::Status GenerationService::ListModels(grpc::ServerContext* ctx, const v1::L
     info->set_default_height(static_cast<int>(l.default_height));
     info->set_default_frames(static_cast<int>(l.default_frames));
     info->set_default_steps(static_cast<int>(l.default_steps));
+    info->set_default_guidance(l.default_guidance);
+    info->set_default_shift(l.default_shift);
+    info->set_default_sampler(ToProto(l.default_sampler));
+    for (int64_t t : l.fixed_timesteps) info->add_timesteps(static_cast<int32_t>(t));
+    info->set_lineage_json(m->lineage_json);
     info->set_is_default(first);
     first = false;
   }

@@ -44,7 +44,7 @@ constexpr char kUsage[] =
     "        detector accuracy per attribute on N ground-truth clips (optionally box-blurred\n"
     "        and with Gaussian noise); fails below 98%\n"
     "  run --model DIR --out DIR [--reference-model DIR] [--prompts seen|heldout|all (all)]\n"
-    "      [--seeds K (1)] [--steps S] [--guidance G] [--shift S] [--sampler unipc|euler]\n"
+    "      [--seeds K (1)] [--steps S] [--guidance G] [--shift S] [--sampler unipc|euler|fewstep]\n"
     "      [--frames F] [--height H] [--width W] [--batch B (4)] [--threads N] [--device cpu]\n"
     "        generate the fixed evaluation prompts x the first K fixed seeds, score them against\n"
     "        their prompts (and the reference model's videos), write eval.json, eval.md and\n"
@@ -205,8 +205,10 @@ absl::Status Run(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(base.frames, flags.GetInt("frames", 0));
   LV_ASSIGN_OR_RETURN(base.height, flags.GetInt("height", 0));
   LV_ASSIGN_OR_RETURN(base.width, flags.GetInt("width", 0));
-  LV_ASSIGN_OR_RETURN(base.sampler,
-                      linvideo::core::sampling::ParseSamplerKind(flags.Get("sampler", "unipc")));
+  if (flags.Has("sampler")) {  // unset: the model's declared sampler
+    LV_ASSIGN_OR_RETURN(base.sampler,
+                        linvideo::core::sampling::ParseSamplerKind(flags.Get("sampler")));
+  }
 
   LV_ASSIGN_OR_RETURN(auto model, lp::TextToVideoPipeline::Create(options));
   std::unique_ptr<lp::TextToVideoPipeline> reference;
@@ -353,7 +355,8 @@ absl::Status Run(const std::vector<std::string>& args) {
       {"steps", resolved.steps},
       {"guidance", resolved.guidance},
       {"shift", resolved.shift},
-      {"sampler", flags.Get("sampler", "unipc")},
+      {"sampler", linvideo::core::params::SamplerKindName(
+                      resolved.sampler.value_or(linvideo::core::params::SamplerKind::kUniPC))},
       {"frames", resolved.frames},
       {"height", resolved.height},
       {"width", resolved.width},

@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "  --negative-prompt TEXT   (default: empty)\n"
     "  --frames N               4k+1 (default: the model's)\n"
     "  --height H --width W     multiples of 16 (default: the model's)\n"
-    "  --steps N --guidance G --shift S --sampler unipc|euler --seed S\n"
+    "  --steps N --guidance G --shift S --sampler unipc|euler|fewstep --seed S\n"
     "  --fps N (16) --format mp4|webm|png (from OUT's extension; png writes a contact sheet and\n"
     "           OUT_frames/NNN.png)\n"
     "  --contact-sheet FILE.png  also write a contact sheet\n"
@@ -60,8 +60,10 @@ absl::Status Run(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(p.shift, flags.GetDouble("shift", linvideo::core::params::kUseDefault));
   LV_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
   p.seed = static_cast<uint64_t>(seed);
-  LV_ASSIGN_OR_RETURN(p.sampler,
-                      linvideo::core::sampling::ParseSamplerKind(flags.Get("sampler", "unipc")));
+  if (flags.Has("sampler")) {  // unset: the model's declared sampler
+    LV_ASSIGN_OR_RETURN(p.sampler,
+                        linvideo::core::sampling::ParseSamplerKind(flags.Get("sampler")));
+  }
   LV_ASSIGN_OR_RETURN(int64_t fps, flags.GetInt("fps", 16));
 
   std::string format = flags.Get("format");

@@ -27,6 +27,7 @@
 #include "core/models/wan/vae_config.h"
 #include "core/pipeline/model_folder.h"
 #include "core/posttrain/convert.h"
+#include "core/posttrain/distill.h"
 #include "core/posttrain/trajectory_cache.h"
 #include "core/train/recipe.h"
 #include "media/bytes_io.h"
@@ -106,6 +107,16 @@ LinVideo post-training (docs/linvideo.md):
                 [--trainable all|attention] (attention: only the self-attention layers train;
                 optimizer state for ~20% of the weights, e.g. the 1.3B on a 24 GB CPU machine)
                 progress in WORK/convert.log; resumes from WORK/convert.ckpt when rerun
+  distill       4-step distillation (DMD2) of a converted model: --base DIR --cache DIR
+                (trajectories of its teacher: the prompts) --work DIR [--out DIR]
+                [--timesteps 1000,750,500,250] [--shift X (the base's serving shift)]
+                [--steps N (400) generator updates] [--batch N (2)] [--fake-updates N (5)]
+                [--real-guidance X (3)] [--lr X (1e-5)] [--fake-lr X (1e-5)] [--min-t X (0.02)]
+                [--max-t X (0.98)] [--ema-decay X (0.99)] [--backward-simulation on|off]
+                [--seed N] [--log-every N] [--checkpoint-every N] [--stop-after N]
+                [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
+                progress in WORK/distill.log; resumes from WORK/distill.ckpt when rerun; the
+                exported folder declares its sampler (fewstep over the list, guidance off)
 
 Each stage resumes from the checkpoint in its --work directory. The defaults are the recipe of
 the shipped default model (core/train/recipe.h); scripts/train-default.sh runs it end to end.
@@ -547,6 +558,82 @@ absl::Status Convert(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+absl::Status Distill(const std::vector<std::string>& args) {
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"base",
+                                                   "cache",
+                                                   "work",
+                                                   "out",
+                                                   "timesteps",
+                                                   "shift",
+                                                   "steps",
+                                                   "batch",
+                                                   "fake-updates",
+                                                   "real-guidance",
+                                                   "lr",
+                                                   "fake-lr",
+                                                   "min-t",
+                                                   "max-t",
+                                                   "ema-decay",
+                                                   "backward-simulation",
+                                                   "seed",
+                                                   "log-every",
+                                                   "checkpoint-every",
+                                                   "stop-after",
+                                                   "device",
+                                                   "precision",
+                                                   "threads"}));
+  pt::DistillOptions o;
+  LV_ASSIGN_OR_RETURN(o.base_dir, f.Required("base"));
+  LV_ASSIGN_OR_RETURN(o.cache_dir, f.Required("cache"));
+  LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
+  o.out_dir = f.Get("out");
+  if (f.Has("timesteps")) {
+    o.timesteps.clear();
+    for (absl::string_view part : absl::StrSplit(f.Get("timesteps"), ',', absl::SkipEmpty())) {
+      int64_t t = 0;
+      if (!absl::SimpleAtoi(part, &t)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--timesteps: '", part, "' is not an integer (use e.g. 1000,750,500,250)"));
+      }
+      o.timesteps.push_back(t);
+    }
+  }
+  LV_ASSIGN_OR_RETURN(o.shift, f.GetDouble("shift", o.shift));
+  LV_ASSIGN_OR_RETURN(o.steps, f.GetInt("steps", o.steps));
+  LV_ASSIGN_OR_RETURN(o.batch, f.GetInt("batch", o.batch));
+  LV_ASSIGN_OR_RETURN(o.fake_updates, f.GetInt("fake-updates", o.fake_updates));
+  LV_ASSIGN_OR_RETURN(o.real_guidance, f.GetDouble("real-guidance", o.real_guidance));
+  LV_ASSIGN_OR_RETURN(o.lr, f.GetDouble("lr", o.lr));
+  LV_ASSIGN_OR_RETURN(o.fake_lr, f.GetDouble("fake-lr", o.fake_lr));
+  LV_ASSIGN_OR_RETURN(o.min_t, f.GetDouble("min-t", o.min_t));
+  LV_ASSIGN_OR_RETURN(o.max_t, f.GetDouble("max-t", o.max_t));
+  LV_ASSIGN_OR_RETURN(o.ema_decay, f.GetDouble("ema-decay", o.ema_decay));
+  const std::string sim = f.Get("backward-simulation", "on");
+  if (sim != "on" && sim != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backward-simulation '", sim, "' is not allowed; use on or off"));
+  }
+  o.backward_simulation = sim == "on";
+  LV_RETURN_IF_ERROR(Seed(f, &o.seed));
+  LV_ASSIGN_OR_RETURN(o.log_every, f.GetInt("log-every", o.log_every));
+  LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
+  LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
+  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
+  LV_ASSIGN_OR_RETURN(pt::DistillSummary s, pt::RunDistillation(o));
+  if (!s.finished) {
+    std::cout << "distill: stopped at step " << s.steps << " of " << o.steps
+              << "; rerun the same command to resume\n";
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat(
+      "distill: %d generator steps (%.0f s this run), timesteps [%s], final DM loss %.3e, "
+      "fake-score loss %.3e%s\n",
+      s.steps, s.seconds, absl::StrJoin(s.schedule_timesteps, ", "), s.final_dm_loss,
+      s.final_fake_loss, o.out_dir.empty() ? "" : absl::StrCat(", exported ", o.out_dir));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -576,6 +663,8 @@ int main(int argc, char** argv) {
     status = Trajectories(args);
   } else if (command == "convert") {
     status = Convert(args);
+  } else if (command == "distill") {
+    status = Distill(args);
   } else if (command == "corpus") {
     status = Corpus(args);
   } else {

@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/params/sampler_kind.h"
@@ -29,7 +31,7 @@ struct GenerationParams {
   int64_t steps = 0;
   double guidance = kUseDefault;  // <= 1 disables classifier-free guidance (see UsesCfg)
   double shift = kUseDefault;
-  SamplerKind sampler = SamplerKind::kUniPC;
+  std::optional<SamplerKind> sampler;  // unset: the model's declared sampler (Resolve sets it)
   uint64_t seed = 0;
 };
 
@@ -61,6 +63,11 @@ struct ModelLimits {
   // Defaults applied to unset GenerationParams fields.
   int64_t default_width = 832, default_height = 480, default_frames = 81, default_steps = 50;
   double default_guidance = 5.0, default_shift = 5.0;
+  SamplerKind default_sampler = SamplerKind::kUniPC;
+  // A distilled few-step model's timestep list (model_index.json "linvideo" section, e.g. 1000,
+  // 750, 500, 250 before the shift): non-empty, the model accepts only the fewstep sampler with
+  // exactly these steps and no classifier-free guidance. Empty: any sampler and step count.
+  std::vector<int64_t> fixed_timesteps;
   LatentGeometry geometry;
 
   // Width and height must be multiples of these (VAE stride x DiT patch).
@@ -76,6 +83,17 @@ int CfgPasses(const GenerationParams& params);
 LatentShape LatentShapeOf(const GenerationParams& params, const LatentGeometry& geometry);
 // Tokens one step of a resolved request costs against a step budget: latent tokens x CFG passes.
 int64_t StepTokens(const GenerationParams& params, const LatentGeometry& geometry);
+
+// Declares the sampler a model folder was made for (model_index.json's "linvideo" section):
+// `sampler` by name; a non-empty `timesteps` list (strictly decreasing, in [1, 1000]) makes it a
+// distilled few-step model: fewstep only, default steps = the list's length, guidance off.
+// INVALID_ARGUMENT says what is wrong with the declaration.
+absl::Status DeclareSampler(const std::string& sampler, const std::vector<int64_t>& timesteps,
+                            ModelLimits& limits);
+
+// The timesteps (before the shift, on the 1000-step training grid) a resolved fewstep request
+// samples: the model's fixed list, else `steps` evenly spaced from 1000 (4 -> 1000, 750, 500, 250).
+std::vector<int64_t> FewStepTimesteps(const GenerationParams& params, const ModelLimits& limits);
 
 // Fills in the model's defaults and validates every field against `limits`. INVALID_ARGUMENT names
 // the field, the value, and what is allowed.

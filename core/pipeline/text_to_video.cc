@@ -56,8 +56,9 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
                                                             torch::Tensor uncond) override {
     auto state = std::make_unique<RequestState>();
     state->params = params;
-    LV_ASSIGN_OR_RETURN(state->schedule, sampling::MakeFlowSchedule(params.steps, params.shift));
-    state->sampler = sampling::MakeSamplerState(params.sampler);
+    LV_ASSIGN_OR_RETURN(state->schedule, sampling::MakeRequestSchedule(params, limits_));
+    state->sampler = sampling::MakeSamplerState(params.sampler.value_or(limits_.default_sampler),
+                                                {}, params.seed);
     const bool cfg = core::params::UsesCfg(params);
     if (!cond.defined()) return absl::InvalidArgumentError("InitRequest: missing prompt embedding");
     if (cfg && !uncond.defined()) {
@@ -210,11 +211,16 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
 }  // namespace
 
 // Optional "linvideo" section of model_index.json: serving defaults and limits of this model (the
-// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults).
-void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
-  auto index = io::ReadJsonFile((std::filesystem::path(root) / "model_index.json").string());
-  if (!index.ok() || !index->contains("linvideo")) return;
+// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults) and the sampler
+// it was made for (a distilled model's fixed timestep list).
+absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
+  const std::string path = (std::filesystem::path(root) / "model_index.json").string();
+  auto index = io::ReadJsonFile(path);
+  if (!index.ok() || !index->contains("linvideo")) return absl::OkStatus();
   const auto& j = (*index)["linvideo"];
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(path + ": \"linvideo\" must be an object");
+  }
   auto get = [&](const char* key, auto& field) {
     if (j.contains(key) && j[key].is_number()) field = j[key].get<std::decay_t<decltype(field)>>();
   };
@@ -228,6 +234,31 @@ void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
   get("max_height", limits.max_height);
   get("max_frames", limits.max_frames);
   get("max_steps", limits.max_steps);
+  std::string sampler;
+  std::vector<int64_t> timesteps;
+  if (j.contains("sampler")) {
+    if (!j["sampler"].is_string()) {
+      return absl::InvalidArgumentError(path +
+                                        ": \"linvideo.sampler\" must be a sampler name "
+                                        "(unipc, euler, fewstep)");
+    }
+    sampler = j["sampler"].get<std::string>();
+  }
+  if (j.contains("timesteps")) {
+    const auto& t = j["timesteps"];
+    bool ok = t.is_array();
+    for (const auto& v : t) ok = ok && v.is_number_integer();
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          path +
+          ": \"linvideo.timesteps\" must be an array of integers (e.g. [1000, 750, 500, "
+          "250])");
+    }
+    timesteps = t.get<std::vector<int64_t>>();
+  }
+  absl::Status declared = core::params::DeclareSampler(sampler, timesteps, limits);
+  if (!declared.ok()) return Annotate(declared, path);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create(
@@ -268,7 +299,7 @@ absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create
                                                    " does not match the transformer's in_dim ",
                                                    g.channels));
   }
-  ApplyModelIndexLimits(folder.root, limits);
+  LV_RETURN_IF_ERROR(ApplyModelIndexLimits(folder.root, limits));
   return std::unique_ptr<TextToVideoPipeline>(std::make_unique<WanTextToVideoPipeline>(
       std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits));
 }

@@ -36,8 +36,9 @@ using params::ModelLimits;
 using params::SamplerKind;
 
 // Overrides `limits` with the optional "linvideo" section of `root`/model_index.json (serving
-// defaults and limits of the small shipped models); leaves them as they are without one.
-void ApplyModelIndexLimits(const std::string& root, ModelLimits& limits);
+// defaults and limits of the small shipped models, the declared sampler and a distilled model's
+// timestep list); leaves them as they are without one. INVALID_ARGUMENT for a malformed section.
+absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits);
 
 struct PipelineOptions {
   std::string model_dir;  // diffusers layout (model_index.json) or Wan layout

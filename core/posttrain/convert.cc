@@ -29,7 +29,6 @@
 #include "core/posttrain/student.h"
 #include "core/posttrain/trajectory_cache.h"
 #include "core/train/train_state.h"
-#include "kernels/torch_compat.h"
 
 namespace linvideo::core::posttrain {
 namespace fs = std::filesystem;
@@ -92,13 +91,6 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
   batch.sigma_next = torch::tensor(sx).to(device);
   batch.adm_weight = torch::tensor(aw).to(device);
   return batch;
-}
-
-// Forward pass under the requested autocast; the velocity comes back fp32.
-torch::Tensor Velocity(wan::WanModel& model, const torch::Tensor& x, const torch::Tensor& t,
-                       const torch::Tensor& context, bool bf16) {
-  kernels::ScopedBf16Autocast autocast(bf16, x.device().type());
-  return model->forward(x, t, context).to(torch::kFloat);
 }
 
 // Heuristic selection: each unpinned layer alone turned linear (identity feature map), the mean

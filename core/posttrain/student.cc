@@ -7,6 +7,7 @@
 #include "core/attention/hybrid_attention.h"
 #include "core/common/status.h"
 #include "core/io/state_dict.h"
+#include "kernels/torch_compat.h"
 
 namespace linvideo::core::posttrain {
 namespace {
@@ -88,6 +89,12 @@ absl::StatusOr<std::vector<torch::Tensor>> HybridGates(wan::WanModel& student,
     gates.push_back(core->r());
   }
   return gates;
+}
+
+torch::Tensor Velocity(wan::WanModel& model, const torch::Tensor& x, const torch::Tensor& t,
+                       const torch::Tensor& context, bool bf16) {
+  kernels::ScopedBf16Autocast autocast(bf16, x.device().type());
+  return model->forward(x, t, context).to(torch::kFloat);
 }
 
 }  // namespace linvideo::core::posttrain

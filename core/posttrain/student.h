@@ -27,6 +27,11 @@ absl::StatusOr<wan::WanModel> MakeHybridStudent(wan::WanModel& teacher,
 absl::StatusOr<wan::WanModel> MakeLinearStudent(wan::WanModel& teacher,
                                                 const std::vector<int64_t>& linear);
 
+// The model's velocity at (x, t, context) under bf16 autocast when `bf16` is set, returned fp32
+// (t: [B] timesteps on the 1000-step grid, as float).
+torch::Tensor Velocity(wan::WanModel& model, const torch::Tensor& x, const torch::Tensor& t,
+                       const torch::Tensor& context, bool bf16);
+
 // The student's gates r ([] fp32 parameters), in HybridLayers order. FAILED_PRECONDITION when a
 // layer listed by HybridLayers(options) is not hybrid.
 absl::StatusOr<std::vector<torch::Tensor>> HybridGates(wan::WanModel& student,

@@ -60,7 +60,7 @@ nlohmann::json Settings(const TrajectoryCacheOptions& o, const params::Generatio
           {"steps", p.steps},
           {"guidance", p.guidance},
           {"shift", p.shift},
-          {"sampler", params::SamplerKindName(p.sampler)},
+          {"sampler", params::SamplerKindName(p.sampler.value_or(params::SamplerKind::kUniPC))},
           {"negative_prompt", p.negative_prompt}};
 }
 

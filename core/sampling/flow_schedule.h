@@ -33,6 +33,14 @@ struct FlowSchedule {
 // INVALID_ARGUMENT unless 1 <= steps <= kMaxSteps and shift is finite and > 0.
 absl::StatusOr<FlowSchedule> MakeFlowSchedule(int64_t steps, double shift);
 
+// A schedule over an explicit timestep list on the 1000-step training grid (a few-step model's
+// [1000, 750, 500, 250]): sigma_k = min(ShiftSigma(t_k / 1000, shift), float32(0.999)) (the
+// training grid's largest sigma), timestep_k = int64(sigma_k * 1000), sigmas end with 0. Shift 5
+// maps 1000, 750, 500, 250 to timesteps 999, 937, 833, 625. INVALID_ARGUMENT unless the list is
+// strictly decreasing in [1, 1000] and the shift finite and > 0.
+absl::StatusOr<FlowSchedule> MakeTimestepSchedule(const std::vector<int64_t>& timesteps,
+                                                  double shift);
+
 // The shift map itself: s * sigma / (1 + (s - 1) * sigma).
 double ShiftSigma(double sigma, double shift);
 

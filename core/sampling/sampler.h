@@ -11,8 +11,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/params/generation_params.h"
 #include "core/params/sampler_kind.h"
 #include "core/sampling/euler.h"
+#include "core/sampling/few_step.h"
 #include "core/sampling/flow_schedule.h"
 #include "core/sampling/unipc.h"
 
@@ -28,15 +30,31 @@ struct SamplerState {
   UniPCOptions unipc_options;
   UniPCState unipc;
   EulerState euler;
+  FewStepState few_step;
 
   int64_t next_step() const {
-    return kind == SamplerKind::kUniPC ? unipc.next_step : euler.next_step;
+    switch (kind) {
+      case SamplerKind::kUniPC:
+        return unipc.next_step;
+      case SamplerKind::kEuler:
+        return euler.next_step;
+      case SamplerKind::kFewStep:
+        return few_step.next_step;
+    }
+    return 0;
   }
 };
 
-SamplerState MakeSamplerState(SamplerKind kind, const UniPCOptions& unipc_options = {});
+// `seed` is the request's seed (the fewstep sampler re-noises from it; the others ignore it).
+SamplerState MakeSamplerState(SamplerKind kind, const UniPCOptions& unipc_options = {},
+                              uint64_t seed = 0);
 
-// Dispatches to UniPCStep / EulerStep (same contract).
+// The schedule a resolved request samples: the fewstep sampler's timestep list
+// (params::FewStepTimesteps through MakeTimestepSchedule), else MakeFlowSchedule(steps, shift).
+absl::StatusOr<FlowSchedule> MakeRequestSchedule(const params::GenerationParams& params,
+                                                 const params::ModelLimits& limits);
+
+// Dispatches to UniPCStep / EulerStep / FewStepStep (same contract).
 absl::StatusOr<torch::Tensor> SamplerStep(const FlowSchedule& schedule, SamplerState& state,
                                           int64_t step_index, const torch::Tensor& model_output,
                                           const torch::Tensor& sample);
@@ -47,9 +65,10 @@ using DenoiseFn =
     std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor& x, int64_t timestep)>;
 
 // Runs every step of `schedule` from the initial noise x_T and returns the final sample (x at
-// sigma = 0). Errors from `denoise` are returned annotated with the step index.
+// sigma = 0). Errors from `denoise` are returned annotated with the step index. `seed` feeds the
+// fewstep sampler's re-noising.
 absl::StatusOr<torch::Tensor> Sample(const FlowSchedule& schedule, SamplerKind kind,
                                      const torch::Tensor& x_T, const DenoiseFn& denoise,
-                                     const UniPCOptions& unipc_options = {});
+                                     const UniPCOptions& unipc_options = {}, uint64_t seed = 0);
 
 }  // namespace linvideo::core::sampling

@@ -458,7 +458,7 @@ absl::StatusOr<DitCheck> CheckDit(const std::string& model_dir, int64_t clips,
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, pipeline::LoadVae(*folder.vae, device));
   LV_ASSIGN_OR_RETURN(auto tokenizer, pipeline::LoadTokenizer(*folder.tokenizer));
   pipeline::ModelLimits limits;  // clips at the model's serving size
-  pipeline::ApplyModelIndexLimits(model_dir, limits);
+  LV_RETURN_IF_ERROR(pipeline::ApplyModelIndexLimits(model_dir, limits));
   const int64_t frames = limits.default_frames;
   const int64_t height = limits.default_height;
   const int64_t width = limits.default_width;

@@ -22,6 +22,14 @@ std::string MakeRoot(const std::string& suffix = "") {
   std::ofstream(root + "/ckpt/a/fake_model.json") << R"({"step_ms": 15, "item_ms": 2})";
   std::ofstream(root + "/ckpt/b/fake_model.json") << R"({"step_ms": 15, "item_ms": 2, "salt": 9})";
   std::ofstream(root + "/ckpt/bad/fake_model.json") << "{\"step_ms\": ";  // truncated: corrupt
+  // A distilled 4-step model: it declares its sampler, and its lineage names its base.
+  Shell("mkdir -p " + root + "/ckpt/fast");
+  std::ofstream(root + "/ckpt/fast/fake_model.json")
+      << R"({"step_ms": 15, "item_ms": 2, "salt": 4, "sampler": "fewstep",
+             "timesteps": [1000, 750, 500, 250]})";
+  std::ofstream(root + "/ckpt/fast/model_index.json")
+      << R"({"linvideo": {"sampler": "fewstep", "timesteps": [1000, 750, 500, 250]},
+             "linvideo_distillation": {"method": "dmd2", "base": "tiny-linvideo", "steps": 7}})";
   std::ofstream(root + "/token") << "s3cret\n";
   return root;
 }
@@ -32,11 +40,11 @@ class ServerE2eTest : public ::testing::Test {
     root_ = new std::string(MakeRoot());
     server_ = new ServerProcess();
     ASSERT_TRUE(server_->Start(
-        *root_,
-        {"--executor=fake", "--model=tiny=" + *root_ + "/ckpt/a",
-         "--checkpoint_root=" + *root_ + "/ckpt", "--auth.admin_token_file=" + *root_ + "/token",
-         "--scheduler.max_batch=4", "--scheduler.max_queue=6", "--scheduler.max_queue_delay_ms=30",
-         "--limits.max_cost=200000"}))
+        *root_, {"--executor=fake", "--model=tiny=" + *root_ + "/ckpt/a",
+                 "--model=fast=" + *root_ + "/ckpt/fast", "--checkpoint_root=" + *root_ + "/ckpt",
+                 "--auth.admin_token_file=" + *root_ + "/token", "--scheduler.max_batch=4",
+                 "--scheduler.max_queue=6", "--scheduler.max_queue_delay_ms=30",
+                 "--limits.max_cost=200000"}))
         << ReadFile(*root_ + "/server.log");
   }
   static void TearDownTestSuite() {
@@ -113,7 +121,7 @@ TEST_F(ServerE2eTest, EveryValidationErrorIsInvalidArgumentWithWhatIsAllowed) {
       {"--shift=-0", "shift -0 is not allowed", 3},
       {"--fps=500", "1..60", 3},
       {"--id='bad id!'", "A-Za-z0-9", 3},
-      {"--model=nope", "served models: tiny", 5},
+      {"--model=nope", "served models: fast, tiny", 5},
       {"--width=256 --height=256 --frames=33 --steps=50", "budget", 8},
   };
   for (const Case& c : cases) {
@@ -126,6 +134,47 @@ TEST_F(ServerE2eTest, EveryValidationErrorIsInvalidArgumentWithWhatIsAllowed) {
   const std::string long_prompt(3000, 'a');
   CmdResult longp = server_->Cli("generate --prompt=" + long_prompt + " --out=" + Out("x.mp4"));
   EXPECT_EQ(longp.rc, 3) << longp.out;
+}
+
+TEST_F(ServerE2eTest, DistilledModelTakesOnlyItsDeclaredSampler) {
+  // Defaults: the model's own 4 fewstep steps, no guidance.
+  CmdResult r =
+      server_->Cli("generate --model=fast --prompt='a red ball' --out=" + Out("fast.mp4"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("step 4/4"), std::string::npos) << r.out;
+  EXPECT_TRUE(media::DecodeVideo(ReadFile(Out("fast.mp4"))).ok());
+  r = server_->Cli(
+      "generate --model=fast --prompt=x --steps=4 --guidance=1 --sampler=fewstep "
+      "--quiet --out=" +
+      Out("fast2.mp4"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  struct Case {
+    std::string flags, expect;
+  } cases[] = {
+      {"--steps=50",
+       "this model is distilled for exactly 4 steps (timesteps [1000, 750, 500, "
+       "250]); use 4 or 0"},
+      {"--guidance=5", "samples without classifier-free guidance"},
+      {"--sampler=unipc", "sampler unipc is not allowed; this model is distilled for the fewstep"},
+  };
+  for (const Case& c : cases) {
+    r = server_->Cli("generate --model=fast --prompt=p --out=" + Out("x.mp4") + " " + c.flags);
+    EXPECT_EQ(r.rc, 3) << c.flags << ": " << r.out;  // INVALID_ARGUMENT
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.flags << ": " << r.out;
+  }
+  // The other model keeps its sampler; fewstep on it is allowed (evenly spaced timesteps).
+  r = server_->Cli("generate --model=tiny --prompt=x --steps=3 --sampler=fewstep --quiet --out=" +
+                   Out("tiny-few.mp4"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = server_->Cli("models --lineage");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("sampler unipc"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 steps guidance 1, sampler fewstep only, timesteps 1000,750,500,250"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(R"("linvideo_distillation":{"base":"tiny-linvideo","method":"dmd2")"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST_F(ServerE2eTest, QueueFullIsResourceExhausted) {

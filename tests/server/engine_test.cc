@@ -76,6 +76,26 @@ TEST_F(EngineTest, BatchedRequestsMatchSoloResults) {
   EXPECT_FALSE(rs[0]->result->blobs[0].empty());
 }
 
+TEST_F(EngineTest, FewStepRequestsBatchApartFromOtherSamplers) {
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (int i = 0; i < 4; ++i) {
+    SubmitOptions o = Req(10 + i);
+    if (i % 2 == 0) o.params.sampler = core::params::SamplerKind::kFewStep;
+    auto r = engine_->Submit(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    rs.push_back(*r);
+  }
+  int few_step_max = 0;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    ASSERT_EQ(WaitDone(rs[i]), RequestPhase::kDone);
+    absl::MutexLock l(&rs[i]->mu);
+    // Same model and shape, but a fewstep request never shares a step with a unipc one.
+    EXPECT_LE(rs[i]->stats.max_batch, 2) << i;
+    if (i % 2 == 0) few_step_max = std::max(few_step_max, rs[i]->stats.max_batch);
+  }
+  EXPECT_EQ(few_step_max, 2);  // the two fewstep requests did batch together
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;

@@ -7,6 +7,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace linvideo::core::params {
 namespace {
@@ -72,6 +73,73 @@ TEST(ResolveTest, EveryBadFieldIsNamedWithWhatIsAllowed) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << r.status();
   }
+}
+
+// A distilled few-step model declares its timestep list: the defaults become fewstep, 4 steps, no
+// guidance, and anything else is refused with what the model accepts.
+TEST(ResolveTest, DistilledModelsAcceptOnlyTheirDeclaredSampler) {
+  ModelLimits l = Small();
+  ASSERT_TRUE(DeclareSampler("fewstep", {1000, 750, 500, 250}, l).ok());
+  EXPECT_EQ(l.default_sampler, SamplerKind::kFewStep);
+  auto r = Resolve(Prompt("x"), l);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sampler, SamplerKind::kFewStep);
+  EXPECT_EQ(r->steps, 4);
+  EXPECT_FALSE(UsesCfg(*r));
+  GenerationParams same = Prompt("x");
+  same.steps = 4;
+  same.guidance = 1.0;
+  same.sampler = SamplerKind::kFewStep;
+  EXPECT_TRUE(Resolve(same, l).ok());
+
+  const std::pair<void (*)(GenerationParams&), const char*> cases[] = {
+      {[](GenerationParams& p) { p.steps = 50; },
+       "steps 50 is not allowed; this model is distilled for exactly 4 steps (timesteps [1000, "
+       "750, 500, 250]); use 4 or 0"},
+      {[](GenerationParams& p) { p.guidance = 5; },
+       "guidance 5 is not allowed; this distilled model samples without classifier-free"},
+      {[](GenerationParams& p) { p.sampler = SamplerKind::kUniPC; },
+       "sampler unipc is not allowed; this model is distilled for the fewstep sampler"},
+  };
+  for (const auto& [mutate, expect] : cases) {
+    GenerationParams p = Prompt("x");
+    mutate(p);
+    auto bad = Resolve(p, l);
+    ASSERT_FALSE(bad.ok()) << expect;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find(expect), std::string::npos) << bad.status();
+  }
+  // A model without a list takes any sampler; fewstep is capped at 1000 steps.
+  GenerationParams euler = Prompt("x");
+  euler.sampler = SamplerKind::kEuler;
+  EXPECT_EQ(Resolve(euler, Small())->sampler, SamplerKind::kEuler);
+  EXPECT_EQ(Resolve(Prompt("x"), Small())->sampler, SamplerKind::kUniPC);
+}
+
+TEST(DeclareSamplerTest, BadDeclarationsSayWhatIsAllowed) {
+  const std::pair<std::pair<std::string, std::vector<int64_t>>, const char*> cases[] = {
+      {{"ddim", {}}, "unknown sampler \"ddim\"; allowed: unipc, euler, fewstep"},
+      {{"unipc", {1000, 500}}, "timestep list is declared for the fewstep sampler only"},
+      {{"fewstep", {500, 750}}, "use strictly decreasing integers in [1, 1000]"},
+      {{"fewstep", {1000, 0}}, "use strictly decreasing integers in [1, 1000]"},
+      {{"fewstep", {2000}}, "use strictly decreasing integers in [1, 1000]"},
+  };
+  for (const auto& [decl, expect] : cases) {
+    ModelLimits l = Small();
+    absl::Status s = DeclareSampler(decl.first, decl.second, l);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << expect;
+    EXPECT_NE(s.message().find(expect), std::string::npos) << s;
+    EXPECT_TRUE(l.fixed_timesteps.empty());  // a refused declaration changes nothing
+  }
+  ModelLimits l = Small();
+  l.max_steps = 3;
+  EXPECT_NE(DeclareSampler("fewstep", {1000, 750, 500, 250}, l).message().find("at most 3"),
+            std::string::npos);
+  // A named sampler without a list changes only the default.
+  ModelLimits e = Small();
+  ASSERT_TRUE(DeclareSampler("euler", {}, e).ok());
+  EXPECT_EQ(e.default_sampler, SamplerKind::kEuler);
+  EXPECT_EQ(e.default_steps, 50);
 }
 
 TEST(LatentGeometryTest, TokensAndCfgPassesFollowTheModelsGeometry) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "core/io/json_file.h"
 #include "core/pipeline/model_folder.h"
 
 namespace linvideo::core::pipeline {
@@ -144,6 +145,71 @@ TEST_F(TextToVideoTest, StepApiRunsRequestsAtDifferentStepsInOneBatch) {
   auto frames = pipeline_->Decode(**a);
   ASSERT_TRUE(frames.ok()) << frames.status();
   EXPECT_EQ(frames->sizes().vec(), (std::vector<int64_t>{5, 32, 32, 3}));
+}
+
+// A folder that declares a distilled model's sampler in model_index.json serves only that: fewstep
+// over its list by default, reproducible per seed, and the same alone or batched at another step.
+TEST_F(TextToVideoTest, DeclaredFewStepSamplerIsTheDefaultAndBatchesLikeAlone) {
+  const std::string distilled = *dir_ + "_4step";
+  fs::remove_all(distilled);
+  fs::copy(*dir_, distilled, fs::copy_options::recursive);
+  const std::string index_path = distilled + "/model_index.json";
+  auto index = io::ReadJsonFile(index_path);
+  ASSERT_TRUE(index.ok()) << index.status();
+  (*index)["linvideo"]["sampler"] = "fewstep";
+  (*index)["linvideo"]["timesteps"] = {1000, 750, 500, 250};
+  ASSERT_TRUE(io::WriteJsonFile(index_path, *index).ok());
+  auto created = TextToVideoPipeline::Create({distilled});
+  ASSERT_TRUE(created.ok()) << created.status();
+  TextToVideoPipeline& p = **created;
+  EXPECT_EQ(p.limits().fixed_timesteps, (std::vector<int64_t>{1000, 750, 500, 250}));
+
+  GenerationParams unset = Params("a red circle", 1);
+  unset.steps = 0;
+  unset.shift = 5.0;
+  auto r = p.Resolve(unset);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sampler, SamplerKind::kFewStep);
+  EXPECT_EQ(r->steps, 4);
+  EXPECT_FALSE(params::UsesCfg(*r));
+  EXPECT_EQ(p.Resolve(Params("a red circle", 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);  // 3 steps
+
+  auto emb = p.EncodeText({"a red circle", "a blue square", ""});
+  ASSERT_TRUE(emb.ok()) << emb.status();
+  GenerationParams second = unset;
+  second.prompt = "a blue square";
+  second.seed = 2;
+  auto rb = p.Resolve(second);
+  ASSERT_TRUE(rb.ok());
+  auto solo = p.InitRequest(*r, (*emb)[0], (*emb)[2]);
+  auto again = p.InitRequest(*r, (*emb)[0], (*emb)[2]);
+  auto other = p.InitRequest(*rb, (*emb)[1], (*emb)[2]);
+  ASSERT_TRUE(solo.ok() && again.ok() && other.ok()) << solo.status();
+  EXPECT_EQ((*solo)->schedule.timesteps, (std::vector<int64_t>{999, 937, 833, 625}));
+  while (!(*solo)->done()) ASSERT_TRUE(p.Step({solo->get()}).ok());
+  ASSERT_TRUE(p.Step({other->get()}).ok());  // `other` is one step ahead in the batch
+  while (!(*again)->done()) {
+    std::vector<RequestState*> batch = {again->get()};
+    if (!(*other)->done()) batch.push_back(other->get());
+    ASSERT_TRUE(p.Step(batch).ok());
+  }
+  EXPECT_TRUE(torch::allclose((*again)->latents, (*solo)->latents, 1e-4, 1e-5));
+  EXPECT_FALSE(torch::allclose((*other)->latents, (*solo)->latents, 1e-2, 1e-2));
+
+  // A malformed declaration is refused when the folder loads, naming the file.
+  (*index)["linvideo"]["timesteps"] = {250, 500};
+  ASSERT_TRUE(io::WriteJsonFile(index_path, *index).ok());
+  auto bad = TextToVideoPipeline::Create({distilled});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("model_index.json"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("strictly decreasing"), std::string::npos) << bad.status();
+  (*index)["linvideo"]["timesteps"] = "1000,500";
+  ASSERT_TRUE(io::WriteJsonFile(index_path, *index).ok());
+  bad = TextToVideoPipeline::Create({distilled});
+  EXPECT_NE(bad.status().message().find("must be an array of integers"), std::string::npos)
+      << bad.status();
+  fs::remove_all(distilled);
 }
 
 TEST_F(TextToVideoTest, MissingOrBrokenModelFoldersGiveClearErrors) {
