@@ -120,24 +120,48 @@ int Watch(const Client& c, const std::string& id) {
 
 bool BuildSpec(const Args& a, v1::JobSpec* spec, std::string* error) {
   const std::string kind = a.words.size() > 1 ? a.words[1] : "";
-  if (kind != "convert") {
-    *error = "jobs start: expected a job kind: convert";
+  if (kind != "convert" && kind != "distill") {
+    *error = "jobs start: expected a job kind: convert or distill";
     return false;
   }
   spec->set_job_id(a.Get("id"));
   spec->set_base(a.Get("base", "default"));
-  v1::ConvertJob* c = spec->mutable_convert();
-  c->set_linear_layers(static_cast<int32_t>(a.Num("linear_layers", 0)));
-  c->set_select(a.Get("select"));
-  c->set_pinned(a.Get("pinned"));
-  c->set_objective(a.Get("objective"));
-  c->set_steps(static_cast<int64_t>(a.Num("steps", 0)));
-  c->set_lr(a.Num("lr", 0));
-  c->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
-  c->set_batch(static_cast<int32_t>(a.Num("batch", 0)));
-  c->set_trajectories(static_cast<int32_t>(a.Num("trajectories", 0)));
-  c->set_trajectory_steps(static_cast<int32_t>(a.Num("trajectory_steps", 0)));
-  c->set_checkpoint_every(static_cast<int32_t>(a.Num("checkpoint_every", 0)));
+  if (kind == "distill") {
+    v1::DistillJob* d = spec->mutable_distill();
+    for (absl::string_view t : absl::StrSplit(a.Get("timesteps"), ',', absl::SkipEmpty())) {
+      int32_t v = 0;
+      if (!absl::SimpleAtoi(t, &v)) {
+        *error =
+            absl::StrCat("--timesteps: expected integers like 1000,750,500,250, got '", t, "'");
+        return false;
+      }
+      d->add_timesteps(v);
+    }
+    d->set_steps(static_cast<int64_t>(a.Num("steps", 0)));
+    d->set_fake_updates(static_cast<int32_t>(a.Num("fake_updates", 0)));
+    d->set_real_guidance(a.Num("real_guidance", 0));
+    d->set_lr(a.Num("lr", 0));
+    d->set_fake_lr(a.Num("fake_lr", 0));
+    d->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
+    d->set_batch(static_cast<int32_t>(a.Num("batch", 0)));
+    d->set_trajectories(static_cast<int32_t>(a.Num("trajectories", 0)));
+    d->set_trajectory_steps(static_cast<int32_t>(a.Num("trajectory_steps", 0)));
+    d->set_checkpoint_every(static_cast<int32_t>(a.Num("checkpoint_every", 0)));
+  }
+  if (kind == "convert") {
+    v1::ConvertJob* c = spec->mutable_convert();
+    c->set_linear_layers(static_cast<int32_t>(a.Num("linear_layers", 0)));
+    c->set_select(a.Get("select"));
+    c->set_pinned(a.Get("pinned"));
+    c->set_objective(a.Get("objective"));
+    c->set_steps(static_cast<int64_t>(a.Num("steps", 0)));
+    c->set_lr(a.Num("lr", 0));
+    c->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
+    c->set_batch(static_cast<int32_t>(a.Num("batch", 0)));
+    c->set_trajectories(static_cast<int32_t>(a.Num("trajectories", 0)));
+    c->set_trajectory_steps(static_cast<int32_t>(a.Num("trajectory_steps", 0)));
+    c->set_checkpoint_every(static_cast<int32_t>(a.Num("checkpoint_every", 0)));
+  }
   spec->set_output_name(a.Get("output_name"));
   spec->set_activate(a.Has("activate") && a.Get("activate") != "false");
   spec->set_activate_as(a.Get("activate_as"));
@@ -219,7 +243,7 @@ int CmdJobs(const Args& a) {
     if (sub == "get" && !job.log_tail().empty()) std::cout << "  log:\n" << job.log_tail() << "\n";
     return 0;
   }
-  std::cerr << "jobs: expected start convert | list | get | watch | cancel\n";
+  std::cerr << "jobs: expected start convert | start distill | list | get | watch | cancel\n";
   return 64;
 }
 

@@ -12,12 +12,12 @@ Usage: linvideo [--server=HOST:PORT] [--timeout=SECONDS] [--token=T | --token_fi
 Commands:
   generate  --prompt=TEXT --out=FILE  stream one generation: queue position, step progress, file
             [--negative_prompt= --model= --width= --height= --frames= --steps= --guidance= --shift=
-             --sampler=unipc|euler --seed= --fps= --format=mp4|webm|png --priority=low|normal|high
+             --sampler=unipc|euler|fewstep --seed= --fps= --format=mp4|webm|png --priority=low|normal|high
              --id=REQUEST_ID --quiet]   (--format=png: --out is a folder, one PNG per frame)
   submit    (generate's flags, no --out)   enqueue and print the request id
   status    --id=ID [--out=FILE]      state, position, step; writes the result when done
   cancel    --id=ID
-  models                              served models and their limits
+  models [--lineage]                  served models, their limits, samplers (and lineage)
   admin     checkpoints | load --model=NAME --path=DIR | rollback --model=NAME |
             drain [--wait] | pause | resume     (needs the server's token)
   jobs      start convert --base=MODEL --linear_layers=K [--select=auto|heuristic|layers:I,J
@@ -25,6 +25,9 @@ Commands:
             --trajectory_steps= --checkpoint_every= --output_name=NAME --activate --activate_as=
             --gate_prompts=seen|heldout|all --gate_seeds= --gate_steps= --gate_min_psnr=DB
             --gate_max_drop=adherence:0.05,consistency:0.02 --id=JOB_ID] [--watch]
+            | start distill --base=MODEL [--timesteps=1000,750,500,250 --steps= --fake_updates=
+            --real_guidance= --lr= --fake_lr= --seed= --batch= --trajectories=
+            --trajectory_steps= --checkpoint_every= and the output/activate/gate flags above]
             | list [--state=running] | get ID | watch ID | cancel ID   (needs the server's token)
             watch: a progress bar until the job ends; exit 0 when it succeeded, 1 otherwise
   bench     --clients=N (--seconds=T | --requests=M) [--mixed] [--out_dir=DIR] [generate's flags]

@@ -165,6 +165,9 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   base->dir = fs::weakly_canonical(fs::absolute(base->dir), ec).string();
   absl::StatusOr<int64_t> layers = ReadDitLayerCount(base->dir);
   if (!layers.ok()) return layers.status();
+  if (spec.kind == JobKind::kDistill) {
+    if (absl::Status d = CheckDistillBase(base->dir, spec.base); !d.ok()) return d;
+  }
   const ConvertJobOptions& c = spec.convert;
   std::vector<int64_t> pinned = {0};
   if (c.pinned == "none") {
@@ -175,14 +178,14 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
     pinned = *p;
   }
   const int64_t free_layers = *layers - static_cast<int64_t>(pinned.size());
-  if (c.linear_layers > free_layers) {
+  if (spec.kind == JobKind::kConvert && c.linear_layers > free_layers) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "convert.linear_layers=%d: the base '%s' has %d DiT layers and %d pinned softmax (%s), so "
         "at most %d can become linear; allowed 1..%d",
         c.linear_layers, spec.base, *layers, pinned.size(), absl::StrJoin(pinned, ","), free_layers,
         free_layers));
   }
-  if (absl::StartsWith(c.select, "layers:")) {
+  if (spec.kind == JobKind::kConvert && absl::StartsWith(c.select, "layers:")) {
     absl::StatusOr<std::vector<int64_t>> l =
         LayerList("convert.select", c.select.substr(7), *layers);
     if (!l.ok()) return l.status();
@@ -402,7 +405,9 @@ void JobManager::StartStage(Job& job) {
     return;
   }
   std::error_code ec;
-  if (stage.name == "convert") fs::remove_all(fs::path(dir) / "output", ec);  // a partial export
+  if (stage.name == "convert" || stage.name == "distill") {
+    fs::remove_all(fs::path(dir) / "output", ec);  // a partial export
+  }
   fs::create_directories(fs::path(dir) / "logs", ec);
   ChildOptions child;
   child.argv = stage.argv;
@@ -545,8 +550,10 @@ void JobManager::Finish(Job& job, JobState state, const std::string& error) {
 void JobManager::UpdateCounts() {
   if (metrics_ == nullptr) return;
   std::map<std::pair<std::string, std::string>, int> counts;
-  for (int s = 0; s <= static_cast<int>(JobState::kGateFailed); ++s) {
-    counts[{JobKindName(JobKind::kConvert), JobStateName(static_cast<JobState>(s))}] = 0;
+  for (JobKind kind : AllJobKinds()) {
+    for (int s = 0; s <= static_cast<int>(JobState::kGateFailed); ++s) {
+      counts[{JobKindName(kind), JobStateName(static_cast<JobState>(s))}] = 0;
+    }
   }
   for (const auto& [id, job] : jobs_) {
     ++counts[{JobKindName(job->snap.spec.kind), JobStateName(job->snap.state)}];
@@ -587,6 +594,11 @@ std::string JobManager::OutputName(const JobSnapshot& job) const {
   for (char& ch : base) {
     if (!IsValidName(std::string(1, ch))) ch = '_';
   }
+  if (job.spec.kind == JobKind::kDistill) {  // e.g. default-linvideo-4step
+    const size_t steps = job.spec.distill.timesteps.empty() ? 4 : job.spec.distill.timesteps.size();
+    return absl::StrCat(base.empty() ? std::string("model") : base.substr(0, 48), "-", steps,
+                        "step");
+  }
   return (base.empty() ? std::string("model") : base.substr(0, 48)) + "-linvideo";
 }
 
@@ -616,24 +628,12 @@ void JobManager::Publish(const std::string& id) {
                absl::StrCat("job.json names an invalid output folder '", job.output_path, "'"));
   }
   if (job.output_path.empty()) {
-    // 1. The export has exactly K linear layers and no hybrid one left.
-    absl::StatusOr<json> config =
-        core::io::ReadJsonFile((output / "transformer" / "config.json").string());
-    if (!config.ok()) {
-      return end(JobState::kFailed, absl::StrCat("the conversion's output does not load: ",
-                                                 config.status().message()));
-    }
-    int64_t linear = 0, hybrid = 0;
-    for (const json& k : config->value("attention_kinds", json::array())) {
-      linear += k == "linear";
-      hybrid += k == "hybrid";
-    }
-    if (linear != job.spec.convert.linear_layers || hybrid != 0) {
-      return end(JobState::kFailed,
-                 absl::StrFormat("the output has %d linear and %d hybrid layers; the spec asked "
-                                 "for exactly %d linear and no hybrid layer",
-                                 linear, hybrid, job.spec.convert.linear_layers));
-    }
+    // 1. The export is what the job asked for: a conversion has exactly K linear layers and no
+    //    hybrid one left; a distillation keeps the base's layer kinds and declares its sampler.
+    absl::Status checked = job.spec.kind == JobKind::kDistill
+                               ? CheckDistillOutput(output.string(), job.base_dir)
+                               : CheckConvertOutput(output.string(), job.spec.convert);
+    if (!checked.ok()) return end(JobState::kFailed, std::string(checked.message()));
     // 2. The quality gate: the output's scores against the base's, same prompts and seeds.
     if (job.spec.gate.enabled()) {
       auto base = GateScores((dir / "gate" / "base" / "eval.json").string());

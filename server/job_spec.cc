@@ -31,7 +31,12 @@ bool IsTerminal(JobState s) {
          s == JobState::kGateFailed;
 }
 
-const char* JobKindName(JobKind) { return "convert"; }
+const char* JobKindName(JobKind k) { return k == JobKind::kDistill ? "distill" : "convert"; }
+
+const std::vector<JobKind>& AllJobKinds() {
+  static const std::vector<JobKind> kinds = {JobKind::kConvert, JobKind::kDistill};
+  return kinds;
+}
 
 const std::vector<std::string>& GateScoreNames() {
   static const std::vector<std::string> names = {"adherence", "all_correct", "consistency",
@@ -71,6 +76,10 @@ absl::StatusOr<std::vector<int>> ParseCpuList(const std::string& list) {
   return cpus;
 }
 
+absl::Status ValidateConvert(const ConvertJobOptions& c);
+absl::Status ValidateDistill(const DistillJobOptions& d);
+absl::Status ValidateGate(const QualityGateSpec& g);
+
 absl::Status ValidateJobSpec(const JobSpec& s) {
   if (!s.job_id.empty() && !IsValidName(s.job_id)) {
     return Bad(absl::StrCat("job_id '", s.job_id,
@@ -89,7 +98,13 @@ absl::Status ValidateJobSpec(const JobSpec& s) {
     return Bad(absl::StrCat("activate_as '", s.activate_as,
                             "' is not a model name: use 1-64 characters from A-Z a-z 0-9 _ -"));
   }
-  const ConvertJobOptions& c = s.convert;
+  absl::Status kind =
+      s.kind == JobKind::kDistill ? ValidateDistill(s.distill) : ValidateConvert(s.convert);
+  if (!kind.ok()) return kind;
+  return ValidateGate(s.gate);
+}
+
+absl::Status ValidateConvert(const ConvertJobOptions& c) {
   if (c.linear_layers < 1) {
     return Bad(absl::StrCat("convert.linear_layers=", c.linear_layers,
                             ": the number of layers to make linear must be >= 1"));
@@ -118,7 +133,50 @@ absl::Status ValidateJobSpec(const JobSpec& s) {
     return Bad(absl::StrCat("convert.select '", c.select,
                             "': allowed auto, heuristic or layers:I,J,... (layer indices)"));
   }
-  const QualityGateSpec& g = s.gate;
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDistill(const DistillJobOptions& d) {
+  struct Count {
+    const char* name;
+    int64_t value;
+  };
+  for (const Count& n :
+       {Count{"steps", d.steps}, Count{"batch", d.batch}, Count{"fake_updates", d.fake_updates},
+        Count{"trajectories", d.trajectories}, Count{"trajectory_steps", d.trajectory_steps},
+        Count{"checkpoint_every", d.checkpoint_every}}) {
+    if (n.value < 0) {
+      return Bad(absl::StrCat("distill.", n.name, "=", n.value,
+                              ": must be >= 0 (0: the default of linvideo-train)"));
+    }
+  }
+  if (d.fake_updates > 100) {
+    return Bad(
+        absl::StrCat("distill.fake_updates=", d.fake_updates, ": allowed 0 (default) .. 100"));
+  }
+  for (auto [name, v] : {std::pair("lr", d.lr), std::pair("fake_lr", d.fake_lr)}) {
+    if (v < 0 || v > 1)
+      return Bad(absl::StrCat("distill.", name, "=", v, ": allowed 0 (default) or (0, 1]"));
+  }
+  if (d.real_guidance < 0 || d.real_guidance > 20) {
+    return Bad(
+        absl::StrCat("distill.real_guidance=", d.real_guidance, ": allowed 0 (default: 3) .. 20"));
+  }
+  if (d.timesteps.size() > 16) {
+    return Bad(absl::StrCat("distill.timesteps has ", d.timesteps.size(), " entries; at most 16"));
+  }
+  for (size_t i = 0; i < d.timesteps.size(); ++i) {
+    if (d.timesteps[i] < 1 || d.timesteps[i] > 1000 ||
+        (i > 0 && d.timesteps[i] >= d.timesteps[i - 1])) {
+      return Bad(absl::StrCat("distill.timesteps [", absl::StrJoin(d.timesteps, ", "),
+                              "]: use strictly decreasing integers in [1, 1000] (e.g. 1000, 750, "
+                              "500, 250; empty: that list)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGate(const QualityGateSpec& g) {
   if (g.enabled()) {
     if (g.prompts != "seen" && g.prompts != "heldout" && g.prompts != "all") {
       return Bad(absl::StrCat("gate.prompts '", g.prompts, "': allowed seen, heldout, all"));
@@ -147,6 +205,7 @@ absl::Status ValidateJobSpec(const JobSpec& s) {
 
 json SpecToJson(const JobSpec& s) {
   const ConvertJobOptions& c = s.convert;
+  const DistillJobOptions& d = s.distill;
   return {{"job_id", s.job_id},
           {"base", s.base},
           {"kind", JobKindName(s.kind)},
@@ -162,6 +221,18 @@ json SpecToJson(const JobSpec& s) {
             {"trajectories", c.trajectories},
             {"trajectory_steps", c.trajectory_steps},
             {"checkpoint_every", c.checkpoint_every}}},
+          {"distill",
+           {{"timesteps", d.timesteps},
+            {"steps", d.steps},
+            {"fake_updates", d.fake_updates},
+            {"real_guidance", d.real_guidance},
+            {"lr", d.lr},
+            {"fake_lr", d.fake_lr},
+            {"seed", d.seed},
+            {"batch", d.batch},
+            {"trajectories", d.trajectories},
+            {"trajectory_steps", d.trajectory_steps},
+            {"checkpoint_every", d.checkpoint_every}}},
           {"output_name", s.output_name},
           {"activate", s.activate},
           {"activate_as", s.activate_as},
@@ -180,7 +251,25 @@ absl::StatusOr<JobSpec> SpecFromJson(const json& j) {
     Get(j, "base", &s.base);
     std::string kind = "convert";
     Get(j, "kind", &kind);
-    if (kind != "convert") return Bad(absl::StrCat("unknown job kind '", kind, "'"));
+    if (kind == "distill") {
+      s.kind = JobKind::kDistill;
+    } else if (kind != "convert") {
+      return Bad(absl::StrCat("unknown job kind '", kind, "'; allowed: convert, distill"));
+    }
+    if (auto it = j.find("distill"); it != j.end()) {
+      DistillJobOptions& d = s.distill;
+      Get(*it, "timesteps", &d.timesteps);
+      Get(*it, "steps", &d.steps);
+      Get(*it, "fake_updates", &d.fake_updates);
+      Get(*it, "real_guidance", &d.real_guidance);
+      Get(*it, "lr", &d.lr);
+      Get(*it, "fake_lr", &d.fake_lr);
+      Get(*it, "seed", &d.seed);
+      Get(*it, "batch", &d.batch);
+      Get(*it, "trajectories", &d.trajectories);
+      Get(*it, "trajectory_steps", &d.trajectory_steps);
+      Get(*it, "checkpoint_every", &d.checkpoint_every);
+    }
     if (auto it = j.find("convert"); it != j.end()) {
       ConvertJobOptions& c = s.convert;
       Get(*it, "linear_layers", &c.linear_layers);

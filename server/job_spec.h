@@ -16,7 +16,7 @@
 
 namespace linvideo::server {
 
-enum class JobKind { kConvert };
+enum class JobKind { kConvert, kDistill };
 
 // linvideo-train trajectories + convert. 0 / "" = the tool's default.
 struct ConvertJobOptions {
@@ -29,6 +29,21 @@ struct ConvertJobOptions {
   uint64_t seed = 0;
   int64_t batch = 0;
   int64_t trajectories = 0;
+  int64_t trajectory_steps = 0;
+  int64_t checkpoint_every = 0;
+};
+
+// linvideo-train trajectories (of the base) + distill (DMD2, few-step). 0 / "" / empty = the
+// tool's default.
+struct DistillJobOptions {
+  std::vector<int64_t> timesteps;  // before the shift; empty: 1000, 750, 500, 250
+  int64_t steps = 0;               // generator updates
+  int64_t fake_updates = 0;        // fake-score updates per generator update
+  double real_guidance = 0;        // CFG of the real score
+  double lr = 0, fake_lr = 0;
+  uint64_t seed = 0;
+  int64_t batch = 0;
+  int64_t trajectories = 0;  // base videos whose prompts train the generator
   int64_t trajectory_steps = 0;
   int64_t checkpoint_every = 0;
 };
@@ -46,7 +61,8 @@ struct JobSpec {
   std::string job_id;
   std::string base;  // served model name or folder under the checkpoint root
   JobKind kind = JobKind::kConvert;
-  ConvertJobOptions convert;
+  ConvertJobOptions convert;  // kind kConvert
+  DistillJobOptions distill;  // kind kDistill
   std::string output_name;
   bool activate = false;
   std::string activate_as;
@@ -64,7 +80,8 @@ enum class JobState {
 };
 const char* JobStateName(JobState s);  // "queued", ...
 bool IsTerminal(JobState s);
-const char* JobKindName(JobKind k);  // "convert"
+const char* JobKindName(JobKind k);  // "convert", "distill"
+const std::vector<JobKind>& AllJobKinds();
 
 struct JobProgress {
   std::string stage;

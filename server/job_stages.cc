@@ -19,9 +19,15 @@ namespace linvideo::server {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// The quality gate's evals (when the spec has a gate) and the publish stage.
+static void AddGateAndPublish(const JobSnapshot& job, const JobManagerOptions& o,
+                              const std::string& dir, std::vector<Stage>& stages);
+
 std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
                              const std::string& dir) {
   const ConvertJobOptions& c = job.spec.convert;
+  const DistillJobOptions& d = job.spec.distill;
+  const bool distill = job.spec.kind == JobKind::kDistill;
   const std::string threads = absl::StrCat(o.threads);
   auto opt = [](std::vector<std::string>& argv, const char* flag, auto value, bool set) {
     if (set) {
@@ -36,14 +42,38 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
              dir + "/trajectories/progress.json",
              0.2};
   std::vector<std::string>& t = traj.argv;
+  // A distillation reads only the prompts' embeddings from its trajectories (of the base).
+  const int64_t videos = distill ? d.trajectories : c.trajectories;
+  const int64_t video_steps = distill ? d.trajectory_steps : c.trajectory_steps;
+  const uint64_t seed = distill ? d.seed : c.seed;
   t.insert(t.end(), {"--model", job.base_dir, "--out", dir + "/trajectories", "--threads", threads,
-                     "--device", o.device, "--seed", absl::StrCat(c.seed)});
-  opt(t, "--videos", c.trajectories, c.trajectories > 0);
-  opt(t, "--steps", c.trajectory_steps, c.trajectory_steps > 0);
-  opt(t, "--batch", std::min<int64_t>(std::max<int64_t>(c.trajectories, 1), 8), c.trajectories > 0);
-  opt(t, "--shard-videos", std::max<int64_t>(c.trajectories, 1),
-      c.trajectories > 0 && c.trajectories < 32);
+                     "--device", o.device, "--seed", absl::StrCat(seed)});
+  opt(t, "--videos", videos, videos > 0);
+  opt(t, "--steps", video_steps, video_steps > 0);
+  opt(t, "--batch", std::min<int64_t>(std::max<int64_t>(videos, 1), 8), videos > 0);
+  opt(t, "--shard-videos", std::max<int64_t>(videos, 1), videos > 0 && videos < 32);
   stages.push_back(traj);
+
+  if (distill) {
+    Stage dist{"distill", false, {o.train_binary, "distill"}, dir + "/distill/progress.json", 0.6};
+    std::vector<std::string>& a = dist.argv;
+    a.insert(a.end(), {"--base", job.base_dir, "--cache", dir + "/trajectories", "--work",
+                       dir + "/distill", "--out", dir + "/output", "--threads", threads, "--device",
+                       o.device, "--seed", absl::StrCat(d.seed)});
+    opt(a, "--timesteps", absl::StrJoin(d.timesteps, ","), !d.timesteps.empty());
+    opt(a, "--steps", d.steps, d.steps > 0);
+    opt(a, "--fake-updates", d.fake_updates, d.fake_updates > 0);
+    opt(a, "--real-guidance", absl::StrFormat("%g", d.real_guidance), d.real_guidance > 0);
+    opt(a, "--lr", absl::StrFormat("%g", d.lr), d.lr > 0);
+    opt(a, "--fake-lr", absl::StrFormat("%g", d.fake_lr), d.fake_lr > 0);
+    opt(a, "--batch", d.batch, d.batch > 0);
+    opt(a, "--checkpoint-every", d.checkpoint_every, d.checkpoint_every > 0);
+    a.insert(a.end(), {"--log-every",
+                       absl::StrCat(std::max<int64_t>(1, (d.steps > 0 ? d.steps : 400) / 100))});
+    stages.push_back(dist);
+    AddGateAndPublish(job, o, dir, stages);
+    return stages;
+  }
 
   Stage conv{"convert", false, {o.train_binary, "convert"}, dir + "/convert/progress.json", 0.6};
   std::vector<std::string>& a = conv.argv;
@@ -62,7 +92,19 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
   a.insert(a.end(), {"--log-every",
                      absl::StrCat(std::max<int64_t>(1, (c.steps > 0 ? c.steps : 400) / 100))});
   stages.push_back(conv);
+  AddGateAndPublish(job, o, dir, stages);
+  return stages;
+}
 
+static void AddGateAndPublish(const JobSnapshot& job, const JobManagerOptions& o,
+                              const std::string& dir, std::vector<Stage>& stages) {
+  const std::string threads = absl::StrCat(o.threads);
+  auto opt = [](std::vector<std::string>& argv, const char* flag, auto value, bool set) {
+    if (set) {
+      argv.push_back(flag);
+      argv.push_back(absl::StrCat(value));
+    }
+  };
   const QualityGateSpec& g = job.spec.gate;
   if (g.enabled()) {
     auto eval = [&](const std::string& name, const std::string& model, const std::string& out) {
@@ -77,11 +119,19 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
     base.argv.push_back("--save-videos");
     stages.push_back(base);
     Stage out = eval("gate-output", dir + "/output", dir + "/gate/output");
+    if (job.spec.kind == JobKind::kDistill) {  // a distilled model samples its own steps only
+      out.argv = {o.eval_binary, "run",
+                  "--model",     dir + "/output",
+                  "--out",       dir + "/gate/output",
+                  "--prompts",   g.prompts,
+                  "--seeds",     absl::StrCat(std::max<int64_t>(g.seeds, 1)),
+                  "--threads",   threads,
+                  "--device",    o.device};
+    }
     out.argv.insert(out.argv.end(), {"--reference-videos", dir + "/gate/base/videos.safetensors"});
     stages.push_back(out);
   }
   stages.push_back(Stage{"publish", true, {}, "", g.enabled() ? 0.05 : 0.2});
-  return stages;
 }
 
 int64_t DirBytes(const std::string& dir) {
@@ -140,6 +190,77 @@ absl::StatusOr<int64_t> ReadDitLayerCount(const std::string& model_dir) {
   const int64_t layers = j->value("num_layers", int64_t{0});
   if (layers < 1) return absl::InvalidArgumentError(absl::StrCat(file, ": no num_layers"));
   return layers;
+}
+
+namespace {
+
+absl::StatusOr<json> ReadFolderJson(const std::string& dir, const std::string& rel,
+                                    const std::string& what) {
+  absl::StatusOr<json> j = core::io::ReadJsonFile((fs::path(dir) / rel).string());
+  if (!j.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " does not load: ", j.status().message()));
+  }
+  return j;
+}
+
+}  // namespace
+
+absl::Status CheckConvertOutput(const std::string& output_dir, const ConvertJobOptions& c) {
+  absl::StatusOr<json> config =
+      ReadFolderJson(output_dir, "transformer/config.json", "the conversion's output");
+  if (!config.ok()) return config.status();
+  int64_t linear = 0, hybrid = 0;
+  for (const json& k : config->value("attention_kinds", json::array())) {
+    linear += k == "linear";
+    hybrid += k == "hybrid";
+  }
+  if (linear != c.linear_layers || hybrid != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("the output has %d linear and %d hybrid layers; the spec asked for "
+                        "exactly %d linear and no hybrid layer",
+                        linear, hybrid, c.linear_layers));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDistillOutput(const std::string& output_dir, const std::string& base_dir) {
+  absl::StatusOr<json> config =
+      ReadFolderJson(output_dir, "transformer/config.json", "the distillation's output");
+  if (!config.ok()) return config.status();
+  absl::StatusOr<json> base = ReadFolderJson(base_dir, "transformer/config.json", "the base");
+  if (!base.ok()) return base.status();
+  const json kinds = config->value("attention_kinds", json::array());
+  if (kinds != base->value("attention_kinds", json::array())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the distilled output's attention kinds ", kinds.dump(), " differ from the base's ",
+        base->value("attention_kinds", json::array()).dump()));
+  }
+  absl::StatusOr<json> index =
+      ReadFolderJson(output_dir, "model_index.json", "the distilled output's model_index.json");
+  if (!index.ok()) return index.status();
+  const json serving = index->value("linvideo", json::object());
+  if (!serving.is_object() || serving.value("sampler", std::string()) != "fewstep" ||
+      !serving.contains("timesteps") || !serving["timesteps"].is_array() ||
+      serving["timesteps"].empty()) {
+    return absl::FailedPreconditionError(
+        "the distilled output does not declare its sampler (model_index.json \"linvideo\": "
+        "\"sampler\": \"fewstep\" and a timestep list)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDistillBase(const std::string& base_dir, const std::string& base_name) {
+  absl::StatusOr<json> index =
+      core::io::ReadJsonFile((fs::path(base_dir) / "model_index.json").string());
+  if (!index.ok() || !index->is_object()) return absl::OkStatus();  // no serving section
+  const json serving = index->value("linvideo", json::object());
+  if (serving.is_object() && serving.contains("timesteps")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("base '", base_name, "' is already a distilled few-step model (timesteps ",
+                     serving["timesteps"].dump(), "); distil the converted model it came from"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int64_t>> LayerList(const std::string& what, const std::string& text,

@@ -36,6 +36,15 @@ std::string SignalName(int sig);  // "9 (Killed)"
 absl::StatusOr<std::map<std::string, double>> GateScores(const std::string& eval_json);
 // num_layers of MODEL_DIR/transformer/config.json.
 absl::StatusOr<int64_t> ReadDitLayerCount(const std::string& model_dir);
+// The checks of a job's exported folder before anything publishes (FAILED_PRECONDITION saying
+// what is wrong): a conversion has exactly `convert.linear_layers` linear layers and no hybrid
+// one; a distillation keeps the base's attention kinds and declares the fewstep sampler with a
+// timestep list in model_index.json.
+absl::Status CheckConvertOutput(const std::string& output_dir, const ConvertJobOptions& convert);
+absl::Status CheckDistillOutput(const std::string& output_dir, const std::string& base_dir);
+// A distillation's base must not be a distilled few-step model already (INVALID_ARGUMENT).
+absl::Status CheckDistillBase(const std::string& base_dir, const std::string& base_name);
+
 // "1,3" -> {1, 3}, each in [0, layers); INVALID_ARGUMENT naming `what` otherwise.
 absl::StatusOr<std::vector<int64_t>> LayerList(const std::string& what, const std::string& text,
                                                int64_t layers);

@@ -9,7 +9,19 @@ JobSpec FromProto(const v1::JobSpec& p) {
   JobSpec s;
   s.job_id = p.job_id();
   s.base = p.base();
-  s.kind = JobKind::kConvert;
+  s.kind = p.kind_case() == v1::JobSpec::kDistill ? JobKind::kDistill : JobKind::kConvert;
+  const v1::DistillJob& d = p.distill();
+  s.distill.timesteps.assign(d.timesteps().begin(), d.timesteps().end());
+  s.distill.steps = d.steps();
+  s.distill.fake_updates = d.fake_updates();
+  s.distill.real_guidance = d.real_guidance();
+  s.distill.lr = d.lr();
+  s.distill.fake_lr = d.fake_lr();
+  s.distill.seed = d.seed();
+  s.distill.batch = d.batch();
+  s.distill.trajectories = d.trajectories();
+  s.distill.trajectory_steps = d.trajectory_steps();
+  s.distill.checkpoint_every = d.checkpoint_every();
   const v1::ConvertJob& c = p.convert();
   s.convert.linear_layers = c.linear_layers();
   s.convert.select = c.select();
@@ -39,18 +51,35 @@ void ToProto(const JobSnapshot& j, v1::Job* out) {
   v1::JobSpec* s = out->mutable_spec();
   s->set_job_id(j.spec.job_id);
   s->set_base(j.spec.base);
-  v1::ConvertJob* c = s->mutable_convert();
-  c->set_linear_layers(static_cast<int32_t>(j.spec.convert.linear_layers));
-  c->set_select(j.spec.convert.select);
-  c->set_pinned(j.spec.convert.pinned);
-  c->set_objective(j.spec.convert.objective);
-  c->set_steps(j.spec.convert.steps);
-  c->set_lr(j.spec.convert.lr);
-  c->set_seed(j.spec.convert.seed);
-  c->set_batch(static_cast<int32_t>(j.spec.convert.batch));
-  c->set_trajectories(static_cast<int32_t>(j.spec.convert.trajectories));
-  c->set_trajectory_steps(static_cast<int32_t>(j.spec.convert.trajectory_steps));
-  c->set_checkpoint_every(static_cast<int32_t>(j.spec.convert.checkpoint_every));
+  if (j.spec.kind == JobKind::kDistill) {
+    const DistillJobOptions& o = j.spec.distill;
+    v1::DistillJob* d = s->mutable_distill();
+    for (int64_t t : o.timesteps) d->add_timesteps(static_cast<int32_t>(t));
+    d->set_steps(o.steps);
+    d->set_fake_updates(static_cast<int32_t>(o.fake_updates));
+    d->set_real_guidance(o.real_guidance);
+    d->set_lr(o.lr);
+    d->set_fake_lr(o.fake_lr);
+    d->set_seed(o.seed);
+    d->set_batch(static_cast<int32_t>(o.batch));
+    d->set_trajectories(static_cast<int32_t>(o.trajectories));
+    d->set_trajectory_steps(static_cast<int32_t>(o.trajectory_steps));
+    d->set_checkpoint_every(static_cast<int32_t>(o.checkpoint_every));
+  }
+  v1::ConvertJob* c = j.spec.kind == JobKind::kConvert ? s->mutable_convert() : nullptr;
+  if (c != nullptr) {
+    c->set_linear_layers(static_cast<int32_t>(j.spec.convert.linear_layers));
+    c->set_select(j.spec.convert.select);
+    c->set_pinned(j.spec.convert.pinned);
+    c->set_objective(j.spec.convert.objective);
+    c->set_steps(j.spec.convert.steps);
+    c->set_lr(j.spec.convert.lr);
+    c->set_seed(j.spec.convert.seed);
+    c->set_batch(static_cast<int32_t>(j.spec.convert.batch));
+    c->set_trajectories(static_cast<int32_t>(j.spec.convert.trajectories));
+    c->set_trajectory_steps(static_cast<int32_t>(j.spec.convert.trajectory_steps));
+    c->set_checkpoint_every(static_cast<int32_t>(j.spec.convert.checkpoint_every));
+  }
   s->set_output_name(j.spec.output_name);
   s->set_activate(j.spec.activate);
   s->set_activate_as(j.spec.activate_as);
@@ -106,7 +135,7 @@ grpc::Status JobsService::StartJob(grpc::ServerContext* ctx, const v1::StartJobR
   if (auto c = Check(ctx); !c.ok()) return Done("StartJob", c);
   if (req->spec().kind_case() == v1::JobSpec::KIND_NOT_SET) {
     return Done("StartJob", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "spec has no job kind: set one of: convert"));
+                                         "spec has no job kind: set one of: convert, distill"));
   }
   auto job = jobs_->Start(FromProto(req->spec()));
   if (!job.ok()) return Done("StartJob", ToGrpc(job.status()));

@@ -248,6 +248,47 @@ TEST_F(JobsE2eTest, BadSpecsAndAuth) {
   EXPECT_EQ(r.rc, 7) << r.out;  // PERMISSION_DENIED, as Admin
 }
 
+// A distillation job (DMD2, 4 steps) on the served model, gated and activated: the model then
+// serves only its declared sampler, and ListModels shows its lineage. Last in the suite: it
+// leaves `tiny` rolled back to the teacher.
+TEST_F(JobsE2eTest, DistillsActivatesAndServesOnlyItsFourSteps) {
+  CmdResult r = Jobs(
+      "jobs start distill --base=tiny --trajectories=2 --trajectory_steps=2 --steps=4 "
+      "--fake_updates=2 --batch=1 --checkpoint_every=2 --id=dist1 --activate "
+      "--gate_prompts=seen --gate_seeds=1 --gate_steps=2 --gate_max_drop=adherence:1 --watch");
+  ASSERT_EQ(r.rc, 0) << r.out << ReadFile(*root_ + "/jobs/dist1/logs/distill.log");
+  EXPECT_NE(r.out.find("running distill"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("output=tiny-4step-v1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gate: base adherence="), std::string::npos) << r.out;
+  // The gate's output eval ran the distilled model at its own 4 steps.
+  const std::string eval_log = ReadFile(*root_ + "/jobs/dist1/logs/gate-output.log");
+  EXPECT_EQ(eval_log.find("--steps"), std::string::npos) << eval_log;
+  r = server_->Cli(
+      "generate --prompt='a red ball' --seed=3 --width=32 --height=32 --frames=5 "
+      "--out=" +
+      *root_ + "/four.mp4");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("step 4/4"), std::string::npos) << r.out;
+  r = server_->Cli("generate --prompt='a red ball' --out=" + *root_ + "/x.mp4" + kShape);
+  EXPECT_EQ(r.rc, 3) << r.out;  // steps 2: INVALID_ARGUMENT
+  EXPECT_NE(r.out.find("this model is distilled for exactly 4 steps"), std::string::npos) << r.out;
+  r = server_->Cli("models --lineage");
+  EXPECT_NE(r.out.find("sampler fewstep only, timesteps 1000,750,500,250"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"method\":\"dmd2\""), std::string::npos) << r.out;
+  EXPECT_NE(server_->Metrics().find("linvideo_jobs{kind=\"distill\",state=\"succeeded\"} 1"),
+            std::string::npos);
+  // A distilled model is not distilled again; bad distill specs say what is allowed.
+  r = Jobs("jobs start distill --base=tiny-4step-v1");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  EXPECT_NE(r.out.find("already a distilled few-step model"), std::string::npos) << r.out;
+  r = Jobs("jobs start distill --base=tiny --timesteps=250,500");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  EXPECT_NE(r.out.find("strictly decreasing integers"), std::string::npos) << r.out;
+  r = Jobs("admin rollback --model=tiny");
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(JobsServerRestartTest, KilledServerResumesTheJob) {
   const std::string root = MakeRoot("_restart");
   auto server = std::make_unique<ServerProcess>();

@@ -100,6 +100,50 @@ TEST(JobSpecTest, JsonRoundTrip) {
   EXPECT_FALSE(SnapshotFromJson({{"id", "x"}}).ok());  // no spec, no state
 }
 
+// A distillation spec: no linear_layers needed; its own options are checked and survive job.json.
+TEST(JobSpecTest, DistillSpecsValidateAndRoundTrip) {
+  JobSpec d;
+  d.base = "default-linvideo";
+  d.kind = JobKind::kDistill;
+  EXPECT_TRUE(ValidateJobSpec(d).ok());
+  d.distill.timesteps = {1000, 750, 500, 250};
+  d.distill.steps = 400;
+  d.distill.fake_updates = 5;
+  d.distill.real_guidance = 3.5;
+  d.distill.lr = 2e-5;
+  d.distill.fake_lr = 1e-5;
+  d.distill.seed = 7;
+  d.distill.batch = 2;
+  d.distill.trajectories = 16;
+  d.distill.trajectory_steps = 10;
+  d.distill.checkpoint_every = 25;
+  ASSERT_TRUE(ValidateJobSpec(d).ok());
+  auto back = SpecFromJson(SpecToJson(d));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->kind, JobKind::kDistill);
+  EXPECT_EQ(SpecToJson(*back), SpecToJson(d));
+  EXPECT_EQ(back->distill.timesteps, d.distill.timesteps);
+  EXPECT_STREQ(JobKindName(back->kind), "distill");
+
+  JobSpec s = d;
+  s.distill.timesteps = {500, 750};
+  ExpectRefused(s, "strictly decreasing integers in [1, 1000]");
+  s = d;
+  s.distill.fake_updates = 101;
+  ExpectRefused(s, "distill.fake_updates=101: allowed 0 (default) .. 100");
+  s = d;
+  s.distill.real_guidance = 30;
+  ExpectRefused(s, "distill.real_guidance=30");
+  s = d;
+  s.distill.steps = -1;
+  ExpectRefused(s, "distill.steps=-1: must be >= 0");
+  s = d;
+  s.distill.fake_lr = 2;
+  ExpectRefused(s, "distill.fake_lr=2");
+  EXPECT_EQ(SpecFromJson({{"base", "x"}, {"kind", "prune"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(JobSpecTest, StateNamesAndTerminalStates) {
   EXPECT_STREQ(JobStateName(JobState::kGateFailed), "gate_failed");
   EXPECT_FALSE(IsTerminal(JobState::kValidating));
