@@ -1,6 +1,8 @@
 // `linvideo bench`: N concurrent clients, each running Generate calls back to back for T seconds
 // or until M requests have been issued in total; prints throughput, latency percentiles and errors
-// by status. --mixed cycles through three shapes to exercise bucketing.
+// by status, and where the server spent each request's time (the mean of its per-request stats:
+// queue, start = text encoding and initial latents, DiT steps, VAE decode, media encode). --mixed
+// cycles through three shapes to exercise bucketing.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -36,6 +38,7 @@ int CmdBench(const Args& a) {
   std::atomic<int> issued{0};
   std::mutex mu;
   std::vector<double> latencies;
+  std::vector<v1::Stats> server_stats;
   std::map<std::string, int> errors;
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -60,12 +63,14 @@ int CmdBench(const Args& a) {
                                   req.format() == v1::OUTPUT_FORMAT_WEBM         ? "webm"
                                   : req.format() == v1::OUTPUT_FORMAT_PNG_FRAMES ? "png"
                                                                                  : "mp4");
-        grpc::Status st = RunGenerate(c, req, out, false);
+        v1::Stats stats;
+        grpc::Status st = RunGenerate(c, req, out, false, nullptr, &stats);
         const double dt =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::lock_guard<std::mutex> lock(mu);
         if (st.ok()) {
           latencies.push_back(dt);
+          server_stats.push_back(stats);
         } else {
           ++errors[absl::StrFormat("%d %s", st.error_code(), st.error_message().substr(0, 60))];
         }
@@ -90,6 +95,23 @@ int CmdBench(const Args& a) {
       "p99=%.3fs max=%.3fs\n",
       clients, latencies.size(), error_count, wall, latencies.size() / wall, pct(0.5), pct(0.9),
       pct(0.99), latencies.empty() ? 0.0 : latencies.back());
+  if (!server_stats.empty()) {
+    double queue = 0, start_s = 0, dit = 0, decode = 0, encode = 0, total = 0;
+    for (const v1::Stats& s : server_stats) {
+      queue += s.queue_seconds();
+      start_s += s.start_seconds();
+      dit += s.compute_seconds() - s.start_seconds();
+      decode += s.decode_seconds();
+      encode += s.encode_seconds();
+      total += s.total_seconds();
+    }
+    const double n = static_cast<double>(server_stats.size());
+    std::printf(
+        "server time per request (mean of %zu): queue=%.3fs start(text)=%.3fs dit=%.3fs "
+        "decode=%.3fs encode=%.3fs total=%.3fs (model %s, %d steps)\n",
+        server_stats.size(), queue / n, start_s / n, dit / n, decode / n, encode / n, total / n,
+        server_stats.back().model().c_str(), server_stats.back().steps());
+  }
   for (const auto& [k, v] : errors) std::printf("  error %s: %d\n", k.c_str(), v);
   return error_count == 0 ? 0 : 1;
 }

@@ -212,11 +212,13 @@ grpc::Status RunGenerate(const Client& client, const v1::GenerateRequest& req,
         if (stats != nullptr) *stats = ev.completed().stats();
         if (progress) {
           const auto& s = ev.completed().stats();
-          std::fprintf(
-              stderr,
-              "done in %.2fs (queue %.2f, compute %.2f, decode %.2f, encode %.2f), %lld bytes\n",
-              s.total_seconds(), s.queue_seconds(), s.compute_seconds(), s.decode_seconds(),
-              s.encode_seconds(), static_cast<long long>(s.video_bytes()));
+          std::fprintf(stderr,
+                       "done in %.2fs (queue %.2f, compute %.2f of which start %.2f, decode %.2f, "
+                       "encode %.2f), "
+                       "%lld bytes\n",
+                       s.total_seconds(), s.queue_seconds(), s.compute_seconds(), s.start_seconds(),
+                       s.decode_seconds(), s.encode_seconds(),
+                       static_cast<long long>(s.video_bytes()));
         }
         break;
       default:

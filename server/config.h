@@ -26,7 +26,8 @@ struct ServerConfig {
   std::string executor = "pipeline";       // pipeline | fake (deterministic, for tests)
   std::string device = "cpu";
   std::string dtype = "fp32";
-  int threads = 0;  // LibTorch intra-op threads, 0 = all cores
+  std::string vae_dtype;  // the VAE's precision; empty: fp32
+  int threads = 0;        // LibTorch intra-op threads, 0 = all cores
 
   struct Scheduler {
     int max_batch = 4;

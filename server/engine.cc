@@ -247,6 +247,7 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
     r->position = 0;
     r->stats.queue_s = absl::ToDoubleSeconds(t0 - r->created);
     r->stats.compute_s += dt;
+    r->stats.start_s += dt;
     r->Push(StartedEvent{static_cast<int>(admitted.size())});
     LV_LOG(INFO) << "request=" << r->id << " started after " << r->stats.queue_s
                  << "s in a batch of " << admitted.size() << " new";

@@ -109,6 +109,9 @@ ExecutorFactory MakePipelineExecutorFactory(const ServerConfig& config) {
     o.model_dir = dir;
     LV_ASSIGN_OR_RETURN(o.device.device, core::ParseDevice(config.device));
     LV_ASSIGN_OR_RETURN(o.device.dtype, core::ParseDtype(config.dtype));
+    if (!config.vae_dtype.empty()) {
+      LV_ASSIGN_OR_RETURN(o.vae_dtype, core::ParseDtype(config.vae_dtype));
+    }
     o.threads = config.threads;
     return PipelineExecutor::Create(o, config.limits.text_cache_entries);
   };

@@ -47,6 +47,7 @@ using ServeEvent =
 
 struct RequestStats {
   double queue_s = 0, compute_s = 0, decode_s = 0, encode_s = 0, total_s = 0;
+  double start_s = 0;  // of compute_s: text encoding and initial latents (shared by a batch)
   int max_batch = 0;
   int64_t video_bytes = 0;
 };

@@ -76,6 +76,7 @@ bool WriteChunks(const ServeRequest& r, grpc::ServerWriter<v1::GenerateEvent>* w
 void FillStats(const ServeRequest& r, const RequestStats& s, v1::Stats* out) {
   out->set_queue_seconds(s.queue_s);
   out->set_compute_seconds(s.compute_s);
+  out->set_start_seconds(s.start_s);
   out->set_decode_seconds(s.decode_s);
   out->set_encode_seconds(s.encode_s);
   out->set_total_seconds(s.total_s);

@@ -137,10 +137,14 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
 
   absl::StatusOr<torch::Tensor> Decode(const RequestState& state) override {
     c10::InferenceMode guard;
-    LV_ASSIGN_OR_RETURN(torch::Tensor video, wan::DecodeLatents(vae_, state.latents.unsqueeze(0)));
+    // The latents in the VAE's own precision (it may differ from the DiT's: vae_dtype).
+    const torch::Tensor z = state.latents.unsqueeze(0).to(vae_->dtype());
+    LV_ASSIGN_OR_RETURN(torch::Tensor video, wan::DecodeLatents(vae_, z));
     return TorchCall("frames to uint8", [&] {
-      // [1, 3, F, H, W] in [-1, 1] -> [F, H, W, 3] uint8
+      // [1, 3, F, H, W] in [-1, 1] -> [F, H, W, 3] uint8, scaled in fp32 (bf16 cannot hold
+      // 127.5·(x + 1) to the nearest level)
       return video[0]
+          .to(torch::kFloat)
           .permute({1, 2, 3, 0})
           .add(1.0)
           .mul(127.5)
@@ -284,6 +288,9 @@ absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create
   }
   LV_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(*folder.tokenizer));
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadVae(*folder.vae, options.device));
+  if (options.vae_dtype.has_value() && *options.vae_dtype != vae->dtype()) {
+    LV_RETURN_IF_ERROR(TorchCall("VAE to its dtype", [&] { vae->to(*options.vae_dtype); }));
+  }
   ModelLimits limits;
   limits.text_len = dit->config().text_len;
   // The latent geometry (hence the allowed sizes and every token count) is the model's own.

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits)
 struct PipelineOptions {
   std::string model_dir;  // diffusers layout (model_index.json) or Wan layout
   DeviceOptions device;
+  // The VAE's weights and decode precision; std::nullopt: fp32 (whatever device.dtype is). bf16
+  // decodes faster on a CPU with AVX512-BF16 (the decoder is compute-bound, docs/benchmarks.md).
+  std::optional<c10::ScalarType> vae_dtype;
   int threads = 0;  // 0: all available cores
 };
 

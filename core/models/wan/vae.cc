@@ -194,6 +194,8 @@ int64_t WanVaeImpl::LatentFrames(int64_t video_frames) const {
   return (video_frames - 1) / config_.temporal_stride() + 1;
 }
 
+c10::ScalarType WanVaeImpl::dtype() const { return conv2_->weight.scalar_type(); }
+
 torch::Tensor WanVaeImpl::Decode(const torch::Tensor& z) const {
   torch::Tensor video = DecodeUnclamped(z);
   return at::GradMode::is_enabled() ? video.clamp(-1.0, 1.0) : video.clamp_(-1.0, 1.0);

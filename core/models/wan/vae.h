@@ -81,6 +81,8 @@ class WanVaeImpl : public torch::nn::Module {
   explicit WanVaeImpl(const VaeConfig& config);
 
   const VaeConfig& config() const { return config_; }
+  // The weights' dtype: what Decode expects its latents in.
+  c10::ScalarType dtype() const;
 
   // Normalised latents z [B, z_dim, F, h, w] -> video [B, 3, 1 + 4·(F−1), 8h, 8w] in [-1, 1]
   // (official WanVAE.decode: z·std + mean, conv2, causal per-frame decoding, clamp).

@@ -113,6 +113,26 @@ TEST_F(TextToVideoTest, BatchedPromptsEqualEachAlone) {
   EXPECT_TRUE(close((*both)[1], (*second)[0]));
 }
 
+TEST_F(TextToVideoTest, Bf16VaeDecodesCloseToFp32) {
+  PipelineOptions options;
+  options.model_dir = *dir_;
+  options.vae_dtype = torch::kBFloat16;
+  auto bf16 = TextToVideoPipeline::Create(options);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  auto a = pipeline_->Generate({Params("a red circle", 1)});
+  auto b = (*bf16)->Generate({Params("a red circle", 1)});
+  ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+  const torch::Tensor& x = (*a)[0];
+  const torch::Tensor& y = (*b)[0];
+  ASSERT_EQ(y.sizes(), x.sizes());
+  EXPECT_EQ(y.scalar_type(), torch::kUInt8);
+  // Same DiT (fp32) and latents; only the decoder's precision differs: close, not identical.
+  const torch::Tensor diff = (x.to(torch::kFloat) - y.to(torch::kFloat)).abs();
+  EXPECT_FALSE(torch::equal(x, y)) << "the bf16 VAE was not used";
+  EXPECT_LT(diff.mean().item<double>(), 2.0);
+  EXPECT_LE(diff.max().item<double>(), 24.0);
+}
+
 TEST_F(TextToVideoTest, StepApiRunsRequestsAtDifferentStepsInOneBatch) {
   auto emb = pipeline_->EncodeText({"a red circle", "a blue square", ""});
   ASSERT_TRUE(emb.ok()) << emb.status();
