@@ -350,6 +350,16 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   }
   DistillSummary summary;
   summary.schedule_timesteps = schedule.timesteps;
+  // A resumed run starts from the last logged losses (what the lineage reports when this process
+  // runs no step, e.g. exporting a finished checkpoint).
+  const std::string progress_file = (fs::path(o.work_dir) / "progress.json").string();
+  if (first > 0 && fs::exists(progress_file)) {
+    LV_ASSIGN_OR_RETURN(nlohmann::json progress, io::ReadJsonFile(progress_file));
+    if (progress.contains("losses") && progress["losses"].is_object()) {
+      summary.final_dm_loss = progress["losses"].value("dm", 0.0);
+      summary.final_fake_loss = progress["losses"].value("fake_score", 0.0);
+    }
+  }
   train::ProgressLog log((fs::path(o.work_dir) / "distill.log").string(), first, o.steps);
   log.Line(absl::StrFormat(
       "distill %s (DMD2): timesteps [%s] -> [%s] at shift %g, %d generator steps x batch %d, "
