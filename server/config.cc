@@ -1,6 +1,6 @@
 #include "server/config.h"
 
-#include <fstream>
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -9,10 +9,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/io/file_util.h"
 #include "server/job_spec.h"
 
 namespace linvideo::server {
 namespace {
+
+// A config file is a few KiB of JSON; a much larger file is not one.
+constexpr uint64_t kMaxConfigBytes = 1 << 20;
+// Option names have at most two dots ("jobs.max_retries"); deeper nesting names no option.
+constexpr int kMaxConfigDepth = 4;
 
 struct Option {
   std::string name;
@@ -180,16 +186,30 @@ absl::Status ApplyJson(ServerConfig& c, const nlohmann::json& j, const std::stri
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (key == "models") {
       // {"models": {"NAME": "DIR", ...}} or [{"name": .., "path": ..}]
+      const char* kShape =
+          "config 'models' must be an object NAME -> DIR or a list of "
+          "{\"name\": NAME, \"path\": DIR}";
       if (it->is_object()) {
-        for (auto m = it->begin(); m != it->end(); ++m)
+        for (auto m = it->begin(); m != it->end(); ++m) {
+          if (!m->is_string()) return absl::InvalidArgumentError(kShape);
           c.models.push_back({m.key(), m->get<std::string>()});
+        }
       } else if (it->is_array()) {
-        for (const auto& m : *it) c.models.push_back({m.at("name"), m.at("path")});
+        for (const auto& m : *it) {
+          auto name = m.is_object() ? m.find("name") : m.end();
+          auto path = m.is_object() ? m.find("path") : m.end();
+          if (name == m.end() || path == m.end() || !name->is_string() || !path->is_string())
+            return absl::InvalidArgumentError(kShape);
+          c.models.push_back({name->get<std::string>(), path->get<std::string>()});
+        }
       } else {
-        return absl::InvalidArgumentError(
-            "config 'models' must be an object NAME -> DIR or a list");
+        return absl::InvalidArgumentError(kShape);
       }
     } else if (it->is_object()) {
+      if (std::count(key.begin(), key.end(), '.') >= kMaxConfigDepth) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown option '", key.substr(0, 64), "...': nested too deep"));
+      }
       absl::Status s = ApplyJson(c, *it, key);
       if (!s.ok()) return s;
     } else {
@@ -296,6 +316,17 @@ absl::Status ServerConfig::Validate() const {
   return absl::OkStatus();
 }
 
+absl::Status ApplyConfigText(std::string_view text, const std::string& source,
+                             ServerConfig& config) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
+  }
+  absl::Status s = ApplyJson(config, j, "");
+  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args) {
   ParsedConfig out;
   // The file first, so flags override it regardless of order.
@@ -303,14 +334,13 @@ absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& a
     if (a == "--help" || a == "-h") out.help = true;
     if (absl::StartsWith(a, "--config=")) {
       const std::string path = a.substr(9);
-      std::ifstream in(path);
-      if (!in) return absl::NotFoundError(absl::StrCat("--config=", path, ": cannot open"));
-      nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) {
-        return absl::InvalidArgumentError(absl::StrCat("--config=", path, ": not a JSON object"));
+      absl::StatusOr<std::string> text = core::io::ReadFileToString(path, kMaxConfigBytes);
+      if (!text.ok()) {
+        return absl::Status(text.status().code(),
+                            absl::StrCat("--config=", path, ": ", text.status().message()));
       }
-      absl::Status s = ApplyJson(out.config, j, "");
-      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+      absl::Status s = ApplyConfigText(*text, "--config=" + path, out.config);
+      if (!s.ok()) return s;
     }
   }
   if (out.help) return out;

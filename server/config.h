@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,6 +102,11 @@ struct ParsedConfig {
   bool help = false;
 };
 absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args);
+// Applies a --config file's text (a JSON object; nested objects are dotted option names, "models"
+// is NAME -> DIR or a list of {"name", "path"}) over `config`. `source` names it in errors.
+// INVALID_ARGUMENT says what is wrong; does not Validate().
+absl::Status ApplyConfigText(std::string_view text, const std::string& source,
+                             ServerConfig& config);
 
 // Whether a --listen address only accepts local connections (127.x, [::1], localhost, unix:).
 bool IsLoopbackListen(const std::string& listen);

@@ -5,46 +5,6 @@
 
 namespace linvideo::server {
 
-JobSpec FromProto(const v1::JobSpec& p) {
-  JobSpec s;
-  s.job_id = p.job_id();
-  s.base = p.base();
-  s.kind = p.kind_case() == v1::JobSpec::kDistill ? JobKind::kDistill : JobKind::kConvert;
-  const v1::DistillJob& d = p.distill();
-  s.distill.timesteps.assign(d.timesteps().begin(), d.timesteps().end());
-  s.distill.steps = d.steps();
-  s.distill.fake_updates = d.fake_updates();
-  s.distill.real_guidance = d.real_guidance();
-  s.distill.lr = d.lr();
-  s.distill.fake_lr = d.fake_lr();
-  s.distill.seed = d.seed();
-  s.distill.batch = d.batch();
-  s.distill.trajectories = d.trajectories();
-  s.distill.trajectory_steps = d.trajectory_steps();
-  s.distill.checkpoint_every = d.checkpoint_every();
-  const v1::ConvertJob& c = p.convert();
-  s.convert.linear_layers = c.linear_layers();
-  s.convert.select = c.select();
-  s.convert.pinned = c.pinned();
-  s.convert.objective = c.objective();
-  s.convert.steps = c.steps();
-  s.convert.lr = c.lr();
-  s.convert.seed = c.seed();
-  s.convert.batch = c.batch();
-  s.convert.trajectories = c.trajectories();
-  s.convert.trajectory_steps = c.trajectory_steps();
-  s.convert.checkpoint_every = c.checkpoint_every();
-  s.output_name = p.output_name();
-  s.activate = p.activate();
-  s.activate_as = p.activate_as();
-  s.gate.prompts = p.gate().prompts();
-  s.gate.seeds = p.gate().seeds();
-  s.gate.steps = p.gate().steps();
-  for (const auto& [k, v] : p.gate().max_drop()) s.gate.max_drop[k] = v;
-  s.gate.min_psnr = p.gate().min_psnr();
-  return s;
-}
-
 void ToProto(const JobSnapshot& j, v1::Job* out) {
   out->set_id(j.id);
   out->set_kind(JobKindName(j.spec.kind));

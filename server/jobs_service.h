@@ -12,6 +12,7 @@
 #include "server/bearer_token.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
+#include "server/proto_convert.h"
 
 namespace linvideo::server {
 
@@ -40,7 +41,6 @@ class JobsService final : public linvideo::v1::Jobs::Service {
   const BearerToken* token_;
 };
 
-JobSpec FromProto(const v1::JobSpec& spec);
 void ToProto(const JobSnapshot& job, v1::Job* out);
 
 }  // namespace linvideo::server

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/log.h"
+#include "server/proto_convert.h"
 
 namespace linvideo::server {
 namespace {
@@ -117,78 +118,9 @@ grpc::Status GenerationService::Done(const char* rpc, grpc::Status s) {
 absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerContext* ctx,
                                                          const v1::GenerateRequest& req,
                                                          bool streaming) {
-  SubmitOptions o;
-  o.request_id = req.request_id();
-  o.model = req.model();
-  o.streaming = streaming;
-  // Proto -> core structs only: 0 means "the model's default" on the wire; Resolve validates.
-  GenerationParams& p = o.params;
-  p.prompt = req.prompt();
-  p.negative_prompt = req.negative_prompt();
-  p.width = req.width();
-  p.height = req.height();
-  p.frames = req.frames();
-  p.steps = req.steps();
-  // Inside the server NaN means "the model's default" (Resolve): a NaN, an infinity or a -0 on
-  // the wire is a client error, never a default.
-  for (auto [name, value] :
-       {std::pair{"guidance", req.guidance()}, std::pair{"shift", req.shift()}}) {
-    if (!std::isfinite(value) || (value == 0 && std::signbit(value))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, " ", value == 0 ? "-0" : absl::StrCat(value),
-                       " is not allowed; use a finite number (0: the model's default)"));
-    }
-  }
-  p.guidance = req.guidance() == 0 ? core::params::kUseDefault : req.guidance();
-  p.shift = req.shift() == 0 ? core::params::kUseDefault : req.shift();
-  switch (req.sampler()) {
-    case v1::SAMPLER_UNSPECIFIED:  // the model's declared sampler (Resolve)
-      break;
-    case v1::SAMPLER_UNIPC:
-      p.sampler = core::params::SamplerKind::kUniPC;
-      break;
-    case v1::SAMPLER_EULER:
-      p.sampler = core::params::SamplerKind::kEuler;
-      break;
-    case v1::SAMPLER_FEW_STEP:
-      p.sampler = core::params::SamplerKind::kFewStep;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          "sampler: allowed SAMPLER_UNSPECIFIED (the model's own), SAMPLER_UNIPC, SAMPLER_EULER, "
-          "SAMPLER_FEW_STEP");
-  }
-  p.seed = req.seed();
-  o.output.fps = req.fps();
-  switch (req.format()) {
-    case v1::OUTPUT_FORMAT_UNSPECIFIED:
-    case v1::OUTPUT_FORMAT_MP4:
-      o.output.kind = OutputKind::kMp4;
-      break;
-    case v1::OUTPUT_FORMAT_WEBM:
-      o.output.kind = OutputKind::kWebm;
-      break;
-    case v1::OUTPUT_FORMAT_PNG_FRAMES:
-      o.output.kind = OutputKind::kPngFrames;
-      break;
-    default:
-      return absl::InvalidArgumentError("format: allowed MP4, WEBM, PNG_FRAMES");
-  }
-  switch (req.priority()) {
-    case v1::PRIORITY_LOW:
-      o.priority = 0;
-      break;
-    case v1::PRIORITY_NORMAL:
-      o.priority = 1;
-      break;
-    case v1::PRIORITY_HIGH:
-      o.priority = 2;
-      break;
-    default:
-      return absl::InvalidArgumentError("priority: allowed LOW, NORMAL, HIGH");
-  }
-  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-    o.deadline = absl::FromChrono(ctx->deadline());
+  absl::StatusOr<SubmitOptions> o = SubmitOptionsFromProto(req, streaming);
+  if (o.ok() && ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    o->deadline = absl::FromChrono(ctx->deadline());
   }
   return o;
 }

@@ -71,9 +71,10 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
   return WriteFileAtomicWith(path, [&](FileSink& sink) -> absl::Status {
     LV_RETURN_IF_ERROR(sink.Write(len_bytes, sizeof(len_bytes)));
     LV_RETURN_IF_ERROR(sink.Write(text.data(), text.size()));
-    for (const auto& [name, t] : order) {
+    for (const auto& entry : order) {
+      const torch::Tensor& t = entry.second;  // (a lambda cannot capture a structured binding)
       LV_ASSIGN_OR_RETURN(torch::Tensor cpu,
-                          TorchCall(absl::StrCat("copying ", name, " to CPU"),
+                          TorchCall(absl::StrCat("copying ", entry.first, " to CPU"),
                                     [&] { return t.to(torch::kCPU).contiguous(); }));
       LV_RETURN_IF_ERROR(sink.Write(cpu.data_ptr(), cpu.numel() * cpu.element_size()));
     }

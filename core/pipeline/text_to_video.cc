@@ -11,6 +11,7 @@
 #include "core/common/status.h"
 #include "core/io/json_file.h"
 #include "core/pipeline/model_folder.h"
+#include "core/pipeline/model_index.h"
 #include "core/sampling/guidance.h"
 #include "core/sampling/noise.h"
 
@@ -214,55 +215,12 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
 
 }  // namespace
 
-// Optional "linvideo" section of model_index.json: serving defaults and limits of this model (the
-// small shipped models generate at smaller sizes than Wan's 832x480x81 defaults) and the sampler
-// it was made for (a distilled model's fixed timestep list).
 absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
   const std::string path = (std::filesystem::path(root) / "model_index.json").string();
   auto index = io::ReadJsonFile(path);
-  if (!index.ok() || !index->contains("linvideo")) return absl::OkStatus();
-  const auto& j = (*index)["linvideo"];
-  if (!j.is_object()) {
-    return absl::InvalidArgumentError(path + ": \"linvideo\" must be an object");
-  }
-  auto get = [&](const char* key, auto& field) {
-    if (j.contains(key) && j[key].is_number()) field = j[key].get<std::decay_t<decltype(field)>>();
-  };
-  get("default_width", limits.default_width);
-  get("default_height", limits.default_height);
-  get("default_frames", limits.default_frames);
-  get("default_steps", limits.default_steps);
-  get("default_guidance", limits.default_guidance);
-  get("default_shift", limits.default_shift);
-  get("max_width", limits.max_width);
-  get("max_height", limits.max_height);
-  get("max_frames", limits.max_frames);
-  get("max_steps", limits.max_steps);
-  std::string sampler;
-  std::vector<int64_t> timesteps;
-  if (j.contains("sampler")) {
-    if (!j["sampler"].is_string()) {
-      return absl::InvalidArgumentError(path +
-                                        ": \"linvideo.sampler\" must be a sampler name "
-                                        "(unipc, euler, fewstep)");
-    }
-    sampler = j["sampler"].get<std::string>();
-  }
-  if (j.contains("timesteps")) {
-    const auto& t = j["timesteps"];
-    bool ok = t.is_array();
-    for (const auto& v : t) ok = ok && v.is_number_integer();
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          path +
-          ": \"linvideo.timesteps\" must be an array of integers (e.g. [1000, 750, 500, "
-          "250])");
-    }
-    timesteps = t.get<std::vector<int64_t>>();
-  }
-  absl::Status declared = core::params::DeclareSampler(sampler, timesteps, limits);
-  if (!declared.ok()) return Annotate(declared, path);
-  return absl::OkStatus();
+  if (absl::IsNotFound(index.status())) return absl::OkStatus();  // the Wan layout has none
+  if (!index.ok()) return index.status();
+  return ApplyServingSection(*index, path, limits);
 }
 
 absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create(
