@@ -1,6 +1,10 @@
 #include "server/job_spec.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,9 +21,48 @@ constexpr const char* kStateNames[] = {"queued", "running",   "validating", "suc
 
 absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError(what); }
 
+// A JSON value of the wrong kind for a field (thrown inside the readers, caught with
+// json::exception): a number that is not an integer or does not fit the field's type would
+// otherwise go through a float-to-int conversion, which is undefined (found by job_spec_fuzz).
+struct FieldError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+struct IsVector : std::false_type {};
+template <typename T, typename A>
+struct IsVector<std::vector<T, A>> : std::true_type {};
+
+template <typename T>
+void CheckFits(const json& v, const char* key) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    bool fits = false;
+    if (v.is_number_unsigned()) {
+      fits = v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    } else if (v.is_number_integer()) {
+      const int64_t x = v.get<int64_t>();
+      fits = x >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+             (x <= 0 ||
+              static_cast<uint64_t>(x) <= static_cast<uint64_t>(std::numeric_limits<T>::max()));
+    }
+    if (!fits) {
+      throw FieldError(
+          absl::StrCat("field '", key, "' must be an integer that fits its type, got ", v.dump()));
+    }
+  } else if constexpr (IsVector<T>::value) {
+    if (v.is_array()) {
+      for (const json& e : v) CheckFits<typename T::value_type>(e, key);
+    }
+  }
+  // Strings, booleans, doubles and maps of doubles: json::type_error covers the wrong kinds.
+}
+
 template <typename T>
 void Get(const json& j, const char* key, T* out) {
-  if (auto it = j.find(key); it != j.end() && !it->is_null()) *out = it->get<T>();
+  if (auto it = j.find(key); it != j.end() && !it->is_null()) {
+    CheckFits<T>(*it, key);
+    *out = it->get<T>();
+  }
 }
 
 }  // namespace
@@ -297,6 +340,8 @@ absl::StatusOr<JobSpec> SpecFromJson(const json& j) {
     return s;
   } catch (const json::exception& e) {
     return Bad(absl::StrCat("job spec JSON: ", e.what()));
+  } catch (const FieldError& e) {
+    return Bad(absl::StrCat("job spec JSON: ", e.what()));
   }
 }
 
@@ -368,6 +413,8 @@ absl::StatusOr<JobSnapshot> SnapshotFromJson(const json& j) {
     Get(j, "disk_bytes", &job.disk_bytes);
     return job;
   } catch (const json::exception& e) {
+    return Bad(absl::StrCat("job.json: ", e.what()));
+  } catch (const FieldError& e) {
     return Bad(absl::StrCat("job.json: ", e.what()));
   }
 }

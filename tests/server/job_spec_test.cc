@@ -100,6 +100,27 @@ TEST(JobSpecTest, JsonRoundTrip) {
   EXPECT_FALSE(SnapshotFromJson({{"id", "x"}}).ok());  // no spec, no state
 }
 
+// Numbers that are not integers of the field's range are refused, not converted (a float-to-int
+// conversion out of range is undefined; job_spec_fuzz found 8.9e70 as linear_layers).
+TEST(JobSpecTest, JsonNumbersMustFitTheirFields) {
+  const nlohmann::json good = SpecToJson(Good());
+  for (const nlohmann::json& bad :
+       {nlohmann::json{{"convert", {{"linear_layers", 8.9e70}}}},
+        nlohmann::json{{"convert", {{"linear_layers", 2.5}}}},
+        nlohmann::json{{"convert", {{"steps", 18446744073709551615ULL}}}},
+        nlohmann::json{{"convert", {{"seed", -1}}}},
+        nlohmann::json{{"distill", {{"timesteps", {1000, 1e30}}}}},
+        nlohmann::json{{"gate", {{"seeds", "3"}}}}}) {
+    nlohmann::json spec = good;
+    spec.merge_patch(bad);
+    auto parsed = SpecFromJson(spec);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
+  }
+  nlohmann::json spec = good;
+  spec["convert"]["steps"] = 1e3;  // a double, even a whole one, is not an integer field's value
+  EXPECT_FALSE(SpecFromJson(spec).ok());
+}
+
 // A distillation spec: no linear_layers needed; its own options are checked and survive job.json.
 TEST(JobSpecTest, DistillSpecsValidateAndRoundTrip) {
   JobSpec d;
