@@ -77,6 +77,8 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   r->output = *output;
   r->created = absl::Now();
   r->model = *model;
+  r->model_name = (*model)->name;
+  r->model_version = (*model)->version;
   r->streaming = o.streaming;
   r->entry.key = BucketKey{(*model)->name,
                            (*model)->version,
@@ -161,6 +163,7 @@ void Engine::Stop() {
 void Engine::Abort(ServeRequest& r, const absl::Status& status) {
   scheduler_.Finish(&r.entry);  // a no-op for entries the plan already dropped
   r.state.reset();
+  r.model.reset();  // the state was the last thing using it
   if (r.Fail(status)) LV_LOG(INFO) << "request=" << r.id << " ended: " << status;
 }
 

@@ -50,6 +50,7 @@ void OutputStage::Finish(ServeRequest& r) {
     auto lease = ComputeDevice::Acquire(compute_);
     frames = r.model->executor->Decode(*r.state);
     r.state.reset();
+    r.model.reset();  // nothing uses the checkpoint after the decode (request.h)
   }
   const absl::Time t1 = absl::Now();
   absl::StatusOr<EncodedOutput> encoded =

@@ -58,8 +58,16 @@ struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
   GenerationParams params;  // resolved
   OutputFormat output;      // resolved
   absl::Time created;
-  std::shared_ptr<const LoadedModel> model;  // pinned: the request finishes on this checkpoint
-  bool streaming = false;                    // Generate (events consumed) vs Submit (polled)
+  std::string model_name;  // the checkpoint it runs on, for replies (kept after `model` is let go)
+  int64_t model_version = 0;
+  bool streaming = false;  // Generate (events consumed) vs Submit (polled)
+
+  // Engine-owned. Pinned while the request runs: it finishes on this checkpoint even across a
+  // swap. Released by its last user (the output stage after the decode, or the engine when it
+  // aborts the request), so finished results kept for Get do not keep replaced checkpoints in
+  // memory (20 swaps grew the server by ~6 MB per swap before). Only the engine thread and the
+  // output stage read it; replies use model_name / model_version.
+  std::shared_ptr<const LoadedModel> model;
 
   // Engine-owned (see the header comment).
   SchedEntry entry;

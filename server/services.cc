@@ -83,8 +83,8 @@ void FillStats(const ServeRequest& r, const RequestStats& s, v1::Stats* out) {
   out->set_total_seconds(s.total_s);
   out->set_max_batch_size(s.max_batch);
   out->set_video_bytes(s.video_bytes);
-  out->set_model(r.model->name);
-  out->set_checkpoint_version(r.model->version);
+  out->set_model(r.model_name);
+  out->set_checkpoint_version(r.model_version);
   out->set_width(static_cast<int>(r.params.width));
   out->set_height(static_cast<int>(r.params.height));
   out->set_frames(static_cast<int>(r.params.frames));
@@ -155,8 +155,8 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     if (const auto* q = std::get_if<QueuedEvent>(&e)) {
       out.mutable_queued()->set_position(q->position);
     } else if (const auto* s = std::get_if<StartedEvent>(&e)) {
-      out.mutable_started()->set_model(r->model->name);
-      out.mutable_started()->set_checkpoint_version(r->model->version);
+      out.mutable_started()->set_model(r->model_name);
+      out.mutable_started()->set_checkpoint_version(r->model_version);
       out.mutable_started()->set_batch_size(s->batch_size);
     } else if (const auto* p = std::get_if<ProgressEvent>(&e)) {
       out.mutable_progress()->set_step(p->step);

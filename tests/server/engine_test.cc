@@ -179,6 +179,7 @@ TEST_F(EngineTest, QueueFullCancelAndDeadline) {
   }
   ASSERT_TRUE(engine_->Cancel(rs[0]->id).ok());  // running: stops within a step
   EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kCancelled);
+  EXPECT_EQ(rs[0]->model, nullptr);  // an aborted request lets its checkpoint go too
 }
 
 TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
@@ -190,8 +191,12 @@ TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
   auto after = *engine_->Submit(Req(5, 10));
   ASSERT_EQ(WaitDone(before), RequestPhase::kDone);
   ASSERT_EQ(WaitDone(after), RequestPhase::kDone);
-  EXPECT_EQ(before->model->version, 1);
-  EXPECT_EQ(after->model->version, 2);
+  EXPECT_EQ(before->model_version, 1);
+  EXPECT_EQ(after->model_version, 2);
+  // Finished requests (kept for Get until their TTL) no longer pin a checkpoint: only the
+  // registry's history decides what stays loaded.
+  EXPECT_EQ(before->model, nullptr);
+  EXPECT_EQ(after->model, nullptr);
   EXPECT_NE(Result(before), Result(after));  // different checkpoints (salt)
   ASSERT_TRUE(registry_->Rollback("m").ok());
   auto rolled = *engine_->Submit(Req(5, 10));
