@@ -52,9 +52,10 @@ absl::StatusOr<TensorMap> ReadSharded(const fs::path& dir, const fs::path& index
     return absl::InvalidArgumentError(absl::StrCat(ip, ": must be an object with \"weight_map\""));
   }
   auto map_it = index.find("weight_map");
-  if (map_it == index.end() || !map_it->is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(ip, ": \"weight_map\" must be an object {tensor name: shard file}"));
+  if (map_it == index.end() || !map_it->is_object() || map_it->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        ip,
+        ": \"weight_map\" must be an object {tensor name: shard file} with at least one entry"));
   }
   if (auto meta = index.find("metadata");
       meta != index.end() && !meta->is_object() && !meta->is_null()) {

@@ -49,6 +49,13 @@ absl::Status ReadPatchSize(const json& j, WanConfig* config) {
 
 // "attention_kinds": absent -> all softmax; otherwise one name per layer.
 absl::Status ReadAttentionKinds(const json& j, WanConfig* config) {
+  // Checked before anything is sized by it (num_layers 1e17 was an out-of-memory abort, found by
+  // model_config_fuzz).
+  if (config->num_layers < 1 || config->num_layers > WanConfig::kMaxLayers) {
+    return absl::InvalidArgumentError(absl::StrCat("DiT config field 'num_layers' must be in [1, ",
+                                                   WanConfig::kMaxLayers, "], got ",
+                                                   config->num_layers));
+  }
   auto it = j.find("attention_kinds");
   if (it == j.end() || it->is_null()) {
     config->SetNumLayers(config->num_layers);

@@ -37,6 +37,7 @@ struct WanConfig {
   int64_t out_dim = 16;
   int64_t num_heads = 12;
   int64_t num_layers = 30;
+  static constexpr int64_t kMaxLayers = 1024;     // Wan 2.1 14B has 40
   std::array<int64_t, 3> patch_size = {1, 2, 2};  // (t, h, w)
   double eps = 1e-6;
   bool qk_norm = true;              // RMSNorm over the whole dim on q and k

@@ -129,6 +129,13 @@ TEST_F(ShardedIndexErrorsTest, ValidIndexLoads) {
   EXPECT_TRUE(ReadWithMap({{"a", s1_}, {"b", s1_}, {"c", s2_}}).ok());
 }
 
+// An index that maps nothing is not a weights file (found by weights_index_fuzz: it read as an
+// empty state dict).
+TEST_F(ShardedIndexErrorsTest, EmptyWeightMap) {
+  ExpectError(ReadWithMap(nlohmann::json::object()), absl::StatusCode::kInvalidArgument,
+              "at least one entry");
+}
+
 TEST_F(ShardedIndexErrorsTest, MissingShard) {
   ExpectError(ReadWithMap({{"a", s1_}, {"b", s1_}, {"c", "m-00003-of-00003.safetensors"}}),
               absl::StatusCode::kNotFound, "does not exist");

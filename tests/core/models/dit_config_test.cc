@@ -118,6 +118,9 @@ TEST(DitConfigTest, RejectsInvalidAndUnsupportedConfigs) {
   EXPECT_EQ(ParseCode(R"({"dim": 30, "num_heads": 6})"), C::kInvalidArgument);   // head_dim 5
   EXPECT_EQ(ParseCode(R"({"dim": 8, "num_heads": 2})"), C::kInvalidArgument);    // head_dim 4
   EXPECT_EQ(ParseCode(R"({"num_layers": 0})"), C::kInvalidArgument);
+  // Sized before validation: found by model_config_fuzz as an out-of-memory abort.
+  EXPECT_EQ(ParseCode(R"({"num_layers": 111111111131111116})"), C::kInvalidArgument);
+  EXPECT_EQ(ParseCode(R"({"num_layers": 1025, "in_channels": 16})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"ffn_dim": -4})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"dim": "1536"})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"qk_norm": 1})"), C::kInvalidArgument);
