@@ -150,6 +150,13 @@ absl::StatusOr<WanConfig> FromDiffusersJson(const json& j) {
   LV_RETURN_IF_ERROR(Read(j, "attention_head_dim", &head_dim));
   LV_RETURN_IF_ERROR(CheckPositive("num_attention_heads", heads));
   LV_RETURN_IF_ERROR(CheckPositive("attention_head_dim", head_dim));
+  // Bounded before the product (1e18 heads overflowed it; found by model_config_fuzz).
+  constexpr int64_t kMaxHeads = 1024, kMaxHeadDim = 4096;
+  if (heads > kMaxHeads || head_dim > kMaxHeadDim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "diffusers DiT config: num_attention_heads must be <= ", kMaxHeads,
+        " and attention_head_dim <= ", kMaxHeadDim, ", got ", heads, " and ", head_dim));
+  }
   c.num_heads = heads;
   c.dim = heads * head_dim;
   LV_RETURN_IF_ERROR(Read(j, "in_channels", &c.in_dim));

@@ -121,6 +121,9 @@ TEST(DitConfigTest, RejectsInvalidAndUnsupportedConfigs) {
   // Sized before validation: found by model_config_fuzz as an out-of-memory abort.
   EXPECT_EQ(ParseCode(R"({"num_layers": 111111111131111116})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"num_layers": 1025, "in_channels": 16})"), C::kInvalidArgument);
+  EXPECT_EQ(ParseCode(R"({"num_attention_heads": 1111111111111111116})"), C::kInvalidArgument);
+  EXPECT_EQ(ParseCode(R"({"num_attention_heads": 12, "attention_head_dim": 1e3})"),
+            C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"ffn_dim": -4})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"dim": "1536"})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"qk_norm": 1})"), C::kInvalidArgument);
