@@ -36,16 +36,27 @@ absl::StatusOr<T5Config> FromHfJson(const json& j) {
     return s;
   }
   if (absl::Status s = Read(j, "layer_norm_epsilon", &c.eps); !s.ok()) return s;
+  // Bounded before the product (no signed overflow from a hostile config).
+  constexpr int64_t kMaxHeads = 1024, kMaxHeadDim = 4096;
+  if (c.num_heads < 1 || c.num_heads > kMaxHeads || d_kv < 1 || d_kv > kMaxHeadDim) {
+    return absl::InvalidArgumentError(absl::StrCat("T5 config: num_heads must be in [1, ",
+                                                   kMaxHeads, "] and d_kv in [1, ", kMaxHeadDim,
+                                                   "], got ", c.num_heads, " and ", d_kv));
+  }
   c.dim_attn = c.num_heads * d_kv;
   // HF's T5Config defaults feed_forward_proj to "relu" (original T5, ungated); only the gated-GELU
   // variant (T5 v1.1, mT5, umT5) is implemented.
-  std::string ffn = j.value("feed_forward_proj", std::string("relu"));
+  // (Read, not json::value: a non-string value threw an uncaught exception; model_config_fuzz.)
+  std::string ffn = "relu";
+  if (absl::Status s = Read(j, "feed_forward_proj", &ffn); !s.ok()) return s;
   if (ffn != "gated-gelu") {
     return absl::InvalidArgumentError(absl::StrCat("T5 config: feed_forward_proj \"", ffn,
                                                    "\" is not supported; allowed: \"gated-gelu\""));
   }
   // UMT5 has a relative position table per layer; T5 and mT5 share the one of block 0.
-  c.shared_pos = j.value("model_type", std::string("umt5")) != "umt5";
+  std::string model_type = "umt5";
+  if (absl::Status s = Read(j, "model_type", &model_type); !s.ok()) return s;
+  c.shared_pos = model_type != "umt5";
   return c;
 }
 

@@ -65,6 +65,20 @@ TEST(T5ConfigTest, RejectsUngatedFeedForward) {
   EXPECT_FALSE(T5Config::FromJson(j).ok());
 }
 
+// Found by model_config_fuzz: a non-string feed_forward_proj threw an uncaught exception.
+TEST(T5ConfigTest, WrongTypesAndHugeSizesAreRefusedNotThrown) {
+  for (auto [key, value] : {std::pair<const char*, nlohmann::json>{"feed_forward_proj", true},
+                            {"model_type", 5},
+                            {"num_heads", 1LL << 40},
+                            {"d_kv", 1LL << 40}}) {
+    auto j = HfUmt5XxlJson();
+    j[key] = value;
+    auto c = T5Config::FromJson(j);
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_NE(c.status().message().find(key), std::string::npos) << c.status();
+  }
+}
+
 TEST(T5ConfigTest, ReadsWanStyleConfig) {
   auto j = nlohmann::json::parse(R"({"vocab_size": 256384, "dim": 4096, "dim_attn": 4096,
     "dim_ffn": 10240, "num_heads": 64, "encoder_layers": 24, "decoder_layers": 24,
