@@ -118,6 +118,11 @@ const std::vector<Option>& Options() {
              "tokens x steps x CFG passes per request (0: unlimited); above: RESOURCE_EXHAUSTED"),
       LV_INT("limits.keep_previous_checkpoints", limits.keep_previous_checkpoints,
              "replaced checkpoints per model kept loaded for Rollback (older ones are freed)"),
+      LV_INT("limits.requests_per_minute_per_peer", limits.requests_per_minute_per_peer,
+             "Generate/Submit calls admitted per client address per minute (0: unlimited); "
+             "above: RESOURCE_EXHAUSTED"),
+      LV_INT("limits.burst_per_peer", limits.burst_per_peer,
+             "calls a client address may make at once before the per-minute rate applies"),
       LV_INT("limits.result_ttl_s", limits.result_ttl_s,
              "how long finished results are kept for Get"),
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
@@ -263,6 +268,12 @@ absl::Status ServerConfig::Validate() const {
   if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
   if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
   if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");
+  if (limits.requests_per_minute_per_peer < 0) {
+    return bad("limits.requests_per_minute_per_peer must be >= 0 (0: unlimited)");
+  }
+  if (limits.burst_per_peer < 1 || limits.burst_per_peer > 100000) {
+    return bad("limits.burst_per_peer: allowed 1..100000");
+  }
   if (limits.keep_previous_checkpoints < 0 || limits.keep_previous_checkpoints > 16) {
     return bad(
         "limits.keep_previous_checkpoints: allowed 0..16 (each one holds a model in memory)");

@@ -48,6 +48,9 @@ struct ServerConfig {
     // Replaced checkpoints of each model kept loaded for Rollback; older ones are freed once the
     // requests that pinned them finish (bounded memory across hot swaps).
     int keep_previous_checkpoints = 1;
+    // Generate and Submit calls admitted per client address (server/rate_limiter.h); 0 = no limit.
+    int requests_per_minute_per_peer = 0;
+    int burst_per_peer = 20;
     // Run VAE decode concurrently with denoising steps. Off by default: on a CPU both compete for
     // the same cores and LibTorch's thread pools oversubscribe badly; turn on for GPUs.
     bool overlap_decode = false;

@@ -170,8 +170,9 @@ int Run(const ServerConfig& config) {
     LV_LOG(INFO) << "jobs in " << config.jobs.root;
   }
   JobsService jobs_service(jobs.get(), &metrics, token.get());
+  RateLimiter rate(config.limits.requests_per_minute_per_peer, config.limits.burst_per_peer);
   GenerationService generation(&engine, &registry, &metrics,
-                               config.auth.generation ? token.get() : nullptr);
+                               config.auth.generation ? token.get() : nullptr, &rate);
   AdminService admin(
       &engine, &registry, &metrics, token.get(), set_serving,
       [&shutdown] {

@@ -125,9 +125,15 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
   return o;
 }
 
+grpc::Status GenerationService::Admit(grpc::ServerContext* ctx) {
+  if (auto a = CheckBearer(ctx, token_); !a.ok()) return a;
+  if (limiter_ == nullptr || !limiter_->enabled()) return grpc::Status::OK;
+  return ToGrpc(limiter_->Admit(PeerAddress(ctx->peer()), absl::Now()));
+}
+
 grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                          grpc::ServerWriter<v1::GenerateEvent>* writer) {
-  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Generate", a);
+  if (auto a = Admit(ctx); !a.ok()) return Done("Generate", a);
   auto o = Convert(ctx, *req, /*streaming=*/true);
   if (!o.ok()) return Done("Generate", ToGrpc(o.status()));
   auto submitted = engine_->Submit(*o);
@@ -175,7 +181,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
 
 grpc::Status GenerationService::Submit(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                        v1::SubmitResponse* resp) {
-  if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Submit", a);
+  if (auto a = Admit(ctx); !a.ok()) return Done("Submit", a);
   auto o = Convert(ctx, *req, /*streaming=*/false);
   if (!o.ok()) return Done("Submit", ToGrpc(o.status()));
   o->deadline = absl::InfiniteFuture();  // the Submit call's deadline is not the job's

@@ -15,6 +15,7 @@
 #include "server/engine.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
+#include "server/rate_limiter.h"
 
 namespace linvideo::server {
 
@@ -24,10 +25,11 @@ grpc::Status CheckBearer(const grpc::ServerContext* ctx, const BearerToken* toke
 
 class GenerationService final : public linvideo::v1::Generation::Service {
  public:
-  // `token` null: no auth on Generation. It must outlive the service.
+  // `token` null: no auth on Generation; `limiter` null: no per-peer rate. Both must outlive the
+  // service.
   GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics,
-                    const BearerToken* token)
-      : engine_(engine), registry_(registry), metrics_(metrics), token_(token) {}
+                    const BearerToken* token, RateLimiter* limiter = nullptr)
+      : engine_(engine), registry_(registry), metrics_(metrics), token_(token), limiter_(limiter) {}
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -42,12 +44,15 @@ class GenerationService final : public linvideo::v1::Generation::Service {
 
  private:
   grpc::Status Done(const char* rpc, grpc::Status s);
+  // Auth, then the caller's address against the per-peer rate (Generate and Submit).
+  grpc::Status Admit(grpc::ServerContext* ctx);
   absl::StatusOr<SubmitOptions> Convert(const grpc::ServerContext* ctx,
                                         const v1::GenerateRequest& req, bool streaming);
   Engine* engine_;
   ModelRegistry* registry_;
   Metrics* metrics_;
   const BearerToken* token_;
+  RateLimiter* limiter_;
 };
 
 class AdminService final : public linvideo::v1::Admin::Service {
@@ -79,6 +84,8 @@ class AdminService final : public linvideo::v1::Admin::Service {
 
  private:
   grpc::Status Done(const char* rpc, grpc::Status s);
+  // Auth, then the caller's address against the per-peer rate (Generate and Submit).
+  grpc::Status Admit(grpc::ServerContext* ctx);
   Engine* engine_;
   ModelRegistry* registry_;
   Metrics* metrics_;

@@ -185,6 +185,28 @@ TEST_F(ServerE2eTest, QueueFullIsResourceExhausted) {
   EXPECT_EQ(r.out.find("error 13"), std::string::npos) << r.out;  // nothing else failed
 }
 
+// limits.requests_per_minute_per_peer: a client address gets its burst, then RESOURCE_EXHAUSTED
+// with the limit and the wait in the message (its own server: the shared one has no rate).
+TEST_F(ServerE2eTest, PerPeerRateLimitIsResourceExhausted) {
+  const std::string dir = Out("rate");
+  Shell("mkdir -p " + dir);
+  ServerProcess s;
+  ASSERT_TRUE(
+      s.Start(dir, {"--executor=fake", "--model=tiny=" + Out("ckpt/a"),
+                    "--limits.requests_per_minute_per_peer=6", "--limits.burst_per_peer=2"}))
+      << ReadFile(dir + "/server.log");
+  EXPECT_EQ(s.Cli("submit --prompt=a --steps=2").rc, 0);
+  EXPECT_EQ(s.Cli("submit --prompt=b --steps=2").rc, 0);
+  CmdResult r = s.Cli("submit --prompt=c --steps=2");
+  EXPECT_EQ(r.rc, 8) << r.out;  // RESOURCE_EXHAUSTED
+  EXPECT_NE(r.out.find("rate limit: 6 requests per minute per client address (burst 2)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("retry in"), std::string::npos) << r.out;
+  r = s.Cli("generate --prompt=d --steps=2 --out=" + dir + "/d.mp4");  // streaming: same bucket
+  EXPECT_EQ(r.rc, 8) << r.out;
+}
+
 TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
   CmdResult s = server_->Cli("submit --prompt=long --steps=50 --id=job-1");
   ASSERT_EQ(s.rc, 0) << s.out;

@@ -1,0 +1,54 @@
+// server/rate_limiter.h: per-address token buckets — a burst is admitted, then one request per
+// 60/rate seconds; other addresses are independent; the table stays bounded.
+#include "server/rate_limiter.h"
+
+#include <gtest/gtest.h>
+
+namespace linvideo::server {
+namespace {
+
+TEST(RateLimiterTest, BurstThenRateAndTheMessageSaysWhenToRetry) {
+  RateLimiter limiter(/*per_minute=*/60, /*burst=*/3);
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Admit("ipv4:10.0.0.1", t0).ok()) << i;
+  absl::Status refused = limiter.Admit("ipv4:10.0.0.1", t0);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("60 requests per minute"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("retry in 1 s"), std::string::npos) << refused;
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.0.2", t0).ok());  // another address has its own bucket
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.0.1", t0 + absl::Milliseconds(900)).ok());
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.0.1", t0 + absl::Milliseconds(1000)).ok());
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.0.1", t0 + absl::Milliseconds(1100)).ok());
+  // Idle long enough: back to a full burst, never more.
+  const absl::Time later = t0 + absl::Hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Admit("ipv4:10.0.0.1", later).ok()) << i;
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.0.1", later).ok());
+}
+
+TEST(RateLimiterTest, DisabledAdmitsEverything) {
+  RateLimiter off(0, 1);
+  EXPECT_FALSE(off.enabled());
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(off.Admit("ipv4:10.0.0.1", absl::Now()).ok());
+}
+
+TEST(RateLimiterTest, TheTableStaysBoundedUnderAddressChurn) {
+  RateLimiter limiter(60, 1, /*max_peers=*/4);
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(limiter.Admit("ipv4:10.0.1." + std::to_string(i), t0).ok()) << i;
+  }
+  // A peer that spent its burst is still limited while it is among the tracked ones.
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.99", t0).ok());
+}
+
+TEST(RateLimiterTest, PeerAddressDropsThePort) {
+  EXPECT_EQ(PeerAddress("ipv4:10.0.0.7:51234"), "ipv4:10.0.0.7");
+  EXPECT_EQ(PeerAddress("ipv6:[::1]:51234"), "ipv6:[::1]");
+  EXPECT_EQ(PeerAddress("ipv6:[2001:db8::1]:443"), "ipv6:[2001:db8::1]");
+  EXPECT_EQ(PeerAddress("unix:/tmp/s"), "unix:/tmp/s");
+  EXPECT_EQ(PeerAddress("ipv4:"), "ipv4:");
+  EXPECT_EQ(PeerAddress(""), "");
+}
+
+}  // namespace
+}  // namespace linvideo::server
