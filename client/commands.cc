@@ -76,9 +76,17 @@ Client Connect(const Args& args) {
   Client c;
   const std::string target = args.Get("server", "127.0.0.1:50051");
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (args.Has("tls_ca")) {
+  if (args.Has("tls_cert") != args.Has("tls_key")) {
+    std::cerr << "--tls_cert and --tls_key go together (the client certificate and its key)\n";
+    std::exit(2);
+  }
+  if (args.Has("tls_ca") || args.Has("tls_cert")) {
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = ReadAll(args.Get("tls_ca"));
+    if (args.Has("tls_ca")) ssl.pem_root_certs = ReadAll(args.Get("tls_ca"));
+    if (args.Has("tls_cert")) {  // for servers that require client certificates
+      ssl.pem_cert_chain = ReadAll(args.Get("tls_cert"));
+      ssl.pem_private_key = ReadAll(args.Get("tls_key"));
+    }
     creds = grpc::SslCredentials(ssl);
   }
   grpc::ChannelArguments ch;

@@ -8,6 +8,7 @@ namespace {
 
 const char kUsage[] = R"(linvideo: client of linvideo-server (gRPC linvideo.v1).
 Usage: linvideo [--server=HOST:PORT] [--timeout=SECONDS] [--token=T | --token_file=F] [--tls_ca=PEM]
+                [--tls_cert=PEM --tls_key=PEM]
                 COMMAND [--flag=value ...]
 Commands:
   generate  --prompt=TEXT --out=FILE  stream one generation: queue position, step progress, file

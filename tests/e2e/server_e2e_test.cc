@@ -207,6 +207,50 @@ TEST_F(ServerE2eTest, PerPeerRateLimitIsResourceExhausted) {
   EXPECT_EQ(r.rc, 8) << r.out;
 }
 
+// TLS with client certificates (tls.cert_file, tls.key_file, tls.client_ca_file), end to end with
+// certificates made by openssl: a client certificate signed by the trusted CA gets in; none, one
+// from another CA, or plaintext do not.
+TEST_F(ServerE2eTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
+  const std::string d = Out("mtls");
+  const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  auto sign = [&](const std::string& name, const std::string& ca, const std::string& ext) {
+    return "openssl req" + key + " -keyout " + name + ".key -out " + name +
+           ".csr -subj /CN=" + name + " && printf '" + ext + "' > " + name +
+           ".ext && openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+           ".key -CAcreateserial -days 2 -out " + name + ".pem -extfile " + name + ".ext && ";
+  };
+  CmdResult made =
+      Shell("mkdir -p " + d + " && cd " + d + " && openssl req -x509" + key +
+            " -keyout ca.key -out ca.pem -days 2 -subj /CN=linvideo-test-ca && openssl req -x509" +
+            key + " -keyout other.key -out other.pem -days 2 -subj /CN=other-ca && " +
+            sign("server", "ca", "subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth") +
+            sign("client", "ca", "extendedKeyUsage=clientAuth") +
+            sign("rogue", "other", "extendedKeyUsage=clientAuth") + "echo made 2>&1");
+  ASSERT_EQ(made.rc, 0) << made.out;
+  ServerProcess s;
+  ASSERT_TRUE(s.Start(
+      d,
+      {"--executor=fake", "--model=tiny=" + Out("ckpt/a"), "--tls.cert_file=" + d + "/server.pem",
+       "--tls.key_file=" + d + "/server.key", "--tls.client_ca_file=" + d + "/ca.pem"}))
+      << ReadFile(d + "/server.log");
+  const std::string ca = "--tls_ca=" + d + "/ca.pem ";
+  CmdResult r = s.Cli(ca + "--tls_cert=" + d + "/client.pem --tls_key=" + d + "/client.key models");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << r.out;
+  r = s.Cli(ca + "--tls_cert=" + d + "/client.pem --tls_key=" + d +
+            "/client.key --timeout=20 generate --prompt=x --steps=2 --out=" + d + "/x.mp4");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(s.Cli(ca + "--timeout=5 models").rc, 0);  // no client certificate
+  EXPECT_NE(
+      s.Cli(ca + "--tls_cert=" + d + "/rogue.pem --tls_key=" + d + "/rogue.key --timeout=5 models")
+          .rc,
+      0);                                        // signed by a CA the server does not trust
+  EXPECT_NE(s.Cli("--timeout=5 models").rc, 0);  // plaintext
+  r = s.Cli(ca + "--tls_cert=" + d + "/client.pem models");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--tls_cert and --tls_key go together"), std::string::npos) << r.out;
+}
+
 TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
   CmdResult s = server_->Cli("submit --prompt=long --steps=50 --id=job-1");
   ASSERT_EQ(s.rc, 0) << s.out;
