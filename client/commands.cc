@@ -1,10 +1,13 @@
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -258,7 +261,20 @@ int CmdGenerate(const Args& a) {
   std::string error;
   if (!BuildRequest(a, &req, &error)) return std::cerr << error << "\n", 64;
   if (!a.Has("out")) return std::cerr << "generate needs --out=FILE\n", 64;
-  grpc::Status st = RunGenerate(c, req, a.Get("out"), !a.Has("quiet"));
+  // --retries=N: a call that ends UNAVAILABLE (the server is paused, draining or shutting down,
+  // or not up yet) is made again, after 1, 2, 4 ... (at most 30) seconds.
+  const int retries = static_cast<int>(a.Num("retries", 0));
+  if (retries < 0) return std::cerr << "--retries must be >= 0\n", 64;
+  grpc::Status st;
+  double wait_s = 1;
+  for (int attempt = 0;; ++attempt) {
+    st = RunGenerate(c, req, a.Get("out"), !a.Has("quiet"));
+    if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= retries) break;
+    std::fprintf(stderr, "UNAVAILABLE: %s; retry %d/%d in %.0f s\n", st.error_message().c_str(),
+                 attempt + 1, retries, wait_s);
+    std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+    wait_s = std::min(wait_s * 2, 30.0);
+  }
   return st.ok() ? 0 : Fail(st);
 }
 

@@ -14,7 +14,8 @@ Commands:
   generate  --prompt=TEXT --out=FILE  stream one generation: queue position, step progress, file
             [--negative_prompt= --model= --width= --height= --frames= --steps= --guidance= --shift=
              --sampler=unipc|euler|fewstep --seed= --fps= --format=mp4|webm|png --priority=low|normal|high
-             --id=REQUEST_ID --quiet]   (--format=png: --out is a folder, one PNG per frame)
+             --id=REQUEST_ID --quiet --retries=N]   (--format=png: --out is a folder, one PNG
+             per frame; --retries: call again on UNAVAILABLE, after 1, 2, 4 ... 30 s)
   submit    (generate's flags, no --out)   enqueue and print the request id
   status    --id=ID [--out=FILE]      state, position, step; writes the result when done
   cancel    --id=ID

@@ -251,6 +251,25 @@ TEST_F(ServerE2eTest, MutualTlsAdmitsOnlyClientsWithATrustedCertificate) {
   EXPECT_NE(r.out.find("--tls_cert and --tls_key go together"), std::string::npos) << r.out;
 }
 
+// generate --retries: a call refused with UNAVAILABLE (here: the server is paused; the same code
+// ends streaming calls at shutdown) is made again and succeeds once the server serves again.
+TEST_F(ServerE2eTest, GenerateRetriesOnUnavailableWhenAsked) {
+  const std::string admin = "--token_file=" + Out("token") + " admin ";
+  ASSERT_EQ(server_->Cli(admin + "pause").rc, 0);
+  CmdResult r = server_->Cli("generate --prompt=x --steps=2 --out=" + Out("noretry.mp4"));
+  EXPECT_EQ(r.rc, 14) << r.out;  // UNAVAILABLE without --retries
+  const std::string cli =
+      Bin("client/linvideo") + " --server=127.0.0.1:" + std::to_string(server_->port()) + " ";
+  r = Shell("(sleep 1.5; " + cli + admin + "resume) & " + cli +
+            "generate --prompt=x --steps=2 --retries=4 --out=" + Out("retried.mp4") +
+            " 2>&1; rc=$?; " + "wait; exit $rc");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("UNAVAILABLE: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("retry 1/4 in 1 s"), std::string::npos) << r.out;
+  EXPECT_FALSE(ReadFile(Out("retried.mp4")).empty());
+  ASSERT_EQ(server_->Cli(admin + "resume").rc, 0);  // (idempotent) leave it serving
+}
+
 TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
   CmdResult s = server_->Cli("submit --prompt=long --steps=50 --id=job-1");
   ASSERT_EQ(s.rc, 0) << s.out;
