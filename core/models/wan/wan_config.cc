@@ -212,7 +212,20 @@ absl::Status WanConfig::Validate() const {
                                                    {"patch_size[1]", patch_size[1]},
                                                    {"patch_size[2]", patch_size[2]},
                                                    {"rope_max_seq_len", rope_max_seq_len}};
-  for (const auto& [name, value] : sizes) LV_RETURN_IF_ERROR(CheckPositive(name, value));
+  // Upper bounds too: a hostile config must be refused here, not by the allocator later (Wan 2.1
+  // 14B's largest size is ffn_dim 13824).
+  constexpr int64_t kMaxSize = 1 << 16;
+  for (const auto& [name, value] : sizes) {
+    LV_RETURN_IF_ERROR(CheckPositive(name, value));
+    if (value > kMaxSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DiT config field '", name, "' must be <= ", kMaxSize, ", got ", value));
+    }
+  }
+  if (num_layers > kMaxLayers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DiT num_layers must be <= ", kMaxLayers, ", got ", num_layers));
+  }
   if (freq_dim % 2 != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("DiT freq_dim must be even ([cos, sin] halves), got ", freq_dim));

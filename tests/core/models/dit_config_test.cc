@@ -122,6 +122,9 @@ TEST(DitConfigTest, RejectsInvalidAndUnsupportedConfigs) {
   EXPECT_EQ(ParseCode(R"({"num_layers": 111111111131111116})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"num_layers": 1025, "in_channels": 16})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"num_attention_heads": 1111111111111111116})"), C::kInvalidArgument);
+  EXPECT_EQ(ParseCode(R"({"ffn_dim": 1000000000})"),
+            C::kInvalidArgument);  // refused, not allocated
+  EXPECT_EQ(ParseCode(R"({"text_len": 100000})"), C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"num_attention_heads": 12, "attention_head_dim": 1e3})"),
             C::kInvalidArgument);
   EXPECT_EQ(ParseCode(R"({"ffn_dim": -4})"), C::kInvalidArgument);
