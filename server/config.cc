@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/io/file_util.h"
+#include "core/io/json_file.h"
 #include "server/job_spec.h"
 
 namespace linvideo::server {
@@ -329,11 +330,12 @@ absl::Status ServerConfig::Validate() const {
 
 absl::Status ApplyConfigText(std::string_view text, const std::string& source,
                              ServerConfig& config) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  absl::StatusOr<nlohmann::json> j = core::io::ParseJson(text, source);
+  if (!j.ok()) return j.status();
+  if (!j->is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
-  absl::Status s = ApplyJson(config, j, "");
+  absl::Status s = ApplyJson(config, *j, "");
   if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   return absl::OkStatus();
 }

@@ -153,27 +153,26 @@ absl::Status ModelRegistry::Validate(const std::string& dir) {
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Rollback(
     const std::string& name) {
   std::vector<std::shared_ptr<const LoadedModel>> dropped;
-  absl::StatusOr<std::shared_ptr<const LoadedModel>> out = RollbackLocked(name, dropped);
-  Release(dropped);
-  return out;
-}
-
-absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::RollbackLocked(
-    const std::string& name, std::vector<std::shared_ptr<const LoadedModel>>& dropped) {
-  absl::MutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
-  Entry& e = it->second;
-  if (e.history.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model '", name, "' has no previous checkpoint to roll back to"));
+  std::shared_ptr<const LoadedModel> previous;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) {
+      return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+    }
+    Entry& e = it->second;
+    if (e.history.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model '", name, "' has no previous checkpoint to roll back to"));
+    }
+    previous = e.history.back();
+    e.history.pop_back();
+    // The rolled-back-from checkpoint is dropped; in-flight requests still hold it.
+    dropped.push_back(std::move(e.active));
+    e.active = previous;
+    ++swaps_;
   }
-  std::shared_ptr<const LoadedModel> previous = e.history.back();
-  e.history.pop_back();
-  // The rolled-back-from checkpoint is dropped; in-flight requests still hold it.
-  dropped.push_back(std::move(e.active));
-  e.active = previous;
-  ++swaps_;
+  Release(dropped);
   return previous;
 }
 

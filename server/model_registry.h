@@ -73,8 +73,6 @@ class ModelRegistry {
  private:
   absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadAndActivate(
       const std::string& name, const std::string& display_path, const std::string& dir);
-  absl::StatusOr<std::shared_ptr<const LoadedModel>> RollbackLocked(
-      const std::string& name, std::vector<std::shared_ptr<const LoadedModel>>& dropped);
   // Lets go of checkpoints taken out of the registry (outside mu_) and returns free memory to the
   // system.
   static void Release(std::vector<std::shared_ptr<const LoadedModel>>& dropped);

@@ -14,6 +14,15 @@
 
 namespace linvideo::fuzz {
 
+#ifndef LINVIDEO_SOURCE_DIR
+#error "LINVIDEO_SOURCE_DIR must name the source tree (tests/fuzz/CMakeLists.txt defines it)"
+#endif
+
+// A file of the source tree, e.g. SourceFile("models/default/tokenizer").
+inline std::string SourceFile(const char* relative) {
+  return std::string(LINVIDEO_SOURCE_DIR "/") + relative;
+}
+
 // A fresh folder for this process (removed at exit); TMPDIR or /tmp.
 inline const std::string& ScratchDir() {
   static const std::string dir = [] {

@@ -3,8 +3,6 @@
 // limits (its model_index.json serving section). Invariants: a resolved request is within every
 // limit (sizes on the latent grid, frames 4k+1, finite guidance and shift), and its token and
 // cost arithmetic does not overflow.
-#include <google/protobuf/stubs/logging.h>
-
 #include <cmath>
 
 #include "core/io/json_file.h"
@@ -13,23 +11,13 @@
 #include "linvideo/v1/generation.pb.h"
 #include "server/proto_convert.h"
 #include "tests/fuzz/fuzz_util.h"
-
-// Protobuf logs every string field with invalid UTF-8 it refuses; the fuzzer makes millions.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(
-      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-  return 0;
-}
-
-#ifndef LINVIDEO_SOURCE_DIR
-#error "LINVIDEO_SOURCE_DIR must name the source tree (for models/default/model_index.json)"
-#endif
+#include "tests/fuzz/quiet_protobuf.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using linvideo::fuzz::Check;
   namespace params = linvideo::core::params;
   static const params::ModelLimits limits = [] {
-    const std::string path = LINVIDEO_SOURCE_DIR "/models/default/model_index.json";
+    const std::string path = linvideo::fuzz::SourceFile("models/default/model_index.json");
     auto index = linvideo::core::io::ReadJsonFile(path);
     Check(index.ok(), "cannot read models/default/model_index.json");
     params::ModelLimits l;

@@ -3,19 +3,11 @@
 // spec.json / job.json a restarted server reads back (SpecFromJson, SnapshotFromJson), or a
 // jobs.cpus list. Invariants: nothing throws; a valid spec survives SpecToJson -> SpecFromJson
 // unchanged and still validates.
-#include <google/protobuf/stubs/logging.h>
-
 #include "core/io/json_file.h"
 #include "server/job_spec.h"
 #include "server/proto_convert.h"
 #include "tests/fuzz/fuzz_util.h"
-
-// Protobuf logs every string field with invalid UTF-8 it refuses; the fuzzer makes millions.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(
-      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
-  return 0;
-}
+#include "tests/fuzz/quiet_protobuf.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using linvideo::fuzz::Check;

@@ -7,15 +7,11 @@
 #include "core/models/wan/tokenizer.h"
 #include "tests/fuzz/fuzz_util.h"
 
-#ifndef LINVIDEO_SOURCE_DIR
-#error "LINVIDEO_SOURCE_DIR must name the source tree (for models/default/tokenizer)"
-#endif
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using linvideo::fuzz::Check;
   namespace wan = linvideo::core::wan;
   static const std::unique_ptr<wan::T5Tokenizer> tokenizer = [] {
-    auto t = wan::T5Tokenizer::Create(LINVIDEO_SOURCE_DIR "/models/default/tokenizer");
+    auto t = wan::T5Tokenizer::Create(linvideo::fuzz::SourceFile("models/default/tokenizer"));
     Check(t.ok(), "cannot load models/default/tokenizer");
     return std::move(*t);
   }();

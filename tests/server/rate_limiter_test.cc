@@ -34,11 +34,21 @@ TEST(RateLimiterTest, DisabledAdmitsEverything) {
 TEST(RateLimiterTest, TheTableStaysBoundedUnderAddressChurn) {
   RateLimiter limiter(60, 1, /*max_peers=*/4);
   const absl::Time t0 = absl::FromUnixSeconds(1000);
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 4; ++i) {
     EXPECT_TRUE(limiter.Admit("ipv4:10.0.1." + std::to_string(i), t0).ok()) << i;
   }
-  // A peer that spent its burst is still limited while it is among the tracked ones.
-  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.99", t0).ok());
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.0", t0).ok());  // tracked, its burst spent
+  // A fifth address with the table full and nobody idle: the table starts over instead of growing,
+  // so the first address is forgotten (a fresh, full bucket).
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.4", t0).ok());
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.0", t0).ok());
+  // When idle peers (buckets refilled) can make room, only they go: 10.0.1.4 and .0 (spent at
+  // t0) are full again at t0 + 1 s, .5 and .6 (spent at t0 + 0.5 s) are not and stay limited.
+  const absl::Time half = t0 + absl::Milliseconds(500), t1 = t0 + absl::Seconds(1);
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.5", half).ok());
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.6", half).ok());
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.7", t1).ok());   // table full: the idle two are dropped
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.5", t1).ok());  // kept, not started over
 }
 
 TEST(RateLimiterTest, PeerAddressDropsThePort) {
