@@ -98,6 +98,9 @@ const std::vector<Option>& Options() {
              }},
       LV_STR("checkpoint_root", checkpoint_root,
              "Admin LoadCheckpoint paths must lie inside this folder"),
+      LV_STR("state_dir", state_dir,
+             "Submit'ed requests are journaled here and their results stored until their TTL, "
+             "so they survive a crash or restart (empty: in memory only)"),
       LV_STR("executor", executor, "pipeline (the Wan runtime) or fake (deterministic, for tests)"),
       LV_STR("device", device, "cpu, cuda, cuda:N"),
       LV_STR("dtype", dtype, "fp32, bf16, fp16"),
@@ -126,6 +129,8 @@ const std::vector<Option>& Options() {
              "calls a client address may make at once before the per-minute rate applies"),
       LV_INT("limits.result_ttl_s", limits.result_ttl_s,
              "how long finished results are kept for Get"),
+      LV_INT("limits.max_stored_results_mb", limits.max_stored_results_mb,
+             "results kept in state_dir, all requests together (the oldest are evicted first)"),
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
              "gRPC max send/receive message size"),
       LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
@@ -269,6 +274,9 @@ absl::Status ServerConfig::Validate() const {
   if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
   if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
   if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");
+  if (limits.max_stored_results_mb < 1 || limits.max_stored_results_mb > (1 << 24)) {
+    return bad("limits.max_stored_results_mb: allowed 1..16777216");
+  }
   if (limits.requests_per_minute_per_peer < 0) {
     return bad("limits.requests_per_minute_per_peer must be >= 0 (0: unlimited)");
   }

@@ -24,7 +24,10 @@ struct ServerConfig {
   std::string port_file;                   // if set, the bound gRPC port is written here
   std::vector<ModelSpec> models;           // --model=NAME=DIR (repeatable); first is the default
   std::string checkpoint_root;             // Admin LoadCheckpoint paths must lie inside it
-  std::string executor = "pipeline";       // pipeline | fake (deterministic, for tests)
+  // Submit'ed requests are journaled here and their results stored until their TTL, so they
+  // survive a crash or restart (server/request_journal.h); empty: in memory only.
+  std::string state_dir;
+  std::string executor = "pipeline";  // pipeline | fake (deterministic, for tests)
   std::string device = "cpu";
   std::string dtype = "fp32";
   std::string vae_dtype;  // the VAE's precision; empty: fp32
@@ -42,6 +45,7 @@ struct ServerConfig {
     int max_prompt_chars = 2000;
     int64_t max_cost = 0;  // tokens x steps x CFG passes per request, 0 = unlimited
     int result_ttl_s = 600;
+    int max_stored_results_mb = 2048;  // results kept in state_dir (oldest evicted first)
     int max_message_bytes = 8 << 20;
     int workers = 2;  // decode + encode worker threads
     int text_cache_entries = 256;

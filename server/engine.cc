@@ -18,16 +18,46 @@ SchedulerOptions MakeSchedulerOptions(const ServerConfig& config) {
   return o;
 }
 
+// A request the journal remembers as ended, as Get will show it.
+std::shared_ptr<ServeRequest> EndedRequest(const RecoveredRequest& rec) {
+  auto r = std::make_shared<ServeRequest>();
+  r->id = rec.id;
+  r->params = rec.params;
+  r->output = rec.output;
+  r->created = rec.created;
+  r->model_name = rec.model;
+  r->model_version = rec.model_version;
+  r->entry.priority = rec.priority;
+  absl::MutexLock rl(&r->mu);
+  r->stats = rec.stats;
+  r->finished = rec.finished;
+  if (rec.status.ok()) {
+    r->phase = RequestPhase::kDone;
+    r->step = static_cast<int>(rec.params.steps);
+    auto mime_only = std::make_shared<EncodedOutput>();
+    mime_only->mime = rec.mime;
+    r->result = std::move(mime_only);
+    r->result_file = rec.result_path;
+  } else {
+    r->phase = rec.status.code() == absl::StatusCode::kCancelled ? RequestPhase::kCancelled
+                                                                 : RequestPhase::kFailed;
+    r->error = rec.status;
+  }
+  return r;
+}
+
 }  // namespace
 
 Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevice* compute,
-               Metrics* metrics)
+               Metrics* metrics, RequestJournal* journal)
     : config_(config),
       registry_(registry),
       compute_(compute),
       metrics_(metrics),
+      journal_(journal),
       scheduler_(MakeSchedulerOptions(config)),
-      output_(config.limits.workers, compute, metrics, [this] {
+      output_(config.limits.workers, compute, metrics, [this](ServeRequest& r) {
+        Finished(r);
         absl::MutexLock lock(&mu_);
         --finishing_;
       }) {
@@ -92,28 +122,126 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   r->entry.enqueued = r->created;
   r->entry.deadline = o.deadline;
 
+  if (o.request_id.empty()) {
+    absl::MutexLock lock(&mu_);
+    r->id = table_.NewId();
+  } else {
+    r->id = o.request_id;
+  }
+  // Journaled (fsync'ed) before it is queued: an accepted Submit survives a crash, and its end
+  // record cannot precede it in the journal.
+  const bool journaled = journal_ != nullptr && !o.streaming && !o.recovered;
+  if (journaled) {
+    absl::Status j = journal_->Submitted(*r);
+    if (absl::IsAlreadyExists(j)) {
+      if (auto existing = Find(r->id)) return existing;
+      return absl::AbortedError(
+          absl::StrCat("request_id '", r->id, "' is being submitted by another call; retry"));
+    }
+    if (!j.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("the request could not be journaled (", j.message(), "); retry later"));
+    }
+  }
   absl::MutexLock lock(&mu_);
-  if (stop_) return absl::UnavailableError("server is shutting down: no new work is accepted");
-  r->id = o.request_id.empty() ? table_.NewId() : o.request_id;
+  auto refuse = [&](absl::Status s) {
+    if (journaled) journal_->Forget(r->id);
+    return s;
+  };
+  if (stop_)
+    return refuse(absl::UnavailableError("server is shutting down: no new work is accepted"));
   if (!table_.Insert(r)) {  // lost a race with the same id
     if (o.streaming)
       return absl::AlreadyExistsError(absl::StrCat("request_id '", r->id, "' already exists"));
+    if (journaled) journal_->Forget(r->id);  // the one in the table is not journaled
     return table_.Find(r->id);
   }
-  if (absl::Status queued = scheduler_.Enqueue(&r->entry); !queued.ok()) {
+  if (absl::Status queued = scheduler_.Enqueue(&r->entry, o.recovered); !queued.ok()) {
     table_.Erase(r->id);
-    return queued;
+    return refuse(queued);
   }
   {
     absl::MutexLock rl(&r->mu);
     r->position = scheduler_.Position(&r->entry, r->created);
     r->Push(QueuedEvent{r->position});
   }
-  LV_LOG(INFO) << "request=" << r->id << " queued model=" << r->model->name << "@v"
-               << r->model->version << " " << r->entry.key.ToString() << " steps=" << params->steps
+  LV_LOG(INFO) << "request=" << r->id << (o.recovered ? " queued again" : " queued")
+               << " model=" << r->model->name << "@v" << r->model->version << " "
+               << r->entry.key.ToString() << " steps=" << params->steps
                << " priority=" << r->entry.priority;
   wake_ = true;
   return r;
+}
+
+int Engine::Recover(const std::vector<RecoveredRequest>& recovered) {
+  std::vector<const RecoveredRequest*> pending;
+  for (const RecoveredRequest& rec : recovered) {
+    if (!rec.ended) {
+      pending.push_back(&rec);
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    table_.Insert(EndedRequest(rec));
+  }
+  std::stable_sort(pending.begin(), pending.end(),
+                   [](const auto* a, const auto* b) { return a->created < b->created; });
+  int queued = 0;
+  for (const RecoveredRequest* rec : pending) {
+    SubmitOptions o;
+    o.request_id = rec->id;
+    o.model = rec->model;
+    o.params = rec->params;
+    o.output = rec->output;
+    o.priority = rec->priority;
+    o.recovered = true;
+    absl::StatusOr<std::shared_ptr<ServeRequest>> r = Submit(o);
+    if (r.ok()) {
+      ++queued;
+      continue;
+    }
+    RecoveredRequest failed = *rec;
+    failed.ended = true;
+    failed.finished = absl::Now();
+    failed.status = absl::FailedPreconditionError(absl::StrCat(
+        "accepted before a restart, but it cannot run any more: ", r.status().message()));
+    std::shared_ptr<ServeRequest> fr = EndedRequest(failed);
+    LV_LOG(WARNING) << "request=" << rec->id << " " << failed.status;
+    if (journal_ != nullptr) {
+      if (auto s = journal_->Ended(*fr, /*sync=*/true); !s.ok())
+        LV_LOG(WARNING) << "request=" << rec->id << " end not journaled: " << s.status();
+    }
+    absl::MutexLock lock(&mu_);
+    table_.Insert(fr);
+  }
+  return queued;
+}
+
+void Engine::Finished(ServeRequest& r) {
+  if (journal_ == nullptr || r.streaming) return;
+  absl::StatusOr<std::string> path = journal_->Ended(r, /*sync=*/false);
+  if (!path.ok()) {
+    LV_LOG(WARNING) << "request=" << r.id << " result not stored (" << path.status()
+                    << "); it is kept in memory and runs again after a restart";
+    return;
+  }
+  if (path->empty()) return;
+  // From here Get reads the blobs from the file; memory keeps the MIME type only.
+  absl::MutexLock rl(&r.mu);
+  auto mime_only = std::make_shared<EncodedOutput>();
+  mime_only->mime = r.result->mime;
+  r.result = std::move(mime_only);
+  r.result_file = *path;
+}
+
+void Engine::MaintainJournal(absl::Time now) {
+  const std::vector<std::string> forgotten = journal_->Maintain(now);
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : forgotten) {
+    std::shared_ptr<ServeRequest> r = table_.Find(id);
+    if (r == nullptr) continue;
+    absl::MutexLock rl(&r->mu);
+    if (r->Terminal()) table_.Erase(id);
+  }
 }
 
 absl::Status Engine::Cancel(const std::string& id) {
@@ -160,11 +288,17 @@ void Engine::Stop() {
   output_.Stop();
 }
 
-void Engine::Abort(ServeRequest& r, const absl::Status& status) {
+void Engine::Abort(ServeRequest& r, const absl::Status& status, bool journal) {
   scheduler_.Finish(&r.entry);  // a no-op for entries the plan already dropped
   r.state.reset();
   r.model.reset();  // the state was the last thing using it
-  if (r.Fail(status)) LV_LOG(INFO) << "request=" << r.id << " ended: " << status;
+  if (!r.Fail(status)) return;
+  LV_LOG(INFO) << "request=" << r.id << " ended: " << status;
+  if (journal && journal_ != nullptr && !r.streaming) {
+    // Not fsync'ed: a cancel lost to a power cut only makes the request run again.
+    if (auto s = journal_->Ended(r, /*sync=*/false); !s.ok())
+      LV_LOG(WARNING) << "request=" << r.id << " end not journaled: " << s.status();
+  }
 }
 
 void Engine::PublishQueueState(absl::Time now) {
@@ -186,16 +320,21 @@ void Engine::PublishQueueState(absl::Time now) {
 }
 
 void Engine::Loop() {
-  absl::Time last_expire = absl::Now();
+  absl::Time last_expire = absl::Now(), last_maintain = last_expire;
   while (true) {
     std::vector<ServeRequest*> admitted, batch;
+    if (journal_ != nullptr && absl::Now() - last_maintain > absl::Seconds(5)) {
+      last_maintain = absl::Now();
+      MaintainJournal(last_maintain);
+    }
     {
       absl::MutexLock lock(&mu_);
       const absl::Time now = absl::Now();
       if (stop_) {
         const std::vector<SchedEntry*> left = scheduler_.entries();
         for (SchedEntry* e : left)
-          Abort(RequestTable::Of(e), absl::UnavailableError("server shutting down"));
+          Abort(RequestTable::Of(e), absl::UnavailableError("server shutting down"),
+                /*journal=*/false);  // journaled requests run again after the restart
         return;
       }
       if (now - last_expire > absl::Seconds(1)) {

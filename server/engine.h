@@ -22,6 +22,7 @@
 #include "server/model_registry.h"
 #include "server/output_stage.h"
 #include "server/request.h"
+#include "server/request_journal.h"
 #include "server/request_table.h"
 #include "server/scheduler.h"
 
@@ -35,14 +36,18 @@ struct SubmitOptions {
   int priority = 1;         // rank 0..2
   absl::Time deadline = absl::InfiniteFuture();
   bool streaming = false;
+  // A request recovered from the journal at start: not journaled again, and admitted even over
+  // scheduler.max_queue (it was accepted before the restart).
+  bool recovered = false;
 };
 
 class Engine {
  public:
-  // `registry`, `compute` and `metrics` must outlive the engine (`compute` and `metrics` may be
-  // null). Starts the engine thread and the output stage's workers.
+  // `registry`, `compute`, `metrics` and `journal` must outlive the engine (all but `registry` may
+  // be null; without a journal Submit'ed requests live in memory only). Starts the engine thread
+  // and the output stage's workers.
   Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevice* compute,
-         Metrics* metrics);
+         Metrics* metrics, RequestJournal* journal = nullptr);
   ~Engine();  // Stop()s
 
   // Resolves the request against its model (INVALID_ARGUMENT / NOT_FOUND), costs it
@@ -50,6 +55,11 @@ class Engine {
   // the queue is full; UNAVAILABLE when draining or paused). A known request_id returns the
   // existing request (ALREADY_EXISTS for streaming calls).
   absl::StatusOr<std::shared_ptr<ServeRequest>> Submit(const SubmitOptions& options);
+  // Brings back the requests RequestJournal::Open found: ended ones answer Get again, pending ones
+  // are queued again (in their original order); one that cannot run any more (its model is gone,
+  // its parameters no longer fit) ends FAILED_PRECONDITION saying why. Call before serving.
+  // Returns how many were queued again.
+  int Recover(const std::vector<RecoveredRequest>& recovered);
   // Cancels a queued/running request (no-op when already finished). NOT_FOUND for unknown ids.
   absl::Status Cancel(const std::string& id);
   std::shared_ptr<ServeRequest> Find(const std::string& id) const;
@@ -70,7 +80,14 @@ class Engine {
   void StartAdmitted(const std::vector<ServeRequest*>& admitted);
   void RunStep(const std::vector<ServeRequest*>& batch);
   // Removes a request from the scheduler (if still there), frees its state and fails it.
-  void Abort(ServeRequest& r, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `journal`: record the end (false when the server stops: the request runs after the restart).
+  void Abort(ServeRequest& r, const absl::Status& status, bool journal = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A request reached its end on the output stage (done or failed): journal it, move its result to
+  // the state folder.
+  void Finished(ServeRequest& r);
+  // Expires, caps and compacts the journal; forgets the requests it dropped.
+  void MaintainJournal(absl::Time now);
   void PublishQueueState(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int OutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -78,6 +95,7 @@ class Engine {
   ModelRegistry* registry_;
   ComputeDevice* compute_;
   Metrics* metrics_;
+  RequestJournal* journal_;
 
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);

@@ -26,6 +26,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
+#include "server/request_journal.h"
 #include "server/services.h"
 #ifdef LINVIDEO_WITH_PIPELINE
 #include "server/pipeline_executor.h"
@@ -149,7 +150,26 @@ int Run(const ServerConfig& config) {
     if (!config.metrics.port_file.empty()) std::ofstream(config.metrics.port_file) << port << "\n";
   }
 
-  Engine engine(config, &registry, &compute, &metrics);
+  std::unique_ptr<RequestJournal> journal;
+  std::vector<RecoveredRequest> recovered;
+  if (!config.state_dir.empty()) {
+    JournalOptions jo;
+    jo.dir = config.state_dir;
+    jo.result_ttl = absl::Seconds(config.limits.result_ttl_s);
+    jo.max_result_bytes = int64_t{config.limits.max_stored_results_mb} << 20;
+    auto j = RequestJournal::Open(jo, &recovered);
+    if (!j.ok()) {
+      std::cerr << j.status().message() << "\n";
+      return 2;
+    }
+    journal = std::move(*j);
+  }
+  Engine engine(config, &registry, &compute, &metrics, journal.get());
+  if (journal != nullptr) {
+    const int again = engine.Recover(recovered);
+    LV_LOG(INFO) << "state in " << config.state_dir << ": " << recovered.size()
+                 << " request(s) recovered, " << again << " queued again";
+  }
   absl::Notification shutdown;
   std::unique_ptr<grpc::Server> server;
   auto set_serving = [&server, &metrics](bool serving) {

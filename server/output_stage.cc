@@ -6,7 +6,7 @@
 namespace linvideo::server {
 
 OutputStage::OutputStage(int workers, ComputeDevice* compute, Metrics* metrics,
-                         std::function<void()> on_finished)
+                         std::function<void(ServeRequest&)> on_finished)
     : compute_(compute), metrics_(metrics), on_finished_(std::move(on_finished)) {
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { RunWorker(); });
 }
@@ -39,7 +39,7 @@ void OutputStage::RunWorker() {
       queue_.pop_front();
     }
     Finish(*r);
-    if (on_finished_) on_finished_();
+    if (on_finished_) on_finished_(*r);
   }
 }
 

@@ -24,7 +24,7 @@ class OutputStage {
  public:
   // `compute` and `metrics` may be null and must outlive the stage. Starts `workers` threads.
   OutputStage(int workers, ComputeDevice* compute, Metrics* metrics,
-              std::function<void()> on_finished);
+              std::function<void(ServeRequest&)> on_finished);
   ~OutputStage();  // Stop()s
   OutputStage(const OutputStage&) = delete;
   OutputStage& operator=(const OutputStage&) = delete;
@@ -40,7 +40,7 @@ class OutputStage {
 
   ComputeDevice* compute_;
   Metrics* metrics_;
-  std::function<void()> on_finished_;
+  std::function<void(ServeRequest&)> on_finished_;
   absl::Mutex mu_;
   std::deque<std::shared_ptr<ServeRequest>> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -81,6 +81,9 @@ struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
   int step ABSL_GUARDED_BY(mu) = 0;
   absl::Status error ABSL_GUARDED_BY(mu);
   std::shared_ptr<const EncodedOutput> result ABSL_GUARDED_BY(mu);  // set with kDone
+  // Set when the result was moved to the state folder (Submit'ed requests with a state_dir):
+  // `result` then keeps only the MIME type and Get reads the blobs from this file.
+  std::string result_file ABSL_GUARDED_BY(mu);
   RequestStats stats ABSL_GUARDED_BY(mu);
   absl::Time finished ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
 

@@ -12,9 +12,9 @@ std::string BucketKey::ToString() const {
                          core::params::SamplerKindName(sampler), cfg ? "cfg" : "nocfg");
 }
 
-absl::Status Scheduler::Enqueue(SchedEntry* entry) {
+absl::Status Scheduler::Enqueue(SchedEntry* entry, bool over_limit) {
   const int q = queued();
-  if (q >= options_.max_queue) {
+  if (q >= options_.max_queue && !over_limit) {
     return absl::ResourceExhaustedError(absl::StrCat("queue full: ", q, " requests queued, limit ",
                                                      options_.max_queue, "; retry later"));
   }

@@ -87,7 +87,8 @@ class Scheduler {
 
   const SchedulerOptions& options() const { return options_; }
   // Queues `entry`. RESOURCE_EXHAUSTED (with the limit) when max_queue requests are queued.
-  absl::Status Enqueue(SchedEntry* entry);
+  // `over_limit`: accept even when max_queue requests are queued (requests recovered at start).
+  absl::Status Enqueue(SchedEntry* entry, bool over_limit = false);
   // Marks `entry` cancelled; it is returned in the next plan's `dropped`.
   void Cancel(SchedEntry* entry) { entry->cancelled = true; }
   // Drops cancelled/expired entries, then picks the next batch (possibly empty).

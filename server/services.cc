@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "server/log.h"
 #include "server/proto_convert.h"
+#include "server/request_journal.h"
 
 namespace linvideo::server {
 namespace {
@@ -191,6 +192,19 @@ grpc::Status GenerationService::Submit(grpc::ServerContext* ctx, const v1::Gener
   return Done("Submit", grpc::Status::OK);
 }
 
+namespace {
+// A Get response's result: one blob (a video); PNG frames only stream through Generate.
+grpc::Status SetResult(const std::vector<std::string>& blobs, v1::GetResponse* resp) {
+  if (blobs.size() > 1) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        "PNG frame results are only streamed by Generate; use MP4 or WEBM with Get");
+  }
+  if (!blobs.empty()) resp->set_result(blobs[0]);
+  return grpc::Status::OK;
+}
+}  // namespace
+
 grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                                     v1::GetResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Get", a);
@@ -200,31 +214,31 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
                                     absl::StrCat("no request '", req->request_id(),
                                                  "' (unknown or expired)")));
   }
-  absl::MutexLock l(&r->mu);
-  resp->set_request_id(r->id);
-  resp->set_state(ToProto(r->phase));
-  resp->set_position(r->position);
-  resp->set_step(r->step);
-  resp->set_total_steps(static_cast<int>(r->params.steps));
-  if (!r->error.ok()) {
-    resp->set_error_code(static_cast<int>(r->error.code()));
-    resp->set_error_message(std::string(r->error.message()));
-  }
-  if (r->phase == RequestPhase::kDone) {
+  std::string stored;  // the result's file in the state folder, read outside the lock
+  {
+    absl::MutexLock l(&r->mu);
+    resp->set_request_id(r->id);
+    resp->set_state(ToProto(r->phase));
+    resp->set_position(r->position);
+    resp->set_step(r->step);
+    resp->set_total_steps(static_cast<int>(r->params.steps));
+    if (!r->error.ok()) {
+      resp->set_error_code(static_cast<int>(r->error.code()));
+      resp->set_error_message(std::string(r->error.message()));
+    }
+    if (r->phase != RequestPhase::kDone) return Done("Get", grpc::Status::OK);
     FillStats(*r, r->stats, resp->mutable_stats());
     resp->set_mime_type(r->result->mime);
-    if (req->include_result() && !r->result->blobs.empty()) {
-      if (r->result->blobs.size() > 1) {
-        return Done(
-            "Get",
-            grpc::Status(
-                grpc::StatusCode::FAILED_PRECONDITION,
-                "PNG frame results are only streamed by Generate; use MP4 or WEBM with Get"));
-      }
-      resp->set_result(r->result->blobs[0]);
-    }
+    if (!req->include_result()) return Done("Get", grpc::Status::OK);
+    if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, resp));
+    stored = r->result_file;
   }
-  return Done("Get", grpc::Status::OK);
+  absl::StatusOr<EncodedOutput> out = LoadStoredResult(stored);
+  if (!out.ok()) {
+    LV_LOG(WARNING) << "request=" << req->request_id() << " Get: " << out.status();
+    return Done("Get", ToGrpc(out.status()));
+  }
+  return Done("Get", SetResult(out->blobs, resp));
 }
 
 grpc::Status GenerationService::Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,

@@ -1,0 +1,497 @@
+#include "server/request_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/io/file_util.h"
+#include "core/io/json_file.h"
+#include "server/log.h"
+
+namespace linvideo::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kResultMagic[8] = {'L', 'V', 'R', 'E', 'S', 'U', 'L', 'T'};
+constexpr char kResultSuffix[] = ".result";
+constexpr uint64_t kMaxJournalBytes = uint64_t{4} << 30;
+
+// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), updated over `size` bytes.
+uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+absl::Status Errno(const std::string& what) {
+  const int err = errno;
+  std::string msg = absl::StrCat(what, ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  return absl::FailedPreconditionError(msg);
+}
+
+std::string OutputKindName(OutputKind k) {
+  switch (k) {
+    case OutputKind::kMp4:
+      return "mp4";
+    case OutputKind::kWebm:
+      return "webm";
+    case OutputKind::kPngFrames:
+      return "png";
+  }
+  return "mp4";
+}
+
+absl::StatusOr<OutputKind> ParseOutputKind(const std::string& s) {
+  if (s == "mp4") return OutputKind::kMp4;
+  if (s == "webm") return OutputKind::kWebm;
+  if (s == "png") return OutputKind::kPngFrames;
+  return absl::InvalidArgumentError(absl::StrCat("unknown output kind '", s, "'"));
+}
+
+json StatsToJson(const RequestStats& s) {
+  return {{"queue_s", s.queue_s},     {"compute_s", s.compute_s},    {"decode_s", s.decode_s},
+          {"encode_s", s.encode_s},   {"total_s", s.total_s},        {"start_s", s.start_s},
+          {"max_batch", s.max_batch}, {"video_bytes", s.video_bytes}};
+}
+
+RequestStats StatsFromJson(const json& j) {
+  RequestStats s;
+  s.queue_s = j.value("queue_s", 0.0);
+  s.compute_s = j.value("compute_s", 0.0);
+  s.decode_s = j.value("decode_s", 0.0);
+  s.encode_s = j.value("encode_s", 0.0);
+  s.total_s = j.value("total_s", 0.0);
+  s.start_s = j.value("start_s", 0.0);
+  s.max_batch = j.value("max_batch", 0);
+  s.video_bytes = j.value("video_bytes", int64_t{0});
+  return s;
+}
+
+std::string Dump(const json& j) {
+  // Replacing invalid UTF-8 keeps a record writable; gRPC strings are valid UTF-8 already.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The submit record's fields back as a RecoveredRequest (nlohmann throws on wrong types: the
+// caller treats that as a corrupt record).
+RecoveredRequest FromSubmitRecord(const json& j) {
+  RecoveredRequest r;
+  r.id = j.at("id").get<std::string>();
+  r.model = j.at("model").get<std::string>();
+  r.created = absl::FromUnixMicros(j.at("created_us").get<int64_t>());
+  r.priority = j.at("priority").get<int>();
+  const json& p = j.at("params");
+  r.params.prompt = p.at("prompt").get<std::string>();
+  r.params.negative_prompt = p.at("negative_prompt").get<std::string>();
+  r.params.width = p.at("width").get<int64_t>();
+  r.params.height = p.at("height").get<int64_t>();
+  r.params.frames = p.at("frames").get<int64_t>();
+  r.params.steps = p.at("steps").get<int64_t>();
+  r.params.guidance = p.at("guidance").get<double>();
+  r.params.shift = p.at("shift").get<double>();
+  r.params.seed = p.at("seed").get<uint64_t>();
+  auto sampler = core::params::ParseSamplerKind(p.at("sampler").get<std::string>());
+  if (!sampler.ok()) throw std::invalid_argument(std::string(sampler.status().message()));
+  r.params.sampler = *sampler;
+  const json& o = j.at("output");
+  auto kind = ParseOutputKind(o.at("kind").get<std::string>());
+  if (!kind.ok()) throw std::invalid_argument(std::string(kind.status().message()));
+  r.output.kind = *kind;
+  r.output.fps = o.at("fps").get<int>();
+  return r;
+}
+
+void ApplyEndRecord(const json& j, RecoveredRequest& r) {
+  r.ended = true;
+  const int code = j.at("code").get<int>();
+  r.status = code == 0 ? absl::OkStatus()
+                       : absl::Status(static_cast<absl::StatusCode>(code),
+                                      j.at("message").get<std::string>());
+  r.model_version = j.at("model_version").get<int64_t>();
+  r.finished = absl::FromUnixMicros(j.at("finished_us").get<int64_t>());
+  r.stats = StatsFromJson(j.at("stats"));
+  r.mime = j.value("mime", "");
+}
+
+absl::Status WriteResultFile(const std::string& path, const EncodedOutput& out) {
+  return core::io::WriteFileAtomicWith(path, [&](core::io::FileSink& sink) -> absl::Status {
+    uint32_t crc = 0;
+    auto put = [&](const void* data, size_t size) {
+      crc = Crc32(crc, data, size);
+      return sink.Write(data, size);
+    };
+    if (auto s = put(kResultMagic, sizeof kResultMagic); !s.ok()) return s;
+    const uint32_t mime_len = static_cast<uint32_t>(out.mime.size());
+    if (auto s = put(&mime_len, 4); !s.ok()) return s;
+    if (auto s = put(out.mime.data(), out.mime.size()); !s.ok()) return s;
+    const uint32_t count = static_cast<uint32_t>(out.blobs.size());
+    if (auto s = put(&count, 4); !s.ok()) return s;
+    for (const std::string& b : out.blobs) {
+      const uint64_t len = b.size();
+      if (auto s = put(&len, 8); !s.ok()) return s;
+      if (auto s = put(b.data(), b.size()); !s.ok()) return s;
+    }
+    return sink.Write(&crc, 4);
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path) {
+  absl::StatusOr<std::string> data = core::io::ReadFileToString(path, kMaxJournalBytes);
+  if (!data.ok()) {
+    if (data.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(
+          "the stored result was removed (its TTL passed or the results size cap evicted it)");
+    }
+    return data.status();
+  }
+  const std::string& d = *data;
+  auto damaged = [&](const char* why) {
+    return absl::DataLossError(
+        absl::StrCat("stored result ", path, " is damaged (", why, "); it is not served"));
+  };
+  if (d.size() < sizeof kResultMagic + 12 ||
+      std::memcmp(d.data(), kResultMagic, sizeof kResultMagic) != 0) {
+    return damaged("bad header");
+  }
+  uint32_t stored_crc;
+  std::memcpy(&stored_crc, d.data() + d.size() - 4, 4);
+  if (Crc32(0, d.data(), d.size() - 4) != stored_crc) return damaged("checksum mismatch");
+  size_t pos = sizeof kResultMagic;
+  const size_t end = d.size() - 4;
+  auto read = [&](void* out, size_t n) {
+    if (end - pos < n) return false;
+    std::memcpy(out, d.data() + pos, n);
+    pos += n;
+    return true;
+  };
+  EncodedOutput out;
+  uint32_t mime_len = 0, count = 0;
+  if (!read(&mime_len, 4) || end - pos < mime_len) return damaged("truncated");
+  out.mime.assign(d.data() + pos, mime_len);
+  pos += mime_len;
+  if (!read(&count, 4)) return damaged("truncated");
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t len = 0;
+    if (!read(&len, 8) || end - pos < len) return damaged("truncated");
+    out.blobs.emplace_back(d.data() + pos, len);
+    pos += len;
+  }
+  if (pos != end) return damaged("trailing bytes");
+  return out;
+}
+
+std::string RequestJournal::ResultPath(const std::string& id) const {
+  return absl::StrCat(options_.dir, "/results/", id, kResultSuffix);
+}
+
+absl::StatusOr<std::unique_ptr<RequestJournal>> RequestJournal::Open(
+    const JournalOptions& options, std::vector<RecoveredRequest>* recovered) {
+  std::error_code ec;
+  fs::create_directories(options.dir + "/results", ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir ", options.dir, ": cannot create it: ", ec.message()));
+  }
+  std::unique_ptr<RequestJournal> j(new RequestJournal(options));
+  absl::MutexLock lock(&j->mu_);
+  if (absl::Status s = j->Replay(recovered); !s.ok()) return s;
+  if (absl::Status s = j->RewriteLocked(); !s.ok()) return s;
+  return j;
+}
+
+RequestJournal::~RequestJournal() {
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
+  absl::StatusOr<std::string> text = core::io::ReadFileToString(JournalPath(), kMaxJournalBytes);
+  if (!text.ok() && text.status().code() != absl::StatusCode::kNotFound) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir: cannot read the journal: ", text.status().message()));
+  }
+  std::map<std::string, RecoveredRequest> found;
+  int64_t bad = 0;
+  if (text.ok()) {
+    const std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n');
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const absl::string_view line = lines[i];
+      if (line.empty()) continue;
+      // "<8 hex digits> <json>"; the last line may be torn by a crash mid-write.
+      uint32_t crc = 0;
+      if (line.size() < 10 || line[8] != ' ' || !absl::SimpleHexAtoi(line.substr(0, 8), &crc) ||
+          Crc32(0, line.data() + 9, line.size() - 9) != crc) {
+        ++bad;
+        continue;
+      }
+      try {
+        const json j = json::parse(line.substr(9));
+        const std::string op = j.at("op").get<std::string>();
+        const std::string id = j.at("id").get<std::string>();
+        if (op == "submit") {
+          found[id] = FromSubmitRecord(j);
+          entries_[id] = Entry{std::string(line), "", absl::InfiniteFuture(), "", 0};
+        } else if (op == "end") {
+          auto it = found.find(id);
+          if (it == found.end()) continue;  // its submit was forgotten
+          ApplyEndRecord(j, it->second);
+          Entry& e = entries_[id];
+          e.end_line = std::string(line);
+          e.finished = it->second.finished;
+          if (j.contains("result")) {
+            e.result_path = ResultPath(id);
+            e.result_bytes = j.at("bytes").get<int64_t>();
+            it->second.result_path = e.result_path;
+          }
+        } else if (op == "forget") {
+          found.erase(id);
+          entries_.erase(id);
+        }
+      } catch (const std::exception& e) {
+        ++bad;
+        LV_LOG(WARNING) << "journal line " << i + 1 << " skipped: " << e.what();
+      }
+    }
+  }
+  if (bad > 0) {
+    LV_LOG(WARNING) << "journal " << JournalPath() << ": " << bad
+                    << " torn or corrupt record(s) skipped (a crash mid-write leaves at most one)";
+  }
+  // Results: a done request whose file is missing or damaged runs again; expired ones go.
+  const absl::Time now = absl::Now();
+  std::set<std::string> kept;
+  for (auto& [id, r] : found) {
+    Entry& e = entries_[id];
+    if (r.ended && now - r.finished > options_.result_ttl) {
+      if (!e.result_path.empty()) std::remove(e.result_path.c_str());
+      entries_.erase(id);
+      continue;
+    }
+    if (r.ended && r.status.ok()) {
+      absl::StatusOr<EncodedOutput> stored = LoadStoredResult(e.result_path);
+      if (!stored.ok()) {
+        LV_LOG(WARNING) << "request=" << id << " result unusable (" << stored.status()
+                        << "); it runs again";
+        if (!e.result_path.empty()) std::remove(e.result_path.c_str());
+        e = Entry{e.submit_line, "", absl::InfiniteFuture(), "", 0};
+        const RecoveredRequest again = FromSubmitRecord(json::parse(e.submit_line.substr(9)));
+        r = again;
+      }
+    }
+    if (!e.result_path.empty()) {
+      kept.insert(e.result_path);
+      result_bytes_ += e.result_bytes;
+    }
+    recovered->push_back(r);
+  }
+  // Files no record points at: temp files of a write cut short, results of forgotten requests.
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(options_.dir + "/results", ec)) {
+    if (!kept.count(f.path().string())) fs::remove(f.path(), ec);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestJournal::RewriteLocked() {
+  std::string text;
+  int64_t records = 0;
+  for (const auto& [id, e] : entries_) {
+    absl::StrAppend(&text, e.submit_line, "\n");
+    ++records;
+    if (!e.end_line.empty()) {
+      absl::StrAppend(&text, e.end_line, "\n");
+      ++records;
+    }
+  }
+  if (absl::Status s = core::io::WriteFileAtomic(JournalPath(), text); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir: cannot write the journal: ", s.message()));
+  }
+  const int fd = ::open(JournalPath().c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return Errno("state_dir: opening the journal");
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  records_ = records;
+  return absl::OkStatus();
+}
+
+absl::Status RequestJournal::AppendLocked(const std::string& json_text, bool sync,
+                                          std::string* line) {
+  if (fd_ < 0) return absl::FailedPreconditionError("the journal is not open");
+  *line = absl::StrFormat("%08x %s", Crc32(0, json_text.data(), json_text.size()), json_text);
+  const std::string out = *line + "\n";
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("appending to the journal");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (sync && ::fdatasync(fd_) != 0) return Errno("syncing the journal");
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status RequestJournal::Submitted(const ServeRequest& r) {
+  const GenerationParams& p = r.params;
+  const json j = {{"op", "submit"},
+                  {"id", r.id},
+                  {"model", r.model_name},
+                  {"created_us", absl::ToUnixMicros(r.created)},
+                  {"priority", r.entry.priority},
+                  {"params",
+                   {{"prompt", p.prompt},
+                    {"negative_prompt", p.negative_prompt},
+                    {"width", p.width},
+                    {"height", p.height},
+                    {"frames", p.frames},
+                    {"steps", p.steps},
+                    {"guidance", p.guidance},
+                    {"shift", p.shift},
+                    {"sampler", core::params::SamplerKindName(
+                                    p.sampler.value_or(core::params::SamplerKind::kUniPC))},
+                    {"seed", p.seed}}},
+                  {"output", {{"kind", OutputKindName(r.output.kind)}, {"fps", r.output.fps}}}};
+  absl::MutexLock lock(&mu_);
+  if (entries_.count(r.id)) {
+    return absl::AlreadyExistsError(absl::StrCat("request_id '", r.id, "' is already journaled"));
+  }
+  std::string line;
+  if (absl::Status s = AppendLocked(Dump(j), /*sync=*/true, &line); !s.ok()) return s;
+  entries_[r.id] = Entry{std::move(line), "", absl::InfiniteFuture(), "", 0};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RequestJournal::Ended(const ServeRequest& r, bool sync) {
+  json j = {{"op", "end"}, {"id", r.id}, {"model_version", r.model_version}};
+  std::shared_ptr<const EncodedOutput> result;
+  absl::Time finished;
+  {
+    absl::MutexLock rl(&r.mu);
+    j["code"] = static_cast<int>(r.error.code());
+    j["message"] = std::string(r.error.message());
+    j["finished_us"] = absl::ToUnixMicros(r.finished);
+    j["stats"] = StatsToJson(r.stats);
+    finished = r.finished;
+    if (r.phase == RequestPhase::kDone) result = r.result;
+  }
+  std::string path;
+  int64_t bytes = 0;
+  if (result != nullptr) {
+    path = ResultPath(r.id);
+    if (absl::Status s = WriteResultFile(path, *result); !s.ok()) return s;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) bytes = st.st_size;
+    j["mime"] = result->mime;
+    j["result"] = fs::path(path).filename().string();
+    j["bytes"] = bytes;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(r.id);
+  if (it == entries_.end() || !it->second.end_line.empty()) {
+    // Not journaled (forgotten meanwhile) or ended twice: keep nothing.
+    if (!path.empty()) std::remove(path.c_str());
+    return std::string();
+  }
+  std::string line;
+  if (absl::Status s = AppendLocked(Dump(j), sync, &line); !s.ok()) {
+    if (!path.empty()) std::remove(path.c_str());
+    return s;
+  }
+  Entry& e = it->second;
+  e.end_line = std::move(line);
+  e.finished = finished;
+  e.result_path = path;
+  e.result_bytes = bytes;
+  result_bytes_ += bytes;
+  return path;
+}
+
+void RequestJournal::ForgetLocked(std::map<std::string, Entry>::iterator it) {
+  std::string line;
+  const json j = {{"op", "forget"}, {"id", it->first}};
+  if (absl::Status s = AppendLocked(Dump(j), /*sync=*/false, &line); !s.ok())
+    LV_LOG(WARNING) << "journal: " << s;  // compaction drops the entry anyway
+  if (!it->second.result_path.empty()) std::remove(it->second.result_path.c_str());
+  result_bytes_ -= it->second.result_bytes;
+  entries_.erase(it);
+}
+
+void RequestJournal::Forget(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it != entries_.end()) ForgetLocked(it);
+}
+
+std::vector<std::string> RequestJournal::Maintain(absl::Time now) {
+  std::vector<std::string> forgotten;
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto next = std::next(it);
+    if (!it->second.end_line.empty() && now - it->second.finished > options_.result_ttl) {
+      forgotten.push_back(it->first);
+      ForgetLocked(it);
+    }
+    it = next;
+  }
+  while (result_bytes_ > options_.max_result_bytes) {
+    auto oldest = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.result_bytes > 0 &&
+          (oldest == entries_.end() || it->second.finished < oldest->second.finished)) {
+        oldest = it;
+      }
+    }
+    if (oldest == entries_.end()) break;
+    LV_LOG(INFO) << "request=" << oldest->first << " result evicted: stored results exceed "
+                 << options_.max_result_bytes << " bytes";
+    forgotten.push_back(oldest->first);
+    ForgetLocked(oldest);
+  }
+  int64_t live = 0;
+  for (const auto& [id, e] : entries_) live += e.end_line.empty() ? 1 : 2;
+  if (records_ - live >= options_.min_compact_records && records_ - live > live) {
+    if (absl::Status s = RewriteLocked(); !s.ok()) LV_LOG(WARNING) << "journal compaction: " << s;
+  }
+  return forgotten;
+}
+
+RequestJournal::Usage RequestJournal::usage() const {
+  absl::MutexLock lock(&mu_);
+  Usage u;
+  u.live = static_cast<int64_t>(entries_.size());
+  u.records = records_;
+  u.result_bytes = result_bytes_;
+  for (const auto& [id, e] : entries_) u.results += e.result_path.empty() ? 0 : 1;
+  return u;
+}
+
+}  // namespace linvideo::server

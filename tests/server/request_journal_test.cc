@@ -1,0 +1,423 @@
+// RequestJournal: replay after a restart, torn and corrupt records, damaged results, TTL, the size
+// cap, compaction; and the engine recovering journaled requests (fake executor).
+#include "server/request_journal.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "server/engine.h"
+#include "server/fake_executor.h"
+
+namespace linvideo::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class RequestJournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/journal_test_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    options_.dir = dir_;
+  }
+  std::unique_ptr<RequestJournal> Open(std::vector<RecoveredRequest>* recovered) {
+    auto j = RequestJournal::Open(options_, recovered);
+    EXPECT_TRUE(j.ok()) << j.status();
+    return j.ok() ? std::move(*j) : nullptr;
+  }
+  static std::shared_ptr<ServeRequest> Request(const std::string& id, uint64_t seed) {
+    auto r = std::make_shared<ServeRequest>();
+    r->id = id;
+    r->model_name = "m";
+    r->model_version = 3;
+    r->created = absl::Now();
+    r->params.prompt = "a red ball \"quoted\"\nand a new line";
+    r->params.negative_prompt = "blur";
+    r->params.width = 32;
+    r->params.height = 48;
+    r->params.frames = 5;
+    r->params.steps = 4;
+    r->params.guidance = 4.5;
+    r->params.shift = 3.25;
+    r->params.sampler = core::params::SamplerKind::kEuler;
+    r->params.seed = seed;
+    r->output.kind = OutputKind::kWebm;
+    r->output.fps = 12;
+    r->entry.priority = 2;
+    return r;
+  }
+  static void Finish(ServeRequest& r, const std::string& video) {
+    absl::MutexLock l(&r.mu);
+    auto out = std::make_shared<EncodedOutput>();
+    out->blobs = {video};
+    out->mime = "video/webm";
+    r.result = out;
+    r.phase = RequestPhase::kDone;
+    r.finished = absl::Now();
+    r.stats.total_s = 1.5;
+    r.stats.max_batch = 2;
+  }
+  static const RecoveredRequest* FindId(const std::vector<RecoveredRequest>& v,
+                                        const std::string& id) {
+    for (const auto& r : v)
+      if (r.id == id) return &r;
+    return nullptr;
+  }
+  std::string dir_;
+  JournalOptions options_;
+};
+
+TEST_F(RequestJournalTest, ReplayBringsBackPendingAndEndedRequestsWithTheirResults) {
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    ASSERT_TRUE(none.empty());
+    auto a = Request("a", 11), b = Request("b", 12), c = Request("c", 13);
+    for (auto* r : {&a, &b, &c}) ASSERT_TRUE(j->Submitted(**r).ok());
+    EXPECT_TRUE(absl::IsAlreadyExists(j->Submitted(*a)));
+    Finish(*a, std::string("\0video-bytes\n", 13));
+    auto path = j->Ended(*a, /*sync=*/false);
+    ASSERT_TRUE(path.ok()) << path.status();
+    EXPECT_FALSE(path->empty());
+    ASSERT_TRUE(c->Fail(absl::CancelledError("request cancelled")));
+    ASSERT_TRUE(j->Ended(*c, false).ok());
+    EXPECT_EQ(j->usage().results, 1);
+  }  // "crash": b never ended
+  std::vector<RecoveredRequest> rec;
+  auto j = Open(&rec);
+  ASSERT_EQ(rec.size(), 3u);
+  const RecoveredRequest* a = FindId(rec, "a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(a->ended);
+  EXPECT_TRUE(a->status.ok());
+  EXPECT_EQ(a->model, "m");
+  EXPECT_EQ(a->model_version, 3);
+  EXPECT_EQ(a->mime, "video/webm");
+  EXPECT_EQ(a->stats.max_batch, 2);
+  auto stored = LoadStoredResult(a->result_path);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->blobs.size(), 1u);
+  EXPECT_EQ(stored->blobs[0], std::string("\0video-bytes\n", 13));
+  const RecoveredRequest* b = FindId(rec, "b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_FALSE(b->ended);
+  // Every parameter comes back exactly.
+  const auto expect = Request("b", 12);
+  EXPECT_EQ(b->params.prompt, expect->params.prompt);
+  EXPECT_EQ(b->params.negative_prompt, "blur");
+  EXPECT_EQ(b->params.width, 32);
+  EXPECT_EQ(b->params.height, 48);
+  EXPECT_EQ(b->params.frames, 5);
+  EXPECT_EQ(b->params.steps, 4);
+  EXPECT_EQ(b->params.guidance, 4.5);
+  EXPECT_EQ(b->params.shift, 3.25);
+  EXPECT_EQ(b->params.sampler, core::params::SamplerKind::kEuler);
+  EXPECT_EQ(b->params.seed, 12u);
+  EXPECT_EQ(b->output.kind, OutputKind::kWebm);
+  EXPECT_EQ(b->output.fps, 12);
+  EXPECT_EQ(b->priority, 2);
+  const RecoveredRequest* c = FindId(rec, "c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->ended);
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(c->status.message(), "request cancelled");
+}
+
+TEST_F(RequestJournalTest, TornTailAndCorruptRecordsAreSkipped) {
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    ASSERT_TRUE(j->Submitted(*Request("a", 1)).ok());
+    ASSERT_TRUE(j->Submitted(*Request("b", 2)).ok());
+  }
+  std::string text = Slurp(dir_ + "/journal");
+  // Flip a byte inside the first record (its checksum no longer matches), then a torn record.
+  const size_t brace = text.find("\"id\":\"a\"");
+  ASSERT_NE(brace, std::string::npos);
+  text[brace + 7] = 'x';
+  text += "1234abcd {\"op\":\"submit\",\"id\":\"tor";
+  std::ofstream(dir_ + "/journal", std::ios::binary) << text;
+  std::vector<RecoveredRequest> rec;
+  auto j = Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].id, "b");
+  // The rewrite at Open dropped the bad lines: a second restart reads a clean journal.
+  j.reset();
+  rec.clear();
+  Open(&rec);
+  EXPECT_EQ(rec.size(), 1u);
+  EXPECT_EQ(Slurp(dir_ + "/journal").find("tor"), std::string::npos);
+}
+
+TEST_F(RequestJournalTest, DamagedOrMissingResultIsNeverServedAndTheRequestRunsAgain) {
+  std::string path_a, path_b;
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    for (const char* id : {"a", "b"}) {
+      auto r = Request(id, 1);
+      ASSERT_TRUE(j->Submitted(*r).ok());
+      Finish(*r, std::string(1000, 'v'));
+      (id[0] == 'a' ? path_a : path_b) = *j->Ended(*r, false);
+    }
+  }
+  // a: one byte flipped; b: removed (e.g. a crash between the result and its end record).
+  std::string bytes = Slurp(path_a);
+  bytes[500] ^= 1;
+  std::ofstream(path_a, std::ios::binary) << bytes;
+  EXPECT_EQ(LoadStoredResult(path_a).status().code(), absl::StatusCode::kDataLoss);
+  fs::remove(path_b);
+  EXPECT_EQ(LoadStoredResult(path_b).status().code(), absl::StatusCode::kNotFound);
+  // A stray temp file of an interrupted write is cleaned up.
+  std::ofstream(dir_ + "/results/.a.result.tmp123") << "half";
+  std::vector<RecoveredRequest> rec;
+  auto j = Open(&rec);
+  ASSERT_EQ(rec.size(), 2u);
+  for (const auto& r : rec) EXPECT_FALSE(r.ended) << r.id << " runs again";
+  EXPECT_TRUE(fs::is_empty(dir_ + "/results"));
+}
+
+TEST_F(RequestJournalTest, ResultsExpireAfterTheirTtlAndTheOldestGoBeyondTheCap) {
+  options_.result_ttl = absl::Seconds(60);
+  options_.max_result_bytes = 2500;  // two 1000-byte results and their framing fit, not three
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  std::vector<std::string> paths;
+  for (const char* id : {"a", "b", "c"}) {
+    auto r = Request(id, 1);
+    ASSERT_TRUE(j->Submitted(*r).ok());
+    Finish(*r, std::string(1000, id[0]));
+    paths.push_back(*j->Ended(*r, false));
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  auto pending = Request("p", 9);
+  ASSERT_TRUE(j->Submitted(*pending).ok());
+  EXPECT_EQ(j->usage().results, 3);
+  EXPECT_EQ(j->Maintain(absl::Now()), std::vector<std::string>{"a"});  // the oldest, over the cap
+  EXPECT_FALSE(fs::exists(paths[0]));
+  EXPECT_TRUE(fs::exists(paths[1]));
+  EXPECT_EQ(j->usage().results, 2);
+  // Past the TTL every ended request goes; the pending one stays.
+  const auto gone = j->Maintain(absl::Now() + absl::Seconds(61));
+  EXPECT_EQ(gone, (std::vector<std::string>{"b", "c"}));
+  EXPECT_TRUE(fs::is_empty(dir_ + "/results"));
+  j.reset();
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].id, "p");
+}
+
+TEST_F(RequestJournalTest, CompactionKeepsTheJournalSmallAndEquivalent) {
+  options_.min_compact_records = 100;
+  options_.result_ttl = absl::Seconds(1);
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  ASSERT_TRUE(j->Submitted(*Request("keep", 5)).ok());
+  for (int i = 0; i < 300; ++i) {
+    auto r = Request("r" + std::to_string(i), i);
+    ASSERT_TRUE(j->Submitted(*r).ok());
+    ASSERT_TRUE(r->Fail(absl::CancelledError("request cancelled")));
+    ASSERT_TRUE(j->Ended(*r, false).ok());
+  }
+  EXPECT_EQ(j->usage().records, 601);
+  j->Maintain(absl::Now() + absl::Seconds(2));  // all 300 expire, then the journal is rewritten
+  EXPECT_EQ(j->usage().records, 1);
+  EXPECT_EQ(j->usage().live, 1);
+  EXPECT_LT(fs::file_size(dir_ + "/journal"), 1000u);
+  j.reset();
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].id, "keep");
+}
+
+TEST_F(RequestJournalTest, ForgottenRequestsStayForgottenAndBadFoldersAreRefused) {
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    ASSERT_TRUE(j->Submitted(*Request("a", 1)).ok());
+    j->Forget("a");
+  }
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  EXPECT_TRUE(rec.empty());
+  std::ofstream(dir_ + "/file") << "x";
+  options_.dir = dir_ + "/file/state";
+  auto bad = RequestJournal::Open(options_, &rec);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(bad.status().message().find("cannot create"), std::string::npos) << bad.status();
+}
+
+// The engine with a journal: results move to disk, and a new engine recovers the requests.
+class EngineRecoveryTest : public RequestJournalTest {
+ protected:
+  void SetUp() override {
+    RequestJournalTest::SetUp();
+    fs::create_directories(dir_ + "/a");
+    std::ofstream(dir_ + "/a/fake_model.json") << R"({"step_ms": 20, "item_ms": 1})";
+    config_.scheduler.max_batch = 2;
+    config_.scheduler.max_queue = 2;
+    config_.scheduler.max_queue_delay_ms = 1;
+    options_.dir = dir_ + "/state";
+  }
+  void Start(std::vector<RecoveredRequest>* recovered) {
+    engine_.reset();
+    journal_ = Open(recovered);
+    registry_ = std::make_unique<ModelRegistry>(
+        &FakeExecutor::FromDir, RegistryOptions{dir_, config_.limits.max_prompt_chars, &compute_});
+    ASSERT_TRUE(registry_->LoadInitial("m", dir_ + "/a").ok());
+    engine_ =
+        std::make_unique<Engine>(config_, registry_.get(), &compute_, nullptr, journal_.get());
+  }
+  static SubmitOptions Req(const std::string& id, uint64_t seed, int steps) {
+    SubmitOptions o;
+    o.request_id = id;
+    o.params.prompt = "a red ball";
+    o.params.seed = seed;
+    o.params.steps = steps;
+    o.params.width = 32;
+    o.params.height = 32;
+    o.params.frames = 5;
+    return o;
+  }
+  static RequestPhase WaitDone(const std::shared_ptr<ServeRequest>& r) {
+    absl::MutexLock l(&r->mu);
+    r->mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS { return x->Terminal(); }, r.get()),
+        absl::Seconds(20));
+    return r->phase;
+  }
+  // The video of a finished request, from memory or from its stored file.
+  static std::string Video(const std::shared_ptr<ServeRequest>& r) {
+    std::string file;
+    {
+      absl::MutexLock l(&r->mu);
+      if (r->result_file.empty()) return r->result->blobs.at(0);
+      file = r->result_file;
+    }
+    auto out = LoadStoredResult(file);
+    return out.ok() ? out->blobs.at(0) : "";
+  }
+  ServerConfig config_;
+  ComputeDevice compute_{/*exclusive=*/true};
+  std::unique_ptr<RequestJournal> journal_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineRecoveryTest, StoppedRequestsRunAgainAndFinishedOnesAnswerFromDisk) {
+  std::vector<RecoveredRequest> rec;
+  Start(&rec);
+  auto done = engine_->Submit(Req("done", 7, 2));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(WaitDone(*done), RequestPhase::kDone);
+  {
+    // Right after Completed the output worker stores the result and drops it from memory.
+    absl::MutexLock l(&(*done)->mu);
+    EXPECT_TRUE((*done)->mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !x->result_file.empty(); },
+            done->get()),
+        absl::Seconds(10)))
+        << "the result moved to the state folder";
+    EXPECT_TRUE((*done)->result->blobs.empty());
+  }
+  const std::string done_video = Video(*done);
+  EXPECT_FALSE(done_video.empty());
+  // Four long requests: two run, two queue (max_queue 2); a fifth is refused and not journaled.
+  std::vector<std::string> ids = {"s1", "s2", "s3", "s4"};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto r = engine_->Submit(Req(ids[i], 100 + i, 40));
+    ASSERT_TRUE(r.ok()) << ids[i] << ": " << r.status();
+    if (i < 2) {  // wait until it runs, so that s3 and s4 fill the queue
+      absl::MutexLock l(&(*r)->mu);
+      ASSERT_TRUE((*r)->mu.AwaitWithTimeout(
+          absl::Condition(
+              +[](ServeRequest* x)
+                   ABSL_NO_THREAD_SAFETY_ANALYSIS { return x->phase == RequestPhase::kRunning; },
+              r->get()),
+          absl::Seconds(10)));
+    }
+  }
+  auto refused = engine_->Submit(Req("s5", 105, 40));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  auto cancelled = engine_->Find("s4");
+  ASSERT_TRUE(engine_->Cancel("s4").ok());
+  ASSERT_EQ(WaitDone(cancelled), RequestPhase::kCancelled);
+  absl::SleepFor(absl::Milliseconds(100));
+  engine_.reset();  // Stop: s1-s3 end UNAVAILABLE in memory, but not in the journal
+  journal_.reset();
+
+  rec.clear();
+  Start(&rec);
+  EXPECT_EQ(rec.size(), 5u);  // done, s1-s3 pending, s4 cancelled; s5 never accepted
+  EXPECT_EQ(engine_->Recover(rec), 3);
+  auto again = engine_->Find("done");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(WaitDone(again), RequestPhase::kDone);
+  EXPECT_EQ(Video(again), done_video);
+  auto c = engine_->Find("s4");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(WaitDone(c), RequestPhase::kCancelled);
+  EXPECT_EQ(engine_->Find("s5"), nullptr);
+  for (size_t i = 0; i < 3; ++i) {
+    auto r = engine_->Find(ids[i]);
+    ASSERT_NE(r, nullptr) << ids[i];
+    ASSERT_EQ(WaitDone(r), RequestPhase::kDone) << ids[i];
+    // Same seed, same video as a request that never saw a restart.
+    auto solo = engine_->Submit(Req("solo" + ids[i], 100 + i, 40));
+    ASSERT_TRUE(solo.ok());
+    ASSERT_EQ(WaitDone(*solo), RequestPhase::kDone);
+    EXPECT_EQ(Video(r), Video(*solo)) << ids[i];
+  }
+}
+
+TEST_F(EngineRecoveryTest, ARequestWhoseModelIsGoneEndsWithTheReason) {
+  std::vector<RecoveredRequest> rec;
+  Start(&rec);
+  auto r = Req("x", 1, 40);
+  ASSERT_TRUE(engine_->Submit(r).ok());
+  engine_.reset();
+  journal_.reset();
+  // The restarted server serves the model under another name.
+  rec.clear();
+  journal_ = Open(&rec);
+  registry_ = std::make_unique<ModelRegistry>(
+      &FakeExecutor::FromDir, RegistryOptions{dir_, config_.limits.max_prompt_chars, &compute_});
+  ASSERT_TRUE(registry_->LoadInitial("other", dir_ + "/a").ok());
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, nullptr, journal_.get());
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(engine_->Recover(rec), 0);
+  auto x = engine_->Find("x");
+  ASSERT_NE(x, nullptr);
+  ASSERT_EQ(WaitDone(x), RequestPhase::kFailed);
+  {
+    absl::MutexLock l(&x->mu);
+    EXPECT_EQ(x->error.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(x->error.message().find("cannot run any more"), std::string::npos) << x->error;
+    EXPECT_NE(x->error.message().find("'m'"), std::string::npos) << x->error;
+  }
+  // The failure is journaled: the next restart reports it without trying again.
+  engine_.reset();
+  journal_.reset();
+  rec.clear();
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_TRUE(rec[0].ended);
+  EXPECT_EQ(rec[0].status.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace linvideo::server
