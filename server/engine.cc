@@ -56,11 +56,15 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
       metrics_(metrics),
       journal_(journal),
       scheduler_(MakeSchedulerOptions(config)),
-      output_(config.limits.workers, compute, metrics, [this](ServeRequest& r) {
-        Finished(r);
-        absl::MutexLock lock(&mu_);
-        --finishing_;
-      }) {
+      output_(
+          config.limits.workers, compute, metrics,
+          [this](const ServeRequest& r, const EncodedOutput& out, const RequestStats& stats,
+                 absl::Time finished) { return Store(r, out, stats, finished); },
+          [this](ServeRequest& r) {
+            Finished(r);
+            absl::MutexLock lock(&mu_);
+            --finishing_;
+          }) {
   engine_thread_ = std::thread([this] { Loop(); });
 }
 
@@ -73,7 +77,8 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
     if (absl::Status valid = RequestTable::ValidateId(o.request_id); !valid.ok()) return valid;
     absl::MutexLock lock(&mu_);
     if (auto existing = table_.Find(o.request_id)) {
-      if (o.streaming) {
+      // A streaming request is not journaled: a Submit must not hand out its id as its own.
+      if (o.streaming || existing->streaming) {
         return absl::AlreadyExistsError(
             absl::StrCat("request_id '", o.request_id, "' already exists; use Get to follow it"));
       }
@@ -150,11 +155,13 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   };
   if (stop_)
     return refuse(absl::UnavailableError("server is shutting down: no new work is accepted"));
-  if (!table_.Insert(r)) {  // lost a race with the same id
-    if (o.streaming)
-      return absl::AlreadyExistsError(absl::StrCat("request_id '", r->id, "' already exists"));
-    if (journaled) journal_->Forget(r->id);  // the one in the table is not journaled
-    return table_.Find(r->id);
+  if (!table_.Insert(r)) {  // lost a race with the same id, to a streaming call (not journaled)
+    std::shared_ptr<ServeRequest> existing = table_.Find(r->id);
+    if (o.streaming || existing->streaming) {
+      return refuse(
+          absl::AlreadyExistsError(absl::StrCat("request_id '", r->id, "' already exists")));
+    }
+    return existing;
   }
   if (absl::Status queued = scheduler_.Enqueue(&r->entry, o.recovered); !queued.ok()) {
     table_.Erase(r->id);
@@ -208,7 +215,7 @@ int Engine::Recover(const std::vector<RecoveredRequest>& recovered) {
     LV_LOG(WARNING) << "request=" << rec->id << " " << failed.status;
     if (journal_ != nullptr) {
       if (auto s = journal_->Ended(*fr, /*sync=*/true); !s.ok())
-        LV_LOG(WARNING) << "request=" << rec->id << " end not journaled: " << s.status();
+        LV_LOG(WARNING) << "request=" << rec->id << " end not journaled: " << s;
     }
     absl::MutexLock lock(&mu_);
     table_.Insert(fr);
@@ -216,25 +223,31 @@ int Engine::Recover(const std::vector<RecoveredRequest>& recovered) {
   return queued;
 }
 
-void Engine::Finished(ServeRequest& r) {
-  if (journal_ == nullptr || r.streaming) return;
-  absl::StatusOr<std::string> path = journal_->Ended(r, /*sync=*/false);
+std::string Engine::Store(const ServeRequest& r, const EncodedOutput& out,
+                          const RequestStats& stats, absl::Time finished) {
+  if (journal_ == nullptr || r.streaming) return "";
+  absl::StatusOr<std::string> path = journal_->StoreDone(r, out, stats, finished);
   if (!path.ok()) {
     LV_LOG(WARNING) << "request=" << r.id << " result not stored (" << path.status()
-                    << "); it is kept in memory and runs again after a restart";
-    return;
+                    << "); it is served from memory and lost at a restart";
+    return "";
   }
-  if (path->empty()) return;
-  // From here Get reads the blobs from the file; memory keeps the MIME type only.
-  absl::MutexLock rl(&r.mu);
-  auto mime_only = std::make_shared<EncodedOutput>();
-  mime_only->mime = r.result->mime;
-  r.result = std::move(mime_only);
-  r.result_file = *path;
+  return *path;
+}
+
+void Engine::Finished(ServeRequest& r) {
+  if (journal_ == nullptr || r.streaming) return;
+  // Done requests were journaled by Store; this records failures of the decode or encode.
+  if (absl::Status s = journal_->Ended(r, /*sync=*/false); !s.ok())
+    LV_LOG(WARNING) << "request=" << r.id << " end not journaled: " << s;
 }
 
 void Engine::MaintainJournal(absl::Time now) {
   const std::vector<std::string> forgotten = journal_->Maintain(now);
+  if (metrics_ != nullptr) {
+    const RequestJournal::Usage u = journal_->usage();
+    metrics_->SetStoredResults(u.results, u.result_bytes, u.records);
+  }
   absl::MutexLock lock(&mu_);
   for (const std::string& id : forgotten) {
     std::shared_ptr<ServeRequest> r = table_.Find(id);
@@ -297,7 +310,7 @@ void Engine::Abort(ServeRequest& r, const absl::Status& status, bool journal) {
   if (journal && journal_ != nullptr && !r.streaming) {
     // Not fsync'ed: a cancel lost to a power cut only makes the request run again.
     if (auto s = journal_->Ended(r, /*sync=*/false); !s.ok())
-      LV_LOG(WARNING) << "request=" << r.id << " end not journaled: " << s.status();
+      LV_LOG(WARNING) << "request=" << r.id << " end not journaled: " << s;
   }
 }
 

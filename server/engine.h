@@ -83,8 +83,10 @@ class Engine {
   // `journal`: record the end (false when the server stops: the request runs after the restart).
   void Abort(ServeRequest& r, const absl::Status& status, bool journal = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A request reached its end on the output stage (done or failed): journal it, move its result to
-  // the state folder.
+  // The output stage's hooks: store a done request's result before it is published (returns the
+  // file, "" when kept in memory); journal the end of one that failed there.
+  std::string Store(const ServeRequest& r, const EncodedOutput& out, const RequestStats& stats,
+                    absl::Time finished);
   void Finished(ServeRequest& r);
   // Expires, caps and compacts the journal; forgets the requests it dropped.
   void MaintainJournal(absl::Time now);

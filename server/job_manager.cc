@@ -99,6 +99,14 @@ absl::Status JobManager::Load() {
   std::error_code ec;
   fs::directory_iterator it(options_.root, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
+    std::error_code lec;
+    if (it->is_symlink(lec)) {
+      // Job folders are made by the server itself; a symlink would point its writes (and its
+      // garbage collection) somewhere else.
+      LV_LOG(WARNING) << "jobs: skipping " << it->path().string()
+                      << ": a symlink, not a job folder the server made";
+      continue;
+    }
     const fs::path file = it->path() / "job.json";
     if (!fs::exists(file, ec)) {
       ec.clear();
@@ -209,7 +217,9 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
     }
   }
   std::string id = spec.job_id;
-  while (id.empty() || fs::exists(Dir(id), ec)) {
+  // symlink_status: a dangling symlink under that name counts as taken (creating the folder would
+  // follow it out of the jobs root).
+  while (id.empty() || fs::exists(fs::symlink_status(Dir(id), ec))) {
     if (!spec.job_id.empty()) {
       return absl::AlreadyExistsError(absl::StrCat("job folder ", Dir(id), " already exists"));
     }

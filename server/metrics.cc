@@ -72,6 +72,11 @@ Metrics::Metrics()
                    .Help("1 while accepting new work (not draining or paused)")
                    .Register(*registry_)
                    .Add({})),
+      stored_(prometheus::BuildGauge()
+                  .Name("linvideo_stored_results")
+                  .Help("Finished Submit results kept in state_dir (what=count|bytes) and the "
+                        "journal's records (what=journal_records)")
+                  .Register(*registry_)),
       jobs_(prometheus::BuildGauge()
                 .Name("linvideo_jobs")
                 .Help("Post-training jobs known to the server, by kind and state")
@@ -114,6 +119,12 @@ void Metrics::SetQueueDepth(int priority_rank, int depth) {
 }
 
 void Metrics::SetRunning(int running) { running_.Set(running); }
+
+void Metrics::SetStoredResults(int64_t count, int64_t bytes, int64_t journal_records) {
+  stored_.Add({{"what", "count"}}).Set(static_cast<double>(count));
+  stored_.Add({{"what", "bytes"}}).Set(static_cast<double>(bytes));
+  stored_.Add({{"what", "journal_records"}}).Set(static_cast<double>(journal_records));
+}
 
 void Metrics::ObserveStep(int batch_size, double seconds, int64_t tokens) {
   batch_size_.Observe(batch_size);

@@ -33,6 +33,8 @@ class Metrics {
   void SetCheckpoint(const std::string& model, int64_t version, const std::string& path);
   void CountSwap(const std::string& model, bool ok);
   void SetServing(bool serving);
+  // The request journal (state_dir): stored results, their bytes, the journal's records.
+  void SetStoredResults(int64_t count, int64_t bytes, int64_t journal_records);
 
   // Post-training jobs. `counts`: jobs per (kind, state), every state present (0s included).
   void SetJobCounts(const std::map<std::pair<std::string, std::string>, int>& counts);
@@ -58,6 +60,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& checkpoint_;
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Gauge& serving_;
+  prometheus::Family<prometheus::Gauge>& stored_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_progress_;
   prometheus::Family<prometheus::Gauge>& job_loss_;

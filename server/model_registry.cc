@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -32,10 +33,47 @@ absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::stri
         absl::StrCat("checkpoint path '", path, "' does not exist under the checkpoint root"));
   }
   const std::string real = buf;
-  if (real != real_root && !absl::StartsWith(real, real_root + "/")) {
+  auto inside = [&](const std::string& p) {
+    return p == real_root || absl::StartsWith(p, real_root + "/");
+  };
+  if (!inside(real)) {
     return absl::PermissionDeniedError(absl::StrCat(
         "checkpoint path '", path, "' is outside the checkpoint root; only folders inside ",
         real_root, " may be loaded"));
+  }
+  // Everything the loader may open must stay inside the root too: a symlink in the folder (or in a
+  // folder it links to) that leads outside would read files the operator never published.
+  constexpr int kMaxEntries = 100000, kMaxDepth = 16;
+  std::error_code ec;
+  int entries = 0;
+  namespace fs = std::filesystem;
+  for (fs::recursive_directory_iterator it(real,
+                                           fs::directory_options::follow_directory_symlink |
+                                               fs::directory_options::skip_permission_denied,
+                                           ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    if (++entries > kMaxEntries || it.depth() > kMaxDepth) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint path '", path, "' holds more than ", kMaxEntries,
+                       " files or is nested deeper than ", kMaxDepth,
+                       " folders (a symlink loop?); a model folder is small and flat"));
+    }
+    std::error_code lec;
+    if (!it->is_symlink(lec)) continue;
+    const std::string link = it->path().string();
+    const bool resolves = realpath(link.c_str(), buf) != nullptr;
+    if (!resolves || !inside(buf)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "checkpoint path '", path, "' holds a symlink ", link.substr(real.size() + 1),
+          resolves ? absl::StrCat(" that leads outside the checkpoint root (to ", buf, ")")
+                   : std::string(" that leads nowhere"),
+          "; only files inside ", real_root, " may be loaded: copy the file in instead"));
+    }
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint path '", path, "' cannot be listed: ", ec.message()));
   }
   return real;
 }

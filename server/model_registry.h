@@ -91,7 +91,9 @@ class ModelRegistry {
 };
 
 // Resolves `path` (relative to `root` unless absolute) and checks it lies inside `root` after
-// following symlinks. PERMISSION_DENIED when it escapes, NOT_FOUND when it does not exist.
+// following symlinks, and so does every symlink inside it (followed into linked folders).
+// PERMISSION_DENIED when something escapes or dangles, NOT_FOUND when `path` does not exist,
+// FAILED_PRECONDITION for a folder over 100000 entries or 16 levels deep (a symlink loop).
 absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path);
 
 }  // namespace linvideo::server

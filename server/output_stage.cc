@@ -5,9 +5,12 @@
 
 namespace linvideo::server {
 
-OutputStage::OutputStage(int workers, ComputeDevice* compute, Metrics* metrics,
+OutputStage::OutputStage(int workers, ComputeDevice* compute, Metrics* metrics, StoreFn store,
                          std::function<void(ServeRequest&)> on_finished)
-    : compute_(compute), metrics_(metrics), on_finished_(std::move(on_finished)) {
+    : compute_(compute),
+      metrics_(metrics),
+      store_(std::move(store)),
+      on_finished_(std::move(on_finished)) {
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { RunWorker(); });
 }
 
@@ -63,14 +66,30 @@ void OutputStage::Finish(ServeRequest& r) {
     }
     return;
   }
+  RequestStats stats;
+  {
+    absl::MutexLock rl(&r.mu);
+    if (r.Terminal()) return;
+    RequestStats& s = r.stats;
+    s.decode_s = absl::ToDoubleSeconds(t1 - t0);
+    s.encode_s = absl::ToDoubleSeconds(t2 - t1);
+    s.total_s = absl::ToDoubleSeconds(t2 - r.created);
+    s.video_bytes = encoded->bytes();
+    stats = s;
+  }
+  // Stored (if the engine keeps results on disk) before anyone can see the request as done.
+  const std::string stored = store_ ? store_(r, *encoded, stats, t2) : std::string();
   absl::MutexLock rl(&r.mu);
   if (r.Terminal()) return;
-  RequestStats& s = r.stats;
-  s.decode_s = absl::ToDoubleSeconds(t1 - t0);
-  s.encode_s = absl::ToDoubleSeconds(t2 - t1);
-  s.total_s = absl::ToDoubleSeconds(t2 - r.created);
-  s.video_bytes = encoded->bytes();
-  r.result = std::make_shared<const EncodedOutput>(std::move(*encoded));
+  const RequestStats& s = r.stats;
+  if (stored.empty()) {
+    r.result = std::make_shared<const EncodedOutput>(std::move(*encoded));
+  } else {  // memory keeps the MIME type only; Get reads the file
+    auto mime_only = std::make_shared<EncodedOutput>();
+    mime_only->mime = encoded->mime;
+    r.result = std::move(mime_only);
+    r.result_file = stored;
+  }
   r.phase = RequestPhase::kDone;
   r.finished = t2;
   r.Push(CompletedEvent{});

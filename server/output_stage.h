@@ -22,8 +22,14 @@ namespace linvideo::server {
 
 class OutputStage {
  public:
+  // Called for a request that encoded successfully, before it is published as done, with its
+  // final stats and finish time: returns the file the result was stored in ("" keeps it in
+  // memory). Runs on a worker; may block on disk.
+  using StoreFn = std::function<std::string(const ServeRequest&, const EncodedOutput&,
+                                            const RequestStats&, absl::Time finished)>;
   // `compute` and `metrics` may be null and must outlive the stage. Starts `workers` threads.
-  OutputStage(int workers, ComputeDevice* compute, Metrics* metrics,
+  // `store` may be empty; `on_finished` runs after each request (done or failed).
+  OutputStage(int workers, ComputeDevice* compute, Metrics* metrics, StoreFn store,
               std::function<void(ServeRequest&)> on_finished);
   ~OutputStage();  // Stop()s
   OutputStage(const OutputStage&) = delete;
@@ -40,6 +46,7 @@ class OutputStage {
 
   ComputeDevice* compute_;
   Metrics* metrics_;
+  StoreFn store_;
   std::function<void(ServeRequest&)> on_finished_;
   absl::Mutex mu_;
   std::deque<std::shared_ptr<ServeRequest>> queue_ ABSL_GUARDED_BY(mu_);

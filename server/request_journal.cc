@@ -137,17 +137,26 @@ void ApplyEndRecord(const json& j, RecoveredRequest& r) {
   r.mime = j.value("mime", "");
 }
 
-absl::Status WriteResultFile(const std::string& path, const EncodedOutput& out) {
+std::string Line(const std::string& json_text) {
+  return absl::StrFormat("%08x %s", Crc32(0, json_text.data(), json_text.size()), json_text);
+}
+
+absl::Status WriteResultFile(const std::string& path, const std::string& id,
+                             const EncodedOutput& out) {
   return core::io::WriteFileAtomicWith(path, [&](core::io::FileSink& sink) -> absl::Status {
     uint32_t crc = 0;
     auto put = [&](const void* data, size_t size) {
       crc = Crc32(crc, data, size);
       return sink.Write(data, size);
     };
+    auto put_string = [&](const std::string& text) {
+      const uint32_t len = static_cast<uint32_t>(text.size());
+      if (auto s = put(&len, 4); !s.ok()) return s;
+      return put(text.data(), text.size());
+    };
     if (auto s = put(kResultMagic, sizeof kResultMagic); !s.ok()) return s;
-    const uint32_t mime_len = static_cast<uint32_t>(out.mime.size());
-    if (auto s = put(&mime_len, 4); !s.ok()) return s;
-    if (auto s = put(out.mime.data(), out.mime.size()); !s.ok()) return s;
+    if (auto s = put_string(id); !s.ok()) return s;
+    if (auto s = put_string(out.mime); !s.ok()) return s;
     const uint32_t count = static_cast<uint32_t>(out.blobs.size());
     if (auto s = put(&count, 4); !s.ok()) return s;
     for (const std::string& b : out.blobs) {
@@ -159,9 +168,20 @@ absl::Status WriteResultFile(const std::string& path, const EncodedOutput& out) 
   });
 }
 
+json EndRecord(const std::string& id, int64_t model_version, const absl::Status& status,
+               absl::Time finished, const RequestStats& stats) {
+  return {{"op", "end"},
+          {"id", id},
+          {"model_version", model_version},
+          {"code", static_cast<int>(status.code())},
+          {"message", std::string(status.message())},
+          {"finished_us", absl::ToUnixMicros(finished)},
+          {"stats", StatsToJson(stats)}};
+}
+
 }  // namespace
 
-absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path) {
+absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path, const std::string& id) {
   absl::StatusOr<std::string> data = core::io::ReadFileToString(path, kMaxJournalBytes);
   if (!data.ok()) {
     if (data.status().code() == absl::StatusCode::kNotFound) {
@@ -175,7 +195,7 @@ absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path) {
     return absl::DataLossError(
         absl::StrCat("stored result ", path, " is damaged (", why, "); it is not served"));
   };
-  if (d.size() < sizeof kResultMagic + 12 ||
+  if (d.size() < sizeof kResultMagic + 16 ||
       std::memcmp(d.data(), kResultMagic, sizeof kResultMagic) != 0) {
     return damaged("bad header");
   }
@@ -190,12 +210,20 @@ absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path) {
     pos += n;
     return true;
   };
+  auto read_string = [&](std::string* out) {
+    uint32_t len = 0;
+    if (!read(&len, 4) || end - pos < len) return false;
+    out->assign(d.data() + pos, len);
+    pos += len;
+    return true;
+  };
   EncodedOutput out;
-  uint32_t mime_len = 0, count = 0;
-  if (!read(&mime_len, 4) || end - pos < mime_len) return damaged("truncated");
-  out.mime.assign(d.data() + pos, mime_len);
-  pos += mime_len;
-  if (!read(&count, 4)) return damaged("truncated");
+  std::string owner;
+  uint32_t count = 0;
+  if (!read_string(&owner) || !read_string(&out.mime) || !read(&count, 4))
+    return damaged("truncated");
+  // A case-insensitive file system could map two ids to one file: never serve another's video.
+  if (owner != id) return damaged("it belongs to another request");
   for (uint32_t i = 0; i < count; ++i) {
     uint64_t len = 0;
     if (!read(&len, 8) || end - pos < len) return damaged("truncated");
@@ -225,10 +253,7 @@ absl::StatusOr<std::unique_ptr<RequestJournal>> RequestJournal::Open(
   return j;
 }
 
-RequestJournal::~RequestJournal() {
-  absl::MutexLock lock(&mu_);
-  if (fd_ >= 0) ::close(fd_);
-}
+RequestJournal::File::~File() { ::close(fd); }
 
 absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
   absl::StatusOr<std::string> text = core::io::ReadFileToString(JournalPath(), kMaxJournalBytes);
@@ -256,12 +281,15 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
         const std::string id = j.at("id").get<std::string>();
         if (op == "submit") {
           found[id] = FromSubmitRecord(j);
-          entries_[id] = Entry{std::string(line), "", absl::InfiniteFuture(), "", 0};
-        } else if (op == "end") {
-          auto it = found.find(id);
-          if (it == found.end()) continue;  // its submit was forgotten
+          entries_[id] = Entry{};
+          entries_[id].submit_line = std::string(line);
+          continue;
+        }
+        auto it = found.find(id);
+        if (it == found.end()) continue;  // its submit was forgotten
+        Entry& e = entries_[id];
+        if (op == "end") {
           ApplyEndRecord(j, it->second);
-          Entry& e = entries_[id];
           e.end_line = std::string(line);
           e.finished = it->second.finished;
           if (j.contains("result")) {
@@ -269,8 +297,10 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
             e.result_bytes = j.at("bytes").get<int64_t>();
             it->second.result_path = e.result_path;
           }
+        } else if (op == "resume") {
+          e.recoveries = j.at("n").get<int>();
         } else if (op == "forget") {
-          found.erase(id);
+          found.erase(it);
           entries_.erase(id);
         }
       } catch (const std::exception& e) {
@@ -283,25 +313,44 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
     LV_LOG(WARNING) << "journal " << JournalPath() << ": " << bad
                     << " torn or corrupt record(s) skipped (a crash mid-write leaves at most one)";
   }
-  // Results: a done request whose file is missing or damaged runs again; expired ones go.
   const absl::Time now = absl::Now();
   std::set<std::string> kept;
   for (auto& [id, r] : found) {
     Entry& e = entries_[id];
-    if (r.ended && now - r.finished > options_.result_ttl) {
+    if (r.ended && now - r.finished > options_.result_ttl) {  // expired while the server was down
       if (!e.result_path.empty()) std::remove(e.result_path.c_str());
       entries_.erase(id);
       continue;
     }
     if (r.ended && r.status.ok()) {
-      absl::StatusOr<EncodedOutput> stored = LoadStoredResult(e.result_path);
+      // A done request whose result is missing or damaged runs again.
+      absl::StatusOr<EncodedOutput> stored = LoadStoredResult(e.result_path, id);
       if (!stored.ok()) {
         LV_LOG(WARNING) << "request=" << id << " result unusable (" << stored.status()
                         << "); it runs again";
         if (!e.result_path.empty()) std::remove(e.result_path.c_str());
-        e = Entry{e.submit_line, "", absl::InfiniteFuture(), "", 0};
-        const RecoveredRequest again = FromSubmitRecord(json::parse(e.submit_line.substr(9)));
-        r = again;
+        const std::string submit_line = e.submit_line;
+        const int recoveries = e.recoveries;
+        e = Entry{};
+        e.submit_line = submit_line;
+        e.recoveries = recoveries;
+        r = FromSubmitRecord(json::parse(submit_line.substr(9)));
+      }
+    }
+    if (!r.ended) {
+      // Queued or running when the server stopped: once more, unless it keeps coming back.
+      if (++e.recoveries > kMaxRecoveries) {
+        r.ended = true;
+        r.finished = now;
+        r.status = absl::InternalError(absl::StrCat(
+            "not run again: it was queued or running at ", kMaxRecoveries,
+            " server restarts in a row (a request that crashes the server must not crash it at "
+            "every start); submit it again if it should run"));
+        e.end_line = Line(Dump(EndRecord(id, 0, r.status, now, RequestStats{})));
+        e.finished = now;
+        LV_LOG(WARNING) << "request=" << id << " " << r.status;
+      } else {
+        e.resume_line = Line(Dump({{"op", "resume"}, {"id", id}, {"n", e.recoveries}}));
       }
     }
     if (!e.result_path.empty()) {
@@ -312,8 +361,10 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
   }
   // Files no record points at: temp files of a write cut short, results of forgotten requests.
   std::error_code ec;
-  for (const auto& f : fs::directory_iterator(options_.dir + "/results", ec)) {
-    if (!kept.count(f.path().string())) fs::remove(f.path(), ec);
+  for (fs::directory_iterator it(options_.dir + "/results", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code rm;
+    if (!kept.count(it->path().string())) fs::remove(it->path(), rm);
   }
   return absl::OkStatus();
 }
@@ -322,40 +373,47 @@ absl::Status RequestJournal::RewriteLocked() {
   std::string text;
   int64_t records = 0;
   for (const auto& [id, e] : entries_) {
-    absl::StrAppend(&text, e.submit_line, "\n");
-    ++records;
-    if (!e.end_line.empty()) {
-      absl::StrAppend(&text, e.end_line, "\n");
+    for (const std::string* line : {&e.submit_line, &e.resume_line, &e.end_line}) {
+      if (line->empty()) continue;
+      absl::StrAppend(&text, *line, "\n");
       ++records;
     }
   }
-  if (absl::Status s = core::io::WriteFileAtomic(JournalPath(), text); !s.ok()) {
+  absl::Status written = core::io::WriteFileAtomic(JournalPath(), text);
+  // The old file may be gone (renamed over): never append to it again.
+  file_.reset();
+  if (!written.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("state_dir: cannot write the journal: ", s.message()));
+        absl::StrCat("state_dir: cannot write the journal: ", written.message()));
   }
   const int fd = ::open(JournalPath().c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return Errno("state_dir: opening the journal");
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
+  file_ = std::make_shared<const File>(fd);
   records_ = records;
   return absl::OkStatus();
 }
 
-absl::Status RequestJournal::AppendLocked(const std::string& json_text, bool sync,
-                                          std::string* line) {
-  if (fd_ < 0) return absl::FailedPreconditionError("the journal is not open");
-  *line = absl::StrFormat("%08x %s", Crc32(0, json_text.data(), json_text.size()), json_text);
+absl::Status RequestJournal::AppendLocked(const std::string& json_text, std::string* line) {
+  if (file_ == nullptr) {
+    return absl::UnavailableError(
+        "the request journal is not open (a write failed); it is reopened within 5 s");
+  }
+  *line = Line(json_text);
   const std::string out = *line + "\n";
+  const int fd = file_->fd;
+  const off_t before = ::lseek(fd, 0, SEEK_END);
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+    const ssize_t n = ::write(fd, out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Errno("appending to the journal");
+      absl::Status failed = Errno("appending to the journal");
+      // A torn record would swallow the next one: cut it off, or stop using the file.
+      if (before < 0 || ::ftruncate(fd, before) != 0) file_.reset();
+      return failed;
     }
     done += static_cast<size_t>(n);
   }
-  if (sync && ::fdatasync(fd_) != 0) return Errno("syncing the journal");
   ++records_;
   return absl::OkStatus();
 }
@@ -380,51 +438,46 @@ absl::Status RequestJournal::Submitted(const ServeRequest& r) {
                                     p.sampler.value_or(core::params::SamplerKind::kUniPC))},
                     {"seed", p.seed}}},
                   {"output", {{"kind", OutputKindName(r.output.kind)}, {"fps", r.output.fps}}}};
-  absl::MutexLock lock(&mu_);
-  if (entries_.count(r.id)) {
-    return absl::AlreadyExistsError(absl::StrCat("request_id '", r.id, "' is already journaled"));
+  std::shared_ptr<const File> file;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = entries_.find(r.id); it != entries_.end()) {
+      // The request table forgets at the TTL too, but checks more often than Maintain runs.
+      const bool expired =
+          !it->second.end_line.empty() && absl::Now() - it->second.finished > options_.result_ttl;
+      if (!expired) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("request_id '", r.id, "' is already journaled"));
+      }
+      ForgetLocked(it);
+    }
+    std::string line;
+    if (absl::Status s = AppendLocked(Dump(j), &line); !s.ok()) return s;
+    entries_[r.id].submit_line = std::move(line);
+    file = file_;
   }
-  std::string line;
-  if (absl::Status s = AppendLocked(Dump(j), /*sync=*/true, &line); !s.ok()) return s;
-  entries_[r.id] = Entry{std::move(line), "", absl::InfiniteFuture(), "", 0};
-  return absl::OkStatus();
+  if (file != nullptr && ::fdatasync(file->fd) == 0) return absl::OkStatus();
+  absl::Status failed = Errno("syncing the journal");
+  Forget(r.id);
+  return failed;
 }
 
-absl::StatusOr<std::string> RequestJournal::Ended(const ServeRequest& r, bool sync) {
-  json j = {{"op", "end"}, {"id", r.id}, {"model_version", r.model_version}};
-  std::shared_ptr<const EncodedOutput> result;
-  absl::Time finished;
-  {
-    absl::MutexLock rl(&r.mu);
-    j["code"] = static_cast<int>(r.error.code());
-    j["message"] = std::string(r.error.message());
-    j["finished_us"] = absl::ToUnixMicros(r.finished);
-    j["stats"] = StatsToJson(r.stats);
-    finished = r.finished;
-    if (r.phase == RequestPhase::kDone) result = r.result;
-  }
-  std::string path;
-  int64_t bytes = 0;
-  if (result != nullptr) {
-    path = ResultPath(r.id);
-    if (absl::Status s = WriteResultFile(path, *result); !s.ok()) return s;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) bytes = st.st_size;
-    j["mime"] = result->mime;
-    j["result"] = fs::path(path).filename().string();
-    j["bytes"] = bytes;
-  }
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(r.id);
+absl::Status RequestJournal::AppendEndLocked(const std::string& id, const std::string& json_text,
+                                             const std::string& path, int64_t bytes,
+                                             absl::Time finished, bool sync) {
+  auto it = entries_.find(id);
   if (it == entries_.end() || !it->second.end_line.empty()) {
     // Not journaled (forgotten meanwhile) or ended twice: keep nothing.
     if (!path.empty()) std::remove(path.c_str());
-    return std::string();
+    return absl::OkStatus();
   }
   std::string line;
-  if (absl::Status s = AppendLocked(Dump(j), sync, &line); !s.ok()) {
+  if (absl::Status s = AppendLocked(json_text, &line); !s.ok()) {
     if (!path.empty()) std::remove(path.c_str());
     return s;
+  }
+  if (sync && file_ != nullptr && ::fdatasync(file_->fd) != 0) {
+    LV_LOG(WARNING) << "request=" << id << " " << Errno("syncing the journal");
   }
   Entry& e = it->second;
   e.end_line = std::move(line);
@@ -432,13 +485,65 @@ absl::StatusOr<std::string> RequestJournal::Ended(const ServeRequest& r, bool sy
   e.result_path = path;
   e.result_bytes = bytes;
   result_bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RequestJournal::StoreDone(const ServeRequest& r,
+                                                      const EncodedOutput& out,
+                                                      const RequestStats& stats,
+                                                      absl::Time finished) {
+  json j = EndRecord(r.id, r.model_version, absl::OkStatus(), finished, stats);
+  const std::string path = ResultPath(r.id);
+  absl::Status stored;
+  if (out.bytes() > options_.max_result_bytes) {
+    stored = absl::ResourceExhaustedError(absl::StrCat(
+        "the video (", out.bytes(), " bytes) is larger than all stored results may be (",
+        options_.max_result_bytes, " bytes, limits.max_stored_results_mb)"));
+  } else {
+    stored = WriteResultFile(path, r.id, out);
+  }
+  int64_t bytes = 0;
+  if (stored.ok()) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) bytes = st.st_size;
+    j["mime"] = out.mime;
+    j["result"] = fs::path(path).filename().string();
+    j["bytes"] = bytes;
+  } else {
+    // Served from memory until a restart; after one the id says what happened.
+    j = EndRecord(r.id, r.model_version,
+                  absl::DataLossError(
+                      absl::StrCat("the video was made but could not be stored (", stored.message(),
+                                   "), so it was lost at a server restart; submit it again")),
+                  finished, stats);
+  }
+  absl::MutexLock lock(&mu_);
+  absl::Status appended =
+      AppendEndLocked(r.id, Dump(j), stored.ok() ? path : "", bytes, finished, /*sync=*/false);
+  if (!stored.ok()) return stored;
+  if (!appended.ok()) return appended;
   return path;
 }
 
+absl::Status RequestJournal::Ended(const ServeRequest& r, bool sync) {
+  json j;
+  absl::Time finished;
+  {
+    absl::MutexLock rl(&r.mu);
+    if (r.phase == RequestPhase::kDone) return absl::OkStatus();  // StoreDone's
+    j = EndRecord(r.id, r.model_version, r.error, r.finished, r.stats);
+    finished = r.finished;
+  }
+  absl::MutexLock lock(&mu_);
+  return AppendEndLocked(r.id, Dump(j), "", 0, finished, sync);
+}
+
 void RequestJournal::ForgetLocked(std::map<std::string, Entry>::iterator it) {
+  // The forget record goes first: a crash before the file is removed then cannot make the request
+  // look like a done one whose result is missing (which would run it again).
   std::string line;
   const json j = {{"op", "forget"}, {"id", it->first}};
-  if (absl::Status s = AppendLocked(Dump(j), /*sync=*/false, &line); !s.ok())
+  if (absl::Status s = AppendLocked(Dump(j), &line); !s.ok())
     LV_LOG(WARNING) << "journal: " << s;  // compaction drops the entry anyway
   if (!it->second.result_path.empty()) std::remove(it->second.result_path.c_str());
   result_bytes_ -= it->second.result_bytes;
@@ -477,8 +582,9 @@ std::vector<std::string> RequestJournal::Maintain(absl::Time now) {
     ForgetLocked(oldest);
   }
   int64_t live = 0;
-  for (const auto& [id, e] : entries_) live += e.end_line.empty() ? 1 : 2;
-  if (records_ - live >= options_.min_compact_records && records_ - live > live) {
+  for (const auto& [id, e] : entries_) live += 1 + !e.resume_line.empty() + !e.end_line.empty();
+  const bool compact = records_ - live >= options_.min_compact_records && records_ - live > live;
+  if (file_ == nullptr || compact) {
     if (absl::Status s = RewriteLocked(); !s.ok()) LV_LOG(WARNING) << "journal compaction: " << s;
   }
   return forgotten;

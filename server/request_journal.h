@@ -12,13 +12,15 @@
 // Open() replays the journal: ended requests come back with their stored result until their TTL;
 // requests without an end record (queued or running when the server died), or whose result file
 // is missing or damaged, come back as "pending" so the engine runs them again (same seed: same
-// video). Maintain() forgets results past their TTL, evicts the oldest beyond the size cap, and
-// rewrites the journal when most of its records are dead (compaction: atomic replace).
+// video) — at most kMaxRecoveries restarts in a row (a "resume" record counts them). Maintain()
+// forgets results past their TTL, evicts the oldest beyond the size cap, and rewrites the journal
+// when most of its records are dead (compaction: atomic replace).
 // Streaming Generate calls are not journaled: their client is gone when the server is.
 //
-// Durability: submit records are fsync'ed (an acknowledged Submit survives power loss); end records
-// are written without fsync by the engine thread (they survive a process kill, not a power cut, in
-// which case the request runs again). Thread-safe.
+// Durability: submit records are fsync'ed (an acknowledged Submit survives power loss), and a done
+// request's result and end record are written before it shows as done; end records are not
+// fsync'ed (they survive a process kill, not a power cut, after which the request runs again).
+// Thread-safe; fsyncs happen outside the lock.
 
 #include <cstdint>
 #include <map>
@@ -62,26 +64,39 @@ struct RecoveredRequest {
 
 class RequestJournal {
  public:
+  // A request still pending after this many restarts in a row ends INTERNAL instead of running
+  // again: one that crashes the server must not crash it at every start.
+  static constexpr int kMaxRecoveries = 3;
+
   // Creates the folder if needed, replays and compacts the journal. `recovered` gets every request
   // still worth knowing (ended within the TTL, or pending). FAILED_PRECONDITION when the folder
   // cannot be created or written.
   static absl::StatusOr<std::unique_ptr<RequestJournal>> Open(
       const JournalOptions& options, std::vector<RecoveredRequest>* recovered);
-  ~RequestJournal();
   RequestJournal(const RequestJournal&) = delete;
   RequestJournal& operator=(const RequestJournal&) = delete;
 
-  // Records a Submit'ed request (resolved params, model, output, priority); fsync'ed on return.
+  // Records a Submit'ed request (resolved params, model, output, priority); fsync'ed on return
+  // (outside the journal's lock). ALREADY_EXISTS when the id is journaled and not expired; on any
+  // error nothing stays journaled.
   absl::Status Submitted(const ServeRequest& r) ABSL_LOCKS_EXCLUDED(mu_);
-  // Records the end of a request `r` (terminal). A done request's result is stored first
-  // (fsync'ed); returns its path ("" when there is none). `sync`: fsync the journal too. Caller
-  // must not hold r.mu.
-  absl::StatusOr<std::string> Ended(const ServeRequest& r, bool sync) ABSL_LOCKS_EXCLUDED(mu_);
-  // Drops a request that was journaled but not accepted after all (its Submit failed), or whose
-  // result is gone; removes its stored result.
+  // A request that finished with `out`: stores it (atomic, fsync'ed) and appends its end record,
+  // before the request is published as done, so a client never sees DONE for a result a crash
+  // could lose. Returns the stored path. When it cannot be stored (disk full, larger than the
+  // cap) the end record says so (DATA_LOSS after a restart) and the error is returned: the caller
+  // keeps the result in memory.
+  absl::StatusOr<std::string> StoreDone(const ServeRequest& r, const EncodedOutput& out,
+                                        const RequestStats& stats, absl::Time finished)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Records the end of a request that ended without a result (failed, cancelled; a done one was
+  // recorded by StoreDone). `sync`: fsync the journal too. Caller must not hold r.mu.
+  absl::Status Ended(const ServeRequest& r, bool sync) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops a request that was journaled but not accepted after all (its Submit failed); removes
+  // its stored result if any.
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets results past their TTL and the oldest beyond the size cap (their files are removed),
-  // compacts the journal when worthwhile; returns the ids it forgot.
+  // compacts the journal when worthwhile (or reopens it after a failed write); returns the ids it
+  // forgot.
   std::vector<std::string> Maintain(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   struct Usage {
@@ -94,15 +109,29 @@ class RequestJournal {
 
  private:
   struct Entry {
-    std::string submit_line, end_line;  // the records as written (end_line empty: not ended)
+    // The records as written (end_line empty: not ended; resume_line: restarts it was pending at).
+    std::string submit_line, resume_line, end_line;
+    int recoveries = 0;
     absl::Time finished = absl::InfiniteFuture();
     std::string result_path;
     int64_t result_bytes = 0;
   };
+  // The open journal file; shared so that a Submit can fsync outside the lock while compaction
+  // swaps the file.
+  struct File {
+    explicit File(int fd) : fd(fd) {}
+    ~File();
+    const int fd;
+  };
   explicit RequestJournal(JournalOptions options) : options_(std::move(options)) {}
   absl::Status Replay(std::vector<RecoveredRequest>* recovered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status AppendLocked(const std::string& json, bool sync, std::string* line)
+  // Appends one record (not synced). A failed write is cut back off the file; if even that fails
+  // the file is closed, refusing Submits until Maintain reopens it.
+  absl::Status AppendLocked(const std::string& json, std::string* line)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AppendEndLocked(const std::string& id, const std::string& json,
+                               const std::string& path, int64_t bytes, absl::Time finished,
+                               bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RewriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetLocked(std::map<std::string, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string JournalPath() const { return options_.dir + "/journal"; }
@@ -110,13 +139,14 @@ class RequestJournal {
 
   const JournalOptions options_;
   mutable absl::Mutex mu_;
-  int fd_ ABSL_GUARDED_BY(mu_) = -1;
+  std::shared_ptr<const File> file_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   int64_t records_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t result_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Reads a stored result; DATA_LOSS when it is damaged, NOT_FOUND when it was removed (TTL, cap).
-absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path);
+// Reads the stored result of request `id`; DATA_LOSS when it is damaged or another request's,
+// NOT_FOUND when it was removed (TTL, cap).
+absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path, const std::string& id);
 
 }  // namespace linvideo::server

@@ -233,7 +233,7 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, resp));
     stored = r->result_file;
   }
-  absl::StatusOr<EncodedOutput> out = LoadStoredResult(stored);
+  absl::StatusOr<EncodedOutput> out = LoadStoredResult(stored, req->request_id());
   if (!out.ok()) {
     LV_LOG(WARNING) << "request=" << req->request_id() << " Get: " << out.status();
     return Done("Get", ToGrpc(out.status()));

@@ -162,6 +162,31 @@ TEST_F(JobManagerTest, JobFilesWhoseIdIsNotTheirFolderAreIgnoredAndNeverCollecte
   EXPECT_FALSE(fs::exists(fs::path(options_.root) / "old"));
 }
 
+TEST_F(JobManagerTest, SymlinkedJobFoldersAreIgnoredAndNeverCollected) {
+  options_.keep_finished = 0;
+  // A job folder elsewhere, linked into the jobs root: the server neither adopts nor removes it.
+  const fs::path elsewhere = dir_ / "elsewhere";
+  WriteJob("../elsewhere", Snapshot("linked", JobState::kFailed));
+  fs::create_directories(options_.root);
+  fs::create_symlink(elsewhere, fs::path(options_.root) / "linked");
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE((*m)->List(std::nullopt).empty());
+  EXPECT_TRUE(fs::exists(elsewhere / "job.json"));
+  EXPECT_TRUE(fs::is_symlink(fs::path(options_.root) / "linked"));
+  // A dangling symlink with the next job's name: the job takes another name instead of creating
+  // its folder at the link's target.
+  fs::create_symlink(dir_ / "target", fs::path(options_.root) / "job-1");
+  JobSpec spec;
+  spec.base = "m";
+  spec.convert.linear_layers = 1;
+  absl::StatusOr<JobSnapshot> started = (*m)->Start(spec);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_NE(started->id, "job-1");
+  WaitEnded(**m, started->id);
+  EXPECT_FALSE(fs::exists(dir_ / "target"));
+}
+
 TEST_F(JobManagerTest, CancelAcceptedBeforeARestartIsHonouredAfterIt) {
   JobSnapshot s = Snapshot("job-3", JobState::kRunning);
   s.stage_index = 1;

@@ -88,5 +88,36 @@ TEST_F(ModelRegistryTest, LargerHistoryOnRequest) {
   }
 }
 
+// Checkpoint folders are confined to the root, and so is everything inside them: a symlink that
+// leads out (a file, a folder, or nowhere) refuses the load; one that stays inside is fine.
+TEST_F(ModelRegistryTest, SymlinksThatLeaveTheRootAreRefused) {
+  const fs::path outside = root_.parent_path() / ("outside_" + std::to_string(getpid()));
+  fs::create_directories(outside / "dir");
+  std::ofstream(outside / "secret") << "not a weight";
+  fs::create_symlink(outside / "secret", root_ / "c1" / "weights.safetensors");
+  fs::create_symlink(outside / "dir", root_ / "c2" / "transformer");
+  fs::create_symlink(root_ / "missing", root_ / "c3" / "vae");
+  fs::create_symlink(root_ / "c0" / "fake_model.json", root_ / "c4" / "shared.json");
+  fs::create_symlink(root_ / "c5", root_ / "c5" / "loop");
+  fs::create_symlink(outside, root_ / "c6-link");
+  ModelRegistry r(&FakeExecutor::FromDir, RegistryOptions{root_.string(), 0, nullptr, 1});
+  ASSERT_TRUE(r.LoadInitial("m", (root_ / "c0").string()).ok());
+  for (const char* dir : {"c1", "c2", "c3"}) {
+    auto loaded = r.Load("m", dir);
+    ASSERT_FALSE(loaded.ok()) << dir;
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kPermissionDenied) << loaded.status();
+    EXPECT_NE(loaded.status().message().find("holds a symlink"), std::string::npos)
+        << loaded.status();
+  }
+  EXPECT_NE(r.Load("m", "c1").status().message().find(outside.string()), std::string::npos);
+  EXPECT_NE(r.Load("m", "c3").status().message().find("leads nowhere"), std::string::npos);
+  EXPECT_TRUE(r.Load("m", "c4").ok()) << "a symlink inside the root is allowed";
+  auto loop = r.Load("m", "c5");
+  EXPECT_EQ(loop.status().code(), absl::StatusCode::kFailedPrecondition) << loop.status();
+  auto linked = r.Load("m", "c6-link");
+  EXPECT_EQ(linked.status().code(), absl::StatusCode::kPermissionDenied) << linked.status();
+  fs::remove_all(outside);
+}
+
 }  // namespace
 }  // namespace linvideo::server

@@ -3,6 +3,8 @@
 #include "server/request_journal.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -54,16 +56,22 @@ class RequestJournalTest : public ::testing::Test {
     r->entry.priority = 2;
     return r;
   }
-  static void Finish(ServeRequest& r, const std::string& video) {
+  // Ends `r` as done with `video` the way the output stage does: stored first, then published.
+  static std::string Done(RequestJournal& j, ServeRequest& r, const std::string& video) {
+    EncodedOutput out;
+    out.blobs = {video};
+    out.mime = "video/webm";
+    RequestStats stats;
+    stats.total_s = 1.5;
+    stats.max_batch = 2;
+    const absl::Time finished = absl::Now();
+    absl::StatusOr<std::string> path = j.StoreDone(r, out, stats, finished);
+    EXPECT_TRUE(path.ok()) << path.status();
     absl::MutexLock l(&r.mu);
-    auto out = std::make_shared<EncodedOutput>();
-    out->blobs = {video};
-    out->mime = "video/webm";
-    r.result = out;
     r.phase = RequestPhase::kDone;
-    r.finished = absl::Now();
-    r.stats.total_s = 1.5;
-    r.stats.max_batch = 2;
+    r.finished = finished;
+    r.stats = stats;
+    return path.ok() ? *path : "";
   }
   static const RecoveredRequest* FindId(const std::vector<RecoveredRequest>& v,
                                         const std::string& id) {
@@ -83,10 +91,8 @@ TEST_F(RequestJournalTest, ReplayBringsBackPendingAndEndedRequestsWithTheirResul
     auto a = Request("a", 11), b = Request("b", 12), c = Request("c", 13);
     for (auto* r : {&a, &b, &c}) ASSERT_TRUE(j->Submitted(**r).ok());
     EXPECT_TRUE(absl::IsAlreadyExists(j->Submitted(*a)));
-    Finish(*a, std::string("\0video-bytes\n", 13));
-    auto path = j->Ended(*a, /*sync=*/false);
-    ASSERT_TRUE(path.ok()) << path.status();
-    EXPECT_FALSE(path->empty());
+    EXPECT_FALSE(Done(*j, *a, std::string("\0video-bytes\n", 13)).empty());
+    EXPECT_TRUE(j->Ended(*a, false).ok()) << "a no-op for a done request";
     ASSERT_TRUE(c->Fail(absl::CancelledError("request cancelled")));
     ASSERT_TRUE(j->Ended(*c, false).ok());
     EXPECT_EQ(j->usage().results, 1);
@@ -102,7 +108,7 @@ TEST_F(RequestJournalTest, ReplayBringsBackPendingAndEndedRequestsWithTheirResul
   EXPECT_EQ(a->model_version, 3);
   EXPECT_EQ(a->mime, "video/webm");
   EXPECT_EQ(a->stats.max_batch, 2);
-  auto stored = LoadStoredResult(a->result_path);
+  auto stored = LoadStoredResult(a->result_path, "a");
   ASSERT_TRUE(stored.ok()) << stored.status();
   ASSERT_EQ(stored->blobs.size(), 1u);
   EXPECT_EQ(stored->blobs[0], std::string("\0video-bytes\n", 13));
@@ -165,17 +171,16 @@ TEST_F(RequestJournalTest, DamagedOrMissingResultIsNeverServedAndTheRequestRunsA
     for (const char* id : {"a", "b"}) {
       auto r = Request(id, 1);
       ASSERT_TRUE(j->Submitted(*r).ok());
-      Finish(*r, std::string(1000, 'v'));
-      (id[0] == 'a' ? path_a : path_b) = *j->Ended(*r, false);
+      (id[0] == 'a' ? path_a : path_b) = Done(*j, *r, std::string(1000, 'v'));
     }
   }
   // a: one byte flipped; b: removed (e.g. a crash between the result and its end record).
   std::string bytes = Slurp(path_a);
   bytes[500] ^= 1;
   std::ofstream(path_a, std::ios::binary) << bytes;
-  EXPECT_EQ(LoadStoredResult(path_a).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(LoadStoredResult(path_a, "a").status().code(), absl::StatusCode::kDataLoss);
   fs::remove(path_b);
-  EXPECT_EQ(LoadStoredResult(path_b).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadStoredResult(path_b, "b").status().code(), absl::StatusCode::kNotFound);
   // A stray temp file of an interrupted write is cleaned up.
   std::ofstream(dir_ + "/results/.a.result.tmp123") << "half";
   std::vector<RecoveredRequest> rec;
@@ -194,8 +199,7 @@ TEST_F(RequestJournalTest, ResultsExpireAfterTheirTtlAndTheOldestGoBeyondTheCap)
   for (const char* id : {"a", "b", "c"}) {
     auto r = Request(id, 1);
     ASSERT_TRUE(j->Submitted(*r).ok());
-    Finish(*r, std::string(1000, id[0]));
-    paths.push_back(*j->Ended(*r, false));
+    paths.push_back(Done(*j, *r, std::string(1000, id[0])));
     absl::SleepFor(absl::Milliseconds(2));
   }
   auto pending = Request("p", 9);
@@ -258,13 +262,109 @@ TEST_F(RequestJournalTest, ForgottenRequestsStayForgottenAndBadFoldersAreRefused
   EXPECT_NE(bad.status().message().find("cannot create"), std::string::npos) << bad.status();
 }
 
+TEST_F(RequestJournalTest, ARequestPendingAtEveryRestartStopsComingBack) {
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    ASSERT_TRUE(j->Submitted(*Request("poison", 1)).ok());
+  }
+  for (int start = 1; start <= RequestJournal::kMaxRecoveries; ++start) {
+    std::vector<RecoveredRequest> rec;
+    Open(&rec);
+    ASSERT_EQ(rec.size(), 1u);
+    EXPECT_FALSE(rec[0].ended) << "restart " << start << " runs it again";
+  }
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_TRUE(rec[0].ended);
+  EXPECT_EQ(rec[0].status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(rec[0].status.message().find("server restarts in a row"), std::string::npos)
+      << rec[0].status;
+}
+
+TEST_F(RequestJournalTest, AResultThatCannotBeStoredSaysSoAfterARestart) {
+  options_.max_result_bytes = 100;
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    auto r = Request("big", 1);
+    ASSERT_TRUE(j->Submitted(*r).ok());
+    EncodedOutput out;
+    out.blobs = {std::string(1000, 'x')};
+    auto stored = j->StoreDone(*r, out, RequestStats{}, absl::Now());
+    EXPECT_EQ(stored.status().code(), absl::StatusCode::kResourceExhausted) << stored.status();
+  }
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_TRUE(rec[0].ended);
+  EXPECT_EQ(rec[0].status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(rec[0].status.message().find("could not be stored"), std::string::npos)
+      << rec[0].status;
+}
+
+TEST_F(RequestJournalTest, AnotherRequestsResultFileIsNeverServed) {
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  auto a = Request("a", 1), b = Request("b", 2);
+  ASSERT_TRUE(j->Submitted(*a).ok());
+  ASSERT_TRUE(j->Submitted(*b).ok());
+  const std::string path_a = Done(*j, *a, "video a"), path_b = Done(*j, *b, "video b");
+  fs::copy_file(path_a, path_b, fs::copy_options::overwrite_existing);  // as if A and a collided
+  auto served = LoadStoredResult(path_b, "b");
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(served.status().message().find("another request"), std::string::npos)
+      << served.status();
+}
+
+TEST_F(RequestJournalTest, AFailedAppendLeavesNoTornRecordBehind) {
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  ASSERT_TRUE(j->Submitted(*Request("before", 1)).ok());
+  // A full disk, simulated by the file size limit: the long record is cut off part-way.
+  auto big = Request("big", 2);
+  big->params.prompt = std::string(20000, 'p');
+  const auto size = fs::file_size(dir_ + "/journal");
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = size + 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  absl::Status refused = j->Submitted(*big);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(fs::file_size(dir_ + "/journal"), size) << "the partial record was cut off";
+  ASSERT_TRUE(j->Submitted(*Request("after", 3)).ok());
+  j.reset();
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 2u);
+  EXPECT_NE(FindId(rec, "before"), nullptr);
+  EXPECT_NE(FindId(rec, "after"), nullptr) << "the acknowledged Submit after the failure survives";
+}
+
+TEST_F(RequestJournalTest, AnExpiredIdCanBeSubmittedAgain) {
+  options_.result_ttl = absl::Milliseconds(50);
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  auto r = Request("again", 1);
+  ASSERT_TRUE(j->Submitted(*r).ok());
+  ASSERT_TRUE(r->Fail(absl::CancelledError("request cancelled")));
+  ASSERT_TRUE(j->Ended(*r, false).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(j->Submitted(*Request("again", 2))));
+  absl::SleepFor(absl::Milliseconds(100));  // expired, though Maintain has not run yet
+  EXPECT_TRUE(j->Submitted(*Request("again", 2)).ok());
+}
+
 // The engine with a journal: results move to disk, and a new engine recovers the requests.
 class EngineRecoveryTest : public RequestJournalTest {
  protected:
   void SetUp() override {
     RequestJournalTest::SetUp();
     fs::create_directories(dir_ + "/a");
-    std::ofstream(dir_ + "/a/fake_model.json") << R"({"step_ms": 20, "item_ms": 1})";
+    std::ofstream(dir_ + "/a/fake_model.json") << R"({"step_ms": 40, "item_ms": 1})";
     config_.scheduler.max_batch = 2;
     config_.scheduler.max_queue = 2;
     config_.scheduler.max_queue_delay_ms = 1;
@@ -306,7 +406,7 @@ class EngineRecoveryTest : public RequestJournalTest {
       if (r->result_file.empty()) return r->result->blobs.at(0);
       file = r->result_file;
     }
-    auto out = LoadStoredResult(file);
+    auto out = LoadStoredResult(file, r->id);
     return out.ok() ? out->blobs.at(0) : "";
   }
   ServerConfig config_;
@@ -323,15 +423,11 @@ TEST_F(EngineRecoveryTest, StoppedRequestsRunAgainAndFinishedOnesAnswerFromDisk)
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_EQ(WaitDone(*done), RequestPhase::kDone);
   {
-    // Right after Completed the output worker stores the result and drops it from memory.
+    // Stored before it showed as done; memory keeps only the MIME type.
     absl::MutexLock l(&(*done)->mu);
-    EXPECT_TRUE((*done)->mu.AwaitWithTimeout(
-        absl::Condition(
-            +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !x->result_file.empty(); },
-            done->get()),
-        absl::Seconds(10)))
-        << "the result moved to the state folder";
+    EXPECT_FALSE((*done)->result_file.empty());
     EXPECT_TRUE((*done)->result->blobs.empty());
+    EXPECT_FALSE((*done)->result->mime.empty());
   }
   const std::string done_video = Video(*done);
   EXPECT_FALSE(done_video.empty());
