@@ -9,6 +9,10 @@
 # 4-step DMD2 distillation (models/default-4step, made by scripts/make-default-4step.sh; it
 # samples only its declared 4 steps, without guidance) as "default-4step".
 #
+# Submit'ed requests are durable: journaled with their results in $BUILD_DIR/state (STATE_DIR
+# overrides), so a restart or crash runs the unfinished ones again and keeps finished results for Get
+# until their TTL.
+#
 # Post-training jobs are on: job folders in $BUILD_DIR/jobs, outputs published under the checkpoint
 # root $BUILD_DIR/checkpoints (CHECKPOINT_ROOT, JOBS_ROOT override), Admin and Jobs calls need the
 # token in $BUILD_DIR/admin-token (made once). Jobs run with 1 thread at nice +10
@@ -42,7 +46,8 @@ fi
 CHECKPOINT_ROOT=${CHECKPOINT_ROOT:-$BUILD_DIR/checkpoints}
 JOBS_ROOT=${JOBS_ROOT:-$BUILD_DIR/jobs}
 TOKEN_FILE=${TOKEN_FILE:-$BUILD_DIR/admin-token}
-mkdir -p "$CHECKPOINT_ROOT" "$JOBS_ROOT"
+STATE_DIR=${STATE_DIR:-$BUILD_DIR/state}
+mkdir -p "$CHECKPOINT_ROOT" "$JOBS_ROOT" "$STATE_DIR"
 if [ ! -s "$TOKEN_FILE" ]; then
   (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$TOKEN_FILE")
 fi
@@ -51,6 +56,6 @@ fi
 VAE_DTYPE=${VAE_DTYPE:-$(grep -qw avx512_bf16 /proc/cpuinfo && echo bf16 || echo fp32)}
 exec "$BUILD_DIR/server/linvideo-server" --model="default=$MODEL" "${EXTRA_MODELS[@]}" \
   --vae_dtype="$VAE_DTYPE" \
-  --checkpoint_root="$CHECKPOINT_ROOT" --jobs.root="$JOBS_ROOT" \
+  --checkpoint_root="$CHECKPOINT_ROOT" --jobs.root="$JOBS_ROOT" --state_dir="$STATE_DIR" \
   --auth.admin_token_file="$TOKEN_FILE" --listen="${LISTEN:-127.0.0.1:50051}" \
   --metrics.listen="${METRICS_LISTEN:-127.0.0.1:9464}" "$@"
