@@ -3,10 +3,12 @@
 #   scripts/sanitize.sh asan   # build-asan/: ASan + UBSan (gcc), the io, json, params, common,
 #                              # media and server tests (scheduler, engine with the fake
 #                              # executor, registry, jobs, auth, config)
-#   scripts/sanitize.sh tsan   # build-tsan/: TSan, the engine, scheduler and registry tests; needs
-#                              # an abseil built with TSan (ABSL_TSAN_PREFIX=<its install prefix>):
-#                              # Debian's libabsl is not, so TSan cannot see absl::Mutex and reports
-#                              # races on correctly locked data (the canary below shows it)
+#   scripts/sanitize.sh tsan   # build-tsan/: TSan, the engine, scheduler, registry, request
+#                              # journal, rate limiter and job manager tests; needs an abseil built
+#                              # with TSan: scripts/build-tsan-absl.sh makes one in
+#                              # build-absl-tsan/install (or ABSL_TSAN_PREFIX=<prefix>). Debian's
+#                              # libabsl is not, so TSan cannot see absl::Mutex and reports races
+#                              # on correctly locked data (the canary below shows it)
 #   scripts/sanitize.sh        # asan, then tsan
 # Each tree builds only those tests (and what they link). A finding fails the run: UBSan aborts
 # (-fno-sanitize-recover), ASan and LSan exit non-zero, TSan reports exit 66.
@@ -41,8 +43,8 @@ CC
   else
     echo "tsan: BLOCKED — Debian's libabsl is not built with TSan: a counter correctly locked by"
     echo "absl::Mutex is reported as a race ($(grep -m1 -o 'WARNING: ThreadSanitizer: [a-z ]*' "$d/out"))."
-    echo "Build abseil (Debian's abseil source package) with -fsanitize=thread, install it to a"
-    echo "prefix and rerun with ABSL_TSAN_PREFIX=<prefix>."
+    echo "Build one with scripts/build-tsan-absl.sh (abseil 20220623.1 with -fsanitize=thread,"
+    echo "installed to build-absl-tsan/install, which this script then uses) and rerun."
   fi
   rm -rf "$d"
 }
@@ -58,13 +60,16 @@ run_mode() {
       export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
       ;;
     tsan)
+      if [ -z "${ABSL_TSAN_PREFIX:-}" ] && [ -f build-absl-tsan/install/lib/cmake/absl/abslConfig.cmake ]; then
+        ABSL_TSAN_PREFIX=$PWD/build-absl-tsan/install
+      fi
       if [ -z "${ABSL_TSAN_PREFIX:-}" ]; then
         tsan_canary
         return 2
       fi
       dir=build-tsan
       flags="-fsanitize=thread -fno-omit-frame-pointer"
-      pattern='^server_(engine|scheduler|model_registry)_test$'
+      pattern='^server_(engine|scheduler|model_registry|request_journal|rate_limiter|job_manager)_test$'
       export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1:exitcode=66}
       ;;
     *) echo "sanitize.sh: unknown mode '$mode' (allowed: asan, tsan)" >&2; exit 2 ;;
