@@ -127,6 +127,9 @@ const std::vector<Option>& Options() {
              "above: RESOURCE_EXHAUSTED"),
       LV_INT("limits.burst_per_peer", limits.burst_per_peer,
              "calls a client address may make at once before the per-minute rate applies"),
+      LV_INT("limits.max_streams_per_connection", limits.max_streams_per_connection,
+             "streaming Generate calls open at once per client connection (0: unlimited); "
+             "above: RESOURCE_EXHAUSTED"),
       LV_INT("limits.result_ttl_s", limits.result_ttl_s,
              "how long finished results are kept for Get"),
       LV_INT("limits.max_stored_results_mb", limits.max_stored_results_mb,
@@ -311,6 +314,12 @@ absl::Status ServerConfig::Validate() const {
   if (grpc.keepalive_time_ms < 1000) return bad("grpc.keepalive_time_ms must be >= 1000");
   if (grpc.keepalive_timeout_ms < 100) return bad("grpc.keepalive_timeout_ms must be >= 100");
   if (grpc.max_streams < 1) return bad("grpc.max_streams must be >= 1");
+  if (limits.max_streams_per_connection < 0 ||
+      limits.max_streams_per_connection > grpc.max_streams) {
+    return bad(absl::StrCat("limits.max_streams_per_connection=", limits.max_streams_per_connection,
+                            ": allowed 0..grpc.max_streams (", grpc.max_streams,
+                            "; above it HTTP/2 queues the streams before the limit can answer)"));
+  }
   if (drain_grace_s < 0) return bad("drain_grace_s must be >= 0");
   if (!jobs.root.empty()) {
     if (checkpoint_root.empty()) {

@@ -55,6 +55,9 @@ struct ServerConfig {
     // Generate and Submit calls admitted per client address (server/rate_limiter.h); 0 = no limit.
     int requests_per_minute_per_peer = 0;
     int burst_per_peer = 20;
+    // Streaming Generate calls one client connection may hold open (server/stream_limiter.h);
+    // 0 = no limit. Must not exceed grpc.max_streams.
+    int max_streams_per_connection = 64;
     // Run VAE decode concurrently with denoising steps. Off by default: on a CPU both compete for
     // the same cores and LibTorch's thread pools oversubscribe badly; turn on for GPUs.
     bool overlap_decode = false;

@@ -28,6 +28,7 @@
 #include "server/model_registry.h"
 #include "server/request_journal.h"
 #include "server/services.h"
+#include "server/stream_limiter.h"
 #ifdef LINVIDEO_WITH_PIPELINE
 #include "server/pipeline_executor.h"
 #endif
@@ -191,8 +192,9 @@ int Run(const ServerConfig& config) {
   }
   JobsService jobs_service(jobs.get(), &metrics, token.get());
   RateLimiter rate(config.limits.requests_per_minute_per_peer, config.limits.burst_per_peer);
+  StreamLimiter streams(config.limits.max_streams_per_connection);
   GenerationService generation(&engine, &registry, &metrics,
-                               config.auth.generation ? token.get() : nullptr, &rate);
+                               config.auth.generation ? token.get() : nullptr, &rate, &streams);
   AdminService admin(
       &engine, &registry, &metrics, token.get(), set_serving,
       [&shutdown] {

@@ -135,6 +135,11 @@ grpc::Status GenerationService::Admit(grpc::ServerContext* ctx) {
 grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                          grpc::ServerWriter<v1::GenerateEvent>* writer) {
   if (auto a = Admit(ctx); !a.ok()) return Done("Generate", a);
+  StreamLimiter::Slot slot;  // held for the whole call
+  if (streams_ != nullptr) {
+    if (absl::Status s = streams_->Acquire(ctx->peer(), &slot); !s.ok())
+      return Done("Generate", ToGrpc(s));
+  }
   auto o = Convert(ctx, *req, /*streaming=*/true);
   if (!o.ok()) return Done("Generate", ToGrpc(o.status()));
   auto submitted = engine_->Submit(*o);

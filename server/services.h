@@ -16,6 +16,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/rate_limiter.h"
+#include "server/stream_limiter.h"
 
 namespace linvideo::server {
 
@@ -25,11 +26,17 @@ grpc::Status CheckBearer(const grpc::ServerContext* ctx, const BearerToken* toke
 
 class GenerationService final : public linvideo::v1::Generation::Service {
  public:
-  // `token` null: no auth on Generation; `limiter` null: no per-peer rate. Both must outlive the
-  // service.
+  // `token` null: no auth on Generation; `limiter` null: no per-peer rate; `streams` null: no
+  // per-connection stream limit. All must outlive the service.
   GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics,
-                    const BearerToken* token, RateLimiter* limiter = nullptr)
-      : engine_(engine), registry_(registry), metrics_(metrics), token_(token), limiter_(limiter) {}
+                    const BearerToken* token, RateLimiter* limiter = nullptr,
+                    StreamLimiter* streams = nullptr)
+      : engine_(engine),
+        registry_(registry),
+        metrics_(metrics),
+        token_(token),
+        limiter_(limiter),
+        streams_(streams) {}
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -53,6 +60,7 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   Metrics* metrics_;
   const BearerToken* token_;
   RateLimiter* limiter_;
+  StreamLimiter* streams_;
 };
 
 class AdminService final : public linvideo::v1::Admin::Service {

@@ -207,6 +207,34 @@ TEST_F(ServerE2eTest, PerPeerRateLimitIsResourceExhausted) {
   EXPECT_EQ(r.rc, 8) << r.out;
 }
 
+// limits.max_streams_per_connection: `bench` runs its clients over one channel (one connection);
+// with 4 streams at once and a limit of 2, two are refused RESOURCE_EXHAUSTED at once, saying the
+// limit, while two run; separate connections (separate CLI processes) are not limited together.
+TEST_F(ServerE2eTest, PerConnectionStreamLimitIsResourceExhausted) {
+  const std::string dir = Out("streams");
+  Shell("mkdir -p " + dir);
+  ServerProcess s;
+  ASSERT_TRUE(s.Start(dir, {"--executor=fake", "--model=tiny=" + Out("ckpt/a"),
+                            "--limits.max_streams_per_connection=2"}))
+      << ReadFile(dir + "/server.log");
+  CmdResult r = s.Cli("bench --clients=4 --requests=4 --prompt=x --steps=20 --quiet");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("ok=2 errors=2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error 8 this connection already has 2 streaming Generate calls open"),
+            std::string::npos)
+      << r.out;
+  std::string cmd;
+  for (int i = 0; i < 3; ++i) {
+    cmd += Bin("client/linvideo") + " --server=127.0.0.1:" + std::to_string(s.port()) +
+           " generate --prompt=x --steps=20 --quiet --out=" + dir + "/c" + std::to_string(i) +
+           ".mp4 & ";
+  }
+  r = Shell(cmd + "wait");
+  EXPECT_EQ(r.out.find("RESOURCE_EXHAUSTED"), std::string::npos) << r.out;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(ReadFile(dir + "/c" + std::to_string(i) + ".mp4").empty());
+}
+
 // TLS with client certificates (tls.cert_file, tls.key_file, tls.client_ca_file), end to end with
 // certificates made by openssl: a client certificate signed by the trusted CA gets in; none, one
 // from another CA, or plaintext do not.

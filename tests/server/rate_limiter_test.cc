@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "server/stream_limiter.h"
+
 namespace linvideo::server {
 namespace {
 
@@ -58,6 +60,31 @@ TEST(RateLimiterTest, PeerAddressDropsThePort) {
   EXPECT_EQ(PeerAddress("unix:/tmp/s"), "unix:/tmp/s");
   EXPECT_EQ(PeerAddress("ipv4:"), "ipv4:");
   EXPECT_EQ(PeerAddress(""), "");
+}
+
+TEST(StreamLimiterTest, CountsOpenStreamsPerConnectionAndGivesThemBack) {
+  StreamLimiter limiter(2);
+  const std::string a = "ipv4:10.0.0.5:51234", b = "ipv4:10.0.0.5:51235";  // one host, 2 conns
+  {
+    StreamLimiter::Slot s1, s2, s3, t1;
+    ASSERT_TRUE(limiter.Acquire(a, &s1).ok());
+    ASSERT_TRUE(limiter.Acquire(a, &s2).ok());
+    absl::Status refused = limiter.Acquire(a, &s3);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(refused.message().find("at most 2"), std::string::npos) << refused;
+    EXPECT_TRUE(limiter.Acquire(b, &t1).ok()) << "another connection has its own count";
+    EXPECT_EQ(limiter.open(a), 2);
+    {
+      StreamLimiter::Slot moved(std::move(s1));  // a moved slot is released once
+    }
+    EXPECT_EQ(limiter.open(a), 1);
+    EXPECT_TRUE(limiter.Acquire(a, &s3).ok());
+  }
+  EXPECT_EQ(limiter.open(a), 0);
+  EXPECT_EQ(limiter.connections(), 0u) << "closed connections leave nothing behind";
+  StreamLimiter off(0);
+  StreamLimiter::Slot slots[100];
+  for (auto& slot : slots) EXPECT_TRUE(off.Acquire(a, &slot).ok());
 }
 
 }  // namespace
