@@ -2,7 +2,8 @@
 # Sanitizer runs of the tests that do not go through LibTorch's heavy paths (issue 21).
 #   scripts/sanitize.sh asan   # build-asan/: ASan + UBSan (gcc), the io, json, params, common,
 #                              # media and server tests (scheduler, engine with the fake
-#                              # executor, registry, jobs, auth, config)
+#                              # executor, registry, jobs, auth, config), then the `linvideo` CLI
+#                              # (ASan build) through every command against build/'s server
 #   scripts/sanitize.sh tsan   # build-tsan/: TSan, the engine, scheduler, registry, request
 #                              # journal, rate limiter and job manager tests; needs an abseil built
 #                              # with TSan: scripts/build-tsan-absl.sh makes one in
@@ -49,6 +50,61 @@ CC
   rm -rf "$d"
 }
 
+# The `linvideo` CLI under ASan + UBSan (+ LSan) against the regular server with the fake executor:
+# every command, its success and its error paths. Called from run_mode asan.
+asan_client_check() {
+  local server=${BUILD_DIR:-build}/server/linvideo-server cli=$PWD/build-asan/client/linvideo
+  if [ ! -x "$server" ]; then
+    echo "asan client: skipped ($server not built; scripts/build.sh makes it)"
+    return 0
+  fi
+  ninja -C build-asan -j "${JOBS:-2}" linvideo
+  local d failed=0
+  d=$(mktemp -d)
+  mkdir -p "$d/ckpt/a"
+  echo '{"step_ms": 5, "item_ms": 1}' > "$d/ckpt/a/fake_model.json"
+  echo token > "$d/token"
+  "$server" --executor=fake --model=tiny="$d/ckpt/a" --checkpoint_root="$d/ckpt" \
+    --auth.admin_token_file="$d/token" --listen=127.0.0.1:0 --port_file="$d/port" \
+    --metrics.listen= > "$d/server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
+  local c=("$cli" --server="127.0.0.1:$(cat "$d/port")" --token_file="$d/token")
+  # expect RC ARGS...: runs the CLI, checks its exit code and that no sanitizer spoke.
+  expect() {
+    local want=$1 rc=0
+    shift
+    "${c[@]}" "$@" > "$d/out" 2>&1 || rc=$?
+    if [ "$rc" != "$want" ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$d/out"; then
+      echo "asan client: FAILED linvideo $* (rc $rc, wanted $want):"
+      cat "$d/out"
+      failed=1
+    fi
+  }
+  expect 0 models --lineage
+  expect 0 generate --prompt="a red ball" --steps=3 --out="$d/a.mp4"
+  expect 0 generate --prompt=x --steps=2 --format=webm --out="$d/a.webm"
+  expect 0 generate --prompt=x --steps=2 --frames=5 --format=png --out="$d/frames"
+  expect 3 generate --prompt=x --width=33 --out="$d/x.mp4"
+  expect 3 generate --prompt=x --shift=nan --out="$d/x.mp4"
+  "${c[@]}" submit --prompt=y --steps=2 > "$d/id" 2>&1
+  sleep 1
+  expect 0 status --id="$(head -1 "$d/id")" --out="$d/b.mp4"
+  expect 0 cancel --id="$(head -1 "$d/id")"
+  expect 5 status --id=no-such-request
+  expect 0 bench --clients=3 --requests=6 --prompt=z --steps=2
+  expect 0 admin checkpoints
+  expect 0 admin load --model=tiny --path=a
+  expect 0 admin rollback --model=tiny
+  expect 9 jobs list
+  expect 64 generate
+  kill $pid
+  wait $pid || true
+  rm -rf "$d"
+  if [ "$failed" = 0 ]; then echo "asan client: 16 commands clean"; fi
+  return "$failed"
+}
+
 run_mode() {
   local mode=$1 dir flags pattern
   case "$mode" in
@@ -88,6 +144,7 @@ run_mode() {
   # shellcheck disable=SC2086
   ninja -C "$dir" -j "${JOBS:-2}" $targets
   (cd "$dir" && ctest --output-on-failure -j "${JOBS:-2}" --timeout 900 -R "$pattern")
+  if [ "$mode" = asan ]; then asan_client_check; fi
 }
 
 for m in "${modes[@]}"; do run_mode "$m"; done
