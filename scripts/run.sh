@@ -50,7 +50,11 @@ STATE_DIR=${STATE_DIR:-$BUILD_DIR/state}
 mkdir -p "$CHECKPOINT_ROOT" "$JOBS_ROOT" "$STATE_DIR"
 if [ ! -s "$TOKEN_FILE" ]; then
   (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$TOKEN_FILE")
+  echo "run.sh: made the Admin/Jobs token in $TOKEN_FILE (pass --token_file=$TOKEN_FILE to linvideo)"
+else
+  echo "run.sh: Admin and Jobs calls need the token in $TOKEN_FILE (linvideo --token_file=$TOKEN_FILE)"
 fi
+echo "run.sh: submitted requests are journaled in $STATE_DIR"
 # The VAE decodes in bf16 where the CPU has AVX512-BF16 (2.1x faster than fp32, 55 dB PSNR to the
 # fp32 decode: `linvideo-vae-bench`, docs/benchmarks.md); elsewhere in fp32. VAE_DTYPE overrides.
 VAE_DTYPE=${VAE_DTYPE:-$(grep -qw avx512_bf16 /proc/cpuinfo && echo bf16 || echo fp32)}
