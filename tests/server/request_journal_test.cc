@@ -346,7 +346,7 @@ TEST_F(RequestJournalTest, AFailedAppendLeavesNoTornRecordBehind) {
 }
 
 TEST_F(RequestJournalTest, AnExpiredIdCanBeSubmittedAgain) {
-  options_.result_ttl = absl::Milliseconds(50);
+  options_.result_ttl = absl::Seconds(1);
   std::vector<RecoveredRequest> none;
   auto j = Open(&none);
   auto r = Request("again", 1);
@@ -354,7 +354,7 @@ TEST_F(RequestJournalTest, AnExpiredIdCanBeSubmittedAgain) {
   ASSERT_TRUE(r->Fail(absl::CancelledError("request cancelled")));
   ASSERT_TRUE(j->Ended(*r, false).ok());
   EXPECT_TRUE(absl::IsAlreadyExists(j->Submitted(*Request("again", 2))));
-  absl::SleepFor(absl::Milliseconds(100));  // expired, though Maintain has not run yet
+  absl::SleepFor(absl::Milliseconds(1200));  // expired, though Maintain has not run yet
   EXPECT_TRUE(j->Submitted(*Request("again", 2)).ok());
 }
 
