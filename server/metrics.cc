@@ -134,6 +134,10 @@ void Metrics::ObserveStep(int batch_size, double seconds, int64_t tokens) {
 }
 
 void Metrics::SetCheckpoint(const std::string& model, int64_t version, const std::string& path) {
+  // The model's swap counters exist from its first load at 0: a counter born at 1 by the first
+  // failed swap would show no increase(), and the swap-failed alert would miss it.
+  swaps_.Add({{"model", model}, {"result", "ok"}});
+  swaps_.Add({{"model", model}, {"result", "failed"}});
   // One series per model: the active checkpoint's (the previous one is removed).
   absl::MutexLock lock(&mu_);
   prometheus::Gauge& g =
@@ -151,8 +155,16 @@ void Metrics::CountSwap(const std::string& model, bool ok) {
 void Metrics::SetServing(bool serving) { serving_.Set(serving ? 1 : 0); }
 
 void Metrics::SetJobCounts(const std::map<std::pair<std::string, std::string>, int>& counts) {
-  for (const auto& [key, n] : counts)
+  for (const auto& [key, n] : counts) {
     jobs_.Add({{"kind", key.first}, {"state", key.second}}).Set(n);
+    // Durations of every ended state exist from the start at 0, so the first failure shows as an
+    // increase (LinvideoJobFailed).
+    const std::string& state = key.second;
+    if (state == "succeeded" || state == "failed" || state == "gate_failed" ||
+        state == "cancelled") {
+      JobDuration(key.first, state);
+    }
+  }
 }
 
 void Metrics::SetJobProgress(const std::string& job, double fraction,
@@ -183,13 +195,15 @@ void Metrics::ClearJob(const std::string& job) {
   job_series_.erase(it);
 }
 
+prometheus::Histogram& Metrics::JobDuration(const std::string& kind, const std::string& state) {
+  return job_duration_.Add({{"kind", kind}, {"state", state}},
+                           prometheus::Histogram::BucketBoundaries{10, 30, 60, 300, 600, 1800, 3600,
+                                                                   7200, 14400, 28800, 86400});
+}
+
 void Metrics::ObserveJobDuration(const std::string& kind, const std::string& state,
                                  double seconds) {
-  job_duration_
-      .Add({{"kind", kind}, {"state", state}},
-           prometheus::Histogram::BucketBoundaries{10, 30, 60, 300, 600, 1800, 3600, 7200, 14400,
-                                                   28800, 86400})
-      .Observe(seconds);
+  JobDuration(kind, state).Observe(seconds);
 }
 
 void Metrics::CountJobSwap(const std::string& model, bool ok) {

@@ -47,6 +47,8 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:
+  prometheus::Histogram& JobDuration(const std::string& kind, const std::string& state);
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
+#include <set>
 #include <string>
 
 #include "tests/e2e/server_harness.h"
@@ -62,6 +64,61 @@ TEST(PrometheusScrapeTest, RealPrometheusScrapesMetrics) {
   EXPECT_NE(r.out.find("\"value\":["), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("linvideo:mean_batch_size"), std::string::npos) << r.out;  // rules loaded
   EXPECT_EQ(r.out.find("\"health\":\"err"), std::string::npos) << r.out;
+}
+
+// deploy/prometheus/linvideo-rules.yml is valid and its unit tests (linvideo-rules.test.yml: every
+// rule firing where it should and quiet where it should not) pass under Debian's promtool.
+TEST(PrometheusRulesTest, PromtoolChecksAndUnitTestsTheRules) {
+  if (Shell("test -x /usr/bin/promtool").rc != 0) {
+    GTEST_SKIP() << "Debian's prometheus package (promtool) is not installed";
+  }
+  const std::string dir = std::string(LINVIDEO_SOURCE_DIR) + "/deploy/prometheus";
+  CmdResult check = Shell("cd " + dir + " && promtool check rules linvideo-rules.yml");
+  EXPECT_EQ(check.rc, 0) << check.out;
+  CmdResult test = Shell("cd " + dir + " && promtool test rules linvideo-rules.test.yml");
+  EXPECT_EQ(test.rc, 0) << test.out;
+  EXPECT_NE(test.out.find("SUCCESS"), std::string::npos) << test.out;
+}
+
+// Every metric the rules use is one the server exports: a live scrape of a server with jobs on
+// has a "# TYPE" line for each. Counters the alerts watch with increase() exist at 0 from the
+// start (swaps per model, job durations per kind and ended state): born at 1, the first failure
+// would show no increase. The per-job progress gauge exists only while a job runs.
+TEST(PrometheusRulesTest, EveryMetricTheRulesUseIsExported) {
+  const std::string root = ::testing::TempDir() + "/rules_metrics_" + std::to_string(getpid());
+  Shell("rm -rf " + root + " && mkdir -p " + root + "/ckpt/a " + root + "/jobs");
+  std::ofstream(root + "/ckpt/a/fake_model.json") << R"({"step_ms": 2, "item_ms": 1})";
+  std::ofstream(root + "/token") << "t\n";
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(
+      root,
+      {"--executor=fake", "--model=tiny=" + root + "/ckpt/a", "--checkpoint_root=" + root + "/ckpt",
+       "--jobs.root=" + root + "/jobs", "--auth.admin_token_file=" + root + "/token"}))
+      << ReadFile(root + "/server.log");
+  ASSERT_EQ(server.Cli("bench --clients=2 --requests=4 --steps=2").rc, 0);
+  const std::string exported = server.Metrics();
+  const std::string rules =
+      ReadFile(std::string(LINVIDEO_SOURCE_DIR) + "/deploy/prometheus/linvideo-rules.yml");
+  std::set<std::string> used;
+  const std::regex name("linvideo_[a-z_]+");
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), name);
+       it != std::sregex_iterator(); ++it) {
+    std::string n = it->str();
+    for (const char* suffix : {"_sum", "_count", "_bucket"}) {
+      const std::string sfx = suffix;
+      if (n.size() > sfx.size() && n.compare(n.size() - sfx.size(), sfx.size(), sfx) == 0) {
+        n.resize(n.size() - sfx.size());
+      }
+    }
+    used.insert(n);
+  }
+  EXPECT_GE(used.size(), 7u);
+  for (const std::string& n : used) {
+    // A running job's progress gauge exists only while a job runs (jobs_e2e_test runs real ones).
+    if (n == "linvideo_job_progress") continue;
+    EXPECT_NE(exported.find("# TYPE " + n + " "), std::string::npos)
+        << n << " is used by linvideo-rules.yml but not exported";
+  }
 }
 
 }  // namespace
