@@ -65,6 +65,10 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
             absl::MutexLock lock(&mu_);
             --finishing_;
           }) {
+  if (metrics_ != nullptr && journal_ != nullptr) {
+    const RequestJournal::Usage u = journal_->usage();
+    metrics_->SetStoredResults(u.results, u.result_bytes, u.records);
+  }
   engine_thread_ = std::thread([this] { Loop(); });
 }
 

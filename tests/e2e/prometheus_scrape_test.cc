@@ -66,6 +66,29 @@ TEST(PrometheusScrapeTest, RealPrometheusScrapesMetrics) {
   EXPECT_EQ(r.out.find("\"health\":\"err"), std::string::npos) << r.out;
 }
 
+// Every query of the Grafana dashboard is valid PromQL: they become recording rules of a scratch
+// rules file that promtool checks (the dashboard must also be valid JSON with panels).
+TEST(PrometheusRulesTest, EveryDashboardQueryIsValidPromql) {
+  if (Shell("test -x /usr/bin/promtool").rc != 0) {
+    GTEST_SKIP() << "Debian's prometheus package (promtool) is not installed";
+  }
+  const std::string dir = ::testing::TempDir() + "/dashboard_" + std::to_string(getpid());
+  std::ofstream(dir + ".py")
+      << "import json, sys\n"
+         "d = json.load(open(sys.argv[1]))\n"
+         "qs = [t['expr'] for p in d['panels'] for t in p['targets']]\n"
+         "assert len(qs) >= 15, len(qs)\n"
+         "print('groups:\\n- name: dashboard\\n  rules:')\n"
+         "for i, q in enumerate(qs):\n"
+         "    print('  - record: dashboard:q%d\\n    expr: %s' % (i, json.dumps(q)))\n";
+  CmdResult made = Shell("/usr/bin/python3 " + dir + ".py " + std::string(LINVIDEO_SOURCE_DIR) +
+                         "/deploy/grafana/linvideo-dashboard.json > " + dir + "-rules.yml");
+  ASSERT_EQ(made.rc, 0) << made.out;
+  CmdResult check = Shell("promtool check rules " + dir + "-rules.yml");
+  EXPECT_EQ(check.rc, 0) << check.out << ReadFile(dir + "-rules.yml");
+  EXPECT_NE(check.out.find("SUCCESS"), std::string::npos) << check.out;
+}
+
 // deploy/prometheus/linvideo-rules.yml is valid and its unit tests (linvideo-rules.test.yml: every
 // rule firing where it should and quiet where it should not) pass under Debian's promtool.
 TEST(PrometheusRulesTest, PromtoolChecksAndUnitTestsTheRules) {
@@ -80,25 +103,27 @@ TEST(PrometheusRulesTest, PromtoolChecksAndUnitTestsTheRules) {
   EXPECT_NE(test.out.find("SUCCESS"), std::string::npos) << test.out;
 }
 
-// Every metric the rules use is one the server exports: a live scrape of a server with jobs on
-// has a "# TYPE" line for each. Counters the alerts watch with increase() exist at 0 from the
-// start (swaps per model, job durations per kind and ended state): born at 1, the first failure
-// would show no increase. The per-job progress gauge exists only while a job runs.
-TEST(PrometheusRulesTest, EveryMetricTheRulesUseIsExported) {
+// Every metric the rules and the Grafana dashboard (deploy/grafana) use is one the server exports:
+// a live scrape of a server with jobs and a state folder on has a "# TYPE" line for each. Counters
+// the alerts watch with increase() exist at 0 from the start (swaps per model, job durations per
+// kind and ended state): born at 1, the first failure would show no increase. The per-job progress
+// gauge exists only while a job runs.
+TEST(PrometheusRulesTest, EveryMetricTheRulesAndTheDashboardUseIsExported) {
   const std::string root = ::testing::TempDir() + "/rules_metrics_" + std::to_string(getpid());
   Shell("rm -rf " + root + " && mkdir -p " + root + "/ckpt/a " + root + "/jobs");
   std::ofstream(root + "/ckpt/a/fake_model.json") << R"({"step_ms": 2, "item_ms": 1})";
   std::ofstream(root + "/token") << "t\n";
   ServerProcess server;
   ASSERT_TRUE(server.Start(
-      root,
-      {"--executor=fake", "--model=tiny=" + root + "/ckpt/a", "--checkpoint_root=" + root + "/ckpt",
-       "--jobs.root=" + root + "/jobs", "--auth.admin_token_file=" + root + "/token"}))
+      root, {"--executor=fake", "--model=tiny=" + root + "/ckpt/a",
+             "--checkpoint_root=" + root + "/ckpt", "--jobs.root=" + root + "/jobs",
+             "--state_dir=" + root + "/state", "--auth.admin_token_file=" + root + "/token"}))
       << ReadFile(root + "/server.log");
   ASSERT_EQ(server.Cli("bench --clients=2 --requests=4 --steps=2").rc, 0);
   const std::string exported = server.Metrics();
-  const std::string rules =
-      ReadFile(std::string(LINVIDEO_SOURCE_DIR) + "/deploy/prometheus/linvideo-rules.yml");
+  const std::string src = LINVIDEO_SOURCE_DIR;
+  const std::string rules = ReadFile(src + "/deploy/prometheus/linvideo-rules.yml") +
+                            ReadFile(src + "/deploy/grafana/linvideo-dashboard.json");
   std::set<std::string> used;
   const std::regex name("linvideo_[a-z_]+");
   for (auto it = std::sregex_iterator(rules.begin(), rules.end(), name);
@@ -117,7 +142,7 @@ TEST(PrometheusRulesTest, EveryMetricTheRulesUseIsExported) {
     // A running job's progress gauge exists only while a job runs (jobs_e2e_test runs real ones).
     if (n == "linvideo_job_progress") continue;
     EXPECT_NE(exported.find("# TYPE " + n + " "), std::string::npos)
-        << n << " is used by linvideo-rules.yml but not exported";
+        << n << " is used by the rules or the dashboard but not exported";
   }
 }
 
