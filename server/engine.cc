@@ -65,10 +65,7 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
             absl::MutexLock lock(&mu_);
             --finishing_;
           }) {
-  if (metrics_ != nullptr && journal_ != nullptr) {
-    const RequestJournal::Usage u = journal_->usage();
-    metrics_->SetStoredResults(u.results, u.result_bytes, u.records);
-  }
+  if (journal_ != nullptr) PublishJournalUsage();
   engine_thread_ = std::thread([this] { Loop(); });
 }
 
@@ -246,12 +243,15 @@ void Engine::Finished(ServeRequest& r) {
     LV_LOG(WARNING) << "request=" << r.id << " end not journaled: " << s;
 }
 
+void Engine::PublishJournalUsage() {
+  if (metrics_ == nullptr) return;
+  const RequestJournal::Usage u = journal_->usage();
+  metrics_->SetStoredResults(u.results, u.result_bytes, u.records);
+}
+
 void Engine::MaintainJournal(absl::Time now) {
   const std::vector<std::string> forgotten = journal_->Maintain(now);
-  if (metrics_ != nullptr) {
-    const RequestJournal::Usage u = journal_->usage();
-    metrics_->SetStoredResults(u.results, u.result_bytes, u.records);
-  }
+  PublishJournalUsage();
   absl::MutexLock lock(&mu_);
   for (const std::string& id : forgotten) {
     std::shared_ptr<ServeRequest> r = table_.Find(id);

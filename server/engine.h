@@ -90,6 +90,8 @@ class Engine {
   void Finished(ServeRequest& r);
   // Expires, caps and compacts the journal; forgets the requests it dropped.
   void MaintainJournal(absl::Time now);
+  // The journal's stored results and records, to /metrics.
+  void PublishJournalUsage();
   void PublishQueueState(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int OutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -443,9 +443,7 @@ absl::Status RequestJournal::Submitted(const ServeRequest& r) {
     absl::MutexLock lock(&mu_);
     if (auto it = entries_.find(r.id); it != entries_.end()) {
       // The request table forgets at the TTL too, but checks more often than Maintain runs.
-      const bool expired =
-          !it->second.end_line.empty() && absl::Now() - it->second.finished > options_.result_ttl;
-      if (!expired) {
+      if (!Expired(it->second, absl::Now())) {
         return absl::AlreadyExistsError(
             absl::StrCat("request_id '", r.id, "' is already journaled"));
       }
@@ -561,7 +559,7 @@ std::vector<std::string> RequestJournal::Maintain(absl::Time now) {
   absl::MutexLock lock(&mu_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
-    if (!it->second.end_line.empty() && now - it->second.finished > options_.result_ttl) {
+    if (Expired(it->second, now)) {
       forgotten.push_back(it->first);
       ForgetLocked(it);
     }

@@ -134,6 +134,10 @@ class RequestJournal {
                                bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RewriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetLocked(std::map<std::string, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ended more than the result TTL before `now`.
+  bool Expired(const Entry& e, absl::Time now) const {
+    return !e.end_line.empty() && now - e.finished > options_.result_ttl;
+  }
   std::string JournalPath() const { return options_.dir + "/journal"; }
   std::string ResultPath(const std::string& id) const;
 
