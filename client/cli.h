@@ -52,6 +52,7 @@ int CmdModels(const Args& args);
 int CmdAdmin(const Args& args);
 int CmdBench(const Args& args);
 int CmdJobs(const Args& args);
+int CmdHealth(const Args& args);  // health.cc
 
 // Consumes a Generate stream; writes the video (or PNG frames to a folder) when `out` is non-empty.
 // `progress`: print queue position / step progress to stderr. Returns the call's status.

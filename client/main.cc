@@ -32,6 +32,9 @@ Commands:
             --trajectory_steps= --checkpoint_every= and the output/activate/gate flags above]
             | list [--state=running] | get ID | watch ID | cancel ID   (needs the server's token)
             watch: a progress bar until the job ends; exit 0 when it succeeded, 1 otherwise
+  health    [--service=NAME]          grpc.health.v1 Check of the server (or of NAME, e.g.
+            linvideo.v1.Generation); prints the status, exit 0 only when SERVING, 14 when
+            NOT_SERVING (paused, draining); the call's deadline is 5 s unless --timeout is given
   bench     --clients=N (--seconds=T | --requests=M) [--mixed] [--out_dir=DIR] [generate's flags]
             throughput, latency percentiles, errors by status (DIR: keep videos as seed-S.mp4)
 Defaults: --server=127.0.0.1:50051, --timeout=600 (deadline of every call).
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
   if (cmd == "admin") return CmdAdmin(args);
   if (cmd == "bench") return CmdBench(args);
   if (cmd == "jobs") return CmdJobs(args);
+  if (cmd == "health") return CmdHealth(args);
   std::cerr << "unknown command '" << cmd << "'; run `linvideo help`\n";
   return 64;
 }
