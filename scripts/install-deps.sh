@@ -12,6 +12,16 @@ PKGS=(
   libsentencepiece-dev sentencepiece clang-format clang-14 libclang-rt-14-dev openssl
   python3 python3-grpcio python3-grpc-tools python3-numpy prometheus
 )
+# The deploy/k8s checks (tests/deploy): kubectl for its built-in kustomize (Debian's
+# kubernetes-client) and Node.js with npm, each only where none is on PATH already (a Node.js or
+# kubectl from elsewhere owns the same paths). Only in a full checkout: the Dockerfile's build
+# stage runs this script alone.
+deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
+if [ -f "$deploy_tests/package-lock.json" ]; then
+  command -v kubectl >/dev/null || PKGS+=(kubernetes-client)
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,4 +36,11 @@ blis=/usr/lib/x86_64-linux-gnu/blis-openmp/libblas.so.3
 if [ -e "$blis" ] && [ "$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)" != "$blis" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blis"
+fi
+# The deploy checks' npm packages, exactly as locked (tests/deploy/package-lock.json), into the
+# git-ignored tests/deploy/node_modules; again only when the lock file changed.
+if [ -f "$deploy_tests/package-lock.json" ] &&
+   ! cmp -s "$deploy_tests/package-lock.json" "$deploy_tests/node_modules/.installed-lock.json"; then
+  (cd "$deploy_tests" && npm ci --no-audit --no-fund &&
+   cp package-lock.json node_modules/.installed-lock.json)
 fi
