@@ -9,6 +9,16 @@ find_package(Torch REQUIRED)
 if(Torch_VERSION VERSION_GREATER_EQUAL 2.5)
   list(PREPEND TORCH_LIBRARIES stdc++)
 endif()
+# c10d's Gloo process group (multi-process training, core/train/data_parallel.h): compiled into
+# Debian's libtorch_cpu and PyTorch's wheels; its header also needs gloo's headers (libgloo-dev on
+# Debian; the wheels ship them under torch/include). Without them training runs in one process.
+find_path(LINVIDEO_GLOO_INCLUDE_DIR gloo/config.h HINTS ${TORCH_INCLUDE_DIRS})
+find_file(LINVIDEO_C10D_GLOO_HEADER torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
+          HINTS ${TORCH_INCLUDE_DIRS})
+set(LINVIDEO_HAS_GLOO OFF)
+if(LINVIDEO_GLOO_INCLUDE_DIR AND LINVIDEO_C10D_GLOO_HEADER)
+  set(LINVIDEO_HAS_GLOO ON)
+endif()
 find_package(absl REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(PkgConfig REQUIRED)
@@ -50,4 +60,5 @@ if(LINVIDEO_WITH_CUDA)
     set(CMAKE_CUDA_STANDARD 17)
   endif()
 endif()
-message(STATUS "linvideo: Torch ${Torch_VERSION}, CUDA kernels: ${LINVIDEO_HAS_CUDA}")
+message(STATUS "linvideo: Torch ${Torch_VERSION}, CUDA kernels: ${LINVIDEO_HAS_CUDA}, "
+               "Gloo (multi-process training): ${LINVIDEO_HAS_GLOO}")

@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates
-  libtorch-dev libblis4-openmp
+  libtorch-dev libblis4-openmp libgloo-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   prometheus-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev

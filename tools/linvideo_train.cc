@@ -9,6 +9,8 @@
 // core/train/recipe.h; scripts/train-default.sh runs the whole recipe.
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -29,10 +31,12 @@
 #include "core/posttrain/convert.h"
 #include "core/posttrain/distill.h"
 #include "core/posttrain/trajectory_cache.h"
+#include "core/train/data_parallel.h"
 #include "core/train/recipe.h"
 #include "media/bytes_io.h"
 #include "media/png.h"
 #include "tools/flags.h"
+#include "tools/train_launch.h"
 
 namespace {
 
@@ -117,6 +121,14 @@ LinVideo post-training (docs/linvideo.md):
                 [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
                 progress in WORK/distill.log; resumes from WORK/distill.ckpt when rerun; the
                 exported folder declares its sampler (fewstep over the list, guidance off)
+
+Multi-process (data-parallel) training of vae, dit, convert and distill:
+  launch        --nproc N [--master-port P] -- COMMAND [FLAGS...]: N processes on this machine
+                (--batch is the combined batch; each process uses --threads threads). Or set
+                WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT (LOCAL_RANK) per process as torchrun
+                and the Kubeflow training operator do; LINVIDEO_DIST_TIMEOUT_S bounds waits
+                (1800). Rank 0 writes logs, checkpoints and exports; a run resumes with any
+                process count that divides --batch. docs/training.md
 
 Each stage resumes from the checkpoint in its --work directory. The defaults are the recipe of
 the shipped default model (core/train/recipe.h); scripts/train-default.sh runs it end to end.
@@ -634,6 +646,42 @@ absl::Status Distill(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+// The commands that train data-parallel over WORLD_SIZE processes (core/train/data_parallel.h).
+const std::set<std::string> kDataParallel = {"vae", "dit", "convert", "distill"};
+
+// Joins the process group the environment describes (torchrun / Kubeflow variables), or stays a
+// single process without WORLD_SIZE. LINVIDEO_DIST_TIMEOUT_S bounds the rendezvous and every
+// collective (default 1800 s: rank 0 alone encodes the DiT stage's clips while the others wait).
+//
+// Checks, exports and trajectory caches are one process's work: with WORLD_SIZE > 1, rank 0 runs
+// them alone and the other ranks return false (nothing to do). A job that runs `trajectories` then
+// `convert` on every rank still lines up: convert's rendezvous waits for rank 0.
+absl::StatusOr<bool> JoinGroup(const std::string& command) {
+  LV_ASSIGN_OR_RETURN(tr::ParallelEnv env, tr::ParseParallelEnv(std::getenv));
+  int64_t timeout_s = 1800;
+  if (const char* t = std::getenv("LINVIDEO_DIST_TIMEOUT_S"); t != nullptr && *t != '\0') {
+    if (!absl::SimpleAtoi(t, &timeout_s) || timeout_s < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LINVIDEO_DIST_TIMEOUT_S='", t, "' must be a number of seconds >= 1"));
+    }
+  }
+  if (env.world_size > 1 && kDataParallel.count(command) == 0) {
+    if (env.rank != 0) {
+      std::cout << "linvideo-train " << command << ": rank " << env.rank
+                << " has nothing to do (rank 0 runs this command alone)\n";
+      return false;
+    }
+    env = tr::ParallelEnv{};
+  }
+  LV_RETURN_IF_ERROR(tr::DataParallel::Init(env, std::chrono::seconds(timeout_s)));
+  if (env.world_size > 1 && env.rank == 0) {
+    std::cout << "linvideo-train " << command << ": " << env.world_size
+              << " processes (Gloo), rendezvous " << env.master_addr << ":" << env.master_port
+              << "\n";
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -643,11 +691,18 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "launch") return linvideo::tools::LaunchTrainGroup(args);
   int threads = 0;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] == "--threads") threads = std::atoi(args[i + 1].c_str());
   }
   linvideo::core::InitRuntime(threads);
+  absl::StatusOr<bool> runs = JoinGroup(command);
+  if (!runs.ok()) {
+    std::cerr << "linvideo-train " << command << ": " << runs.status().message() << "\n";
+    return runs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (!*runs) return 0;
   absl::Status status;
   if (command == "vae") {
     status = TrainVae(args);

@@ -28,6 +28,7 @@
 #include "core/posttrain/selective_transfer.h"
 #include "core/posttrain/student.h"
 #include "core/posttrain/trajectory_cache.h"
+#include "core/train/data_parallel.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::posttrain {
@@ -50,8 +51,11 @@ struct Batch {
   torch::Tensor adm_weight;             // [B] AdmTimeWeights of the drawn steps (ADM only)
 };
 
+// The draw is the combined batch's (o.batch rows); only `rows` are built (a multi-process run's
+// share, train::DataParallel), so a row's data does not depend on the world size.
 Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t step,
-                const c10::Device& device, const std::vector<double>& adm_weights = {}) {
+                const c10::Device& device, const train::Shard& rows,
+                const std::vector<double>& adm_weights = {}) {
   at::Generator gen = train::StepGenerator(o.seed, step, kPointStream);
   at::Generator branch_gen = train::StepGenerator(o.seed, step, kBranchStream);
   // ADM needs the next point to be noisy (σ_{i+1} > 0): the last step is not drawn.
@@ -61,7 +65,7 @@ Batch DrawBatch(const TrajectoryCache& cache, const ConvertOptions& o, int64_t s
   const torch::Tensor coins = at::rand({o.batch}, branch_gen);
   std::vector<torch::Tensor> x, ub, ug, ctx;
   std::vector<float> tn, tx, sn, sx, aw;
-  for (int64_t b = 0; b < o.batch; ++b) {
+  for (int64_t b = rows.begin; b < rows.begin + rows.count; ++b) {
     const int64_t v = videos[b].item<int64_t>(), i = steps[b].item<int64_t>();
     TrajectoryCache::Point p = cache.Get(v, i);
     const bool uncond = cache.guided() && coins[b].item<double>() < o.uncond_fraction;
@@ -103,7 +107,8 @@ absl::StatusOr<std::vector<double>> HeuristicScores(wan::WanModel& teacher,
   probe.batch = o.heuristic_points;
   probe.objective = Objective::kMse;  // any step, including the last
   probe.uncond_fraction = 0;
-  const Batch batch = DrawBatch(cache, probe, /*step=*/-1, teacher->device());
+  const Batch batch =
+      DrawBatch(cache, probe, /*step=*/-1, teacher->device(), train::Shard{0, probe.batch});
   std::vector<double> scores;
   c10::InferenceMode guard;
   const torch::Tensor reference = Velocity(teacher, batch.x, batch.t_now, batch.context, o.bf16);
@@ -529,12 +534,22 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   // The checkpoint before the last one: a divergence rolls back to it, because the guard trips
   // some steps after the gap starts to grow and the last checkpoint may already be past that.
   const std::string prev_ckpt = (fs::path(o.work_dir) / "convert.prev.ckpt").string();
+  const std::string run_file = (fs::path(o.work_dir) / "run.json").string();
+  const train::DataParallel& group = train::DataParallel::Get();
+  LV_ASSIGN_OR_RETURN(const train::Shard shard, group.ShardOf(o.batch, "--batch"));
+  std::vector<torch::Tensor> synced = weights;  // the gradients averaged across ranks
+  synced.insert(synced.end(), gates.begin(), gates.end());
+  // Rank 0 writes every file (checkpoints, run record, gates, progress, export).
   auto save = [&]() -> absl::Status {
+    if (!group.root()) return absl::OkStatus();
     if (fs::exists(ckpt)) {
       fs::rename(ckpt, prev_ckpt, ec);
       if (ec) return absl::InternalError(absl::StrCat("renaming ", ckpt, ": ", ec.message()));
     }
     return train::SaveTrainState(ckpt, state);
+  };
+  auto save_record = [&](const RunRecord& r) {
+    return group.root() ? SaveRunRecord(run_file, r) : absl::OkStatus();
   };
   // save() renames the last checkpoint aside before writing the new one: a run killed between
   // the two has only convert.prev.ckpt, which is where it resumes.
@@ -543,6 +558,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   } else if (fs::exists(prev_ckpt)) {
     LV_RETURN_IF_ERROR(train::LoadTrainState(prev_ckpt, &state));
   }
+  LV_RETURN_IF_ERROR(train::CheckRanksAgree(state));
   const int64_t first = state.next_step;
   train::ProgressLog log((fs::path(o.work_dir) / "convert.log").string(), first, o.steps);
   log.Line(absl::StrFormat(
@@ -565,13 +581,17 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   bool frozen = false;
   Binarization bin;
   auto freeze = [&]() -> absl::Status {
-    if (fs::exists(gates_file)) {
+    // Every rank freezes at the same step. The file is looked for before all ranks meet, and
+    // rank 0 writes it only after: no rank reads a file rank 0 is writing.
+    const bool saved = fs::exists(gates_file);
+    LV_RETURN_IF_ERROR(group.Barrier());
+    if (saved) {
       LV_RETURN_IF_ERROR(LoadBinarization(gates_file, &summary.r, &bin));
     } else {
       summary.r.clear();
       for (const torch::Tensor& g : gates) summary.r.push_back(g.item<double>());
       LV_ASSIGN_OR_RETURN(bin, Binarize(summary.r, sel));
-      LV_RETURN_IF_ERROR(SaveBinarization(gates_file, summary.r, bin));
+      if (group.root()) LV_RETURN_IF_ERROR(SaveBinarization(gates_file, summary.r, bin));
     }
     FreezeGates(gates, summary.gate_layers, bin.linear);
     frozen = true;
@@ -586,7 +606,6 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   DivergenceGuard guard(o.divergence_factor, static_cast<int>(o.divergence_window));
   int64_t last_checkpoint = first;
   // Wall time, rollbacks and the learning-rate back-off, carried across resumes.
-  const std::string run_file = (fs::path(o.work_dir) / "run.json").string();
   RunRecord record;
   if (first > 0 && fs::exists(run_file)) {
     LV_ASSIGN_OR_RETURN(record, LoadRunRecord(run_file));
@@ -602,13 +621,13 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   for (; step < o.steps; ++step) {
     if (o.stop_after > 0 && step - first >= o.stop_after) break;
     if (gated && !frozen && step >= freeze_step) LV_RETURN_IF_ERROR(freeze());
-    const Batch batch = DrawBatch(*cache, o, step, device, adm_weights);
+    const Batch batch = DrawBatch(*cache, o, step, device, shard, adm_weights);
     const double lr_scale =
         record.lr_backoff * LearningRateScale(step, o.steps, freeze_step, o.lr_floor);
     set_rates(lr_scale);
     const double alpha = RegularizerAlpha(std::min(step, anneal_steps), anneal_steps);
     double obj_value = 0, gap_value = 0, con_value = 0, reg_value = 0, anchor_value = 0;
-    LV_RETURN_IF_ERROR(TorchCall("conversion step", [&] {
+    LV_RETURN_IF_ERROR(TorchCall("conversion step", [&]() -> absl::Status {
       optimizer.zero_grad();
       for (torch::Tensor& g : gates) g.mutable_grad() = torch::Tensor();
       torch::Tensor objective;
@@ -625,15 +644,14 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
         }
         AdmTerms terms = AdmLoss(x_hat, u_teacher, u_student, batch.sigma_next, batch.adm_weight);
         objective = terms.surrogate;
-        gap_value = terms.velocity_gap.item<double>();
+        LV_ASSIGN_OR_RETURN(gap_value, group.GlobalMean(terms.velocity_gap.item<double>()));
         if (o.adm_anchor > 0) {
           const torch::Tensor anchor = VelocityMseLoss(u_s, batch.u_branch);
-          anchor_value = anchor.item<double>();
+          LV_ASSIGN_OR_RETURN(anchor_value, group.GlobalMean(anchor.item<double>()));
           objective = objective + o.adm_anchor * anchor;
         }
       } else {
         objective = VelocityMseLoss(u_s, batch.u_branch);
-        gap_value = objective.item<double>();
       }
       torch::Tensor total = objective;
       if (gated && !frozen) {
@@ -643,8 +661,12 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
         con_value = con.item<double>();
         reg_value = reg.item<double>();
       }
-      obj_value = objective.item<double>();
+      LV_ASSIGN_OR_RETURN(obj_value, group.GlobalMean(objective.item<double>()));
+      if (o.objective == Objective::kMse) gap_value = obj_value;
       total.backward();
+      // Every objective is a mean over this rank's rows, and the gate terms are the same on
+      // every rank: the mean of the ranks' gradients is the combined batch's.
+      LV_RETURN_IF_ERROR(group.AverageGradients(synced));
       torch::nn::utils::clip_grad_norm_(weights, 1.0);
       optimizer.step();
       torch::NoGradGuard no_grad;
@@ -654,6 +676,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
           g.clamp_(0.0, 1.0);
         }
       }
+      return absl::OkStatus();
     }));
     std::string extra = absl::StrFormat("gap %.3e", gap_value);
     if (o.objective == Objective::kAdm && o.adm_anchor > 0) {
@@ -673,7 +696,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       }
     }
     log.Step(step, gap_value, o.batch, o.lr * lr_scale, o.log_every, extra);
-    if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
+    if (((step + 1) % o.log_every == 0 || step + 1 == o.steps) && group.root()) {
       // work_dir/progress.json: what the server's job runner reports (WatchJob, /metrics).
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -723,17 +746,17 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       // Roll back: the last checkpoint, every learning rate halved, a fresh guard.
       const bool older = fs::exists(prev_ckpt);
       LV_RETURN_IF_ERROR(train::LoadTrainState(older ? prev_ckpt : ckpt, &state));
-      if (older) {  // both files now hold the step rolled back to
+      if (older && group.root()) {  // both files now hold the step rolled back to
         fs::copy_file(prev_ckpt, ckpt, fs::copy_options::overwrite_existing, ec);
         if (ec) return absl::InternalError(absl::StrCat("copying ", prev_ckpt, ": ", ec.message()));
       }
       record.rollbacks += 1;
       record.lr_backoff *= 0.5;
       record.seconds = elapsed();
-      LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
+      LV_RETURN_IF_ERROR(save_record(record));
       if (gated && frozen && state.next_step < freeze_step) {  // back before the freeze
         for (torch::Tensor& g : gates) g.set_requires_grad(true);
-        fs::remove(gates_file, ec);
+        if (group.root()) fs::remove(gates_file, ec);
         frozen = false;
       }
       guard.RestartWindow();  // the reference (recent lowest means) stays
@@ -748,7 +771,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(save());
       record.seconds = elapsed();
-      LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
+      LV_RETURN_IF_ERROR(save_record(record));
       last_checkpoint = step + 1;
     }
   }
@@ -761,7 +784,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
     state.next_step = step;
     LV_RETURN_IF_ERROR(save());
     record.seconds = elapsed();
-    LV_RETURN_IF_ERROR(SaveRunRecord(run_file, record));
+    LV_RETURN_IF_ERROR(save_record(record));
     log.Line(absl::StrCat("stopped after step ", step, "; rerun the same command to resume"));
     return summary;
   }
@@ -777,10 +800,11 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
                         gated && !summary.rounding_agreed
                             ? " (rounding disagreed: the K smallest r were taken)"
                             : ""));
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && group.root()) {
     LV_RETURN_IF_ERROR(Export(o, student, summary, *cache));
     log.Line(absl::StrCat("exported ", o.out_dir));
   }
+  LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists
   return summary;
 }
 

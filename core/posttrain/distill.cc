@@ -23,6 +23,7 @@
 #include "core/posttrain/student.h"
 #include "core/posttrain/trajectory_cache.h"
 #include "core/sampling/flow_schedule.h"
+#include "core/train/data_parallel.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::posttrain {
@@ -46,26 +47,31 @@ struct Draws {
   torch::Tensor eps;                   // [B, C, F', h, w]
 };
 
+// The draw is the combined batch's (o.batch rows, the same generator sequence for any world
+// size); `rows` are the ones this process keeps (train::DataParallel).
 Draws Draw(const TrajectoryCache& cache, const DistillOptions& o, double shift, int64_t steps,
-           int64_t update, const c10::Device& device) {
+           int64_t update, const c10::Device& device, const train::Shard& rows) {
   at::Generator prompts = train::StepGenerator(o.seed, update, kPromptStream);
   at::Generator noise = train::StepGenerator(o.seed, update, kNoiseStream);
   at::Generator times = train::StepGenerator(o.seed, update, kTimeStream);
   Draws d;
   const torch::Tensor videos = at::randint(cache.videos(), {o.batch}, prompts, at::kLong);
   std::vector<torch::Tensor> ctx;
-  for (int64_t b = 0; b < o.batch; ++b) {
+  for (int64_t b = rows.begin; b < rows.begin + rows.count; ++b) {
     ctx.push_back(cache.Get(videos[b].item<int64_t>(), 0).context);
   }
   d.context = torch::stack(ctx).to(device);
   std::vector<int64_t> shape = {o.batch};
   for (int64_t s : cache.latent_shape()) shape.push_back(s);
-  d.noise = at::randn(shape, noise).to(device);
+  const auto mine = [&](const torch::Tensor& all) {
+    return all.narrow(0, rows.begin, rows.count).to(device);
+  };
+  d.noise = mine(at::randn(shape, noise));
   d.k = o.backward_simulation ? at::randint(steps, {1}, times, at::kLong).item<int64_t>() : 0;
-  for (int64_t j = 0; j < d.k; ++j) d.renoise.push_back(at::randn(shape, noise).to(device));
+  for (int64_t j = 0; j < d.k; ++j) d.renoise.push_back(mine(at::randn(shape, noise)));
   const torch::Tensor u = at::rand({o.batch}, times, at::kDouble) * (o.max_t - o.min_t) + o.min_t;
-  d.sigma = (u * shift / (1.0 + (shift - 1.0) * u)).to(torch::kFloat).to(device);
-  d.eps = at::randn(shape, noise).to(device);
+  d.sigma = mine((u * shift / (1.0 + (shift - 1.0) * u)).to(torch::kFloat));
+  d.eps = mine(at::randn(shape, noise));
   return d;
 }
 
@@ -333,7 +339,12 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   } else if (fs::exists(prev_ckpt)) {  // killed between renaming the last one aside and writing
     LV_RETURN_IF_ERROR(train::LoadTrainState(prev_ckpt, &state));
   }
+  const train::DataParallel& group = train::DataParallel::Get();
+  LV_ASSIGN_OR_RETURN(const train::Shard shard, group.ShardOf(o.batch, "--batch"));
+  LV_RETURN_IF_ERROR(train::CheckRanksAgree(state));
+  // Rank 0 writes every file (checkpoints, run record, progress, export).
   auto save = [&]() -> absl::Status {
+    if (!group.root()) return absl::OkStatus();
     if (fs::exists(ckpt)) {
       fs::rename(ckpt, prev_ckpt, ec);
       if (ec) return absl::InternalError(absl::StrCat("renaming ", ckpt, ": ", ec.message()));
@@ -378,23 +389,28 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
     if (o.stop_after > 0 && step - first >= o.stop_after) break;
     double fake_loss = 0, fake_norm = 0, dm_loss = 0, g_norm = 0, dm_grad_mag = 0;
     int64_t k_used = 0;
-    LV_RETURN_IF_ERROR(TorchCall("distillation step", [&] {
+    LV_RETURN_IF_ERROR(TorchCall("distillation step", [&]() -> absl::Status {
       const int64_t per_step = o.fake_updates + 1;
       // The fake score follows G: flow matching on G's current samples, no guidance.
       for (int64_t j = 0; j < o.fake_updates; ++j) {
-        const Draws d = Draw(*cache, o, shift, steps_k, step * per_step + j, device);
+        const Draws d = Draw(*cache, o, shift, steps_k, step * per_step + j, device, shard);
         const torch::Tensor x0 = GeneratorSample(generator, schedule, d, o.bf16, false);
         const torch::Tensor x_t = Col(1.0 - d.sigma) * x0 + Col(d.sigma) * d.eps;
         f_opt.zero_grad();
         const torch::Tensor v = Velocity(fake, x_t, d.sigma * 1000.0, d.context, o.bf16);
         const torch::Tensor loss = VelocityMseLoss(v, d.eps - x0);
         loss.backward();
+        // Both losses are means over this rank's rows (the DM gradient is normalised per
+        // sample): the mean of the ranks' gradients is the combined batch's.
+        LV_RETURN_IF_ERROR(group.AverageGradients(f_params));
         fake_norm = torch::nn::utils::clip_grad_norm_(f_params, 1.0);
         f_opt.step();
-        fake_loss += loss.item<double>() / static_cast<double>(o.fake_updates);
+        LV_ASSIGN_OR_RETURN(const double global_loss, group.GlobalMean(loss.item<double>()));
+        fake_loss += global_loss / static_cast<double>(o.fake_updates);
       }
       // The generator: distribution matching at a re-noised sample of its own output.
-      const Draws d = Draw(*cache, o, shift, steps_k, step * per_step + o.fake_updates, device);
+      const Draws d =
+          Draw(*cache, o, shift, steps_k, step * per_step + o.fake_updates, device, shard);
       k_used = d.k;
       g_opt.zero_grad();
       const torch::Tensor x0 = GeneratorSample(generator, schedule, d, o.bf16, true);
@@ -414,14 +430,16 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
         const torch::Tensor x0_real = x_t - Col(d.sigma) * v_real;
         const torch::Tensor x0_fake = x_t - Col(d.sigma) * v_fake;
         grad = DistributionMatchingGradient(x0.detach(), x0_fake, x0_real);
-        dm_grad_mag = grad.abs().mean().item<double>();
+        LV_ASSIGN_OR_RETURN(dm_grad_mag, group.GlobalMean(grad.abs().mean().item<double>()));
       }
       const torch::Tensor loss = DistributionMatchingLoss(x0, grad);
       loss.backward();
+      LV_RETURN_IF_ERROR(group.AverageGradients(g_params));
       g_norm = torch::nn::utils::clip_grad_norm_(g_params, 1.0);
       g_opt.step();
       ema.Update(*generator, o.ema_decay);
-      dm_loss = loss.item<double>();
+      LV_ASSIGN_OR_RETURN(dm_loss, group.GlobalMean(loss.item<double>()));
+      return absl::OkStatus();
     }));
     if (!std::isfinite(dm_loss) || !std::isfinite(fake_loss)) {
       return absl::FailedPreconditionError(absl::StrFormat(
@@ -434,7 +452,7 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
                              dm_grad_mag, g_norm, fake_norm, k_used));
     summary.final_dm_loss = dm_loss;
     summary.final_fake_loss = fake_loss;
-    if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
+    if (((step + 1) % o.log_every == 0 || step + 1 == o.steps) && group.root()) {
       // work_dir/progress.json: what the server's job runner reports.
       const double secs = elapsed();
       nlohmann::json progress = {{"stage", "distill"},
@@ -455,8 +473,10 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(save());
-      LV_RETURN_IF_ERROR(
-          io::WriteJsonFile(run_file, {{"train_seconds", seconds_before + elapsed()}}));
+      if (group.root()) {
+        LV_RETURN_IF_ERROR(
+            io::WriteJsonFile(run_file, {{"train_seconds", seconds_before + elapsed()}}));
+      }
     }
   }
   summary.steps = step;
@@ -467,15 +487,18 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   if (step < o.steps) {
     state.next_step = step;
     LV_RETURN_IF_ERROR(save());
-    LV_RETURN_IF_ERROR(io::WriteJsonFile(run_file, {{"train_seconds", train_seconds}}));
+    if (group.root()) {
+      LV_RETURN_IF_ERROR(io::WriteJsonFile(run_file, {{"train_seconds", train_seconds}}));
+    }
     log.Line(absl::StrCat("stopped after step ", step, "; rerun the same command to resume"));
     return summary;
   }
   summary.finished = true;
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && group.root()) {
     LV_RETURN_IF_ERROR(Export(o, ema, generator, summary, shift, *cache, train_seconds));
     log.Line(absl::StrCat("exported ", o.out_dir));
   }
+  LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists
   return summary;
 }
 

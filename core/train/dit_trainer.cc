@@ -26,6 +26,7 @@
 #include "core/pipeline/text_to_video.h"
 #include "core/sampling/flow_schedule.h"
 #include "core/sampling/guidance.h"
+#include "core/train/data_parallel.h"
 #include "core/train/train_state.h"
 #include "kernels/torch_compat.h"
 
@@ -209,13 +210,20 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   if (absl::Status s = LoadTrainState(CheckpointPath(o), &state); !s.ok() && !absl::IsNotFound(s)) {
     return s;
   }
+  const DataParallel& group = DataParallel::Get();
+  LV_ASSIGN_OR_RETURN(const Shard shard, group.ShardOf(o.batch, "--batch"));
+  LV_ASSIGN_OR_RETURN(const Shard frame_shard, group.ShardOf(o.frame_batch, "--frame-batch"));
+  LV_RETURN_IF_ERROR(CheckRanksAgree(state));
   ProgressLog steps_log(
       o.log_file.empty() ? (fs::path(o.work_dir) / "train_dit.log").string() : o.log_file,
       state.next_step, o.steps);
   if (state.next_step > 0) {
     steps_log.Line(absl::StrCat("resuming DiT training at step ", state.next_step));
   }
+  // Rank 0 encodes the clips and caches them; the others wait, then read the cache.
+  if (!group.root()) LV_RETURN_IF_ERROR(group.Barrier());
   LV_ASSIGN_OR_RETURN(torch::Tensor mu, Latents(o, vae, steps_log));
+  if (group.root()) LV_RETURN_IF_ERROR(group.Barrier());
   steps_log.StartClock();                     // samples/s and ETA of the steps, not of the encoding
   wan::VaeConfig vae_config = vae->config();  // exported with the measured latent statistics
   LatentStats(mu, &vae_config.latents_mean, &vae_config.latents_std);
@@ -279,6 +287,28 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
         frame_sigmas.push_back(static_cast<float>(o.shift * u / (1.0 + (o.shift - 1.0) * u)));
       }
     }
+    // Everything above is the combined batch's draw; this process keeps its rows (clips, then
+    // single frames).
+    index = std::vector<int64_t>(index.begin() + shard.begin,
+                                 index.begin() + shard.begin + shard.count);
+    sigmas = std::vector<float>(sigmas.begin() + shard.begin,
+                                sigmas.begin() + shard.begin + shard.count);
+    {
+      std::vector<std::string> local(prompts.begin() + shard.begin,
+                                     prompts.begin() + shard.begin + shard.count);
+      const auto frames_at = prompts.begin() + o.batch + frame_shard.begin;
+      local.insert(local.end(), frames_at, frames_at + frame_shard.count);
+      prompts = std::move(local);
+    }
+    if (o.frame_batch > 0) {
+      const auto keep = [&](auto& v) {
+        v.assign(v.begin() + frame_shard.begin, v.begin() + frame_shard.begin + frame_shard.count);
+      };
+      keep(frame_index);
+      keep(frame_pos);
+      keep(frame_sigmas);
+    }
+    const int64_t batch = shard.count, frame_batch = frame_shard.count;
     LV_ASSIGN_OR_RETURN(wan::TokenizedBatch tokens, tokenizer->Encode(prompts, o.dit.text_len));
     const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
     SetLearningRate(optimizer, lr);
@@ -286,7 +316,14 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
     LV_RETURN_IF_ERROR(TorchCall("DiT training step", [&]() -> absl::Status {
       const torch::Tensor x0 = latents.index_select(0, torch::tensor(index, torch::kLong));
       at::Generator gen = StepGenerator(o.seed, step, 4);
-      const torch::Tensor noise = at::randn(x0.sizes(), gen, x0.options());
+      // Noise of the combined batch, this process's rows kept (the same noise per row).
+      const auto combined_randn = [&](const torch::Tensor& like, int64_t rows, const Shard& part,
+                                      at::Generator& g) {
+        std::vector<int64_t> sizes = like.sizes().vec();
+        sizes[0] = rows;
+        return at::randn(sizes, g, like.options()).narrow(0, part.begin, part.count);
+      };
+      const torch::Tensor noise = combined_randn(x0, o.batch, shard, gen);
       const torch::Tensor mask = tokens.mask;  // [B (+ frames), L]
       torch::Tensor context;
       {
@@ -310,19 +347,29 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const auto weights = [&](const torch::Tensor& masks) {
         return objects.defined() ? 1.0 + o.object_weight * masks : torch::ones({1});
       };
-      const torch::Tensor err = velocity_error(x0, noise, sigmas, context.narrow(0, 0, o.batch));
+      const torch::Tensor err = velocity_error(x0, noise, sigmas, context.narrow(0, 0, batch));
       const torch::Tensor w =
           weights(objects.defined() ? objects.index_select(0, torch::tensor(index, torch::kLong))
                                     : torch::Tensor());
       // Weighted mean normalised by the weights' mean, so the scale stays comparable. With
       // single-frame samples: the weighted squared errors of clips and frames summed over the sum
       // of their weights (the same quantity over both sets of elements).
+      //
+      // Across processes the normaliser is the combined batch's (global), so the mean of the
+      // ranks' gradients is the combined loss's gradient: with equal shards the mean of the
+      // ranks' w.mean() is the combined one, and the clips-and-frames ratio becomes
+      // WORLD_SIZE * (this rank's numerator) / (the sum of all ranks' denominators).
       torch::Tensor loss;
       if (o.frame_batch == 0) {
-        loss = objects.defined() ? (err * w).mean() / w.mean() : err.mean();
+        if (objects.defined()) {
+          LV_ASSIGN_OR_RETURN(const double w_mean, group.GlobalMean(w.mean().item<double>()));
+          loss = (err * w).mean() / w_mean;
+        } else {
+          loss = err.mean();
+        }
       } else {
         std::vector<torch::Tensor> frames, frame_masks;
-        for (int64_t b = 0; b < o.frame_batch; ++b) {
+        for (int64_t b = 0; b < frame_batch; ++b) {
           frames.push_back(latents[frame_index[b]].narrow(1, frame_pos[b], 1));
           if (objects.defined()) {
             frame_masks.push_back(objects[frame_index[b]].narrow(1, frame_pos[b], 1));
@@ -330,28 +377,32 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
         }
         const torch::Tensor f0 = torch::stack(frames);  // [Bf, z, 1, h, w]
         at::Generator frame_gen = StepGenerator(o.seed, step, 5);
-        const torch::Tensor frame_noise = at::randn(f0.sizes(), frame_gen, f0.options());
-        const torch::Tensor ferr = velocity_error(f0, frame_noise, frame_sigmas,
-                                                  context.narrow(0, o.batch, o.frame_batch));
+        const torch::Tensor frame_noise = combined_randn(f0, o.frame_batch, frame_shard, frame_gen);
+        const torch::Tensor ferr =
+            velocity_error(f0, frame_noise, frame_sigmas, context.narrow(0, batch, frame_batch));
         const torch::Tensor fw =
             weights(objects.defined() ? torch::stack(frame_masks) : torch::Tensor());
-        loss = ((err * w).sum() + (ferr * fw).sum()) /
-               (w.expand_as(err).sum() + fw.expand_as(ferr).sum());
+        LV_ASSIGN_OR_RETURN(
+            const double denominator,
+            group.GlobalSum((w.expand_as(err).sum() + fw.expand_as(ferr).sum()).item<double>()));
+        loss = ((err * w).sum() + (ferr * fw).sum()) *
+               (static_cast<double>(group.world_size()) / denominator);
       }
       optimizer.zero_grad();
       loss.backward();
+      LV_RETURN_IF_ERROR(group.AverageGradients(params));
       torch::nn::utils::clip_grad_norm_(params, 1.0);
       optimizer.step();
       const double decay = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
       ema_dit.Update(*m.dit, decay);
       ema_t5.Update(*m.t5, decay);
-      loss_value = loss.item<double>();
+      LV_ASSIGN_OR_RETURN(loss_value, group.GlobalMean(loss.item<double>()));
       return absl::OkStatus();
     }));
     ++summary.steps_run;
     steps_log.Step(step, loss_value, o.batch, lr, o.log_every);
     const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
-    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps || pause) {
+    if (((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps || pause) && group.root()) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(SaveTrainState(CheckpointPath(o), state));
     }
@@ -363,9 +414,10 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
   }
   summary.first_loss = steps_log.first_window_mean();
   summary.last_loss = steps_log.last_window_mean();
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && group.root()) {
     LV_RETURN_IF_ERROR(WriteExport(o, vae_config, m, ema_dit, ema_t5, state.next_step));
   }
+  LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists
   return summary;
 }
 

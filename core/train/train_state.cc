@@ -14,8 +14,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status.h"
+#include "core/train/data_parallel.h"
 
 namespace linvideo::core::train {
+
+absl::Status CheckRanksAgree(const TrainState& state) {
+  const DataParallel& group = DataParallel::Get();
+  if (!group.distributed()) return absl::OkStatus();
+  if (absl::Status s =
+          group.CheckSame(static_cast<double>(state.next_step), "the step to resume from");
+      !s.ok()) {
+    return s;
+  }
+  std::vector<torch::Tensor> params;
+  for (const auto& [name, module] : state.modules) {
+    for (const torch::Tensor& p : module->parameters()) params.push_back(p);
+  }
+  return group.CheckSame(DataParallel::ParameterChecksum(params), "the weights' checksum");
+}
+
 namespace fs = std::filesystem;
 
 uint64_t MixSeed(uint64_t seed, uint64_t a, uint64_t b) {
@@ -139,11 +156,15 @@ absl::Status LoadTrainState(const std::string& path, TrainState* state) {
 }
 
 ProgressLog::ProgressLog(const std::string& path, int64_t first_step, int64_t total_steps)
-    : first_step_(first_step), total_steps_(total_steps), start_(std::chrono::steady_clock::now()) {
-  if (!path.empty()) file_.open(path, std::ios::app);
+    : first_step_(first_step),
+      total_steps_(total_steps),
+      start_(std::chrono::steady_clock::now()),
+      silent_(!DataParallel::Get().root()) {
+  if (!path.empty() && !silent_) file_.open(path, std::ios::app);
 }
 
 void ProgressLog::Line(const std::string& text) {
+  if (silent_) return;
   std::cout << text << std::endl;
   if (file_.is_open()) file_ << text << std::endl;
 }

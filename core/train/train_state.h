@@ -68,9 +68,15 @@ absl::Status SaveTrainState(const std::string& path, const TrainState& state);
 // Fills the modules/optimizers/EMAs already listed in `state` and sets next_step. NOT_FOUND if the
 // file does not exist; INVALID_ARGUMENT if it does not match the architecture.
 absl::Status LoadTrainState(const std::string& path, TrainState* state);
+// In a multi-process run (data_parallel.h): FAILED_PRECONDITION unless every rank has the same
+// next_step and the same weights in `state`'s modules (all loaded the same checkpoint, or all
+// initialised from the same seed). OK on one process.
+absl::Status CheckRanksAgree(const TrainState& state);
 
 // Progress lines "step 120/1500 loss 0.0421 (avg 0.0433) 3.1 samples/s lr 4.9e-04 eta 12m05s",
-// written to stdout and appended to a log file (flushed every line, so `tail -f` works).
+// written to stdout and appended to a log file (flushed every line, so `tail -f` works). In a
+// multi-process run (data_parallel.h) only rank 0 writes; the others are silent. `samples` is the
+// combined batch, so samples/s is the whole group's.
 class ProgressLog {
  public:
   // `path` empty: stdout only. `total_steps` is for the ETA; `first_step` is where this process
@@ -95,6 +101,7 @@ class ProgressLog {
   double window_sum_ = 0;
   int64_t window_n_ = 0;
   double last_mean_ = 0, first_mean_ = -1;
+  bool silent_ = false;
 };
 
 // Uint8 clips [B, F, H, W, 3] -> float video [B, 3, F, H, W] in [-1, 1].

@@ -18,6 +18,7 @@
 #include "core/io/state_dict.h"
 #include "core/models/wan/vae.h"
 #include "core/models/wan/vae_key_map.h"
+#include "core/train/data_parallel.h"
 #include "core/train/train_state.h"
 #include "kernels/torch_compat.h"
 
@@ -71,9 +72,11 @@ double Psnr(const torch::Tensor& y, const torch::Tensor& x) {
 // Batch of step `step`: random training scenes, each a random window of its clip and a crop that
 // contains the subject (centred on it at the window's middle frame, jittered by up to a quarter
 // crop), so no step is spent on empty background.
-absl::StatusOr<VaeBatchData> VaeBatch(const VaeTrainOptions& o, int64_t step) {
+// Only this process's rows `shard` of the combined batch are rendered (each row is seeded by its
+// index, so the rows do not depend on the world size).
+absl::StatusOr<VaeBatchData> VaeBatch(const VaeTrainOptions& o, int64_t step, const Shard& shard) {
   std::vector<torch::Tensor> clips, backgrounds;
-  for (int64_t b = 0; b < o.batch; ++b) {
+  for (int64_t b = shard.begin; b < shard.begin + shard.count; ++b) {
     data::Rng rng(MixSeed(o.seed, static_cast<uint64_t>(step), 1000 + b));
     const data::SceneSpec spec = data::SampleScene(rng.Next(), data::Split::kTrain);
     LV_ASSIGN_OR_RETURN(torch::Tensor clip,
@@ -99,7 +102,7 @@ absl::StatusOr<VaeBatchData> VaeBatch(const VaeTrainOptions& o, int64_t step) {
         torch::tensor({bg.r / 127.5 - 1.0, bg.g / 127.5 - 1.0, bg.b / 127.5 - 1.0}, torch::kFloat));
   }
   return VaeBatchData{ToModelVideo(torch::stack(clips)),
-                      torch::stack(backgrounds).view({o.batch, 3, 1, 1, 1})};
+                      torch::stack(backgrounds).view({shard.count, 3, 1, 1, 1})};
 }
 
 }  // namespace
@@ -121,6 +124,8 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   state.modules = {{"vae", vae.ptr().get()}};
   state.optimizers = {{"adamw", &optimizer}};
   if (absl::Status s = LoadTrainState(ckpt, &state); !s.ok() && !absl::IsNotFound(s)) return s;
+  const DataParallel& group = DataParallel::Get();
+  LV_ASSIGN_OR_RETURN(const Shard shard, group.ShardOf(o.batch, "--batch"));
   if (state.next_step == 0 && !o.init_from.empty()) {
     LV_ASSIGN_OR_RETURN(io::TensorMap weights, io::ReadWeights(o.init_from, "vae"));
     LV_RETURN_IF_ERROR(wan::LoadWanVaeWeights(vae, weights));
@@ -135,6 +140,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     }
   }
 
+  LV_RETURN_IF_ERROR(CheckRanksAgree(state));
   ProgressLog log(
       o.log_file.empty() ? (fs::path(o.work_dir) / "train_vae.log").string() : o.log_file,
       state.next_step, o.steps);
@@ -146,7 +152,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
   double psnr = 0, marker_gap = 0, half_psnr = 0;
   const int64_t end = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
   for (int64_t step = state.next_step; step < end; ++step) {
-    LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step));
+    LV_ASSIGN_OR_RETURN(VaeBatchData batch, VaeBatch(o, step, shard));
     const torch::Tensor& x = batch.video;
     const double lr = LearningRate(o.lr, step, o.warmup, o.steps);
     SetLearningRate(optimizer, lr);
@@ -159,7 +165,12 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       }
       q.mu = q.mu.to(torch::kFloat);
       at::Generator gen = StepGenerator(o.seed, step, 2);
-      const torch::Tensor eps = at::randn(q.mu.sizes(), gen, q.mu.options());
+      // Drawn for the combined batch, this process's rows kept: the same noise per row as in
+      // one process.
+      std::vector<int64_t> all = q.mu.sizes().vec();
+      all[0] = o.batch;
+      const torch::Tensor eps =
+          at::randn(all, gen, q.mu.options()).narrow(0, shard.begin, shard.count);
       const torch::Tensor logvar = q.logvar.to(torch::kFloat).clamp(-30.0, 20.0);
       const torch::Tensor z = q.mu + (0.5 * logvar).exp() * eps;
       torch::Tensor y;
@@ -232,10 +243,13 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       }
       optimizer.zero_grad();
       loss.backward();
+      // Every term is a mean over this process's rows, so the mean of the ranks' gradients is
+      // the combined batch's (the frame-0 marker's std is a per-process batch statistic).
+      LV_RETURN_IF_ERROR(group.AverageGradients(vae->parameters()));
       torch::nn::utils::clip_grad_norm_(vae->parameters(), 1.0);
       optimizer.step();
-      loss_value = loss.item<double>();
-      psnr = Psnr(y.detach(), x);
+      LV_ASSIGN_OR_RETURN(loss_value, group.GlobalMean(loss.item<double>()));
+      LV_ASSIGN_OR_RETURN(psnr, group.GlobalMean(Psnr(y.detach(), x)));
       return absl::OkStatus();
     }));
     ++summary.steps_run;
@@ -246,7 +260,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     }
     log.Step(step, loss_value, o.batch, lr, o.log_every, extra);
     const bool pause = o.stop_after > 0 && summary.steps_run == o.stop_after;
-    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == end || pause) {
+    if (((step + 1) % o.checkpoint_every == 0 || step + 1 == end || pause) && group.root()) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(SaveTrainState(ckpt, state));
     }
@@ -258,9 +272,12 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
     }
   }
   vae->eval();
-  LV_RETURN_IF_ERROR(
-      io::WriteWeights(o.work_dir, "vae", io::StateDict(*vae), /*max_shard_bytes=*/0));
-  LV_RETURN_IF_ERROR(io::WriteJsonFile(VaeConfigPath(o.work_dir), o.config.ToJson()));
+  if (group.root()) {
+    LV_RETURN_IF_ERROR(
+        io::WriteWeights(o.work_dir, "vae", io::StateDict(*vae), /*max_shard_bytes=*/0));
+    LV_RETURN_IF_ERROR(io::WriteJsonFile(VaeConfigPath(o.work_dir), o.config.ToJson()));
+  }
+  LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the weights exist
   summary.first_loss = log.first_window_mean();
   summary.last_loss = log.last_window_mean();
   summary.extra = psnr;
