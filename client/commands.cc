@@ -94,6 +94,15 @@ Client Connect(const Args& args) {
   }
   grpc::ChannelArguments ch;
   ch.SetMaxReceiveMessageSize(64 << 20);
+  // Several replicas behind one name (dns:///linvideo-headless:50051, or ipv4:A:P,B:P):
+  // round_robin spreads calls over all resolved addresses; pick_first (gRPC's default) sends all
+  // of them to one.
+  const std::string lb = args.Get("lb_policy", "pick_first");
+  if (lb != "pick_first" && lb != "round_robin") {
+    std::cerr << "--lb_policy='" << lb << "': allowed pick_first or round_robin\n";
+    std::exit(64);
+  }
+  ch.SetLoadBalancingPolicyName(lb);
   c.channel = grpc::CreateCustomChannel(target, creds, ch);
   c.generation = v1::Generation::NewStub(c.channel);
   c.admin = v1::Admin::NewStub(c.channel);

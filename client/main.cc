@@ -8,7 +8,7 @@ namespace {
 
 const char kUsage[] = R"(linvideo: client of linvideo-server (gRPC linvideo.v1).
 Usage: linvideo [--server=HOST:PORT] [--timeout=SECONDS] [--token=T | --token_file=F] [--tls_ca=PEM]
-                [--tls_cert=PEM --tls_key=PEM]
+                [--tls_cert=PEM --tls_key=PEM] [--lb_policy=pick_first|round_robin]
                 COMMAND [--flag=value ...]
 Commands:
   generate  --prompt=TEXT --out=FILE  stream one generation: queue position, step progress, file
@@ -38,6 +38,9 @@ Commands:
   bench     --clients=N (--seconds=T | --requests=M) [--mixed] [--out_dir=DIR] [generate's flags]
             throughput, latency percentiles, errors by status (DIR: keep videos as seed-S.mp4)
 Defaults: --server=127.0.0.1:50051, --timeout=600 (deadline of every call).
+Replicas: --server=dns:///linvideo-headless:50051 --lb_policy=round_robin spreads calls over
+every address the name resolves to (or --server=ipv4:10.0.0.1:50051,10.0.0.2:50051); ids from
+submit name the replica that holds the request, and any replica forwards status/cancel to it.
 Exit status: 0 ok, 64 usage error, otherwise the gRPC status code of the failed call.
 )";
 

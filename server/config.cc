@@ -12,6 +12,7 @@
 #include "core/io/file_util.h"
 #include "core/io/json_file.h"
 #include "server/job_spec.h"
+#include "server/replica_router.h"
 
 namespace linvideo::server {
 namespace {
@@ -79,6 +80,9 @@ Option Str(std::string name, std::string help, std::function<std::string&(Server
 const std::vector<Option>& Options() {
   static const std::vector<Option> options = {
       LV_STR("listen", listen, "gRPC address host:port (port 0: any free port)"),
+      LV_STR("replica.advertise", replica_advertise,
+             "HOST[:PORT] other replicas reach this one at (e.g. the pod IP); request ids name "
+             "it and Get/Cancel of other replicas' ids are forwarded (empty: one replica)"),
       LV_STR("port_file", port_file, "write the bound gRPC port to this file"),
       Option{"model", "NAME=DIR: serve the model folder DIR as NAME (repeatable; first is default)",
              [](ServerConfig& c, const std::string& v) -> absl::Status {
@@ -155,6 +159,9 @@ const std::vector<Option>& Options() {
       LV_INT("grpc.keepalive_time_ms", grpc.keepalive_time_ms, "keepalive ping interval"),
       LV_INT("grpc.keepalive_timeout_ms", grpc.keepalive_timeout_ms, "keepalive ping timeout"),
       LV_INT("grpc.max_streams", grpc.max_streams, "max concurrent streams per connection"),
+      LV_INT("grpc.max_connection_age_s", grpc.max_connection_age_s,
+             "close connections after this long so clients re-resolve and reach new replicas "
+             "(calls in flight finish; 0: never)"),
       LV_STR("jobs.root", jobs.root,
              "folder of post-training job folders (enables linvideo.v1.Jobs; needs "
              "checkpoint_root)"),
@@ -163,6 +170,9 @@ const std::vector<Option>& Options() {
       LV_STR("jobs.eval_binary", jobs.eval_binary, "linvideo-eval (empty: found the same way)"),
       LV_INT("jobs.threads", jobs.threads,
              "LibTorch threads per job (0: the number of jobs.cpus, else 1)"),
+      LV_INT("jobs.processes", jobs.processes,
+             "data-parallel processes per training stage (linvideo-train launch; the "
+             "combined batch must be a multiple)"),
       LV_STR("jobs.cpus", jobs.cpus, "CPU affinity of jobs, e.g. 1 or 2-3 (empty: inherit)"),
       LV_INT("jobs.nice", jobs.nice, "nice level added to jobs (0..19)"),
       LV_STR("jobs.device", jobs.device, "where jobs run: cpu, cuda, cuda:N"),
@@ -295,6 +305,15 @@ absl::Status ServerConfig::Validate() const {
   }
   if (limits.workers < 1 || limits.workers > 64) return bad("limits.workers: allowed 1..64");
   if (limits.text_cache_entries < 0) return bad("limits.text_cache_entries must be >= 0");
+  if (!replica_advertise.empty()) {
+    if (auto a = ParseAdvertise(replica_advertise); !a.ok()) return a.status();
+    if (!tls.cert_file.empty()) {
+      return bad(
+          "replica.advertise with tls.cert_file: replicas forward Get and Cancel to each "
+          "other over plaintext; terminate TLS in front of the replicas (a mesh or an "
+          "ingress) or run one replica");
+    }
+  }
   if (tls.cert_file.empty() != tls.key_file.empty()) {
     return bad("tls.cert_file and tls.key_file must be given together");
   }
@@ -314,6 +333,7 @@ absl::Status ServerConfig::Validate() const {
   if (grpc.keepalive_time_ms < 1000) return bad("grpc.keepalive_time_ms must be >= 1000");
   if (grpc.keepalive_timeout_ms < 100) return bad("grpc.keepalive_timeout_ms must be >= 100");
   if (grpc.max_streams < 1) return bad("grpc.max_streams must be >= 1");
+  if (grpc.max_connection_age_s < 0) return bad("grpc.max_connection_age_s must be >= 0");
   if (limits.max_streams_per_connection < 0 ||
       limits.max_streams_per_connection > grpc.max_streams) {
     return bad(absl::StrCat("limits.max_streams_per_connection=", limits.max_streams_per_connection,
@@ -330,6 +350,7 @@ absl::Status ServerConfig::Validate() const {
         return bad("jobs.cpus: " + std::string(c.status().message()));
     }
     if (jobs.threads < 0 || jobs.threads > 256) return bad("jobs.threads: allowed 0..256");
+    if (jobs.processes < 1 || jobs.processes > 64) return bad("jobs.processes: allowed 1..64");
     if (jobs.nice < 0 || jobs.nice > 19) return bad("jobs.nice: allowed 0..19");
     if (jobs.device != "cpu" && jobs.device != "cuda" && !absl::StartsWith(jobs.device, "cuda:")) {
       return bad(absl::StrCat("jobs.device='", jobs.device, "': allowed cpu, cuda, cuda:N"));

@@ -27,6 +27,9 @@ struct ServerConfig {
   // Submit'ed requests are journaled here and their results stored until their TTL, so they
   // survive a crash or restart (server/request_journal.h); empty: in memory only.
   std::string state_dir;
+  // The address other replicas reach this one at, HOST[:PORT] (replica_router.h); empty: a single
+  // replica. Generated request ids then name it, and Get/Cancel of another replica's id forward.
+  std::string replica_advertise;
   std::string executor = "pipeline";  // pipeline | fake (deterministic, for tests)
   std::string device = "cpu";
   std::string dtype = "fp32";
@@ -82,6 +85,9 @@ struct ServerConfig {
     int keepalive_time_ms = 30000;
     int keepalive_timeout_ms = 10000;
     int max_streams = 256;
+    // > 0: a connection is closed (GOAWAY; calls in flight finish) after this many seconds, so
+    // clients re-resolve a headless Service and reach replicas added since. 0: never.
+    int max_connection_age_s = 0;
   } grpc;
 
   // Post-training jobs (linvideo.v1.Jobs): child processes of linvideo-train / linvideo-eval.
@@ -90,6 +96,7 @@ struct ServerConfig {
     std::string train_binary;    // empty: linvideo-train next to linvideo-server (or ../tools/)
     std::string eval_binary;     // empty: linvideo-eval, found the same way
     int threads = 0;             // LibTorch threads per job; 0: the number of jobs.cpus (else 1)
+    int processes = 1;           // data-parallel processes per training stage (Gloo)
     std::string cpus;            // CPU affinity of jobs, e.g. "1" or "2-3"; empty: inherit
     int nice = 10;               // added to a job's nice level
     std::string device = "cpu";  // where jobs train: cpu, cuda, cuda:N

@@ -71,6 +71,11 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
 
 Engine::~Engine() { Stop(); }
 
+void Engine::SetIdSuffix(const std::string& suffix) {
+  absl::MutexLock lock(&mu_);
+  table_.set_id_suffix(suffix);
+}
+
 absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions& o) {
   if (draining_) return absl::UnavailableError("server is draining: no new work is accepted");
   if (paused_) return absl::UnavailableError("admission is paused by the operator; retry later");

@@ -54,6 +54,8 @@ class Engine {
   // (RESOURCE_EXHAUSTED over the cost or step budget), then enqueues it (RESOURCE_EXHAUSTED when
   // the queue is full; UNAVAILABLE when draining or paused). A known request_id returns the
   // existing request (ALREADY_EXISTS for streaming calls).
+  // Generated request ids end in "." + `suffix` from now on (the replica, replica_router.h).
+  void SetIdSuffix(const std::string& suffix);
   absl::StatusOr<std::shared_ptr<ServeRequest>> Submit(const SubmitOptions& options);
   // Brings back the requests RequestJournal::Open found: ended ones answer Get again, pending ones
   // are queued again (in their original order); one that cannot run any more (its model is gone,

@@ -165,6 +165,15 @@ absl::Status JobManager::Load() {
 
 absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
+  // Training stages split their combined batch over jobs.processes ranks.
+  const int64_t batch = spec.kind == JobKind::kDistill ? spec.distill.batch : spec.convert.batch;
+  if (options_.processes > 1 && batch > 0 && batch % options_.processes != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.batch=%d: this server trains with jobs.processes=%d data-parallel processes, so the "
+        "batch must be a multiple of %d",
+        spec.kind == JobKind::kDistill ? "distill" : "convert", batch, options_.processes,
+        options_.processes));
+  }
   absl::StatusOr<ResolvedBase> base = hooks_.resolve_base(spec.base);
   if (!base.ok()) return base.status();
   // Children run in the job folder: a folder given relative to the server's directory

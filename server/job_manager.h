@@ -38,7 +38,8 @@ struct JobManagerOptions {
   std::string root;             // job folders
   std::string checkpoint_root;  // outputs are published here
   std::string train_binary, eval_binary;
-  int threads = 1;  // --threads of every child
+  int threads = 1;    // --threads of every child (of every rank)
+  int processes = 1;  // convert/distill stages run as this many data-parallel ranks
   std::vector<int> cpus;
   int nice = 10;
   std::string device = "cpu";

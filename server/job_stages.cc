@@ -22,6 +22,8 @@ using json = nlohmann::json;
 // The quality gate's evals (when the spec has a gate) and the publish stage.
 static void AddGateAndPublish(const JobSnapshot& job, const JobManagerOptions& o,
                               const std::string& dir, std::vector<Stage>& stages);
+static std::vector<std::string> DataParallel(const JobManagerOptions& o,
+                                             std::vector<std::string> argv);
 
 std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
                              const std::string& dir) {
@@ -70,6 +72,7 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
     opt(a, "--checkpoint-every", d.checkpoint_every, d.checkpoint_every > 0);
     a.insert(a.end(), {"--log-every",
                        absl::StrCat(std::max<int64_t>(1, (d.steps > 0 ? d.steps : 400) / 100))});
+    dist.argv = DataParallel(o, dist.argv);
     stages.push_back(dist);
     AddGateAndPublish(job, o, dir, stages);
     return stages;
@@ -91,9 +94,19 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
   // progress.json is written at every log step: ~100 updates per run.
   a.insert(a.end(), {"--log-every",
                      absl::StrCat(std::max<int64_t>(1, (c.steps > 0 ? c.steps : 400) / 100))});
+  conv.argv = DataParallel(o, conv.argv);
   stages.push_back(conv);
   AddGateAndPublish(job, o, dir, stages);
   return stages;
+}
+
+// A training stage's argv as `processes` data-parallel ranks (linvideo-train launch).
+static std::vector<std::string> DataParallel(const JobManagerOptions& o,
+                                             std::vector<std::string> argv) {
+  if (o.processes <= 1) return argv;
+  std::vector<std::string> out = {argv[0], "launch", "--nproc", absl::StrCat(o.processes), "--"};
+  out.insert(out.end(), argv.begin() + 1, argv.end());
+  return out;
 }
 
 static void AddGateAndPublish(const JobSnapshot& job, const JobManagerOptions& o,

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> StartJobs(const ServerConfig& config
   if (!config.jobs.cpus.empty()) o.cpus = *ParseCpuList(config.jobs.cpus);
   o.threads = config.jobs.threads > 0 ? config.jobs.threads
                                       : std::max<int>(1, static_cast<int>(o.cpus.size()));
+  o.processes = config.jobs.processes;
   o.nice = config.jobs.nice;
   o.device = config.jobs.device;
   o.max_concurrent = config.jobs.max_concurrent;
@@ -179,6 +180,8 @@ int Run(const ServerConfig& config) {
     auto* health = server->GetHealthCheckService();
     health->SetServingStatus(serving);
     health->SetServingStatus("linvideo.v1.Generation", serving);
+    // Liveness stays SERVING (the bool overload above sets every name).
+    health->SetServingStatus("linvideo.v1.Liveness", true);
   };
   std::unique_ptr<JobManager> jobs;
   if (!config.jobs.root.empty()) {
@@ -193,8 +196,13 @@ int Run(const ServerConfig& config) {
   JobsService jobs_service(jobs.get(), &metrics, token.get());
   RateLimiter rate(config.limits.requests_per_minute_per_peer, config.limits.burst_per_peer);
   StreamLimiter streams(config.limits.max_streams_per_connection);
+  std::unique_ptr<ReplicaRouter> router;
+  if (!config.replica_advertise.empty()) {
+    router = std::make_unique<ReplicaRouter>(config.limits.max_message_bytes);
+  }
   GenerationService generation(&engine, &registry, &metrics,
-                               config.auth.generation ? token.get() : nullptr, &rate, &streams);
+                               config.auth.generation ? token.get() : nullptr, &rate, &streams,
+                               router.get());
   AdminService admin(
       &engine, &registry, &metrics, token.get(), set_serving,
       [&shutdown] {
@@ -238,11 +246,27 @@ int Run(const ServerConfig& config) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.grpc.max_streams);
+  if (config.grpc.max_connection_age_s > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               config.grpc.max_connection_age_s * 1000);
+    // A generation may run for minutes: calls in flight get an hour to finish after the GOAWAY.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 3600 * 1000);
+  }
   server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "cannot listen on " << config.listen << "\n";
     return 1;
   }
+  if (router != nullptr) {
+    ReplicaAddress self = *ParseAdvertise(config.replica_advertise);  // validated by the config
+    if (self.port == 0) self.port = port;
+    router->SetSelf(self);
+    engine.SetIdSuffix(ReplicaSuffix(self));
+    LV_LOG(INFO) << "replica " << router->self() << ": request ids end in ." << ReplicaSuffix(self);
+  }
+  // Health: "" and linvideo.v1.Generation follow Pause/Resume and drain (readiness);
+  // linvideo.v1.Liveness is SERVING as long as the server answers at all, so a liveness probe on
+  // it never restarts a paused or draining pod.
   set_serving(true);
   LV_LOG(INFO) << "linvideo-server listening on " << config.listen << " port=" << port
                << (config.tls.cert_file.empty() ? " (plaintext)" : " (TLS)");

@@ -18,7 +18,8 @@ absl::Status RequestTable::ValidateId(const std::string& id) {
 }
 
 std::string RequestTable::NewId() {
-  return absl::StrCat("r", absl::ToUnixMicros(absl::Now()), "-", next_id_++);
+  return absl::StrCat("r", absl::ToUnixMicros(absl::Now()), "-", next_id_++,
+                      id_suffix_.empty() ? "" : ".", id_suffix_);
 }
 
 std::shared_ptr<ServeRequest> RequestTable::Find(const std::string& id) const {

@@ -19,6 +19,9 @@ class RequestTable {
   static absl::Status ValidateId(const std::string& id);
   // A fresh server-chosen id.
   std::string NewId();
+  // Appended to every new id after a '.' (the replica that holds it, replica_router.h); empty:
+  // none.
+  void set_id_suffix(std::string suffix) { id_suffix_ = std::move(suffix); }
 
   std::shared_ptr<ServeRequest> Find(const std::string& id) const;
   // Adds `r` under r->id and points its scheduler entry back at it. False when the id is taken.
@@ -34,6 +37,7 @@ class RequestTable {
  private:
   std::map<std::string, std::shared_ptr<ServeRequest>> requests_;
   uint64_t next_id_ = 1;
+  std::string id_suffix_;
 };
 
 }  // namespace linvideo::server

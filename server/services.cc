@@ -210,9 +210,50 @@ grpc::Status SetResult(const std::vector<std::string>& blobs, v1::GetResponse* r
 }
 }  // namespace
 
+template <typename Req, typename Resp, typename Call>
+std::optional<grpc::Status> GenerationService::Forward(grpc::ServerContext* ctx, const char* method,
+                                                       const Req& req, Resp* resp, Call call) {
+  if (router_ == nullptr) return std::nullopt;
+  std::string owner;
+  v1::Generation::Stub* stub = router_->OwnerOf(req.request_id(), &owner);
+  if (stub == nullptr) return std::nullopt;
+  const auto& meta = ctx->client_metadata();
+  if (auto f = meta.find(kForwardedHeader); f != meta.end()) {
+    // Forwarded once already: the replica named in the id did not take it as its own.
+    return grpc::Status(
+        grpc::StatusCode::NOT_FOUND,
+        absl::StrCat("request '", req.request_id(), "' names replica ", owner,
+                     ", and this replica (", router_->self(), ") got it forwarded from ",
+                     std::string(f->second.data(), f->second.size()),
+                     ": the replicas disagree on their addresses "
+                     "(--replica.advertise)"));
+  }
+  grpc::ClientContext out;
+  out.set_deadline(ctx->deadline());
+  out.AddMetadata(kForwardedHeader, router_->self());
+  if (auto a = meta.find("authorization"); a != meta.end()) {
+    out.AddMetadata("authorization", std::string(a->second.data(), a->second.size()));
+  }
+  grpc::Status s = call(stub, &out, req, resp);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     absl::StrCat("request '", req.request_id(), "' is held by replica ", owner,
+                                  ", which does not answer: ", s.error_message()));
+  }
+  LV_LOG(INFO) << "request=" << req.request_id() << " " << method << " forwarded to " << owner
+               << ": " << (s.ok() ? "OK" : s.error_message());
+  return s;
+}
+
 grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                                     v1::GetResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Get", a);
+  if (auto f =
+          Forward(ctx, "Get", *req, resp,
+                  [](v1::Generation::Stub* stub, grpc::ClientContext* c, const v1::GetRequest& r,
+                     v1::GetResponse* out) { return stub->Get(c, r, out); })) {
+    return Done("Get", *f);
+  }
   std::shared_ptr<ServeRequest> r = engine_->Find(req->request_id());
   if (r == nullptr) {
     return Done("Get", grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -249,6 +290,12 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
 grpc::Status GenerationService::Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,
                                        v1::CancelResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Cancel", a);
+  if (auto f =
+          Forward(ctx, "Cancel", *req, resp,
+                  [](v1::Generation::Stub* stub, grpc::ClientContext* c, const v1::CancelRequest& r,
+                     v1::CancelResponse* out) { return stub->Cancel(c, r, out); })) {
+    return Done("Cancel", *f);
+  }
   absl::Status s = engine_->Cancel(req->request_id());
   if (!s.ok()) return Done("Cancel", ToGrpc(s));
   std::shared_ptr<ServeRequest> r = engine_->Find(req->request_id());

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "linvideo/v1/admin.grpc.pb.h"
@@ -16,6 +17,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/rate_limiter.h"
+#include "server/replica_router.h"
 #include "server/stream_limiter.h"
 
 namespace linvideo::server {
@@ -27,16 +29,18 @@ grpc::Status CheckBearer(const grpc::ServerContext* ctx, const BearerToken* toke
 class GenerationService final : public linvideo::v1::Generation::Service {
  public:
   // `token` null: no auth on Generation; `limiter` null: no per-peer rate; `streams` null: no
-  // per-connection stream limit. All must outlive the service.
+  // per-connection stream limit; `router` null: a single replica (Get and Cancel never forward).
+  // All must outlive the service.
   GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics,
                     const BearerToken* token, RateLimiter* limiter = nullptr,
-                    StreamLimiter* streams = nullptr)
+                    StreamLimiter* streams = nullptr, ReplicaRouter* router = nullptr)
       : engine_(engine),
         registry_(registry),
         metrics_(metrics),
         token_(token),
         limiter_(limiter),
-        streams_(streams) {}
+        streams_(streams),
+        router_(router) {}
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -61,6 +65,11 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   const BearerToken* token_;
   RateLimiter* limiter_;
   StreamLimiter* streams_;
+  ReplicaRouter* router_;
+  // Get/Cancel of another replica's request: forwarded there; nullopt when it is this replica's.
+  template <typename Req, typename Resp, typename Call>
+  std::optional<grpc::Status> Forward(grpc::ServerContext* ctx, const char* method, const Req& req,
+                                      Resp* resp, Call call);
 };
 
 class AdminService final : public linvideo::v1::Admin::Service {

@@ -33,7 +33,10 @@ def load_stubs(name="generation"):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server", default="127.0.0.1:50051")
+    ap.add_argument("--server", default="127.0.0.1:50051",
+                    help="HOST:PORT, or several replicas: dns:///NAME:PORT, ipv4:A:P,B:P")
+    ap.add_argument("--lb_policy", choices=["pick_first", "round_robin"], default="pick_first",
+                    help="round_robin spreads calls over every address the target resolves to")
     ap.add_argument("--prompt", default="a red ball bouncing")
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -42,7 +45,9 @@ def main():
     args = ap.parse_args()
 
     pb, pb_grpc = load_stubs()
-    stub = pb_grpc.GenerationStub(grpc.insecure_channel(args.server))
+    channel = grpc.insecure_channel(args.server,
+                                    options=[("grpc.lb_policy_name", args.lb_policy)])
+    stub = pb_grpc.GenerationStub(channel)
     for m in stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout).models:
         print(f"model {m.name} v{m.checkpoint_version} max {m.max_width}x{m.max_height}")
 

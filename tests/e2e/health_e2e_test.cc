@@ -39,6 +39,10 @@ TEST(HealthE2eTest, ExitsZeroOnlyWhenServing) {
   EXPECT_EQ(r.out, "NOT_SERVING\n");
   r = server.Cli("health --service=linvideo.v1.Generation");
   EXPECT_EQ(r.rc, 14) << r.out;
+  // Liveness (what a Kubernetes livenessProbe asks) stays SERVING: a paused pod is not restarted.
+  r = server.Cli("health --service=linvideo.v1.Liveness");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out, "SERVING\n");
   ASSERT_EQ(server.Cli("--token_file=" + root + "/token admin resume").rc, 0);
   r = server.Cli("health");
   EXPECT_EQ(r.rc, 0) << r.out;

@@ -338,5 +338,29 @@ TEST(JobsGarbageTest, OnlyTheNewestFinishedJobFoldersAreKept) {
   EXPECT_EQ(r.rc, 5) << r.out;
 }
 
+// jobs.processes=2: the convert stage runs as `linvideo-train launch --nproc 2` (2 Gloo ranks);
+// the job succeeds and is served; a batch the ranks cannot split is refused at Start.
+TEST(JobsDataParallelTest, ConvertRunsAsTwoProcesses) {
+  const std::string root = MakeRoot("_dp");
+  ServerProcess server;
+  std::vector<std::string> args = ServerArgs(root, 1);
+  args.push_back("--jobs.processes=2");
+  ASSERT_TRUE(server.Start(root, args, kStartTimeoutS)) << ReadFile(root + "/server.log");
+  const std::string token = "--token_file=" + root + "/token ";
+  CmdResult r = server.Cli(token + ConvertJob("dp1", "--activate --watch"));
+  ASSERT_EQ(r.rc, 0) << r.out << ReadFile(root + "/jobs/dp1/logs/convert.log");
+  EXPECT_NE(r.out.find("active as version 2"), std::string::npos) << r.out;
+  const std::string log = ReadFile(root + "/jobs/dp1/logs/convert.log");
+  EXPECT_NE(log.find("launch --nproc 2 -- convert"), std::string::npos) << log;
+  EXPECT_NE(log.find("convert: 2 processes (Gloo)"), std::string::npos) << log;
+  r = server.Cli("generate --prompt='a red ball' --seed=1 --out=" + root + "/dp.mp4" + kShape);
+  EXPECT_NE(r.out.find("started on tiny v2"), std::string::npos) << r.out;
+  r = server.Cli(token + "jobs start convert --base=tiny --linear_layers=1 --batch=3 --id=dp2");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  EXPECT_NE(r.out.find("convert.batch=3: this server trains with jobs.processes=2"),
+            std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace linvideo::e2e
