@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -30,6 +32,7 @@
 #include "server/services.h"
 #include "server/stream_limiter.h"
 #ifdef LINVIDEO_WITH_PIPELINE
+#include "kernels/device_memory.h"
 #include "server/pipeline_executor.h"
 #endif
 
@@ -287,7 +290,27 @@ int Run(const ServerConfig& config) {
     if (!shutdown.HasBeenNotified()) shutdown.Notify();
   }).detach();
 
+  // Device memory every 5 s, on a thread of its own (a CUDA query sets that thread's device only).
+  int cuda_index = -1;
+  if (config.device == "cuda") cuda_index = 0;
+  if (absl::StartsWith(config.device, "cuda:")) {
+    (void)absl::SimpleAtoi(config.device.substr(5), &cuda_index);
+  }
+  std::thread memory([&metrics, &shutdown, cuda_index] {
+    do {
+#ifdef LINVIDEO_WITH_PIPELINE  // kernels/ comes with the pipeline
+      for (const kernels::DeviceMemory& m : kernels::QueryDeviceMemory(cuda_index)) {
+        metrics.SetDeviceMemory(m.device, m.used_bytes, m.total_bytes);
+      }
+#else
+      (void)cuda_index;
+      (void)metrics;
+#endif
+    } while (!shutdown.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  });
+
   shutdown.WaitForNotification();
+  memory.join();
   engine.Drain();
   set_serving(false);
   const int left = engine.WaitIdle(absl::Seconds(config.drain_grace_s));

@@ -77,6 +77,12 @@ Metrics::Metrics()
                   .Help("Finished Submit results kept in state_dir (what=count|bytes) and the "
                         "journal's records (what=journal_records)")
                   .Register(*registry_)),
+      device_memory_(prometheus::BuildGauge()
+                         .Name("linvideo_device_memory_bytes")
+                         .Help("Memory of the compute device (kind=used|total): the CUDA device's "
+                               "total minus free, and the host (device=cpu) as this process's "
+                               "resident set and the physical memory; every 5 s")
+                         .Register(*registry_)),
       jobs_(prometheus::BuildGauge()
                 .Name("linvideo_jobs")
                 .Help("Post-training jobs known to the server, by kind and state")
@@ -124,6 +130,11 @@ void Metrics::SetStoredResults(int64_t count, int64_t bytes, int64_t journal_rec
   stored_.Add({{"what", "count"}}).Set(static_cast<double>(count));
   stored_.Add({{"what", "bytes"}}).Set(static_cast<double>(bytes));
   stored_.Add({{"what", "journal_records"}}).Set(static_cast<double>(journal_records));
+}
+
+void Metrics::SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes) {
+  device_memory_.Add({{"device", device}, {"kind", "used"}}).Set(static_cast<double>(used_bytes));
+  device_memory_.Add({{"device", device}, {"kind", "total"}}).Set(static_cast<double>(total_bytes));
 }
 
 void Metrics::ObserveStep(int batch_size, double seconds, int64_t tokens) {

@@ -35,6 +35,8 @@ class Metrics {
   void SetServing(bool serving);
   // The request journal (state_dir): stored results, their bytes, the journal's records.
   void SetStoredResults(int64_t count, int64_t bytes, int64_t journal_records);
+  // linvideo_device_memory_bytes{device, kind=used|total} (kernels/device_memory.h).
+  void SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes);
 
   // Post-training jobs. `counts`: jobs per (kind, state), every state present (0s included).
   void SetJobCounts(const std::map<std::pair<std::string, std::string>, int>& counts);
@@ -63,6 +65,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Gauge& serving_;
   prometheus::Family<prometheus::Gauge>& stored_;
+  prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_progress_;
   prometheus::Family<prometheus::Gauge>& job_loss_;
