@@ -703,6 +703,8 @@ int main(int argc, char** argv) {
     return runs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   if (!*runs) return 0;
+  // Rank 0 reports; the others' summaries would repeat it (errors still go to stderr).
+  if (!tr::DataParallel::Get().root()) std::cout.rdbuf(nullptr);
   absl::Status status;
   if (command == "vae") {
     status = TrainVae(args);
