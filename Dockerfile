@@ -12,9 +12,10 @@
 # anyone); rewriting the mounted file rotates the token without a restart. The token file must be
 # readable by uid 10001.
 #
-# BASE_IMAGE: any Debian 12 (bookworm) image; scripts/build-image.sh can make one with debootstrap
-# where no registry is reachable.
-ARG BASE_IMAGE=debian:12-slim
+# BASE_IMAGE: any Debian 12 (bookworm) image (default: debian:12-slim, fully qualified so podman
+# needs no short-name alias); scripts/build-image.sh can make one with debootstrap where no
+# registry is reachable.
+ARG BASE_IMAGE=docker.io/library/debian:12-slim
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
@@ -39,7 +40,13 @@ FROM ${BASE_IMAGE}
 # Runtime libraries only: the packages of the sonames `ldd` lists for the binaries below (the
 # check after COPY fails the build if one is missing). BLIS must be the BLAS LibTorch sees: the
 # reference BLAS that libtorch1.13 pulls in is ~40x slower (scripts/install-deps.sh).
-RUN apt-get update -qq \
+# libtorch1.13's OpenCV/Qt dependencies pull in Mesa's GL drivers and the LLVM and Z3 they need:
+# 160 MB that no binary loads (not in any `ldd` closure; nothing here renders GL). dpkg skips
+# those files, the packages stay installed, so apt stays consistent.
+RUN printf '%s\n' 'path-exclude /usr/lib/x86_64-linux-gnu/dri/*' \
+      'path-exclude /usr/lib/x86_64-linux-gnu/libLLVM-15.so*' \
+      'path-exclude /usr/lib/x86_64-linux-gnu/libz3.so*' > /etc/dpkg/dpkg.cfg.d/linvideo-no-gl \
+ && apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libtorch1.13 libblis4-openmp libgrpc++1.51 libprotobuf32 libavcodec59 libavformat59 \
       libavutil57 libswscale6 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \

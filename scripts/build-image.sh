@@ -8,7 +8,8 @@
 #   LOCAL_BASE=1           make the Debian 12 base with debootstrap from deb.debian.org and import
 #                          it as localhost/debian:12-slim (once; for machines that reach the Debian
 #                          mirror but no image registry); needs root and debootstrap
-#   BASE_IMAGE=IMAGE       the Dockerfile's base (default debian:12-slim, or the local one above)
+#   BASE_IMAGE=IMAGE       the Dockerfile's base (default docker.io/library/debian:12-slim, or the
+#                          local one above)
 #   SOURCE=head|worktree   head (default): `git archive HEAD`, what is committed, nothing else;
 #                          worktree: the working tree as it is (uncommitted edits included)
 #   JOBS=N                 compile jobs inside the build (default 2; ~2.5 GiB of memory each)
@@ -77,7 +78,7 @@ if [ "${LOCAL_BASE:-0}" = 1 ]; then
   BASE_IMAGE=${BASE_IMAGE:-localhost/debian:12-slim}
   $ENGINE image inspect localhost/debian:12-slim >/dev/null 2>&1 || make_base
 fi
-BASE_IMAGE=${BASE_IMAGE:-debian:12-slim}
+BASE_IMAGE=${BASE_IMAGE:-docker.io/library/debian:12-slim}
 
 CONTEXT=$PWD
 if [ "$SOURCE" = head ]; then
