@@ -6,8 +6,9 @@
 //     fields, strictly through TypeScript: each object as a literal of its kubernetes-models
 //     interface, where a misspelled or misplaced field is an excess-property error.
 //  2. Semantics the schema cannot see (see `checkVariant`): resources, probes that a paused server
-//     survives, references between objects, the server config against the pod spec, the HPA and
-//     its prometheus-adapter rule, the GPU overlay and the Indexed training Job.
+//     survives, references between objects, the server config against the pod spec, the replicas'
+//     advertised names (--replica.advertise) and their Services, the HPA and its
+//     prometheus-adapter rule, the GPU overlay and the Indexed training Job.
 //
 // Usage: node check_manifests.js --case NAME=DIR [--case NAME=DIR --expect NAME=TEXT ...]
 //            [--metrics server/metrics.cc] [--dockerfile Dockerfile]
@@ -17,8 +18,9 @@
 // fail with a problem line containing TEXT (tests/deploy/k8s_manifests_test.sh breaks copies of
 // the manifests that way). All cases are checked in one process, with one TypeScript program.
 // The Dockerfiles tell which model folders the CPU and the CUDA image bake in; the server binary
-// parses each server.json; promtool parses the adapter rule's queries (its template filled in as
-// prometheus-adapter fills it) as PromQL. Prints what did not go as expected; exit 1 if any.
+// parses and validates each server.json with the pod's own flags (`serverAcceptsCommand`);
+// promtool parses the adapter rule's queries (its template filled in as prometheus-adapter fills
+// it) as PromQL. Prints what did not go as expected; exit 1 if any.
 "use strict";
 
 const fs = require("fs");
@@ -29,11 +31,18 @@ const YAML = require("yaml");
 const ts = require("typescript");
 
 const VARIANTS = ["base", "cpu", "gpu"];
-// The health names linvideo-server registers, all of which Admin.Pause and drain set to
-// NOT_SERVING (server/main.cc, set_serving): a liveness probe on any of them would kill a paused
-// or draining server.
+// The health names linvideo-server registers (server/main.cc, set_serving): Admin.Pause and drain
+// set "" and linvideo.v1.Generation to NOT_SERVING (readiness), and leave linvideo.v1.Liveness
+// SERVING while the server answers at all. A gRPC liveness probe must check the latter: on one of
+// the former it would kill a paused or draining server, on an unregistered name (NOT_FOUND) every
+// server.
 const HEALTH_NAMES_PAUSE_CLEARS = ["", "linvideo.v1.Generation"];
+const LIVENESS_HEALTH_NAME = "linvideo.v1.Liveness";
 const SERVER_COMPONENT = "server";
+// --replica.advertise: HOST is at most 30 characters of [A-Za-z0-9.-] (server/replica_router.cc
+// ParseAdvertise: "HOST_65535" must fit the 36-character id suffix, so ids stay within 64).
+const MAX_ADVERTISE_HOST = 30;
+const ADVERTISE_FLAG = "--replica.advertise=";
 
 function parseArgs(argv) {
   const out = { case: [], expect: [] };
@@ -211,14 +220,17 @@ function quantityNumber(q) {
   return m[2] === "m" ? Number(m[1]) / 1000 : Number(m[1]);
 }
 
-// A liveness probe a paused or draining server passes: not the gRPC health check of a name Pause
-// and drain clear, and an exec of `linvideo health` only if it takes NOT_SERVING as alive.
+// A liveness probe a paused or draining server passes: a gRPC probe only on linvideo.v1.Liveness;
+// an exec of `linvideo health` only if it asks for linvideo.v1.Liveness or takes NOT_SERVING as
+// alive; a TCP or HTTP probe (the port stays open while paused).
 function probeIsPausedSafe(probe) {
   if (!probe) return false;
-  if (probe.grpc) return !HEALTH_NAMES_PAUSE_CLEARS.includes(probe.grpc.service || "");
+  if (probe.grpc) return (probe.grpc.service || "") === LIVENESS_HEALTH_NAME;
   if (probe.exec) {
     const cmd = (probe.exec.command || []).join(" ");
-    return !/\bhealth\b/.test(cmd) || /NOT_SERVING/.test(cmd);
+    if (!/\bhealth\b/.test(cmd)) return true;
+    const service = /--service[= ](\S*)/.exec(cmd);
+    return (service !== null && service[1] === LIVENESS_HEALTH_NAME) || /NOT_SERVING/.test(cmd);
   }
   return Boolean(probe.tcpSocket || probe.httpGet);
 }
@@ -242,24 +254,36 @@ function serverConfigOf(objects, spec, where) {
   }
 }
 
-// The server's own parser accepts the file (unknown options, malformed values): `--help` parses
-// --config and returns before starting anything.
-const parsedConfigs = new Map();  // server.json text -> the server's complaint ("" if none)
-function serverParsesConfig(binary, text, where) {
-  if (!parsedConfigs.has(text)) parsedConfigs.set(text, runServerParse(binary, text));
-  const complaint = parsedConfigs.get(text);
-  if (complaint) problem(where, `linvideo-server rejects server.json: ${complaint}`);
+// The server accepts the pod's command line, file and flags: `linvideo-server` parses them and
+// runs ServerConfig::Validate() (unknown options, malformed values, ranges, the replica.advertise
+// rules) as the pod would, with --config pointing at a copy of server.json and every $(VAR)
+// expanded (the pod name as the highest ordinal's). An extra --auth.admin_token_file names a file
+// that does not exist, so a valid configuration stops right after Validate(), at reading the token
+// (exit 2, "auth.admin_token_file: ..."), before any model is loaded, file written or port opened;
+// anything else is the server's complaint.
+const serverVerdicts = new Map();  // key -> the server's complaint ("" if none)
+function serverAcceptsCommand(binary, text, flags, where) {
+  const key = JSON.stringify([text, flags]);
+  if (!serverVerdicts.has(key)) serverVerdicts.set(key, runServer(binary, text, flags));
+  const complaint = serverVerdicts.get(key);
+  if (complaint) problem(where, `linvideo-server rejects the pod's config and flags: ${complaint}`);
 }
 
-function runServerParse(binary, text) {
+function runServer(binary, text, flags) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "linvideo-config-"));
   const file = path.join(dir, "server.json");
+  const absent = path.join(dir, "absent-admin-token");
   fs.writeFileSync(file, text);
+  const argv = [`--config=${file}`, ...flags, `--auth.admin_token_file=${absent}`];
   try {
-    execFileSync(binary, [`--config=${file}`, "--help"], { stdio: ["ignore", "ignore", "pipe"] });
-    return "";
+    execFileSync(binary, argv, { cwd: dir, stdio: ["ignore", "ignore", "pipe"], timeout: 60000,
+                                 killSignal: "SIGKILL" });
+    return "exited 0 instead of stopping at the absent token file";
   } catch (e) {
-    return String(e.stderr || e.message).trim().replace(file, "server.json");
+    const err = String(e.stderr || "").trim();
+    if (e.status === 2 && err.includes(`auth.admin_token_file: opening ${absent}`)) return "";
+    return (err || String(e.message)).split(file).join("server.json")
+        .replace(/^linvideo-server: /, "");
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -472,10 +496,14 @@ function checkServer(variant, s, objects, ctx) {
   }
   if (!c.livenessProbe) problem(cw, "no livenessProbe");
   else if (!probeIsPausedSafe(c.livenessProbe)) {
-    problem(cw, "livenessProbe must pass while the server is paused or draining: not the gRPC " +
-                `health check of ${HEALTH_NAMES_PAUSE_CLEARS.map((n) => JSON.stringify(n)).join(" or ")} ` +
-                "(Pause and drain set them NOT_SERVING), nor a `linvideo health` that fails on " +
-                "NOT_SERVING");
+    problem(cw, "livenessProbe must pass while the server is paused or draining: a gRPC probe " +
+                `must check ${JSON.stringify(LIVENESS_HEALTH_NAME)}, not ` +
+                `${HEALTH_NAMES_PAUSE_CLEARS.map((n) => JSON.stringify(n)).join(" or ")} ` +
+                "(Pause and drain set them NOT_SERVING) nor a name the server does not register " +
+                "(NOT_FOUND), and an exec of `linvideo health` must ask for " +
+                `--service=${LIVENESS_HEALTH_NAME} or accept NOT_SERVING`);
+  } else if (c.livenessProbe.grpc && c.livenessProbe.grpc.port !== grpcPort) {
+    problem(cw, `livenessProbe checks port ${c.livenessProbe.grpc.port}, not ${grpcPort}`);
   }
   const ann = (s.spec.template.metadata || {}).annotations || {};
   if (ann["prometheus.io/scrape"] !== "true" || Number(ann["prometheus.io/port"]) !== metricsPort) {
@@ -486,7 +514,6 @@ function checkServer(variant, s, objects, ctx) {
   const cfg = serverConfigOf(objects, spec, where);
   if (!cfg) return;
   const j = cfg.json;
-  if (ctx.server) serverParsesConfig(ctx.server, cfg.text, where);
   const argv = [...(c.command || []), ...(c.args || [])];
   const configArg = argv.find((a) => a.startsWith("--config="));
   if (!configArg) problem(cw, "does not pass --config=");
@@ -496,7 +523,15 @@ function checkServer(variant, s, objects, ctx) {
       problem(cw, `${configArg}: not in the mount of the ConfigMap volume ${cfg.volume.name}`);
     }
   }
-  if (argv.length > 2) problem(cw, "every option belongs in server.json, not in flags (flags win)");
+  const flags = argv.slice(1).filter((a) => a !== configArg);
+  for (const f of flags.filter((a) => !a.startsWith(ADVERTISE_FLAG))) {
+    problem(cw, `${f}: every option belongs in server.json, not in flags (flags win); the only ` +
+                "flag is the per-pod --replica.advertise");
+  }
+  const replicas = checkReplicas(variant, s, c, j, flags, objects, cw);
+  if (ctx.server && replicas) {
+    serverAcceptsCommand(ctx.server, cfg.text, flags.map((f) => replicas.expand(f)), where);
+  }
   if (port(j.listen) !== grpcPort) problem(cw, `config listen ${j.listen} is not port ${grpcPort}`);
   if (!/^0\.0\.0\.0:|^\[::\]:/.test(j.listen || "")) problem(cw, `config listen ${j.listen} is not reachable from the Services`);
   if (port((j.metrics || {}).listen) !== metricsPort) {
@@ -558,6 +593,124 @@ function checkServer(variant, s, objects, ctx) {
     problem(where, `terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} must exceed ` +
                    `preStop + drain_grace_s + jobs.cancel_grace_s = ${needed}`);
   }
+}
+
+// The highest pod ordinal the server workload may reach: its replicas or an HPA's maxReplicas.
+function maxOrdinal(s, objects) {
+  let n = s.spec.replicas === undefined ? 1 : s.spec.replicas;
+  for (const h of objects.filter((o) => o.kind === "HorizontalPodAutoscaler")) {
+    const ref = h.spec.scaleTargetRef || {};
+    if (ref.kind === s.kind && ref.name === s.metadata.name) {
+      n = Math.max(n, h.spec.maxReplicas || 0);
+    }
+  }
+  return { ordinal: Math.max(0, n - 1), replicas: n };
+}
+
+// Several replicas (docs/serving.md, "Several replicas"): every pod passes
+// --replica.advertise=HOST, HOST = its own DNS name under the StatefulSet's governing Service
+// ($(VAR) of the downward API's metadata.name, then ".serviceName"), so the ids it generates name
+// it and the other replicas forward Get/Cancel there. The governing Service publishes not-ready
+// addresses (a paused or draining pod still answers forwarded calls), a headless Service of Ready
+// pods only is there for clients' round robin, HOST stays within 30 characters up to the highest
+// ordinal the HPA may create, and connections age out so clients reach new pods. Returns
+// { expand } (the flags as the kubelet expands them for the highest ordinal), or null when the
+// flags cannot be expanded.
+function checkReplicas(variant, s, c, j, flags, objects, cw) {
+  const where = `${variant}: ${id(s)}`;
+  const { ordinal, replicas } = maxOrdinal(s, objects);
+  const podName = `${s.metadata.name}-${ordinal}`;
+  const env = new Map((c.env || []).map((e) => [e.name, e]));
+  let ok = true;
+  const reference = /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g;  // $(VAR), as the kubelet expands it
+  const expand = (text, onPodName) => text.replace(reference, (all, name) => {
+    const e = env.get(name);
+    if (!e) {
+      problem(cw, `${text}: $(${name}) is no env variable of the container (the kubelet leaves ` +
+                  "it unexpanded)");
+      ok = false;
+      return all;
+    }
+    if (e.value !== undefined) return String(e.value);
+    const field = e.valueFrom && e.valueFrom.fieldRef && e.valueFrom.fieldRef.fieldPath;
+    if (field === "metadata.name") {
+      if (onPodName) onPodName(name);
+      return podName;
+    }
+    problem(cw, `${text}: $(${name}) is not the pod's name (valueFrom.fieldRef metadata.name): ` +
+                "every pod must advertise its own host");
+    ok = false;
+    return all;
+  });
+  const replicaCfg = j.replica || {};
+  if (replicaCfg.advertise !== undefined) {
+    problem(cw, "config replica.advertise: a server.json shared by every pod gives them all the " +
+                "same name; pass --replica.advertise=$(POD_NAME).SERVICE per pod");
+  }
+  if (!(((j.grpc || {}).max_connection_age_s) > 0) && replicas > 1) {
+    problem(cw, "config grpc.max_connection_age_s must be > 0: without it clients never " +
+                `re-resolve the Service and pods the HPA adds (up to ${replicas}) get no traffic ` +
+                "from them");
+  }
+  const services = objects.filter((o) => o.kind === "Service" && o.spec.clusterIP === "None" &&
+                                         selects(o.spec.selector, podLabelsOf(s)));
+  if (services.length && !services.some((o) => o.spec.publishNotReadyAddresses !== true)) {
+    problem(where, "no headless Service lists only Ready pods for clients' round robin " +
+                   "(publishNotReadyAddresses: true would send new work to paused, draining " +
+                   "and starting pods)");
+  }
+  const adv = flags.filter((f) => f.startsWith(ADVERTISE_FLAG));
+  if (adv.length !== 1) {
+    problem(cw, `${adv.length ? "more than one" : "no"} --replica.advertise: each pod must ` +
+                "advertise its own name, or request ids name no replica and Get/Cancel find a " +
+                "request only on the pod that took it");
+    return ok ? { expand: (f) => expand(f) } : null;
+  }
+  if (((j.tls || {}).cert_file || "") !== "") {
+    problem(cw, "tls.cert_file with --replica.advertise: the server refuses it (replicas forward " +
+                "over plaintext; terminate TLS in front of them)");
+  }
+  const raw = adv[0].slice(ADVERTISE_FLAG.length);
+  let usesPodName = false;
+  const value = expand(raw, () => { usesPodName = true; });
+  if (!ok) return null;
+  if (!usesPodName) {
+    problem(cw, `--replica.advertise=${raw} names no pod ($(VAR) of the downward API's ` +
+                "metadata.name): every pod would advertise the same host");
+  }
+  const colon = value.lastIndexOf(":");
+  const host = colon < 0 ? value : value.slice(0, colon);
+  const grpcPort = ((c.ports || []).find((p) => p.name === "grpc") || {}).containerPort;
+  if (colon >= 0 && Number(value.slice(colon + 1)) !== grpcPort) {
+    problem(cw, `--replica.advertise=${raw}: port ${value.slice(colon + 1)} is not the gRPC ` +
+                `port ${grpcPort}`);
+  }
+  if (!/^[A-Za-z0-9.-]+$/.test(host)) {
+    problem(cw, `--replica.advertise=${raw}: host ${host} has characters other than [A-Za-z0-9.-]`);
+  }
+  if (host.length > MAX_ADVERTISE_HOST) {
+    problem(cw, `--replica.advertise=${raw}: host ${host} (ordinal ${ordinal}: ${replicas} ` +
+                `replicas, the HPA's maxReplicas) is ${host.length} characters, longer than ` +
+                `${MAX_ADVERTISE_HOST} (server/replica_router.h: ids stay within 64)`);
+  }
+  if (s.kind === "StatefulSet") {
+    const gov = s.spec.serviceName;
+    const want = `${podName}.${gov}`;
+    if (usesPodName && !(host === want || host.startsWith(want + "."))) {
+      problem(cw, `--replica.advertise=${raw}: ${host} is not the pod's DNS name under its ` +
+                  `governing Service, ${want} (serviceName ${gov}): other replicas could not ` +
+                  "resolve it");
+    }
+    const svc = objects.find((o) => o.kind === "Service" && o.metadata.name === gov);
+    if (svc && svc.spec.clusterIP === "None" && svc.spec.publishNotReadyAddresses !== true) {
+      problem(`${variant}: ${id(svc)}`, "the governing Service, whose names the replicas " +
+              "advertise, needs publishNotReadyAddresses: true: a paused, draining or starting " +
+              "pod must stay resolvable for forwarded Get/Cancel");
+    }
+  } else {
+    problem(cw, "--replica.advertise needs stable per-pod DNS names: a StatefulSet");
+  }
+  return { expand: (f) => expand(f) };
 }
 
 function checkHpa(variant, hpa, objects, ctx) {
@@ -662,7 +815,10 @@ function main() {
     current = caseName;
     problems.set(caseName, []);
     const adapter = path.join(dir, "adapter.yaml");
-    const ctx = { server: args.server, adapter: "prometheus-adapter/values.yaml", exported,
+    // The server runs in a scratch folder: a relative path is resolved here.
+    const server = args.server && args.server.includes("/") ? path.resolve(args.server)
+                                                            : args.server;
+    const ctx = { server, adapter: "prometheus-adapter/values.yaml", exported,
                   images,
                   rules: fs.existsSync(adapter) ? adapterRules(adapter) : [] };
     if (args.promtool && ctx.rules.length) {

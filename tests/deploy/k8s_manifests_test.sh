@@ -8,8 +8,9 @@
 #
 #   tests/deploy/k8s_manifests_test.sh [LINVIDEO_SERVER_BINARY]
 #
-# With the server binary, each variant's server.json is also parsed by linvideo-server itself;
-# with promtool (Debian's prometheus package), the prometheus-adapter queries as PromQL.
+# With the server binary, each variant's server.json and the pod's flags are also parsed and
+# validated by linvideo-server itself (check_manifests.js, serverAcceptsCommand); with promtool
+# (Debian's prometheus package), the prometheus-adapter queries as PromQL.
 # Needs kubectl and tests/deploy/node_modules (scripts/install-deps.sh installs both). KUBECTL
 # overrides the kubectl used; KEEP=DIR keeps the rendered manifests there.
 set -uo pipefail
@@ -60,6 +61,8 @@ render() {
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 cases=()
+n=0        # broken copies
+passing=0  # edited copies that must still pass
 
 fresh_copy "$tmp/committed"
 if render "$tmp/committed"; then
@@ -69,23 +72,39 @@ else
   fail "the committed manifests do not render"
 fi
 
-# broken NAME FILE SED_EXPR EXPECTED: a copy whose FILE (under deploy/k8s) is edited by SED_EXPR
-# must fail the check with a problem line containing EXPECTED.
-n=0
-broken() {
-  local name=$1 file=$2 expr=$3 expected=$4 dir  # NAME without "="
-  n=$((n + 1))
-  dir=$tmp/case$n
+# edited NAME FILE SED_EXPR DIR: DIR holds a rendered copy whose FILE (under deploy/k8s) is edited
+# by SED_EXPR; returns non-zero (and counts a failure) when the edit changes nothing or the copy
+# does not render.
+edited() {
+  local name=$1 file=$2 expr=$3 dir=$4
   fresh_copy "$dir"
   cp "$dir/k8s/$file" "$dir/orig"
   sed -i -e "$expr" "$dir/k8s/$file"
   if cmp -s "$dir/orig" "$dir/k8s/$file"; then
     fail "broken test: '$expr' changes nothing in $file"
   elif ! render "$dir"; then
-    fail "$name: the broken copy does not render, so the check cannot see it"
+    fail "$name: the edited copy does not render, so the check cannot see it"
   else
-    cases+=(--case "$name=$dir" --expect "$name=$expected")
+    return 0
   fi
+  return 1
+}
+
+# broken NAME FILE SED_EXPR EXPECTED: a copy whose FILE (under deploy/k8s) is edited by SED_EXPR
+# must fail the check with a problem line containing EXPECTED.
+broken() {
+  local name=$1 file=$2 expr=$3 expected=$4  # NAME without "="
+  n=$((n + 1))
+  edited "$name" "$file" "$expr" "$tmp/case$n" &&
+    cases+=(--case "$name=$tmp/case$n" --expect "$name=$expected")
+}
+
+# still_passes NAME FILE SED_EXPR: an edited copy that is still right must pass (the checks are
+# not stricter than what they stand for).
+still_passes() {
+  local name=$1 file=$2 expr=$3
+  passing=$((passing + 1))
+  edited "$name" "$file" "$expr" "$tmp/pass$passing" && cases+=(--case "$name=$tmp/pass$passing")
 }
 
 broken "misspelled field" base/statefulset.yaml \
@@ -94,11 +113,25 @@ broken "field at the wrong level" overlays/gpu/statefulset.yaml \
   's/^      nodeSelector:/      nodeSelectors:/' "'\"nodeSelectors\"' does not exist in type 'IPodSpec'"
 broken "wrong type" base/statefulset.yaml \
   's/^  replicas: 1 /  replicas: "1" /' "spec/replicas must be integer"
+# Liveness: only linvideo.v1.Liveness stays SERVING while paused or draining.
+live='grpc: {port: 50051, service: linvideo.v1.Liveness}'
 broken "liveness on the plain gRPC health check" base/statefulset.yaml \
-  's/^          livenessProbe:/          livenessProbe: {grpc: {port: 50051}}\n          xlivenessProbe:/' \
+  "s/$live/grpc: {port: 50051}/" "livenessProbe must pass while the server is paused"
+broken "liveness on the readiness name" base/statefulset.yaml \
+  "s/$live/grpc: {port: 50051, service: linvideo.v1.Generation}/" \
   "livenessProbe must pass while the server is paused"
-broken "liveness that kills a paused server" base/statefulset.yaml \
-  's/ in SERVING|NOT_SERVING) exit 0/ in SERVING) exit 0/' "livenessProbe must pass while the server is paused"
+broken "liveness on a name the server does not register" base/statefulset.yaml \
+  "s/$live/grpc: {port: 50051, service: linvideo.v1.Livenes}/" \
+  "livenessProbe must pass while the server is paused"
+broken "liveness exec that kills a paused server" base/statefulset.yaml \
+  "s/$live/exec: {command: [linvideo, --timeout=8, health]}/" \
+  "livenessProbe must pass while the server is paused"
+broken "liveness on another port" base/statefulset.yaml \
+  "s/$live/grpc: {port: 9464, service: linvideo.v1.Liveness}/" "livenessProbe checks port 9464, not 50051"
+still_passes "liveness exec of linvideo health on the liveness name" base/statefulset.yaml \
+  "s/$live/exec: {command: [linvideo, --timeout=8, health, --service=linvideo.v1.Liveness]}/"
+still_passes "liveness exec of linvideo health that accepts NOT_SERVING" base/statefulset.yaml \
+  "s/$live/exec: {command: [sh, -c, 'case \"\$(linvideo health)\" in SERVING|NOT_SERVING) exit 0;; esac; exit 1']}/"
 broken "no limits" base/statefulset.yaml \
   '/^            limits: {cpu/d' "base: StatefulSet/linvideo-server container server: no resources.limits.cpu"
 broken "gpu overlay without a GPU" overlays/gpu/statefulset.yaml \
@@ -129,9 +162,43 @@ broken "state_dir outside every volume" overlays/cpu/server.json \
   's|/var/lib/linvideo/state|/var/lib/linvideo-state|' "state_dir /var/lib/linvideo-state lies in no volume"
 broken "WORLD_SIZE unlike completions" overlays/gpu/train-job.yaml \
   's/^  completions: 1 /  completions: 2 /' "WORLD_SIZE must equal completions (2)"
+# Replicas: --replica.advertise=$(POD_NAME).lv-peers, the governing Service, connection age.
+adv='--replica.advertise=$(POD_NAME).lv-peers'
+broken "advertised host too long" base/statefulset.yaml \
+  "s/$adv\$/$adv.default.svc/" "is 38 characters, longer than 30"
+broken "HPA beyond the advertised name's limit" overlays/gpu/hpa.yaml \
+  's/maxReplicas: 8 /maxReplicas: 100001 /' "ordinal 100000: 100001 replicas"
+broken "advertised name under another Service" base/statefulset.yaml \
+  's/^  serviceName: lv-peers/  serviceName: linvideo-server-headless/' \
+  "is not the pod's DNS name under its governing Service"
+broken "peers Service that hides paused pods" base/services.yaml \
+  's/publishNotReadyAddresses: true/publishNotReadyAddresses: false/' \
+  "needs publishNotReadyAddresses: true"
+broken "client Service that lists paused pods" base/services.yaml \
+  '/name: linvideo-server-headless/,/clusterIP/ s/clusterIP: None/clusterIP: None\n  publishNotReadyAddresses: true/' \
+  "no headless Service lists only Ready pods"
+broken "advertised name that is not the pod's" base/statefulset.yaml \
+  's/fieldPath: metadata.name}/fieldPath: metadata.namespace}/' "\$(POD_NAME) is not the pod's name"
+broken "advertised name without the env variable" base/statefulset.yaml \
+  's/- name: POD_NAME /- name: MY_POD_NAME /' "\$(POD_NAME) is no env variable of the container"
+broken "no advertised name" base/statefulset.yaml \
+  "/- $adv\$/d" "no --replica.advertise"
+broken "replica.advertise in server.json" overlays/cpu/server.json \
+  's|^  "listen": "0.0.0.0:50051",|&\n  "replica": {"advertise": "linvideo-server-0.lv-peers"},|' \
+  "gives them all the same name"
+broken "another flag beside the config" base/statefulset.yaml \
+  "s/- $adv\$/&\n            - --threads=2/" "--threads=2: every option belongs in server.json"
+broken "no connection age" overlays/cpu/server.json \
+  '/"max_connection_age_s"/d' "grpc.max_connection_age_s must be > 0"
 if [ -n "$server" ]; then
   broken "unknown server option" overlays/gpu/server.json \
     's/"drain_grace_s"/"drain_grace"/' "unknown option 'drain_grace'"
+  # Beyond parsing: the server's Validate() runs on the file and the pod's flags.
+  broken "value the server's validation refuses" overlays/cpu/server.json \
+    's/"max_batch": 4,/"max_batch": 65,/' "invalid configuration: scheduler.max_batch=65: allowed 1..64"
+  broken "replicas with TLS" overlays/gpu/server.json \
+    's|^  "listen": "0.0.0.0:50051",|&\n  "tls": {"cert_file": "/etc/linvideo/tls.crt", "key_file": "/etc/linvideo/tls.key"},|' \
+    "invalid configuration: replica.advertise with tls.cert_file"
 fi
 
 # Without the operator's token file nothing renders (no deployment with a known or empty token).
@@ -153,4 +220,4 @@ if [ "$failures" -ne 0 ]; then
   echo "deploy_k8s_manifests: FAILED"
   exit 1
 fi
-echo "deploy_k8s_manifests: the manifests pass; all $n broken copies were caught"
+echo "deploy_k8s_manifests: the manifests and $passing edited copies that are still right pass; all $n broken copies were caught"
