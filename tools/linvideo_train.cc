@@ -149,6 +149,17 @@ absl::Status Precision(const Flags& f, bool* bf16) {
   return absl::OkStatus();
 }
 
+// --device cpu|cuda|cuda:N. In a multi-process run, plain `cuda` is this rank's GPU,
+// cuda:LOCAL_RANK (what `launch --nproc N` on an N-GPU machine needs); cuda:N is taken as given.
+absl::StatusOr<c10::Device> ParseDeviceFlag(const Flags& f) {
+  std::string device = f.Get("device", "cpu");
+  const tr::DataParallel& group = tr::DataParallel::Get();
+  if (device == "cuda" && group.distributed()) {
+    device = absl::StrCat("cuda:", group.local_rank());
+  }
+  return linvideo::core::ParseDevice(device);
+}
+
 // --seed N (>= 0); `seed` keeps its value when the flag is absent.
 absl::Status Seed(const Flags& f, uint64_t* seed) {
   LV_ASSIGN_OR_RETURN(int64_t s, f.GetInt("seed", static_cast<int64_t>(*seed)));
@@ -455,7 +466,7 @@ absl::Status Trajectories(const std::vector<std::string>& args) {
         absl::StrCat("--storage '", storage, "' is not allowed; use bf16 or fp32"));
   }
   o.storage = storage == "bf16" ? c10::kBFloat16 : c10::kFloat;
-  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_ASSIGN_OR_RETURN(o.device.device, ParseDeviceFlag(f));
   LV_ASSIGN_OR_RETURN(
       pt::TrajectoryCacheSummary s,
       pt::BuildTrajectoryCache(o, [](const std::string& line) { std::cout << line << std::endl; }));
@@ -548,7 +559,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.divergence_factor, f.GetDouble("divergence-factor", o.divergence_factor));
   LV_ASSIGN_OR_RETURN(o.max_rollbacks, f.GetInt("max-rollbacks", o.max_rollbacks));
   LV_ASSIGN_OR_RETURN(o.divergence_window, f.GetInt("divergence-window", o.divergence_window));
-  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_ASSIGN_OR_RETURN(o.device.device, ParseDeviceFlag(f));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   const std::string trainable = f.Get("trainable", "all");
   if (trainable != "all" && trainable != "attention") {
@@ -630,7 +641,7 @@ absl::Status Distill(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.log_every, f.GetInt("log-every", o.log_every));
   LV_ASSIGN_OR_RETURN(o.checkpoint_every, f.GetInt("checkpoint-every", o.checkpoint_every));
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
-  LV_ASSIGN_OR_RETURN(o.device.device, linvideo::core::ParseDevice(f.Get("device", "cpu")));
+  LV_ASSIGN_OR_RETURN(o.device.device, ParseDeviceFlag(f));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
   LV_ASSIGN_OR_RETURN(pt::DistillSummary s, pt::RunDistillation(o));
   if (!s.finished) {

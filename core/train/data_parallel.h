@@ -66,6 +66,7 @@ class DataParallel {
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
+  int local_rank() const { return env_.local_rank; }
   bool root() const { return env_.rank == 0; }
   bool distributed() const { return env_.world_size > 1; }
 
