@@ -24,6 +24,10 @@ RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 # Compile jobs: the build needs ~2.5 GiB of memory per job (LibTorch headers).
 ARG JOBS=2
+# As scripts/build.sh: without these sloppiness settings every source that uses the precompiled
+# <torch/torch.h> is a ccache miss.
+ENV CCACHE_BASEDIR=/src \
+    CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 # Only the binaries the image ships, no tests; stripped (-g1 debug info would double their size).
 # The ccache cache mount only speeds up rebuilds; it is not part of any layer.
 RUN --mount=type=cache,target=/root/.cache/ccache \
