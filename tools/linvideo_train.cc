@@ -657,9 +657,6 @@ absl::Status Distill(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
-// The commands that train data-parallel over WORLD_SIZE processes (core/train/data_parallel.h).
-const std::set<std::string> kDataParallel = {"vae", "dit", "convert", "distill"};
-
 // Joins the process group the environment describes (torchrun / Kubeflow variables), or stays a
 // single process without WORLD_SIZE. LINVIDEO_DIST_TIMEOUT_S bounds the rendezvous and every
 // collective (default 1800 s: rank 0 alone encodes the DiT stage's clips while the others wait).
@@ -676,7 +673,7 @@ absl::StatusOr<bool> JoinGroup(const std::string& command) {
           absl::StrCat("LINVIDEO_DIST_TIMEOUT_S='", t, "' must be a number of seconds >= 1"));
     }
   }
-  if (env.world_size > 1 && kDataParallel.count(command) == 0) {
+  if (env.world_size > 1 && !linvideo::tools::TrainsDataParallel(command)) {
     if (env.rank != 0) {
       std::cout << "linvideo-train " << command << ": rank " << env.rank
                 << " has nothing to do (rank 0 runs this command alone)\n";

@@ -55,6 +55,10 @@ int ExitCode(int status) {
 
 }  // namespace
 
+bool TrainsDataParallel(const std::string& command) {
+  return command == "vae" || command == "dit" || command == "convert" || command == "distill";
+}
+
 int LaunchTrainGroup(const std::vector<std::string>& args) {
   int nproc = 0, port = 0;
   size_t i = 0;
@@ -75,8 +79,7 @@ int LaunchTrainGroup(const std::vector<std::string>& args) {
   if (nproc == 0) return Usage("--nproc is required");
   if (i + 1 >= args.size()) return Usage("no command after --");
   const std::vector<std::string> command(args.begin() + static_cast<long>(i) + 1, args.end());
-  if (command[0] != "vae" && command[0] != "dit" && command[0] != "convert" &&
-      command[0] != "distill") {
+  if (!TrainsDataParallel(command[0])) {
     return Usage(absl::StrCat("'", command[0], "' does not train data-parallel"));
   }
   if (port == 0) port = FreeLoopbackPort();

@@ -13,6 +13,9 @@
 
 namespace linvideo::tools {
 
+// Whether `command` (vae, dit, convert, distill) trains data-parallel over WORLD_SIZE processes.
+bool TrainsDataParallel(const std::string& command);
+
 // `args`: --nproc N [--master-port P] -- COMMAND [FLAGS...]. Returns the process exit status
 // (2 with a message on stderr for bad arguments).
 int LaunchTrainGroup(const std::vector<std::string>& args);

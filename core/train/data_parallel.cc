@@ -148,11 +148,11 @@ absl::StatusOr<Shard> DataParallel::ShardOf(int64_t batch, absl::string_view wha
   return Shard{count * env_.rank, count};
 }
 
-absl::StatusOr<torch::Tensor> DataParallel::Local(const torch::Tensor& t,
-                                                  absl::string_view what) const {
-  auto shard = ShardOf(t.size(0), what);
-  if (!shard.ok()) return shard.status();
-  return t.narrow(0, shard->begin, shard->count);
+torch::Tensor ShardRandn(const torch::Tensor& like, int64_t combined_rows, const Shard& shard,
+                         at::Generator& gen) {
+  std::vector<int64_t> sizes = like.sizes().vec();
+  sizes[0] = combined_rows;
+  return at::randn(sizes, gen, like.options()).narrow(0, shard.begin, shard.count);
 }
 
 absl::StatusOr<torch::Tensor> DataParallel::AllReduce(torch::Tensor t, bool max) const {

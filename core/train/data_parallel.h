@@ -21,6 +21,7 @@
 // process-wide like torch.distributed's default group: Init once in main, Get anywhere.
 // Thread-compatible: collectives are called from the training thread only.
 
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <chrono>
@@ -54,6 +55,12 @@ struct Shard {
   int64_t count = 0;
 };
 
+// Standard normal noise for all `combined_rows` rows of a combined batch, each row shaped like a
+// row of `like` (dim 0 is this rank's rows), drawn from `gen` as one process would; `shard`'s rows
+// are returned. So a row's noise does not depend on the world size.
+torch::Tensor ShardRandn(const torch::Tensor& like, int64_t combined_rows, const Shard& shard,
+                         at::Generator& gen);
+
 class DataParallel {
  public:
   // Joins the group described by `env` (rendezvous through a TCP store on MASTER_ADDR:MASTER_PORT
@@ -73,8 +80,6 @@ class DataParallel {
   // This rank's rows of a combined batch of `batch` rows. INVALID_ARGUMENT, naming `what` (e.g.
   // "--batch"), when the world size does not divide it.
   absl::StatusOr<Shard> ShardOf(int64_t batch, absl::string_view what) const;
-  // Rows of `t` (dim 0 = the combined batch) this rank computes.
-  absl::StatusOr<torch::Tensor> Local(const torch::Tensor& t, absl::string_view what) const;
 
   // Replaces every defined gradient of `params` with its mean over the ranks (one flat fp32
   // all-reduce; on CUDA the buffer goes through host memory, since the group is Gloo). The set of

@@ -317,13 +317,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
       const torch::Tensor x0 = latents.index_select(0, torch::tensor(index, torch::kLong));
       at::Generator gen = StepGenerator(o.seed, step, 4);
       // Noise of the combined batch, this process's rows kept (the same noise per row).
-      const auto combined_randn = [&](const torch::Tensor& like, int64_t rows, const Shard& part,
-                                      at::Generator& g) {
-        std::vector<int64_t> sizes = like.sizes().vec();
-        sizes[0] = rows;
-        return at::randn(sizes, g, like.options()).narrow(0, part.begin, part.count);
-      };
-      const torch::Tensor noise = combined_randn(x0, o.batch, shard, gen);
+      const torch::Tensor noise = ShardRandn(x0, o.batch, shard, gen);
       const torch::Tensor mask = tokens.mask;  // [B (+ frames), L]
       torch::Tensor context;
       {
@@ -377,7 +371,7 @@ absl::StatusOr<TrainSummary> TrainDit(const DitTrainOptions& o) {
         }
         const torch::Tensor f0 = torch::stack(frames);  // [Bf, z, 1, h, w]
         at::Generator frame_gen = StepGenerator(o.seed, step, 5);
-        const torch::Tensor frame_noise = combined_randn(f0, o.frame_batch, frame_shard, frame_gen);
+        const torch::Tensor frame_noise = ShardRandn(f0, o.frame_batch, frame_shard, frame_gen);
         const torch::Tensor ferr =
             velocity_error(f0, frame_noise, frame_sigmas, context.narrow(0, batch, frame_batch));
         const torch::Tensor fw =

@@ -167,10 +167,7 @@ absl::StatusOr<TrainSummary> TrainVae(const VaeTrainOptions& o) {
       at::Generator gen = StepGenerator(o.seed, step, 2);
       // Drawn for the combined batch, this process's rows kept: the same noise per row as in
       // one process.
-      std::vector<int64_t> all = q.mu.sizes().vec();
-      all[0] = o.batch;
-      const torch::Tensor eps =
-          at::randn(all, gen, q.mu.options()).narrow(0, shard.begin, shard.count);
+      const torch::Tensor eps = ShardRandn(q.mu, o.batch, shard, gen);
       const torch::Tensor logvar = q.logvar.to(torch::kFloat).clamp(-30.0, 20.0);
       const torch::Tensor z = q.mu + (0.5 * logvar).exp() * eps;
       torch::Tensor y;

@@ -16,7 +16,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -25,6 +24,7 @@
 #include <string>
 
 #include "core/io/safetensors.h"
+#include "tests/e2e/server_harness.h"
 
 namespace fs = std::filesystem;
 
@@ -36,20 +36,11 @@ const std::string kTokenizer =
     std::string(LINVIDEO_SOURCE_DIR) + "/models/default/tokenizer/spiece.model";
 constexpr double kBound = 0.05;
 
-struct Result {
-  int code;
-  std::string output;
-};
+using linvideo::e2e::CmdResult;
 
-Result Shell(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(("bash -c '" + command + "' 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+// `command` under bash (the group scripts use its arrays); stdout and stderr together.
+CmdResult Shell(const std::string& command) {
+  return linvideo::e2e::Shell("bash -c '" + command + "'");
 }
 
 // A port nothing listens on now (the kernel's pick for port 0).
@@ -75,7 +66,7 @@ std::string Env(int world, int rank, int port) {
 
 // `args` as `world` processes (1 thread each), rank r's output in `logs`/rank<r>.log; the exit
 // code is nonzero when any rank failed.
-Result RunGroup(int world, const std::string& args, const std::string& logs) {
+CmdResult RunGroup(int world, const std::string& args, const std::string& logs) {
   fs::create_directories(logs);
   const int port = FreePort();
   std::string script = "pids=(); ";
@@ -118,11 +109,11 @@ class DistributedTrainTest : public ::testing::Test {
     fs::remove_all(*root_);
     fs::create_directories(*root_);
     // A tiny model and its teacher's trajectories for the conversion and distillation stages.
-    Result r = Shell(kTools + "linvideo-model init --config tiny --seed 3 " + *root_ + "/tiny");
-    ASSERT_EQ(r.code, 0) << r.output;
+    CmdResult r = Shell(kTools + "linvideo-model init --config tiny --seed 3 " + *root_ + "/tiny");
+    ASSERT_EQ(r.rc, 0) << r.out;
     r = Shell(kTrain + " trajectories --model " + *root_ + "/tiny --out " + *root_ +
               "/cache --videos 6 --steps 3 --threads 1");
-    ASSERT_EQ(r.code, 0) << r.output;
+    ASSERT_EQ(r.rc, 0) << r.out;
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);
@@ -138,17 +129,17 @@ const std::string kVae = "vae --base-dim 8 --crop 32 --window 5 --log-every 1 ";
 
 TEST_F(DistributedTrainTest, VaeTwoProcessesMatchOneOnTheCombinedBatch) {
   // w0: the seeded initial weights (one step at a negligible learning rate).
-  Result r = Shell(kTrain + " " + kVae + "--steps 1 --lr 1e-20 --batch 4 --threads 1 --work " +
-                   Dir("vae0"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  CmdResult r = Shell(kTrain + " " + kVae + "--steps 1 --lr 1e-20 --batch 4 --threads 1 --work " +
+                      Dir("vae0"));
+  ASSERT_EQ(r.rc, 0) << r.out;
   const std::string args = kVae + "--steps 3 --batch 4 --work ";
   r = Shell(kTrain + " " + args + Dir("vae1") + " --threads 1");
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   r = RunGroup(2, args + Dir("vae2"), Dir("vae2_logs"));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 processes (Gloo)"), std::string::npos) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("2 processes (Gloo)"), std::string::npos) << r.out;
   // Only rank 0 logs and writes.
-  EXPECT_EQ(Shell("cat " + Dir("vae2_logs") + "/rank1.log").output.find("step 1/3"),
+  EXPECT_EQ(Shell("cat " + Dir("vae2_logs") + "/rank1.log").out.find("step 1/3"),
             std::string::npos);
   const std::string file = "/vae.safetensors";
   const double same =
@@ -156,7 +147,7 @@ TEST_F(DistributedTrainTest, VaeTwoProcessesMatchOneOnTheCombinedBatch) {
   EXPECT_LT(same, kBound);
   // Negative control: rank 0's half of the batch alone.
   r = Shell(kTrain + " " + kVae + "--steps 3 --batch 2 --threads 1 --work " + Dir("vae_half"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const double half =
       RelativeUpdateDifference(Dir("vae0") + file, Dir("vae1") + file, Dir("vae_half") + file);
   EXPECT_GT(half, 4 * kBound);
@@ -164,19 +155,20 @@ TEST_F(DistributedTrainTest, VaeTwoProcessesMatchOneOnTheCombinedBatch) {
 }
 
 TEST_F(DistributedTrainTest, DitTwoProcessesMatchOneOnTheCombinedBatch) {
-  Result r = Shell(kTrain + " " + kVae + "--steps 2 --batch 2 --threads 1 --work " + Dir("dvae"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  CmdResult r =
+      Shell(kTrain + " " + kVae + "--steps 2 --batch 2 --threads 1 --work " + Dir("dvae"));
+  ASSERT_EQ(r.rc, 0) << r.out;
   const std::string common = "dit --vae " + Dir("dvae") + " --tokenizer " + kTokenizer +
                              " --dim 32 --layers 2 --frames 5 --height 32 --width 32 --clips 8"
                              " --log-every 1 ";
   r = Shell(kTrain + " " + common + "--steps 1 --lr 1e-20 --batch 4 --threads 1 --work " +
             Dir("dit0") + " --out " + Dir("dit0_out"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const std::string args = common + "--steps 3 --batch 4 --frame-batch 2 --work ";
   r = Shell(kTrain + " " + args + Dir("dit1") + " --out " + Dir("dit1_out") + " --threads 1");
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   r = RunGroup(2, args + Dir("dit2") + " --out " + Dir("dit2_out"), Dir("dit2_logs"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const std::string file = "/transformer/diffusion_pytorch_model.safetensors";
   const double same = RelativeUpdateDifference(Dir("dit0_out") + file, Dir("dit1_out") + file,
                                                Dir("dit2_out") + file);
@@ -184,7 +176,7 @@ TEST_F(DistributedTrainTest, DitTwoProcessesMatchOneOnTheCombinedBatch) {
   // Negative control: rank 0's rows alone.
   r = Shell(kTrain + " " + common + "--steps 3 --batch 2 --frame-batch 1 --threads 1 --work " +
             Dir("dit_half") + " --out " + Dir("dit_half_out"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const double half = RelativeUpdateDifference(Dir("dit0_out") + file, Dir("dit1_out") + file,
                                                Dir("dit_half_out") + file);
   EXPECT_GT(half, 4 * kBound);
@@ -199,12 +191,12 @@ const std::string ConvertArgs(const std::string& root, int steps) {
 TEST_F(DistributedTrainTest, ConversionAndDistillationTwoProcessesMatchOne) {
   const std::string tiny = Dir("tiny") + "/transformer/diffusion_pytorch_model.safetensors";
   const std::string file = "/transformer/diffusion_pytorch_model.safetensors";
-  Result r = Shell(kTrain + " " + ConvertArgs(*root_, 6) + "--threads 1 --work " + Dir("conv1") +
-                   " --out " + Dir("conv1_out"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  CmdResult r = Shell(kTrain + " " + ConvertArgs(*root_, 6) + "--threads 1 --work " + Dir("conv1") +
+                      " --out " + Dir("conv1_out"));
+  ASSERT_EQ(r.rc, 0) << r.out;
   r = RunGroup(2, ConvertArgs(*root_, 6) + "--work " + Dir("conv2") + " --out " + Dir("conv2_out"),
                Dir("conv2_logs"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const double convert =
       RelativeUpdateDifference(tiny, Dir("conv1_out") + file, Dir("conv2_out") + file);
   EXPECT_LT(convert, kBound);
@@ -213,10 +205,10 @@ TEST_F(DistributedTrainTest, ConversionAndDistillationTwoProcessesMatchOne) {
                               " --timesteps 1000,500 --steps 3 --batch 2 --log-every 1 ";
   r = Shell(kTrain + " " + distill + "--threads 1 --work " + Dir("dist1") + " --out " +
             Dir("dist1_out"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   r = RunGroup(2, distill + "--work " + Dir("dist2") + " --out " + Dir("dist2_out"),
                Dir("dist2_logs"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
   const double dist =
       RelativeUpdateDifference(tiny, Dir("dist1_out") + file, Dir("dist2_out") + file);
   EXPECT_LT(dist, kBound);
@@ -225,19 +217,19 @@ TEST_F(DistributedTrainTest, ConversionAndDistillationTwoProcessesMatchOne) {
   // A combined batch the world size does not divide is refused, by every rank.
   r = RunGroup(2, ConvertArgs(*root_, 6) + "--batch 3 --work " + Dir("conv_bad"),
                Dir("conv_bad_logs"));
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--batch=3 is the combined batch of all 2 processes and must be a "
-                          "multiple of WORLD_SIZE=2"),
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("--batch=3 is the combined batch of all 2 processes and must be a "
+                       "multiple of WORLD_SIZE=2"),
             std::string::npos)
-      << r.output;
+      << r.out;
 }
 
 TEST_F(DistributedTrainTest, KilledRankResumesFromTheCheckpointWithAnyWorldSize) {
   const std::string file = "/transformer/diffusion_pytorch_model.safetensors";
   const int steps = 120;
-  Result r = Shell(kTrain + " " + ConvertArgs(*root_, steps) + "--threads 1 --work " +
-                   Dir("kill_ref") + " --out " + Dir("kill_ref_out"));
-  ASSERT_EQ(r.code, 0) << r.output;
+  CmdResult r = Shell(kTrain + " " + ConvertArgs(*root_, steps) + "--threads 1 --work " +
+                      Dir("kill_ref") + " --out " + Dir("kill_ref_out"));
+  ASSERT_EQ(r.rc, 0) << r.out;
   // 2 processes; once a checkpoint exists, SIGKILL rank 1. Rank 0's next all-reduce fails and it
   // exits nonzero instead of hanging.
   const std::string work = Dir("kill"), logs = Dir("kill_logs");
@@ -251,19 +243,19 @@ TEST_F(DistributedTrainTest, KilledRankResumesFromTheCheckpointWithAnyWorldSize)
             "/convert.ckpt ] && break; sleep 0.1; done; sleep 0.5; kill -9 $p1; "
             "wait $p0; echo rank0 exit $?; cat " +
             logs + "/rank0.log");
-  ASSERT_NE(r.output.find("rank0 exit 1"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("all-reduce failed"), std::string::npos) << r.output;
+  ASSERT_NE(r.out.find("rank0 exit 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("all-reduce failed"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(Dir("kill_out"))) << "the run finished before the kill: raise steps";
   // Resume with 2 processes for 10 steps, then finish with 1.
   r = RunGroup(
       2,
       ConvertArgs(*root_, steps) + "--stop-after 10 --work " + work + " --out " + Dir("kill_out"),
       logs + "/resume2");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("resumed at step"), std::string::npos) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed at step"), std::string::npos) << r.out;
   r = Shell(kTrain + " " + args);
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("resumed at step"), std::string::npos) << r.output;
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed at step"), std::string::npos) << r.out;
   const double resumed = RelativeUpdateDifference(Dir("tiny") + file, Dir("kill_ref_out") + file,
                                                   Dir("kill_out") + file);
   EXPECT_LT(resumed, kBound);
