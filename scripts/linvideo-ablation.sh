@@ -9,8 +9,9 @@
 # same prompts and SEEDS fixed seeds (50-step UniPC, guidance 5) with fidelity against the
 # teacher's saved videos. Each finished step is kept in $WORK and skipped on a rerun, so the
 # table can be built over several sittings; the table goes to $WORK/table.md.
-# Cost on the 2-core machine: ~24 min per 100-video evaluation, ~45 min per 800-step ADM
-# conversion (MSE: about half). Run nothing else meanwhile: s/video is measured here.
+# Cost on the 2-core machine (session 20, nothing else running): ~9 min per 100-video evaluation,
+# 14-17 min per 800-step conversion on fixed layers, ~27 min with auto selection (the gates keep both
+# branches for 75% of the run). Run nothing else meanwhile: s/video is measured here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-build/linvideo-ablation}
@@ -85,7 +86,7 @@ done
 
 names=(teacher untrained heuristic deep auto-mse auto-adm auto-adm-anchor)
 labels=("teacher" "untrained conversion" "heuristic + ADM" "layers 3-5 + ADM"
-  "auto + MSE" "auto + ADM (pure)" "auto + ADM, anchored (shipped)")
+  "auto + MSE" "auto + ADM (pure)" "auto + ADM anchored (shipped)")
 rows=""
 for i in "${!names[@]}"; do
   [ -f "$WORK/eval-${names[$i]}/eval.json" ] || continue
