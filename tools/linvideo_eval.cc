@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -484,14 +485,27 @@ absl::Status Compare(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
-// Training wall time of a converted model (its lineage's train_seconds), or "—".
+// Training wall time of a post-trained model from its lineage, or "—": a converted model's
+// conversion time; a distilled model carries its base's conversion lineage beside its own, and
+// its row shows both stages ("27 + 46 min": conversion + distillation).
 std::string TrainingTime(const std::string& model_dir) {
   const std::string path = (std::filesystem::path(model_dir) / "model_index.json").string();
   auto index = linvideo::core::io::ReadJsonFile(path);
-  if (!index.ok() || !index->contains("linvideo_conversion")) return "—";
-  const auto& lineage = (*index)["linvideo_conversion"];
-  if (!lineage.contains("train_seconds")) return "—";
-  return absl::StrFormat("%.0f min", lineage["train_seconds"].get<double>() / 60.0);
+  if (!index.ok()) return "—";
+  auto minutes = [&](const char* section) -> std::optional<double> {
+    if (!index->contains(section) || !(*index)[section].is_object()) return std::nullopt;
+    const auto& lineage = (*index)[section];
+    if (!lineage.contains("train_seconds") || !lineage["train_seconds"].is_number()) {
+      return std::nullopt;
+    }
+    return lineage["train_seconds"].get<double>() / 60.0;
+  };
+  const std::optional<double> convert = minutes("linvideo_conversion");
+  const std::optional<double> distill = minutes("linvideo_distillation");
+  if (convert && distill) return absl::StrFormat("%.0f + %.0f min", *convert, *distill);
+  if (distill) return absl::StrFormat("%.0f min", *distill);
+  if (convert) return absl::StrFormat("%.0f min", *convert);
+  return "—";
 }
 
 absl::Status Table(const std::vector<std::string>& args) {
@@ -505,7 +519,9 @@ absl::Status Table(const std::vector<std::string>& args) {
     const size_t eq = item.find('=');
     if (eq == absl::string_view::npos || eq == 0 || eq + 1 == item.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--rows item '", item, "' is not NAME=DIR (e.g. --rows teacher=runs/t,auto=runs/a)"));
+          "--rows item '", item,
+          "' is not NAME=DIR (e.g. --rows teacher=runs/t,auto=runs/a; items are separated by "
+          "commas, so a NAME cannot contain one)"));
     }
     rows.emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
   }

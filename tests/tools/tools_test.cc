@@ -244,10 +244,41 @@ TEST_F(ToolsTest, EvalCompareAndTableGiveThePairedDifferences) {
             std::string::npos)
       << t.output;
   EXPECT_EQ(linvideo::media::LoadBytes(table).value_or(""), t.output);
+
+  // The training column reads the row's model lineage: a converted model's conversion time, a
+  // distilled one's conversion + distillation (it carries its base's conversion lineage).
+  const fs::path converted = *dir_ / "lineage_converted", distilled = *dir_ / "lineage_distilled";
+  fs::create_directories(converted);
+  fs::create_directories(distilled);
+  const nlohmann::json conversion = {{"method", "linvideo-selective-transfer"},
+                                     {"train_seconds", 1620.0}};
+  ASSERT_TRUE(linvideo::core::io::WriteJsonFile((converted / "model_index.json").string(),
+                                                {{"linvideo_conversion", conversion}})
+                  .ok());
+  ASSERT_TRUE(linvideo::core::io::WriteJsonFile(
+                  (distilled / "model_index.json").string(),
+                  {{"linvideo_conversion", conversion},
+                   {"linvideo_distillation", {{"method", "dmd2"}, {"train_seconds", 2760.0}}}})
+                  .ok());
+  for (const fs::path& model : {converted, distilled}) {
+    fs::create_directories(*dir_ / ("eval_" + model.filename().string()));
+    ASSERT_TRUE(linvideo::core::io::WriteJsonFile(
+                    (*dir_ / ("eval_" + model.filename().string()) / "eval.json").string(),
+                    FakeReport(model.string(), 0.0, 3))
+                    .ok());
+  }
+  Result lineage = RunCommand(kBin + "linvideo-eval table --baseline " + base.string() +
+                              " --rows c=" + (*dir_ / "eval_lineage_converted").string() + ",d=" +
+                              (*dir_ / "eval_lineage_distilled").string() + " --resamples 50");
+  ASSERT_EQ(lineage.code, 0) << lineage.output;
+  EXPECT_NE(lineage.output.find("| 2.50 | 27 min |"), std::string::npos) << lineage.output;
+  EXPECT_NE(lineage.output.find("| 2.50 | 27 + 46 min |"), std::string::npos) << lineage.output;
+
   Result bad =
       RunCommand(kBin + "linvideo-eval table --baseline " + base.string() + " --rows converted");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.output.find("is not NAME=DIR"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("a NAME cannot contain one"), std::string::npos) << bad.output;
 }
 
 }  // namespace
