@@ -110,6 +110,8 @@ LinVideo post-training (docs/linvideo.md):
                 [--max-rollbacks N (3; then stop, nothing exported)]
                 [--trainable all|attention] (attention: only the self-attention layers train;
                 optimizer state for ~20% of the weights, e.g. the 1.3B on a 24 GB CPU machine)
+                [--allow-option-changes (a resume with other training options than its
+                checkpoint's is refused without it; with it the change is recorded)]
                 progress in WORK/convert.log; resumes from WORK/convert.ckpt when rerun
   distill       4-step distillation (DMD2) of a converted model: --base DIR --cache DIR
                 (trajectories of its teacher: the prompts) --work DIR [--out DIR]
@@ -119,6 +121,8 @@ LinVideo post-training (docs/linvideo.md):
                 [--max-t X (0.98)] [--ema-decay X (0.99)] [--backward-simulation on|off]
                 [--seed N] [--log-every N] [--checkpoint-every N] [--stop-after N]
                 [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
+                [--allow-option-changes (a resume with other training options than its
+                checkpoint's is refused without it; with it the change is recorded)]
                 progress in WORK/distill.log; resumes from WORK/distill.ckpt when rerun; the
                 exported folder declares its sampler (fewstep over the list, guidance off)
 
@@ -493,39 +497,41 @@ absl::StatusOr<std::vector<int64_t>> ParseIndexList(const std::string& flag,
 }
 
 absl::Status Convert(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"base",
-                                                   "cache",
-                                                   "work",
-                                                   "out",
-                                                   "linear-layers",
-                                                   "select",
-                                                   "pinned",
-                                                   "objective",
-                                                   "steps",
-                                                   "batch",
-                                                   "lr",
-                                                   "gate-lr",
-                                                   "feature-map-lr",
-                                                   "lr-floor",
-                                                   "adm-weighting",
-                                                   "adm-anchor",
-                                                   "lambda",
-                                                   "r-init",
-                                                   "uncond-fraction",
-                                                   "heuristic-points",
-                                                   "anneal-fraction",
-                                                   "finetune-fraction",
-                                                   "trainable",
-                                                   "divergence-factor",
-                                                   "max-rollbacks",
-                                                   "divergence-window",
-                                                   "seed",
-                                                   "log-every",
-                                                   "checkpoint-every",
-                                                   "stop-after",
-                                                   "device",
-                                                   "precision",
-                                                   "threads"}));
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
+                                            {"base",
+                                             "cache",
+                                             "work",
+                                             "out",
+                                             "linear-layers",
+                                             "select",
+                                             "pinned",
+                                             "objective",
+                                             "steps",
+                                             "batch",
+                                             "lr",
+                                             "gate-lr",
+                                             "feature-map-lr",
+                                             "lr-floor",
+                                             "adm-weighting",
+                                             "adm-anchor",
+                                             "lambda",
+                                             "r-init",
+                                             "uncond-fraction",
+                                             "heuristic-points",
+                                             "anneal-fraction",
+                                             "finetune-fraction",
+                                             "trainable",
+                                             "divergence-factor",
+                                             "max-rollbacks",
+                                             "divergence-window",
+                                             "seed",
+                                             "log-every",
+                                             "checkpoint-every",
+                                             "stop-after",
+                                             "device",
+                                             "precision",
+                                             "threads"},
+                                            {"allow-option-changes"}));
   pt::ConvertOptions o;
   LV_ASSIGN_OR_RETURN(o.base_dir, f.Required("base"));
   LV_ASSIGN_OR_RETURN(o.cache_dir, f.Required("cache"));
@@ -567,6 +573,8 @@ absl::Status Convert(const std::vector<std::string>& args) {
         absl::StrCat("--trainable '", trainable, "' is not allowed; use all or attention"));
   }
   o.attention_only = trainable == "attention";
+  o.allow_option_changes =
+      f.Has("allow-option-changes") && f.Get("allow-option-changes") != "false";
   LV_ASSIGN_OR_RETURN(pt::ConvertSummary s, pt::RunConversion(o));
   if (!s.finished) {
     std::cout << "convert: stopped at step " << s.steps << " of " << o.steps
@@ -582,29 +590,31 @@ absl::Status Convert(const std::vector<std::string>& args) {
 }
 
 absl::Status Distill(const std::vector<std::string>& args) {
-  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args, {"base",
-                                                   "cache",
-                                                   "work",
-                                                   "out",
-                                                   "timesteps",
-                                                   "shift",
-                                                   "steps",
-                                                   "batch",
-                                                   "fake-updates",
-                                                   "real-guidance",
-                                                   "lr",
-                                                   "fake-lr",
-                                                   "min-t",
-                                                   "max-t",
-                                                   "ema-decay",
-                                                   "backward-simulation",
-                                                   "seed",
-                                                   "log-every",
-                                                   "checkpoint-every",
-                                                   "stop-after",
-                                                   "device",
-                                                   "precision",
-                                                   "threads"}));
+  LV_ASSIGN_OR_RETURN(Flags f, Flags::Parse(args,
+                                            {"base",
+                                             "cache",
+                                             "work",
+                                             "out",
+                                             "timesteps",
+                                             "shift",
+                                             "steps",
+                                             "batch",
+                                             "fake-updates",
+                                             "real-guidance",
+                                             "lr",
+                                             "fake-lr",
+                                             "min-t",
+                                             "max-t",
+                                             "ema-decay",
+                                             "backward-simulation",
+                                             "seed",
+                                             "log-every",
+                                             "checkpoint-every",
+                                             "stop-after",
+                                             "device",
+                                             "precision",
+                                             "threads"},
+                                            {"allow-option-changes"}));
   pt::DistillOptions o;
   LV_ASSIGN_OR_RETURN(o.base_dir, f.Required("base"));
   LV_ASSIGN_OR_RETURN(o.cache_dir, f.Required("cache"));
@@ -643,6 +653,8 @@ absl::Status Distill(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
   LV_ASSIGN_OR_RETURN(o.device.device, ParseDeviceFlag(f));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
+  o.allow_option_changes =
+      f.Has("allow-option-changes") && f.Get("allow-option-changes") != "false";
   LV_ASSIGN_OR_RETURN(pt::DistillSummary s, pt::RunDistillation(o));
   if (!s.finished) {
     std::cout << "distill: stopped at step " << s.steps << " of " << o.steps

@@ -27,6 +27,7 @@
 #include "core/posttrain/student.h"
 #include "core/posttrain/trajectory_cache.h"
 #include "core/train/data_parallel.h"
+#include "core/train/run_options.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::posttrain {
@@ -142,7 +143,7 @@ absl::StatusOr<wan::WanModel> FinalModel(wan::WanModel& student,
 }
 
 absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const ConvertSummary& s,
-                    const TrajectoryCache& cache) {
+                    const TrajectoryCache& cache, const nlohmann::json& option_changes) {
   LV_ASSIGN_OR_RETURN(pipeline::ModelFolder base, pipeline::ResolveModelFolder(o.base_dir));
   LV_ASSIGN_OR_RETURN(wan::WanModel model, FinalModel(student, s.linear));
   const pipeline::WeightsRewrite rewrite =
@@ -210,6 +211,10 @@ absl::Status Export(const ConvertOptions& o, wan::WanModel& student, const Conve
   lineage["rollbacks"] = s.rollbacks;
   lineage["lr_backoff"] = s.lr_backoff;
   if (!s.heuristic_scores.empty()) lineage["heuristic_scores"] = s.heuristic_scores;
+  // A resume that changed options (--allow-option-changes): which, from what, at which step.
+  if (option_changes.is_array() && !option_changes.empty()) {
+    lineage["option_changes"] = option_changes;
+  }
   model_index["linvideo_conversion"] = lineage;
   LV_RETURN_IF_ERROR(io::WriteJsonFile(index.string(), model_index));
   fs::rename(tmp, out, ec);
@@ -237,26 +242,59 @@ absl::Status LoadBinarization(const std::string& path, std::vector<double>* r, B
 }
 
 // What a run carries across resumes besides the checkpoint: its wall time so far, how often it
-// rolled back from a divergence and the learning-rate factor that left (work_dir/run.json).
+// rolled back from a divergence and the learning-rate factor that left, and the options it was
+// made with and any allowed change of them (work_dir/run.json; core/train/run_options.h).
 struct RunRecord {
   double seconds = 0;
   int64_t rollbacks = 0;
   double lr_backoff = 1.0;
+  nlohmann::json options = nlohmann::json::object();
+  nlohmann::json option_changes = nlohmann::json::array();
 };
 
 absl::Status SaveRunRecord(const std::string& path, const RunRecord& r) {
-  return io::WriteJsonFile(
-      path,
-      {{"train_seconds", r.seconds}, {"rollbacks", r.rollbacks}, {"lr_backoff", r.lr_backoff}});
+  return io::WriteJsonFile(path, {{"train_seconds", r.seconds},
+                                  {"rollbacks", r.rollbacks},
+                                  {"lr_backoff", r.lr_backoff},
+                                  {"options", r.options},
+                                  {"option_changes", r.option_changes}});
 }
 
-absl::StatusOr<RunRecord> LoadRunRecord(const std::string& path) {
-  LV_ASSIGN_OR_RETURN(nlohmann::json j, io::ReadJsonFile(path));
+RunRecord RunRecordOf(const nlohmann::json& j) {
   RunRecord r;
   r.seconds = j.value("train_seconds", 0.0);
   r.rollbacks = j.value("rollbacks", int64_t{0});
   r.lr_backoff = j.value("lr_backoff", 1.0);
   return r;
+}
+
+// What defines the run, keyed by flag (core/train/run_options.h): checked on every resume. The
+// step count is part of it: the anneal, the binarisation and the lr decay are fractions of it.
+nlohmann::json RunOptions(const ConvertOptions& o, const std::string& base_sha,
+                          const TrajectoryCache& cache) {
+  return {{"base", absl::StrCat("transformer sha256 ", base_sha)},
+          {"cache", absl::StrCat("manifest sha256 ", cache.manifest_sha256())},
+          {"linear-layers", o.linear_layers},
+          {"select", LayerChoiceName(o.select)},
+          {"pinned", o.pinned},
+          {"objective", ObjectiveName(o.objective)},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"lr", o.lr},
+          {"gate-lr", o.gate_lr},
+          {"feature-map-lr", o.feature_map_lr},
+          {"lr-floor", o.lr_floor},
+          {"adm-weighting", AdmWeightingName(o.adm_weighting)},
+          {"adm-anchor", o.adm_anchor},
+          {"lambda", o.lambda},
+          {"r-init", o.r_init},
+          {"uncond-fraction", o.uncond_fraction},
+          {"heuristic-points", o.heuristic_points},
+          {"anneal-fraction", o.anneal_fraction},
+          {"finetune-fraction", o.finetune_fraction},
+          {"trainable", o.attention_only ? "attention" : "all"},
+          {"seed", o.seed},
+          {"precision", o.bf16 ? "bf16" : "fp32"}};
 }
 
 // Sets every gate to exactly 1 (softmax) or 0 (the chosen linear layers) and stops training them.
@@ -466,10 +504,17 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   DivergenceGuard guard(o.divergence_factor, static_cast<int>(o.divergence_window));
   int64_t last_checkpoint = first;
   // Wall time, rollbacks and the learning-rate back-off, carried across resumes.
-  RunRecord record;
+  nlohmann::json run_json;
   if (first > 0 && fs::exists(run_file)) {
-    LV_ASSIGN_OR_RETURN(record, LoadRunRecord(run_file));
+    LV_ASSIGN_OR_RETURN(run_json, io::ReadJsonFile(run_file));
   }
+  RunRecord record = RunRecordOf(run_json.is_object() ? run_json : nlohmann::json::object());
+  LV_ASSIGN_OR_RETURN(const train::ResumedOptions run_options,
+                      train::CheckResumedOptions(run_json, RunOptions(o, base_sha, *cache), first,
+                                                 o.allow_option_changes, o.work_dir));
+  record.options = run_options.options;
+  record.option_changes = run_options.changes;
+  if (!run_options.note.empty()) log.Line(run_options.note);
   const auto start = std::chrono::steady_clock::now();
   const double seconds_before = record.seconds;
   auto elapsed = [&] {
@@ -661,7 +706,7 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
                             ? " (rounding disagreed: the K smallest r were taken)"
                             : ""));
   if (!o.out_dir.empty() && group.root()) {
-    LV_RETURN_IF_ERROR(Export(o, student, summary, *cache));
+    LV_RETURN_IF_ERROR(Export(o, student, summary, *cache, record.option_changes));
     log.Line(absl::StrCat("exported ", o.out_dir));
   }
   LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists

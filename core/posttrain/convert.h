@@ -108,6 +108,11 @@ struct ConvertOptions {
   double divergence_factor = 30.0;
   int64_t max_rollbacks = 3;
   int64_t divergence_window = 50;  // steps averaged by the guard
+  // A resume whose training options (the selection, objective, steps, rates, fractions, seed,
+  // precision, base and cache; not the folders, device, cadence or divergence guard) differ from
+  // the ones its checkpoint was made with is refused unless this is set; the change is then
+  // recorded (work_dir/run.json and the lineage's "option_changes"; core/train/run_options.h).
+  bool allow_option_changes = false;
 };
 
 // Watches the logged velocity gap for a run-away: diverged when a value is not finite, or when the

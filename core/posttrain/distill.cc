@@ -24,6 +24,7 @@
 #include "core/posttrain/trajectory_cache.h"
 #include "core/sampling/flow_schedule.h"
 #include "core/train/data_parallel.h"
+#include "core/train/run_options.h"
 #include "core/train/train_state.h"
 
 namespace linvideo::core::posttrain {
@@ -138,9 +139,29 @@ absl::StatusOr<double> BaseShift(const std::string& root) {
   return limits.default_shift;
 }
 
+// What defines the run (core/train/run_options.h), keyed by flag: checked on every resume.
+nlohmann::json RunOptions(const DistillOptions& o, double shift, const std::string& base_sha,
+                          const TrajectoryCache& cache) {
+  return {{"base", absl::StrCat("transformer sha256 ", base_sha)},
+          {"cache", absl::StrCat("manifest sha256 ", cache.manifest_sha256())},
+          {"timesteps", o.timesteps},
+          {"shift", shift},
+          {"batch", o.batch},
+          {"fake-updates", o.fake_updates},
+          {"real-guidance", o.real_guidance},
+          {"lr", o.lr},
+          {"fake-lr", o.fake_lr},
+          {"min-t", o.min_t},
+          {"max-t", o.max_t},
+          {"ema-decay", o.ema_decay},
+          {"backward-simulation", o.backward_simulation ? "on" : "off"},
+          {"seed", o.seed},
+          {"precision", o.bf16 ? "bf16" : "fp32"}};
+}
+
 absl::Status Export(const DistillOptions& o, const train::Ema& ema, wan::WanModel& generator,
                     const DistillSummary& s, double shift, const TrajectoryCache& cache,
-                    double train_seconds) {
+                    double train_seconds, const nlohmann::json& option_changes) {
   LV_ASSIGN_OR_RETURN(pipeline::ModelFolder base, pipeline::ResolveModelFolder(o.base_dir));
   LV_ASSIGN_OR_RETURN(wan::WanModel model, wan::CreateWanModel(generator->config()));
   LV_RETURN_IF_ERROR(io::LoadStateDict(*model, io::StateDict(*generator)));
@@ -202,6 +223,10 @@ absl::Status Export(const DistillOptions& o, const train::Ema& ema, wan::WanMode
       {"train_seconds", train_seconds},
       {"final_losses", {{"dm", s.final_dm_loss}, {"fake_score", s.final_fake_loss}}},
       {"trajectories", {{"videos", cache.videos()}, {"manifest_sha256", cache.manifest_sha256()}}}};
+  // A resume that changed options (--allow-option-changes): which, from what, at which step.
+  if (option_changes.is_array() && !option_changes.empty()) {
+    lineage["option_changes"] = option_changes;
+  }
   model_index["linvideo_distillation"] = lineage;
   LV_RETURN_IF_ERROR(io::WriteJsonFile(index.string(), model_index));
   fs::rename(tmp, out, ec);
@@ -351,14 +376,24 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
     }
     return train::SaveTrainState(ckpt, state);
   };
-  // Wall time across resumes.
+  // Wall time and the run's options across resumes (run.json).
   const std::string run_file = (fs::path(o.work_dir) / "run.json").string();
   double seconds_before = 0;
   const int64_t first = state.next_step;
+  nlohmann::json run_record;
   if (first > 0 && fs::exists(run_file)) {
-    LV_ASSIGN_OR_RETURN(nlohmann::json run, io::ReadJsonFile(run_file));
-    seconds_before = run.value("train_seconds", 0.0);
+    LV_ASSIGN_OR_RETURN(run_record, io::ReadJsonFile(run_file));
+    seconds_before = run_record.value("train_seconds", 0.0);
   }
+  LV_ASSIGN_OR_RETURN(const train::ResumedOptions run_options,
+                      train::CheckResumedOptions(run_record, RunOptions(o, shift, base_sha, *cache),
+                                                 first, o.allow_option_changes, o.work_dir));
+  auto save_record = [&](double train_seconds) -> absl::Status {
+    if (!group.root()) return absl::OkStatus();
+    return io::WriteJsonFile(run_file, {{"train_seconds", train_seconds},
+                                        {"options", run_options.options},
+                                        {"option_changes", run_options.changes}});
+  };
   DistillSummary summary;
   summary.schedule_timesteps = schedule.timesteps;
   // A resumed run starts from the last logged losses (what the lineage reports when this process
@@ -378,6 +413,7 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
       o.base_dir, absl::StrJoin(o.timesteps, ", "), absl::StrJoin(schedule.timesteps, ", "), shift,
       o.steps, o.batch, o.fake_updates, o.real_guidance, o.backward_simulation ? "on" : "off",
       first > 0 ? absl::StrCat(", resumed at step ", first) : ""));
+  if (!run_options.note.empty()) log.Line(run_options.note);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -473,10 +509,7 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps) {
       state.next_step = step + 1;
       LV_RETURN_IF_ERROR(save());
-      if (group.root()) {
-        LV_RETURN_IF_ERROR(
-            io::WriteJsonFile(run_file, {{"train_seconds", seconds_before + elapsed()}}));
-      }
+      LV_RETURN_IF_ERROR(save_record(seconds_before + elapsed()));
     }
   }
   summary.steps = step;
@@ -487,15 +520,14 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   if (step < o.steps) {
     state.next_step = step;
     LV_RETURN_IF_ERROR(save());
-    if (group.root()) {
-      LV_RETURN_IF_ERROR(io::WriteJsonFile(run_file, {{"train_seconds", train_seconds}}));
-    }
+    LV_RETURN_IF_ERROR(save_record(train_seconds));
     log.Line(absl::StrCat("stopped after step ", step, "; rerun the same command to resume"));
     return summary;
   }
   summary.finished = true;
   if (!o.out_dir.empty() && group.root()) {
-    LV_RETURN_IF_ERROR(Export(o, ema, generator, summary, shift, *cache, train_seconds));
+    LV_RETURN_IF_ERROR(
+        Export(o, ema, generator, summary, shift, *cache, train_seconds, run_options.changes));
     log.Line(absl::StrCat("exported ", o.out_dir));
   }
   LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists

@@ -15,11 +15,12 @@
 // G trains at its own intermediate states — it runs from noise for k < K steps without gradient
 // (k drawn per step), and the gradient flows through its prediction at step k only. An EMA of G
 // is what is exported. No GAN head (the Wan DMD configurations leave it out; not built).
-// Resumable (work_dir/distill.ckpt holds G, F, the EMA and both optimizers), reproducible given
-// the seed and threads, progress in work_dir/distill.log and work_dir/progress.json.
-// Export: the base folder with the EMA generator's weights (the base's attention kinds), its
-// sampler declared in model_index.json ("linvideo": fewstep over the list, 4 steps, guidance
-// off) and the lineage in "linvideo_distillation". Not thread-safe; one run per work_dir.
+// Resumable (work_dir/distill.ckpt holds G, F, the EMA and both optimizers; work_dir/run.json
+// the options it was made with, core/train/run_options.h), reproducible given the seed and threads,
+// progress in work_dir/distill.log and work_dir/progress.json. Export: the base folder with the EMA
+// generator's weights (the base's attention kinds), its sampler declared in model_index.json
+// ("linvideo": fewstep over the list, 4 steps, guidance off) and the lineage in
+// "linvideo_distillation". Not thread-safe; one run per work_dir.
 
 #include <torch/types.h>
 
@@ -63,6 +64,10 @@ struct DistillOptions {
   int64_t log_every = 10;
   int64_t checkpoint_every = 50;
   int64_t stop_after = 0;  // > 0: checkpoint and return after this many generator updates
+  // A resume whose training options (everything above but the folders, steps, device and cadence)
+  // differ from the ones its checkpoint was made with is refused unless this is set; the change
+  // is then recorded (work_dir/run.json and the lineage's "option_changes").
+  bool allow_option_changes = false;
 };
 
 // INVALID_ARGUMENT naming the option and what is allowed.

@@ -354,6 +354,13 @@ TEST_F(ConversionTest, ADivergenceRollsBackWithHalvedRatesThenStops) {
   o.lr = 1e30;
   o.feature_map_lr = 1e30;
   o.max_rollbacks = 1;
+  // Other rates than the checkpoint's: refused unless allowed (core/train/run_options.h).
+  auto refused = RunConversion(o);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("checkpointed at step 4 with --feature-map-lr"),
+            std::string::npos)
+      << refused.status();
+  o.allow_option_changes = true;
   auto s = RunConversion(o);
   ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
   EXPECT_NE(s.status().message().find("after 1 rollback(s)"), std::string::npos) << s.status();
@@ -363,7 +370,12 @@ TEST_F(ConversionTest, ADivergenceRollsBackWithHalvedRatesThenStops) {
   EXPECT_EQ((*record)["rollbacks"].get<int64_t>(), 1);
   EXPECT_EQ((*record)["lr_backoff"].get<double>(), 0.5);
   EXPECT_GT((*record)["train_seconds"].get<double>(), 0.0);
+  ASSERT_EQ((*record)["option_changes"].size(), 1u) << record->dump();
+  EXPECT_EQ((*record)["option_changes"][0]["step"], 4);
+  EXPECT_EQ((*record)["option_changes"][0]["changed"]["lr"]["to"], 1e30);
+  EXPECT_EQ((*record)["options"]["lr"], 1e30);
   const std::string log = ReadBytes(fs::path(o.work_dir) / "convert.log");
+  EXPECT_NE(log.find("resumed at step 4 with changed options (allowed)"), std::string::npos) << log;
   EXPECT_NE(log.find("rolled back to step 4 with the learning rates x0.5"), std::string::npos)
       << log;
 }

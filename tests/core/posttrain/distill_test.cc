@@ -203,6 +203,52 @@ TEST_F(DistillTest, ResumeContinuesToTheSameWeights) {
   EXPECT_TRUE((*progress)["losses"].contains("grad_norm_generator"));
 }
 
+// A resume with other training options is refused (the checkpoint was made with the first ones,
+// and the lineage would name only the second), unless allowed; then the change is recorded.
+TEST_F(DistillTest, ResumeWithOtherOptionsIsRefusedUnlessAllowed) {
+  DistillOptions o = Options("changed");
+  o.stop_after = 1;
+  auto first = RunDistillation(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto run = io::ReadJsonFile((fs::path(o.work_dir) / "run.json").string());
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ((*run)["options"]["real-guidance"], 3.0);
+  EXPECT_EQ((*run)["options"]["lr"], 1e-3);
+  o.stop_after = 0;
+  o.steps = 2;  // the step count is not a training option here (the rates are constant)
+  o.real_guidance = 2.0;
+  o.lr = 5e-4;
+  auto refused = RunDistillation(o);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find(
+                "checkpointed at step 1 with --lr 0.001, --real-guidance 3.0; this command asks "
+                "for --lr 0.0005, --real-guidance 2.0"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("--allow-option-changes"), std::string::npos);
+  EXPECT_FALSE(fs::exists(o.out_dir));
+  o.allow_option_changes = true;
+  auto allowed = RunDistillation(o);
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  ASSERT_TRUE(allowed->finished);
+  auto index = io::ReadJsonFile((fs::path(o.out_dir) / "model_index.json").string());
+  ASSERT_TRUE(index.ok()) << index.status();
+  const nlohmann::json& changes = (*index)["linvideo_distillation"]["option_changes"];
+  ASSERT_EQ(changes.size(), 1u) << changes.dump();
+  EXPECT_EQ(changes[0]["step"], 1);
+  EXPECT_EQ(changes[0]["changed"]["real-guidance"], nlohmann::json({{"from", 3.0}, {"to", 2.0}}));
+  EXPECT_EQ(changes[0]["changed"].size(), 2u) << changes.dump();  // lr and real-guidance only
+  EXPECT_EQ((*index)["linvideo_distillation"]["real_guidance"], 2.0);
+  // A run that never changed its options has no such entry (ExportDeclares... above: checked
+  // here on the same fixture).
+  DistillOptions plain = Options("plain");
+  plain.steps = 1;
+  ASSERT_TRUE(RunDistillation(plain).ok());
+  auto plain_index = io::ReadJsonFile((fs::path(plain.out_dir) / "model_index.json").string());
+  ASSERT_TRUE(plain_index.ok());
+  EXPECT_FALSE((*plain_index)["linvideo_distillation"].contains("option_changes"));
+}
+
 TEST_F(DistillTest, BadOptionsSayWhatIsAllowed) {
   struct Case {
     void (*mutate)(DistillOptions&);

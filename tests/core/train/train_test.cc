@@ -21,6 +21,7 @@
 #include "core/pipeline/text_to_video.h"
 #include "core/train/dit_trainer.h"
 #include "core/train/recipe.h"
+#include "core/train/run_options.h"
 #include "core/train/train_state.h"
 #include "core/train/vae_trainer.h"
 
@@ -86,6 +87,51 @@ DitTrainOptions TinyDit(const std::string& dir, const std::string& vae_dir) {
   o.log_every = 10;
   o.default_steps = 3;
   return o;
+}
+
+TEST(RunOptionsTest, ResumeChecksTheRecordedOptions) {
+  const nlohmann::json a = {{"lr", 1e-4}, {"seed", 0}, {"select", "auto"}};
+  // A fresh run records its options and carries no changes over.
+  auto fresh = CheckResumedOptions(
+      {{"options", {{"lr", 1.0}}}, {"option_changes", {{{"step", 3}}}}}, a, 0, false, "W");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->options, a);
+  EXPECT_TRUE(fresh->changes.empty());
+  EXPECT_TRUE(fresh->note.empty());
+  // A checkpoint from before options were recorded adopts these, and says so.
+  auto old = CheckResumedOptions({{"train_seconds", 5.0}}, a, 7, false, "W");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->options, a);
+  EXPECT_NE(old->note.find("not recorded"), std::string::npos) << old->note;
+  // The same options resume silently.
+  const nlohmann::json record = {{"options", a}, {"option_changes", nlohmann::json::array()}};
+  auto same = CheckResumedOptions(record, a, 7, false, "W");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->note.empty());
+  EXPECT_TRUE(same->changes.empty());
+  // Another value, a dropped and an added option: refused, every difference named.
+  const nlohmann::json b = {{"lr", 2e-4}, {"seed", 0}, {"batch", 4}};
+  auto refused = CheckResumedOptions(record, b, 7, false, "W");
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find(
+                "--work W holds a run checkpointed at step 7 with --batch (unset), --lr 0.0001, "
+                "--select auto; this command asks for --batch 4, --lr 0.0002, --select (unset)"),
+            std::string::npos)
+      << refused.status();
+  // Allowed: recorded with its step, appended to earlier changes.
+  auto allowed = CheckResumedOptions(record, b, 7, true, "W");
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_EQ(allowed->options, b);
+  ASSERT_EQ(allowed->changes.size(), 1u);
+  EXPECT_EQ(allowed->changes[0]["step"], 7);
+  EXPECT_EQ(allowed->changes[0]["changed"]["lr"], nlohmann::json({{"from", 1e-4}, {"to", 2e-4}}));
+  EXPECT_FALSE(allowed->changes[0]["changed"].contains("seed"));
+  const nlohmann::json later = {{"options", b}, {"option_changes", allowed->changes}};
+  auto again = CheckResumedOptions(later, a, 9, true, "W");
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->changes.size(), 2u);
+  EXPECT_EQ(again->changes[1]["step"], 9);
+  EXPECT_FALSE(CheckResumedOptions(record, nlohmann::json::array(), 7, true, "W").ok());
 }
 
 TEST(ProgressLogTest, ThroughputCountsFromStartClock) {
