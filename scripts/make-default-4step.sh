@@ -3,12 +3,16 @@
 #   scripts/make-default-4step.sh [OUT_DIR]      (default OUT_DIR: models/default-4step)
 # 1. prompts: a trajectory cache of the base with 2 sampling steps per video (distillation reads
 #    only the prompts' embeddings and the latent shape from it, never a video; seconds, ~10 MB)
-# 2. distill: generator, real score (the frozen base, guidance REAL_GUIDANCE) and fake score,
-#    FAKE_UPDATES fake-score updates per generator update, backward simulation over the 4 steps
-#    [1000, 750, 500, 250] (shifted by the base's serving shift), EMA export with the fewstep
-#    sampler declared in model_index.json and the lineage (docs/linvideo.md). The shipped model:
-#    900 generator updates at lr 1e-4 (generator and fake score), ~67 min of training alone
-#    (4.3 s per update on 2 cores; made in three sittings of 300, which resume byte for byte).
+# 2. distill: generator, real score (the frozen base with classifier-free guidance) and fake
+#    score, FAKE_UPDATES fake-score updates per generator update, backward simulation over the 4
+#    steps [1000, 750, 500, 250] (shifted by the base's serving shift), EMA export with the
+#    fewstep sampler declared in model_index.json and the lineage (docs/linvideo.md). Two parts:
+#    FIRST_STEPS generator updates with real guidance REAL_GUIDANCE, then the same run resumed to
+#    STEPS updates with LATE_GUIDANCE (--allow-option-changes: the lineage's option_changes
+#    records the switch and its step). The shipped model: 900 updates at guidance 3, then 200 at
+#    guidance 2 (fewer stray objects; docs/linvideo.md, session 21), lr 1e-4 for the generator
+#    and the fake score: ~82 min of training alone on 2 cores (4.3-4.6 s per update), ~84 with
+#    the prompts. FIRST_STEPS >= STEPS: one part.
 # Both stages resume when rerun. Progress: $WORK/distill/distill.log. Same seed and THREADS ->
 # identical files. Measured on the 2-core machine: docs/linvideo.md.
 set -euo pipefail
@@ -23,9 +27,27 @@ BIN="$BUILD_DIR/tools/linvideo-train"
 mkdir -p "$WORK"
 "$BIN" trajectories --model "$BASE" --out "$WORK/prompts" --videos "${PROMPTS:-256}" --steps 2 \
   --batch 8 --shard-videos 64 --seed 1 --threads "$THREADS" | tee -a "$WORK/prompts.log"
-"$BIN" distill --base "$BASE" --cache "$WORK/prompts" --work "$WORK/distill" --out "$OUT" \
-  --timesteps 1000,750,500,250 --steps "${STEPS:-900}" --batch "${BATCH:-2}" \
-  --fake-updates "${FAKE_UPDATES:-5}" --real-guidance "${REAL_GUIDANCE:-3}" --lr "${LR:-1e-4}" \
-  --fake-lr "${FAKE_LR:-1e-4}" --seed 0 --log-every 10 --checkpoint-every 25 \
-  --threads "$THREADS" ${EXTRA:-}
+STEPS=${STEPS:-1100}
+FIRST_STEPS=${FIRST_STEPS:-900}
+distill() {
+  "$BIN" distill --base "$BASE" --cache "$WORK/prompts" --work "$WORK/distill" \
+    --timesteps 1000,750,500,250 --batch "${BATCH:-2}" --fake-updates "${FAKE_UPDATES:-5}" \
+    --lr "${LR:-1e-4}" --fake-lr "${FAKE_LR:-1e-4}" --seed 0 --log-every 10 \
+    --checkpoint-every 25 --threads "$THREADS" ${EXTRA:-} "$@"
+}
+# The step the work folder has reached (0: none); the first part is skipped once it is done.
+reached() {
+  local f="$WORK/distill/progress.json" s=""
+  [ -f "$f" ] && s=$(sed -n 's/^ *"step": *\([0-9]*\).*/\1/p' "$f" | head -n1)
+  echo "${s:-0}"
+}
+if [ "$FIRST_STEPS" -ge "$STEPS" ]; then
+  distill --steps "$STEPS" --real-guidance "${REAL_GUIDANCE:-3}" --out "$OUT"
+else
+  if [ "$(reached)" -lt "$FIRST_STEPS" ]; then
+    distill --steps "$FIRST_STEPS" --real-guidance "${REAL_GUIDANCE:-3}"
+  fi
+  distill --steps "$STEPS" --real-guidance "${LATE_GUIDANCE:-2}" --allow-option-changes \
+    --out "$OUT"
+fi
 echo "distilled model in $OUT"
