@@ -19,6 +19,8 @@ class Flags {
                                      const std::set<std::string>& switches = {});
 
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  // A switch: given as `--name` or `--name=true`; absent or `--name=false` is off.
+  bool Switch(const std::string& name) const { return Has(name) && Get(name) != "false"; }
   std::string Get(const std::string& name, const std::string& fallback = "") const;
   absl::StatusOr<std::string> Required(const std::string& name) const;
   absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t fallback) const;

@@ -226,7 +226,7 @@ absl::Status Run(const std::vector<std::string>& args) {
     LV_ASSIGN_OR_RETURN(reference_videos,
                         linvideo::core::io::ReadSafetensors(flags.Get("reference-videos")));
   }
-  const bool save_videos = flags.Has("save-videos") && flags.Get("save-videos") != "false";
+  const bool save_videos = flags.Switch("save-videos");
   const std::vector<ev::EvalCase> cases = ev::EvalCases(set);
   base.prompt = cases.front().prompt;  // Resolve checks the prompt too; each case sets its own
   LV_ASSIGN_OR_RETURN(const lp::GenerationParams resolved, model->Resolve(base));

@@ -573,8 +573,7 @@ absl::Status Convert(const std::vector<std::string>& args) {
         absl::StrCat("--trainable '", trainable, "' is not allowed; use all or attention"));
   }
   o.attention_only = trainable == "attention";
-  o.allow_option_changes =
-      f.Has("allow-option-changes") && f.Get("allow-option-changes") != "false";
+  o.allow_option_changes = f.Switch("allow-option-changes");
   LV_ASSIGN_OR_RETURN(pt::ConvertSummary s, pt::RunConversion(o));
   if (!s.finished) {
     std::cout << "convert: stopped at step " << s.steps << " of " << o.steps
@@ -653,8 +652,7 @@ absl::Status Distill(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.stop_after, f.GetInt("stop-after", 0));
   LV_ASSIGN_OR_RETURN(o.device.device, ParseDeviceFlag(f));
   LV_RETURN_IF_ERROR(Precision(f, &o.bf16));
-  o.allow_option_changes =
-      f.Has("allow-option-changes") && f.Get("allow-option-changes") != "false";
+  o.allow_option_changes = f.Switch("allow-option-changes");
   LV_ASSIGN_OR_RETURN(pt::DistillSummary s, pt::RunDistillation(o));
   if (!s.finished) {
     std::cout << "distill: stopped at step " << s.steps << " of " << o.steps

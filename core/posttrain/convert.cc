@@ -504,11 +504,11 @@ absl::StatusOr<ConvertSummary> RunConversion(const ConvertOptions& o) {
   DivergenceGuard guard(o.divergence_factor, static_cast<int>(o.divergence_window));
   int64_t last_checkpoint = first;
   // Wall time, rollbacks and the learning-rate back-off, carried across resumes.
-  nlohmann::json run_json;
+  nlohmann::json run_json = nlohmann::json::object();
   if (first > 0 && fs::exists(run_file)) {
     LV_ASSIGN_OR_RETURN(run_json, io::ReadJsonFile(run_file));
   }
-  RunRecord record = RunRecordOf(run_json.is_object() ? run_json : nlohmann::json::object());
+  RunRecord record = RunRecordOf(run_json);
   LV_ASSIGN_OR_RETURN(const train::ResumedOptions run_options,
                       train::CheckResumedOptions(run_json, RunOptions(o, base_sha, *cache), first,
                                                  o.allow_option_changes, o.work_dir));

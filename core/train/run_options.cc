@@ -29,14 +29,11 @@ absl::StatusOr<ResumedOptions> CheckResumedOptions(const nlohmann::json& run_rec
   ResumedOptions out;
   out.options = options;
   out.changes = nlohmann::json::array();
+  if (step == 0) return out;  // a fresh run: nothing carried over
   const bool has_record = run_record.is_object();
   if (has_record && run_record.contains("option_changes") &&
       run_record["option_changes"].is_array()) {
     out.changes = run_record["option_changes"];
-  }
-  if (step == 0) {
-    out.changes = nlohmann::json::array();  // a fresh run: nothing carried over
-    return out;
   }
   if (!has_record || !run_record.contains("options") || !run_record["options"].is_object()) {
     out.note = absl::StrCat("resumed at step ", step,
