@@ -14,10 +14,12 @@ PKGS=(
 )
 # The deploy/k8s checks (tests/deploy): kubectl for its built-in kustomize (Debian's
 # kubernetes-client) and Node.js with npm, each only where none is on PATH already (a Node.js or
-# kubectl from elsewhere owns the same paths). Only in a full checkout: the Dockerfile's build
-# stage runs this script alone.
+# kubectl from elsewhere owns the same paths). Debian's python3-torch writes the torch.save (.pth)
+# files the checkpoint reader is tested on. Only in a full checkout: the Dockerfile's build stage
+# runs this script alone.
 deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
 if [ -f "$deploy_tests/package-lock.json" ]; then
+  PKGS+=(python3-torch)
   command -v kubectl >/dev/null || PKGS+=(kubernetes-client)
   command -v node >/dev/null || PKGS+=(nodejs)
   command -v npm >/dev/null || PKGS+=(npm)

@@ -89,9 +89,10 @@ absl::Status WriteSafetensors(const std::string& path, const TensorMap& tensors,
 
 // Weights of one component folder: `<dir>/<stem>.safetensors`, or the sharded form
 // `<dir>/<stem>.safetensors.index.json` ({"metadata": {"total_size": N}, "weight_map": {name:
-// file}})
-// + `<stem>-0000N-of-0000M.safetensors`. With an empty `stem`: the folder's only
-// `*.safetensors.index.json`, else its only `*.safetensors`. Errors: both forms present
+// file}}) + `<stem>-0000N-of-0000M.safetensors`, else a torch.save checkpoint `<stem>.pth` /
+// `<stem>.pt` (torch_checkpoint.h; the official Wan VAE and umT5 files). With an empty `stem`: the
+// folder's only `*.safetensors.index.json`, else its only `*.safetensors`, else its only `*.pth` /
+// `*.pt`. Errors: both forms present
 // (FAILED_PRECONDITION), none (NOT_FOUND), missing shard (NOT_FOUND), shard names with a path
 // separator or "..", tensors listed in the index but missing from their shard, present in two
 // shards, or in a shard but not in the index (DATA_LOSS).

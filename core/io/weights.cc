@@ -13,6 +13,7 @@
 #include "core/common/status.h"
 #include "core/io/json_file.h"
 #include "core/io/safetensors.h"
+#include "core/io/torch_checkpoint.h"
 
 namespace linvideo::core::io {
 namespace {
@@ -138,8 +139,19 @@ absl::StatusOr<TensorMap> ReadWeights(const std::string& dir, const std::string&
     std::vector<std::string> files = ListWithSuffix(folder, kSingleSuffix);
     if (files.size() == 1) return ReadSafetensors((folder / files[0]).string(), dtype);
     if (files.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("no *.safetensors or *.safetensors.index.json in ", dir));
+      std::vector<std::string> checkpoints;
+      for (const char* suffix : kTorchCheckpointSuffixes) {
+        for (std::string& f : ListWithSuffix(folder, suffix)) checkpoints.push_back(std::move(f));
+      }
+      if (checkpoints.size() == 1)
+        return ReadTorchCheckpoint((folder / checkpoints[0]).string(), dtype);
+      if (checkpoints.empty()) {
+        return absl::NotFoundError(
+            absl::StrCat("no *.safetensors, *.safetensors.index.json, *.pth or *.pt in ", dir));
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " holds several torch.save checkpoints (",
+                       absl::StrJoin(checkpoints, ", "), "); name the one to load by its stem"));
     }
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " holds several *.safetensors files (", absl::StrJoin(files, ", "),
@@ -158,8 +170,12 @@ absl::StatusOr<TensorMap> ReadWeights(const std::string& dir, const std::string&
   }
   if (has_single) return ReadSafetensors(single.string(), dtype);
   if (has_index) return ReadSharded(folder, index, dtype);
-  return absl::NotFoundError(
-      absl::StrCat("neither ", single.string(), " nor ", index.string(), " exists"));
+  for (const char* suffix : kTorchCheckpointSuffixes) {
+    const fs::path checkpoint = folder / (stem + suffix);
+    if (IsFile(checkpoint)) return ReadTorchCheckpoint(checkpoint.string(), dtype);
+  }
+  return absl::NotFoundError(absl::StrCat("none of ", single.string(), ", ", index.string(), ", ",
+                                          stem, ".pth or ", stem, ".pt exists in ", dir));
 }
 
 absl::Status WriteWeights(const std::string& dir, const std::string& stem, const TensorMap& tensors,

@@ -11,6 +11,7 @@
 #include "core/common/status.h"
 #include "core/io/json_file.h"
 #include "core/io/state_dict.h"
+#include "core/io/torch_checkpoint.h"
 #include "core/models/wan/dit_key_map.h"
 #include "core/models/wan/t5_key_map.h"
 #include "core/models/wan/vae_key_map.h"
@@ -127,10 +128,15 @@ absl::StatusOr<ModelFolder> ResolveModelFolder(const std::string& path) {
         !IsFile(root / "diffusion_pytorch_model.safetensors.index.json")) {
       folder.transformer->weights_stem.clear();
     }
-    if (IsFile(root / "Wan2.1_VAE.safetensors")) {
-      folder.vae = ComponentPath{root.string(), "", "Wan2.1_VAE"};
-    }
-    if (IsFile(root / "models_t5_umt5-xxl-enc-bf16.safetensors")) {
+    // The release's .pth files as downloaded, or safetensors made from them.
+    auto has_weights = [&](const std::string& stem) {
+      for (const char* suffix : {".safetensors", ".pth"}) {
+        if (IsFile(root / (stem + suffix))) return true;
+      }
+      return false;
+    };
+    if (has_weights("Wan2.1_VAE")) folder.vae = ComponentPath{root.string(), "", "Wan2.1_VAE"};
+    if (has_weights("models_t5_umt5-xxl-enc-bf16")) {
       folder.text_encoder = ComponentPath{root.string(), "", "models_t5_umt5-xxl-enc-bf16"};
     }
     if (IsDir(root / "google" / "umt5-xxl")) {
@@ -321,9 +327,13 @@ absl::StatusOr<std::string> WriteRandomModelFolder(const std::string& dir,
 
 bool WeightsRewrite::Covers(const std::string& rel_file) const {
   const fs::path rel(rel_file);
-  if (rel.parent_path().lexically_normal() != fs::path(dir).lexically_normal()) return false;
+  // A file at the root has an empty parent; the root component's dir is ".".
+  const fs::path parent = rel.parent_path().empty() ? fs::path(".") : rel.parent_path();
+  if (parent.lexically_normal() != fs::path(dir).lexically_normal()) return false;
   const std::string name = rel.filename().string();
-  if (name.find(".safetensors") == std::string::npos) return false;
+  if (name.find(".safetensors") == std::string::npos && !io::IsTorchCheckpointName(name)) {
+    return false;
+  }
   return stem.empty() || name.rfind(stem + ".", 0) == 0 || name.rfind(stem + "-", 0) == 0;
 }
 

@@ -5,11 +5,10 @@
 // Accepted layouts:
 //  * diffusers: model_index.json + transformer/ text_encoder/ tokenizer/ vae/, each with
 //    config.json and *.safetensors (single or sharded with *.safetensors.index.json).
-//  * official Wan-AI: config.json with the WanModel fields + diffusion_pytorch_model*.safetensors
-//  at
-//    the root; the VAE and umT5 weights as safetensors (Wan2.1_VAE.safetensors,
-//    models_t5_umt5-xxl-enc-bf16.safetensors; convert the .pth files with `linvideo-model
-//    convert`), the tokenizer in google/umt5-xxl/.
+//  * official Wan-AI (a Wan2.1-T2V-1.3B/14B folder as downloaded): config.json with the WanModel
+//    fields + diffusion_pytorch_model*.safetensors at the root; the VAE and umT5 weights as the
+//    release's torch.save files (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth, read through
+//    LibTorch's loader) or as safetensors of the same stems; the tokenizer in google/umt5-xxl/.
 //  * a single component folder (transformer/, vae/, text_encoder/) for `linvideo-model forward`.
 //
 // Thread-compatible free functions; the loaded modules are owned by the caller.
@@ -89,7 +88,8 @@ struct WeightsRewrite {
   std::string stem;
   std::string default_stem;
   std::string OutputStem() const { return stem.empty() ? default_stem : stem; }
-  // Whether `rel_file` (relative to the root) is one of this component's weight files.
+  // Whether `rel_file` (relative to the root) is one of this component's weight files
+  // (safetensors, shards and index, or a torch.save .pth/.pt that the rewrite replaces).
   bool Covers(const std::string& rel_file) const;
 };
 WeightsRewrite RewriteOf(const ComponentPath& component, const std::string& root,

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=tests/fuzz/corpus
-rm -rf "$C" && mkdir -p "$C"/{safetensors_fuzz,weights_index_fuzz,model_config_fuzz,server_config_fuzz,job_spec_fuzz,generate_request_fuzz,tokenizer_fuzz}
+# Regression inputs (regression-*: what a fuzz run once found) are kept.
+[ -d "$C" ] && find "$C" -type f ! -name 'regression-*' -delete
+mkdir -p "$C"/{safetensors_fuzz,weights_index_fuzz,model_config_fuzz,server_config_fuzz,job_spec_fuzz,generate_request_fuzz,tokenizer_fuzz,torch_pickle_fuzz}
 
 /usr/bin/python3 - "$C/safetensors_fuzz" <<'PY'
 import json, struct, sys
@@ -83,4 +85,31 @@ T
 printf '%s' "a large red circle moves to the right on a white background" > "$C/tokenizer_fuzz/plain"
 printf '%s' "  Tom&#39;s  &amp; &lt;b&gt; \xe2\x80\x9cquoted\xe2\x80\x9d\xc2\xa0\xe3\x80\x80circle&#128;&#xFFFFFF; " > "$C/tokenizer_fuzz/entities"
 printf '\xff\xfe invalid \xc3 utf-8 \xed\xa0\x80' > "$C/tokenizer_fuzz/invalid_utf8"
+# torch_pickle_fuzz: the data.pkl of torch.save checkpoints (Debian's python3-torch), protocols 2
+# and 4, with storage keys 0-9 (the fuzz target's records hold 64 bytes each).
+/usr/bin/python3 - "$C/torch_pickle_fuzz" <<'PY'
+import collections, io, sys, zipfile
+import torch
+out = sys.argv[1]
+sd = collections.OrderedDict()
+sd["blocks.0.weight"] = torch.zeros(2, 4)
+sd["blocks.0.bias"] = torch.zeros(3, dtype=torch.bfloat16)
+sd["steps"] = torch.zeros(2, dtype=torch.int64)
+sd["column"] = torch.zeros(4, 4)[:, 1]
+sd["tied"] = sd["blocks.0.weight"]
+sd._metadata = collections.OrderedDict([("", {"version": 1})])
+seeds = {
+    "state_dict_p2": (sd, 2),
+    "state_dict_p4": (sd, 4),
+    "wrapped": ({"state_dict": {"w": torch.zeros(2), "p": torch.nn.Parameter(torch.zeros(3))},
+                 "epoch": 3, "lr": 0.5, "name": "x", "flags": [True, None]}, 2),
+}
+for name, (obj, protocol) in seeds.items():
+    buf = io.BytesIO()
+    torch.save(obj, buf, pickle_protocol=protocol)
+    with zipfile.ZipFile(buf) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        open(f"{out}/{name}", "wb").write(z.read(pkl))
+PY
+
 echo "seeds: $(find "$C" -type f | wc -l) files, $(du -sh "$C" | cut -f1)"

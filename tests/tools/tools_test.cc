@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 
 #include "core/io/json_file.h"
 #include "core/io/safetensors.h"
@@ -139,6 +140,63 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
                           (*dir_ / "x.safetensors").string() + " --device tpu");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.output.find("allowed"), std::string::npos) << bad.output;
+}
+
+// The official release ships the VAE and umT5 as torch.save files with the official names
+// (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth): written here by Debian's python3-torch from
+// the tiny model, they load and run exactly as the safetensors they came from.
+TEST_F(ToolsTest, TorchSaveComponentsWithOfficialNamesRunAsTheirSafetensors) {
+  const std::string original = (*dir_ / "tiny_original_pth_src").string();
+  Result conv = RunCommand(kBin + "linvideo-model convert --model " + *model_ +
+                           " --to original --output " + original);
+  ASSERT_EQ(conv.code, 0) << conv.output;
+  const fs::path pth = *dir_ / "tiny_pth";
+  fs::copy(original, pth, fs::copy_options::recursive);
+  const std::string script = std::string("/usr/bin/python3 ") + LINVIDEO_SOURCE_DIR +
+                             "/tests/data/torch_save/torch_save.py";
+  for (auto [component, from, to] :
+       {std::tuple<std::string, std::string, std::string>{
+            "vae", "diffusion_pytorch_model.safetensors", "Wan2.1_VAE.pth"},
+        {"text_encoder", "model.safetensors", "models_t5_umt5-xxl-enc-bf16.pth"}}) {
+    const fs::path src = pth / component / from;
+    Result r = RunCommand(script + " from-safetensors " + src.string() + " " +
+                          (pth / component / to).string());
+    ASSERT_EQ(r.code, 0) << r.output << " (needs Debian's python3-torch: scripts/install-deps.sh)";
+    fs::remove(src);
+  }
+  const std::string in = (*dir_ / "pth_in.safetensors").string();
+  torch::manual_seed(1);
+  ASSERT_TRUE(linvideo::core::io::WriteSafetensors(
+                  in, {{"ids", torch::randint(3, 200, {1, 9}, torch::kLong)},
+                       {"mask", torch::ones({1, 9}, torch::kLong)},
+                       {"z", torch::randn({1, 16, 2, 4, 4})}})
+                  .ok());
+  for (const std::string component : {"text-encoder", "vae-decode"}) {
+    std::vector<torch::Tensor> outs;
+    for (const std::string& model : {*model_, pth.string()}) {
+      const std::string out = (*dir_ / ("pth_" + component + ".safetensors")).string();
+      Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
+                            component + " --inputs " + in + " --output " + out);
+      ASSERT_EQ(r.code, 0) << component << ": " << r.output;
+      auto t = linvideo::core::io::ReadSafetensors(out);
+      ASSERT_TRUE(t.ok());
+      outs.push_back(t->at("out"));
+    }
+    EXPECT_TRUE(torch::equal(outs[0], outs[1])) << component << " differs when read from .pth";
+  }
+  // The whole pipeline: the same video, byte for byte.
+  const std::string args =
+      " --prompt 'a red circle' --frames 5 --height 32 --width 32 --steps 2 "
+      "--seed 3 -o ";
+  const std::string a = (*dir_ / "st.mp4").string(), b = (*dir_ / "pth.mp4").string();
+  Result ra = RunCommand(kBin + "linvideo-generate --model " + *model_ + args + a);
+  ASSERT_EQ(ra.code, 0) << ra.output;
+  Result rb = RunCommand(kBin + "linvideo-generate --model " + pth.string() + args + b);
+  ASSERT_EQ(rb.code, 0) << rb.output;
+  auto bytes_a = linvideo::media::LoadBytes(a);
+  auto bytes_b = linvideo::media::LoadBytes(b);
+  ASSERT_TRUE(bytes_a.ok() && bytes_b.ok());
+  EXPECT_EQ(*bytes_a, *bytes_b);
 }
 
 TEST_F(ToolsTest, GenerateWritesDecodableH264WithRequestedShapeReproducibly) {

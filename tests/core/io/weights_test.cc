@@ -176,9 +176,9 @@ TEST_F(ShardedIndexErrorsTest, MalformedIndex) {
 
 TEST(WeightsTest, FolderLookupErrors) {
   TempDir dir;
-  ExpectError(ReadWeights(dir.path(), "m").status(), absl::StatusCode::kNotFound, "neither");
+  ExpectError(ReadWeights(dir.path(), "m").status(), absl::StatusCode::kNotFound, "none of");
   ExpectError(ReadWeights(dir.path(), "").status(), absl::StatusCode::kNotFound,
-              "no *.safetensors");
+              "no *.safetensors, *.safetensors.index.json, *.pth or *.pt");
   ASSERT_TRUE(WriteSafetensors(dir.File("m.safetensors"), {{"a", torch::ones({1})}}).ok());
   ASSERT_TRUE(WriteSafetensors(dir.File("n.safetensors"), {{"a", torch::ones({1})}}).ok());
   ExpectError(ReadWeights(dir.path(), "").status(), absl::StatusCode::kFailedPrecondition,

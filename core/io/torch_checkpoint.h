@@ -1,0 +1,44 @@
+#pragma once
+// PyTorch checkpoints written by torch.save (`.pth` / `.pt`): the zip format of PyTorch >= 1.6
+// (`<name>/data.pkl` + one record per storage `<name>/data/<key>`), read through LibTorch's own
+// loader (caffe2::serialize::PyTorchStreamReader + the TorchScript unpickler). The official Wan 2.1
+// releases ship their VAE (Wan2.1_VAE.pth) and umT5 encoder (models_t5_umt5-xxl-enc-bf16.pth) this
+// way; both are plain state dicts.
+//
+// The unpickler resolves only a fixed set of globals (tensor rebuilding, OrderedDict, storages), so
+// a file cannot run code; anything else in the pickle is an error. Storages are read record by
+// record (peak memory: the tensors, not the file twice). It is not the hardened parser that
+// safetensors.h is: a damaged archive gets DATA_LOSS with LibTorch's message, but the bounds on
+// what a hostile pickle may ask for (storage sizes) are LibTorch's. Prefer safetensors for files
+// from untrusted sources.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/io/safetensors.h"
+
+namespace linvideo::core::io {
+
+// File name suffixes read as torch.save checkpoints.
+inline constexpr const char* kTorchCheckpointSuffixes[] = {".pth", ".pt"};
+bool IsTorchCheckpointName(const std::string& file_name);
+
+// The state dict in `path`: a dict (or OrderedDict) of name -> tensor; a dict whose only dict value
+// sits under "state_dict", "model" or "module" (a training checkpoint) is unwrapped. Tensors come
+// back contiguous on the CPU; with `dtype` (floating), floating tensors are converted to it.
+// Errors: NOT_FOUND (no file), INVALID_ARGUMENT (the legacy pre-1.6 format, a pickle that is not a
+// state dict, a non-string key or non-tensor value, naming it), DATA_LOSS (a damaged archive).
+absl::StatusOr<TensorMap> ReadTorchCheckpoint(
+    const std::string& path, std::optional<torch::ScalarType> dtype = std::nullopt);
+
+// The archive-free part, for tests and the fuzz target: the state dict pickled in `pickle` (a
+// checkpoint's data.pkl), each storage read through `records` ("data/<key>" -> its bytes as a 1-D
+// uint8 tensor that the result may keep). `source` names the input in messages.
+using TorchRecordReader = std::function<absl::StatusOr<torch::Tensor>(const std::string& name)>;
+absl::StatusOr<TensorMap> ParseTorchStateDict(
+    const std::string& source, const std::string& pickle, const TorchRecordReader& records,
+    std::optional<torch::ScalarType> dtype = std::nullopt);
+
+}  // namespace linvideo::core::io
