@@ -74,10 +74,12 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
       if (cfg) state->uncond = wan::SliceTextState(prepared, 1, 2);
     }));
     const core::params::LatentShape shape = core::params::LatentShapeOf(params, limits_.geometry);
-    // Wan draws the initial noise in float32 on the CPU from the request's own generator.
-    state->latents =
-        sampling::SeededNoise({shape.channels, shape.frames, shape.height, shape.width},
-                              params.seed);  // [16, F', H/8, W/8]
+    // Wan draws the initial noise in float32 on the CPU from the request's own generator (the
+    // same video on every device); it moves to the DiT's device once, and the latents and the
+    // sampler's state stay there until Decode hands back uint8 frames.
+    state->latents = sampling::SeededNoise({shape.channels, shape.frames, shape.height, shape.width},
+                                           params.seed, torch::kFloat,
+                                           dit_->device());  // [16, F', H/8, W/8]
     return state;
   }
 
@@ -111,7 +113,8 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     }
     c10::InferenceMode guard;
     LV_ASSIGN_OR_RETURN(torch::Tensor out, TorchCall("DiT forward", [&] {
-                          auto t = torch::tensor(timesteps, torch::kLong).to(torch::kFloat);
+                          auto t = torch::tensor(timesteps, torch::kLong)
+                                       .to(dit_->device(), torch::kFloat);
                           const wan::WanTextState text = wan::ConcatTextStates(text_rows);
                           return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
                         }));

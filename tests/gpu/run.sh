@@ -63,7 +63,8 @@ timeout "$(left)" cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Re
 grep -E "linvideo:" "$OUT/configure.txt" | tee -a "$OUT/summary.txt"
 
 TARGETS=(linvideo-attention-bench)
-[ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test)
+[ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test
+  core_pipeline_text_to_video_gpu_test)
 log "build ${TARGETS[*]}"
 timeout "$(left)" cmake --build "$BUILD" --target "${TARGETS[@]}" -j"$(nproc)" \
   >"$OUT/build.txt" 2>&1 || { log "FAIL: build (see build.txt)"; exit 1; }

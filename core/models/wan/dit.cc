@@ -176,7 +176,8 @@ torch::Tensor WanModelImpl::Denoise(const torch::Tensor& x, const torch::Tensor&
   auto h = Float(at::addmm(patch_embedding->bias, patches.flatten(0, 1), weight.t())
                      .view({batch, -1, config_.dim}));  // [B, N, dim]
 
-  auto [e, e0] = TimeEmbedding(t.reshape({-1}).expand({batch}));
+  // Timesteps may come from the host (the sampler's schedule): fp32 on the model's device.
+  auto [e, e0] = TimeEmbedding(t.to(device(), at::kFloat).reshape({-1}).expand({batch}));
   const RopeTable rope = rope_cache_->Get(grid[0], grid[1], grid[2], device());
   for (size_t i = 0; i < block_list_.size(); ++i) {
     h = block_list_[i]->forward(h, e0, rope, text.cross_kv[i].first, text.cross_kv[i].second);
