@@ -77,9 +77,9 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     // Wan draws the initial noise in float32 on the CPU from the request's own generator (the
     // same video on every device); it moves to the DiT's device once, and the latents and the
     // sampler's state stay there until Decode hands back uint8 frames.
-    state->latents = sampling::SeededNoise({shape.channels, shape.frames, shape.height, shape.width},
-                                           params.seed, torch::kFloat,
-                                           dit_->device());  // [16, F', H/8, W/8]
+    state->latents = sampling::SeededNoise(
+        {shape.channels, shape.frames, shape.height, shape.width}, params.seed, torch::kFloat,
+        dit_->device());  // [16, F', H/8, W/8]
     return state;
   }
 
@@ -112,12 +112,12 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
       text_rows.push_back(&batch[g]->uncond);
     }
     c10::InferenceMode guard;
-    LV_ASSIGN_OR_RETURN(torch::Tensor out, TorchCall("DiT forward", [&] {
-                          auto t = torch::tensor(timesteps, torch::kLong)
-                                       .to(dit_->device(), torch::kFloat);
-                          const wan::WanTextState text = wan::ConcatTextStates(text_rows);
-                          return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
-                        }));
+    LV_ASSIGN_OR_RETURN(
+        torch::Tensor out, TorchCall("DiT forward", [&] {
+          auto t = torch::tensor(timesteps, torch::kLong).to(dit_->device(), torch::kFloat);
+          const wan::WanTextState text = wan::ConcatTextStates(text_rows);
+          return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
+        }));
     LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> velocities, sampling::CombineGuidance(gb, out));
     for (size_t k = 0; k < gb.guided.size(); ++k) {
       RequestState* r = batch[gb.guided[k]];

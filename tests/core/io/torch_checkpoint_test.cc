@@ -214,7 +214,10 @@ TEST(TorchStateDictPickleTest, AMillionNestedListsAreRefusedWithoutRecursion) {
   EXPECT_EQ(sd.status().code(), absl::StatusCode::kInvalidArgument) << sd.status();
   EXPECT_NE(sd.status().message().find("holds a list, not a state dict"), std::string::npos);
   // A list that holds itself (through the memo) is freed too; ASan would report the leak.
-  auto cycle = ParseTorchStateDict("cycle", "\x80\x02]q\x00h\x00" "a."s, EightBytes);
+  auto cycle = ParseTorchStateDict("cycle",
+                                   "\x80\x02]q\x00h\x00"
+                                   "a."s,
+                                   EightBytes);
   EXPECT_EQ(cycle.status().code(), absl::StatusCode::kInvalidArgument) << cycle.status();
 }
 
