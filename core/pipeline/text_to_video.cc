@@ -216,6 +216,31 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
   ModelLimits limits_;
 };
 
+// Checks that the components agree and sets what `limits` takes from them: text_len and the
+// latent geometry (hence the allowed sizes and every token count), which are the model's own.
+absl::Status ComponentLimits(const wan::WanModel& dit, const wan::T5Encoder& t5,
+                             const wan::WanVae& vae, ModelLimits& limits) {
+  if (t5->config().dim != dit->config().text_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("text encoder width ", t5->config().dim,
+                                                   " does not match the transformer's ",
+                                                   "text_dim ", dit->config().text_dim));
+  }
+  limits.text_len = dit->config().text_len;
+  core::params::LatentGeometry& g = limits.geometry;
+  g.channels = dit->config().in_dim;
+  g.time_stride = vae->config().temporal_stride();
+  g.space_stride = vae->config().spatial_stride();
+  g.patch_t = dit->config().patch_size[0];
+  g.patch_h = dit->config().patch_size[1];
+  g.patch_w = dit->config().patch_size[2];
+  if (vae->config().z_dim != g.channels) {
+    return absl::InvalidArgumentError(absl::StrCat("VAE z_dim ", vae->config().z_dim,
+                                                   " does not match the transformer's in_dim ",
+                                                   g.channels));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits) {
@@ -242,34 +267,25 @@ absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create
   LV_RETURN_IF_ERROR(require(folder.vae, "vae"));
   LV_ASSIGN_OR_RETURN(wan::WanModel dit, LoadDit(*folder.transformer, options.device));
   LV_ASSIGN_OR_RETURN(wan::T5Encoder t5, LoadTextEncoder(*folder.text_encoder, options.device));
-  if (t5->config().dim != dit->config().text_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("text encoder width ", t5->config().dim,
-                                                   " does not match the transformer's ",
-                                                   "text_dim ", dit->config().text_dim));
-  }
   LV_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(*folder.tokenizer));
   LV_ASSIGN_OR_RETURN(wan::WanVae vae, LoadVae(*folder.vae, options.device));
   if (options.vae_dtype.has_value() && *options.vae_dtype != vae->dtype()) {
     LV_RETURN_IF_ERROR(TorchCall("VAE to its dtype", [&] { vae->to(*options.vae_dtype); }));
   }
   ModelLimits limits;
-  limits.text_len = dit->config().text_len;
-  // The latent geometry (hence the allowed sizes and every token count) is the model's own.
-  core::params::LatentGeometry& g = limits.geometry;
-  g.channels = dit->config().in_dim;
-  g.time_stride = vae->config().temporal_stride();
-  g.space_stride = vae->config().spatial_stride();
-  g.patch_t = dit->config().patch_size[0];
-  g.patch_h = dit->config().patch_size[1];
-  g.patch_w = dit->config().patch_size[2];
-  if (vae->config().z_dim != g.channels) {
-    return absl::InvalidArgumentError(absl::StrCat("VAE z_dim ", vae->config().z_dim,
-                                                   " does not match the transformer's in_dim ",
-                                                   g.channels));
-  }
+  LV_RETURN_IF_ERROR(ComponentLimits(dit, t5, vae, limits));
   LV_RETURN_IF_ERROR(ApplyModelIndexLimits(folder.root, limits));
+  return FromComponents(std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae),
+                        limits);
+}
+
+absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::FromComponents(
+    wan::WanModel dit, wan::T5Encoder text_encoder, std::unique_ptr<wan::T5Tokenizer> tokenizer,
+    wan::WanVae vae, ModelLimits limits) {
+  if (!tokenizer) return absl::InvalidArgumentError("FromComponents: no tokenizer");
+  LV_RETURN_IF_ERROR(ComponentLimits(dit, text_encoder, vae, limits));
   return std::unique_ptr<TextToVideoPipeline>(std::make_unique<WanTextToVideoPipeline>(
-      std::move(dit), std::move(t5), std::move(tokenizer), std::move(vae), limits));
+      std::move(dit), std::move(text_encoder), std::move(tokenizer), std::move(vae), limits));
 }
 
 }  // namespace linvideo::core::pipeline

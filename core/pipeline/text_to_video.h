@@ -28,6 +28,13 @@
 #include "core/sampling/flow_schedule.h"
 #include "core/sampling/sampler.h"
 
+namespace linvideo::core::wan {
+// Declared here so this header stays narrow (FromComponents takes them; the .cc includes them).
+class T5Encoder;
+class T5Tokenizer;
+class WanVae;
+}  // namespace linvideo::core::wan
+
 namespace linvideo::core::pipeline {
 
 // Parameters, limits and their one Resolve live in core/params (LibTorch-free, shared with the
@@ -75,6 +82,11 @@ class TextToVideoPipeline {
  public:
   static absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> Create(
       const PipelineOptions& options);
+  // The pipeline over modules built elsewhere (benches at dims no folder holds): the components
+  // must agree (text width, latent channels); `limits` gets their latent geometry and text_len.
+  static absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> FromComponents(
+      wan::WanModel dit, wan::T5Encoder text_encoder, std::unique_ptr<wan::T5Tokenizer> tokenizer,
+      wan::WanVae vae, ModelLimits limits);
   virtual ~TextToVideoPipeline() = default;
 
   virtual const ModelLimits& limits() const = 0;
