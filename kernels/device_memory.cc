@@ -5,6 +5,7 @@
 #include <fstream>
 
 #if LINVIDEO_KERNELS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -35,6 +36,13 @@ std::vector<DeviceMemory> QueryDeviceMemory(int cuda_device) {
   (void)cuda_device;
 #endif
   return out;
+}
+
+void ReleaseCachedDeviceMemory() {
+#if LINVIDEO_KERNELS_CUDA
+  cudaDeviceSynchronize();
+  c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
 }
 
 }  // namespace linvideo::kernels

@@ -115,6 +115,11 @@ const std::vector<Option>& Options() {
       LV_INT("scheduler.max_batch", scheduler.max_batch, "most requests stepped together"),
       LV_INT("scheduler.token_budget", scheduler.token_budget,
              "latent tokens x CFG passes per step (0: unlimited)"),
+      LV_INT("scheduler.auto_budget", scheduler.auto_budget,
+             "on CUDA: derive token_budget and max_batch from device memory measured at start "
+             "(replaces both; false: use them as given)"),
+      LV_INT("scheduler.memory_margin_pct", scheduler.memory_margin_pct,
+             "percent of device memory auto_budget leaves free (0..90)"),
       LV_INT("scheduler.max_queue", scheduler.max_queue,
              "queued requests before RESOURCE_EXHAUSTED"),
       LV_INT("scheduler.max_queue_delay_ms", scheduler.max_queue_delay_ms,
@@ -278,6 +283,10 @@ absl::Status ServerConfig::Validate() const {
     return bad(absl::StrCat("scheduler.max_batch=", scheduler.max_batch, ": allowed 1..64"));
   }
   if (scheduler.token_budget < 0) return bad("scheduler.token_budget must be >= 0");
+  if (scheduler.memory_margin_pct < 0 || scheduler.memory_margin_pct > 90) {
+    return bad(absl::StrCat("scheduler.memory_margin_pct=", scheduler.memory_margin_pct,
+                            ": allowed 0..90"));
+  }
   if (scheduler.max_queue < 1)
     return bad(absl::StrCat("scheduler.max_queue=", scheduler.max_queue, ": must be >= 1"));
   if (scheduler.max_queue_delay_ms < 0 || scheduler.max_queue_delay_ms > 60000) {

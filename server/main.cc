@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "core/common/runtime.h"
+#include "core/common/status.h"
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/fake_executor.h"
@@ -33,6 +34,7 @@
 #include "server/stream_limiter.h"
 #ifdef LINVIDEO_WITH_PIPELINE
 #include "kernels/device_memory.h"
+#include "server/memory_budget.h"
 #include "server/pipeline_executor.h"
 #endif
 
@@ -103,6 +105,76 @@ absl::StatusOr<std::unique_ptr<JobManager>> StartJobs(const ServerConfig& config
   return JobManager::Create(std::move(o), std::move(hooks), metrics);
 }
 
+// The CUDA device index of --device (cuda = 0, cuda:N), -1 for the CPU.
+int CudaIndex(const std::string& device) {
+  int index = -1;
+  if (device == "cuda") index = 0;
+  if (absl::StartsWith(device, "cuda:")) (void)absl::SimpleAtoi(device.substr(5), &index);
+  return index;
+}
+
+#ifdef LINVIDEO_WITH_PIPELINE
+// scheduler.auto_budget on a CUDA device: measures every loaded model's step memory and sets
+// `config`'s token budget and batch size from what the device has left (server/memory_budget.h).
+// FAILED_PRECONDITION when a model's largest allowed request cannot fit.
+absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
+                               ServerConfig& config) {
+  DeviceMemoryProbe probe;
+  probe.used_bytes = [cuda_index]() -> int64_t {
+    for (const kernels::DeviceMemory& m : kernels::QueryDeviceMemory(cuda_index)) {
+      if (m.device != "cpu") return m.used_bytes;
+    }
+    return 0;
+  };
+  probe.release_cached = [] { kernels::ReleaseCachedDeviceMemory(); };
+  int64_t total = 0;
+  for (const kernels::DeviceMemory& m : kernels::QueryDeviceMemory(cuda_index)) {
+    if (m.device != "cpu") total = m.total_bytes;
+  }
+  if (total == 0) return absl::UnavailableError("no CUDA memory reading in this build");
+  MemoryBudgetInput in;
+  in.total_bytes = total;
+  in.margin = config.scheduler.memory_margin_pct / 100.0;
+  in.overlap_decode = config.limits.overlap_decode;
+  // Every model shares the device: the most expensive line bounds the budget.
+  bool first = true;
+  for (const auto& model : registry.Active()) {
+    const ModelLimits& l = model->limits;
+    GenerationParams request;
+    request.prompt = "memory probe";
+    LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, l));
+    LV_ASSIGN_OR_RETURN(StepMemory m, MeasureStepMemory(*model->executor, resolved, probe,
+                                                        config.limits.overlap_decode));
+    GenerationParams largest = resolved;
+    largest.width = l.max_width - l.max_width % l.width_multiple();
+    largest.height = l.max_height - l.max_height % l.height_multiple();
+    largest.frames = l.max_frames;
+    const int64_t largest_tokens = core::params::StepTokens(largest, l.geometry);
+    if (first) {
+      in.measured = m;
+      in.request_tokens = core::params::StepTokens(resolved, l.geometry);
+    } else {
+      // Keep the steeper line (per token and fixed), and the larger decode.
+      auto slope = [](const StepMemory& x) {
+        return static_cast<double>(x.samples.back().used_bytes - x.samples.front().used_bytes) /
+               static_cast<double>(x.samples.back().tokens - x.samples.front().tokens);
+      };
+      if (slope(m) > slope(in.measured)) in.measured.samples = m.samples;
+      in.measured.decode_bytes = std::max(in.measured.decode_bytes, m.decode_bytes);
+    }
+    in.largest_request_tokens = std::max(in.largest_request_tokens, largest_tokens);
+    first = false;
+  }
+  LV_ASSIGN_OR_RETURN(MemoryBudget b, DeriveMemoryBudget(in));
+  LV_LOG(INFO) << "scheduler.auto_budget on " << config.device << ": " << b.summary
+               << " (replaces token_budget=" << config.scheduler.token_budget
+               << " max_batch=" << config.scheduler.max_batch << ")";
+  config.scheduler.token_budget = b.token_budget;
+  config.scheduler.max_batch = b.max_batch;
+  return absl::OkStatus();
+}
+#endif
+
 int Run(const ServerConfig& config) {
   core::InitRuntime(config.threads);
   ExecutorFactory factory;
@@ -169,7 +241,23 @@ int Run(const ServerConfig& config) {
     }
     journal = std::move(*j);
   }
-  Engine engine(config, &registry, &compute, &metrics, journal.get());
+  // The scheduler's limits, from device memory on a CUDA device (scheduler.auto_budget).
+  ServerConfig serving = config;
+  const int cuda_index = CudaIndex(config.device);
+#ifdef LINVIDEO_WITH_PIPELINE
+  if (cuda_index >= 0 && config.scheduler.auto_budget && config.executor == "pipeline") {
+    if (absl::Status s = ApplyMemoryBudget(registry, cuda_index, serving); !s.ok()) {
+      if (absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), "largest request")) {
+        std::cerr << s.message() << "\n";
+        return 1;
+      }
+      LV_LOG(WARNING) << "scheduler.auto_budget: " << s.message()
+                      << "; keeping token_budget=" << config.scheduler.token_budget
+                      << " max_batch=" << config.scheduler.max_batch;
+    }
+  }
+#endif
+  Engine engine(serving, &registry, &compute, &metrics, journal.get());
   if (journal != nullptr) {
     const int again = engine.Recover(recovered);
     LV_LOG(INFO) << "state in " << config.state_dir << ": " << recovered.size()
@@ -291,11 +379,6 @@ int Run(const ServerConfig& config) {
   }).detach();
 
   // Device memory every 5 s, on a thread of its own (a CUDA query sets that thread's device only).
-  int cuda_index = -1;
-  if (config.device == "cuda") cuda_index = 0;
-  if (absl::StartsWith(config.device, "cuda:")) {
-    (void)absl::SimpleAtoi(config.device.substr(5), &cuda_index);
-  }
   std::thread memory([&metrics, &shutdown, cuda_index] {
     do {
 #ifdef LINVIDEO_WITH_PIPELINE  // kernels/ comes with the pipeline

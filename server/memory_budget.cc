@@ -1,0 +1,110 @@
+#include "server/memory_budget.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/common/status.h"
+
+namespace linvideo::server {
+namespace {
+
+std::string Gib(double bytes) {
+  return absl::StrFormat("%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+}
+
+}  // namespace
+
+absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
+  const auto& s = in.measured.samples;
+  if (s.size() < 2) {
+    return absl::InvalidArgumentError("memory budget: need steps of two token counts");
+  }
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i].tokens <= s[i - 1].tokens) {
+      return absl::InvalidArgumentError("memory budget: samples must have increasing tokens");
+    }
+  }
+  if (in.margin < 0 || in.margin >= 1 || in.request_tokens <= 0 || in.total_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        "memory budget: margin must be in [0, 1), request tokens and device memory positive");
+  }
+  // The line through the smallest and the largest sample: its slope is the per-token cost, what
+  // it leaves at the smallest is the fixed per-step overhead.
+  const StepMemorySample& lo = s.front();
+  const StepMemorySample& hi = s.back();
+  const double per_token = static_cast<double>(hi.used_bytes - lo.used_bytes) /
+                           static_cast<double>(hi.tokens - lo.tokens);
+  if (!(per_token > 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("memory budget: device memory did not grow from ", lo.tokens, " to ",
+                     hi.tokens, " step tokens (", lo.used_bytes, " -> ", hi.used_bytes,
+                     " bytes used); set scheduler.token_budget and scheduler.max_batch by hand"));
+  }
+  const double fixed = std::max(
+      0.0, static_cast<double>(lo.used_bytes - in.measured.resident_bytes) - per_token * lo.tokens);
+  const double decode = in.overlap_decode ? static_cast<double>(in.measured.decode_bytes) : 0.0;
+  const double usable = static_cast<double>(in.total_bytes) * (1.0 - in.margin) -
+                        static_cast<double>(in.measured.resident_bytes) - fixed - decode;
+  const int64_t budget = usable > 0 ? static_cast<int64_t>(std::floor(usable / per_token)) : 0;
+  MemoryBudget out;
+  out.bytes_per_token = per_token;
+  out.fixed_bytes = static_cast<int64_t>(fixed);
+  out.token_budget = budget;
+  if (budget < in.largest_request_tokens) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device memory fits ", budget, " step tokens (", Gib(in.total_bytes), " total, ",
+        Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
+        " bytes per token, margin ", in.margin,
+        "), but the largest request the limits allow needs ", in.largest_request_tokens,
+        "; lower limits.max_width / max_height / max_frames (or the "
+        "model's), scheduler.memory_margin, or use a larger device"));
+  }
+  out.max_batch = static_cast<int>(
+      std::clamp<int64_t>(budget / in.request_tokens, 1, std::max(1, in.max_batch_cap)));
+  out.summary = absl::StrCat(
+      "token budget ", budget, ", max batch ", out.max_batch, " (", Gib(in.total_bytes),
+      " device, ", Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
+      " bytes per step token + ", Gib(fixed), " per step",
+      decode > 0 ? absl::StrCat(", ", Gib(decode), " decode reserved") : std::string(), ", margin ",
+      in.margin, "; default request ", in.request_tokens, " tokens)");
+  return out;
+}
+
+absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const GenerationParams& request,
+                                             const DeviceMemoryProbe& probe, bool decode) {
+  StepMemory m;
+  probe.release_cached();
+  m.resident_bytes = probe.used_bytes();
+  const int64_t one = core::params::StepTokens(request, executor.limits().geometry);
+  for (int copies : {1, 2}) {
+    std::vector<const GenerationParams*> params(copies, &request);
+    LV_ASSIGN_OR_RETURN(auto states, executor.Start(params));
+    std::vector<StepState*> batch;
+    for (auto& st : states) batch.push_back(st.get());
+    LV_RETURN_IF_ERROR(executor.Step(batch));  // one step shows the step's peak
+    m.samples.push_back({one * copies, probe.used_bytes()});
+    states.clear();
+    probe.release_cached();  // the next probe starts from the resident weights again
+  }
+  if (decode) {
+    // The decode's own peak: its latents come from the shortest run the model accepts, then the
+    // steps' cached blocks are released so only the decode's growth is read.
+    GenerationParams shortest = request;
+    if (executor.limits().fixed_timesteps.empty()) shortest.steps = 1;
+    LV_ASSIGN_OR_RETURN(auto states, executor.Start({&shortest}));
+    while (states[0]->step() < states[0]->total_steps()) {
+      LV_RETURN_IF_ERROR(executor.Step({states[0].get()}));
+    }
+    probe.release_cached();
+    const int64_t before = probe.used_bytes();
+    LV_RETURN_IF_ERROR(executor.Decode(*states[0]).status());
+    m.decode_bytes = std::max<int64_t>(0, probe.used_bytes() - before);
+    states.clear();
+    probe.release_cached();
+  }
+  return m;
+}
+
+}  // namespace linvideo::server

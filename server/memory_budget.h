@@ -1,0 +1,70 @@
+#pragma once
+// Serving limits from device memory (GPU batching): on an accelerator the step batch is bounded by
+// memory, not by a fixed request count. With flash / memory-efficient softmax attention and linear
+// attention no N² buffer exists, so a DiT step's extra device memory grows linearly with the tokens
+// it runs (latent tokens × CFG passes): used(t) = resident + fixed + per_token · t. The server
+// measures that line once at start (MeasureStepMemory: steps of the default request alone and two
+// at once, after every model is loaded), keeps a margin of the device free, reserves a decode's
+// peak when decodes overlap the steps, and sets the scheduler's token budget and batch size from
+// what is left (DeriveMemoryBudget). A largest allowed request that cannot fit is an error at
+// start, not an out-of-memory at the first such request.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/executor.h"
+
+namespace linvideo::server {
+
+struct StepMemorySample {
+  int64_t tokens = 0;      // step tokens run (latent tokens × CFG passes, summed over the batch)
+  int64_t used_bytes = 0;  // device bytes in use after it (the caching allocator keeps its peak)
+};
+
+struct StepMemory {
+  int64_t resident_bytes = 0;  // in use after loading, before any step (weights, contexts)
+  std::vector<StepMemorySample> samples;  // increasing tokens
+  int64_t decode_bytes = 0;               // a decode's extra peak over the steps' (0: not measured)
+};
+
+struct MemoryBudgetInput {
+  int64_t total_bytes = 0;  // the device's memory
+  StepMemory measured;
+  double margin = 0.1;          // fraction of the device left free (fragmentation, other users)
+  bool overlap_decode = false;  // decodes run beside steps: their peak is reserved
+  int64_t request_tokens = 0;   // step tokens of the default request: the batch-size unit
+  int64_t largest_request_tokens = 0;  // step tokens of the largest request the limits allow
+  int max_batch_cap = 64;              // the scheduler's own maximum
+};
+
+struct MemoryBudget {
+  int64_t token_budget = 0;
+  int max_batch = 1;
+  double bytes_per_token = 0;
+  int64_t fixed_bytes = 0;  // per-step overhead independent of tokens (workspaces)
+  std::string summary;      // one line for the log: the numbers and how they were derived
+};
+
+// FAILED_PRECONDITION when the samples show no growth (nothing to scale from), or when the largest
+// allowed request does not fit (saying by how much and what to lower); INVALID_ARGUMENT for fewer
+// than two samples or non-increasing tokens.
+absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& input);
+
+// How the device's memory is read: the bytes in use (cudaMemGetInfo: total − free) and a release
+// of the caching allocator's unused blocks, so each probe below starts from the resident weights.
+struct DeviceMemoryProbe {
+  std::function<int64_t()> used_bytes;
+  std::function<void()> release_cached = [] {};
+};
+
+// One step of `request` alone, then of two copies in one batch, each read after a release of the
+// cache (so each sample is that step's own peak); with `decode`, the extra memory of decoding one
+// request (its latents from the shortest run the model accepts). Engine-thread work: call before
+// the engine starts. `request` must be resolved.
+absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const GenerationParams& request,
+                                             const DeviceMemoryProbe& probe, bool decode);
+
+}  // namespace linvideo::server

@@ -1,0 +1,155 @@
+// Scheduler limits from device memory (server/memory_budget.h): the derivation from a measured
+// memory line, and the measuring protocol on the fake executor with a simulated device.
+
+#include "server/memory_budget.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "server/fake_executor.h"
+
+namespace linvideo::server {
+namespace {
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+// resident 10 GiB, 1 GiB fixed per step, 1 MiB per token: samples at 1,000 and 2,000 tokens.
+MemoryBudgetInput Input() {
+  MemoryBudgetInput in;
+  in.total_bytes = 100 * kGiB;
+  in.measured.resident_bytes = 10 * kGiB;
+  in.measured.samples = {{1000, 10 * kGiB + kGiB + 1000 * kMiB},
+                         {2000, 10 * kGiB + kGiB + 2000 * kMiB}};
+  in.measured.decode_bytes = 5 * kGiB;
+  in.margin = 0.1;
+  in.request_tokens = 1000;
+  in.largest_request_tokens = 4000;
+  return in;
+}
+
+TEST(MemoryBudgetTest, BudgetIsWhatTheMarginResidentAndFixedCostLeavePerToken) {
+  auto b = DeriveMemoryBudget(Input());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_DOUBLE_EQ(b->bytes_per_token, static_cast<double>(kMiB));
+  EXPECT_EQ(b->fixed_bytes, kGiB);
+  // 90 GiB usable - 10 resident - 1 fixed = 79 GiB = 80,896 tokens of 1 MiB.
+  EXPECT_EQ(b->token_budget, 79 * 1024);
+  EXPECT_EQ(b->max_batch, 64);  // 80 default requests fit; the scheduler's cap is 64
+  EXPECT_NE(b->summary.find("token budget 80896"), std::string::npos) << b->summary;
+
+  MemoryBudgetInput in = Input();
+  in.overlap_decode = true;  // a decode beside the steps: its 5 GiB are reserved
+  in.request_tokens = 4000;
+  auto overlapped = DeriveMemoryBudget(in);
+  ASSERT_TRUE(overlapped.ok()) << overlapped.status();
+  EXPECT_EQ(overlapped->token_budget, 74 * 1024);
+  EXPECT_EQ(overlapped->max_batch, 18);  // 75,776 / 4,000
+  EXPECT_NE(overlapped->summary.find("decode reserved"), std::string::npos);
+}
+
+TEST(MemoryBudgetTest, ALargestRequestThatCannotFitIsAnErrorSayingWhatToLower) {
+  MemoryBudgetInput in = Input();
+  in.largest_request_tokens = 100000;
+  auto b = DeriveMemoryBudget(in);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(b.status().message().find("largest request"), std::string::npos) << b.status();
+  EXPECT_NE(b.status().message().find("fits 80896 step tokens"), std::string::npos);
+  EXPECT_NE(b.status().message().find("limits.max_width"), std::string::npos);
+  in.total_bytes = 5 * kGiB;  // less than resident: nothing left at all
+  in.largest_request_tokens = 1;
+  EXPECT_EQ(DeriveMemoryBudget(in).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(MemoryBudgetTest, RefusesSamplesItCannotScaleFrom) {
+  MemoryBudgetInput flat = Input();
+  flat.measured.samples[1].used_bytes = flat.measured.samples[0].used_bytes;
+  auto b = DeriveMemoryBudget(flat);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(b.status().message().find("did not grow"), std::string::npos) << b.status();
+  MemoryBudgetInput one = Input();
+  one.measured.samples.pop_back();
+  EXPECT_EQ(DeriveMemoryBudget(one).status().code(), absl::StatusCode::kInvalidArgument);
+  MemoryBudgetInput backwards = Input();
+  std::swap(backwards.measured.samples[0], backwards.measured.samples[1]);
+  EXPECT_EQ(DeriveMemoryBudget(backwards).status().code(), absl::StatusCode::kInvalidArgument);
+  MemoryBudgetInput margin = Input();
+  margin.margin = 1.0;
+  EXPECT_EQ(DeriveMemoryBudget(margin).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A simulated device: the fake executor's steps and decodes raise a caching allocator's
+// high-water mark like the real ones (per token, plus a fixed workspace); releasing the cache
+// drops it back to what is held (the weights).
+class SimulatedDevice : public Executor {
+ public:
+  explicit SimulatedDevice(const FakeExecutorOptions& o) : fake_(o) {}
+  const ModelLimits& limits() const override { return fake_.limits(); }
+  absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
+      const std::vector<const GenerationParams*>& params) override {
+    tokens_per_request_ = core::params::StepTokens(*params[0], limits().geometry);
+    return fake_.Start(params);
+  }
+  absl::Status Step(const std::vector<StepState*>& batch) override {
+    Touch(kWorkspace + kPerToken * tokens_per_request_ * static_cast<int64_t>(batch.size()));
+    ++steps_;
+    return fake_.Step(batch);
+  }
+  absl::StatusOr<media::VideoFrames> Decode(const StepState& state) override {
+    Touch(kDecode);
+    return fake_.Decode(state);
+  }
+  absl::Status WarmUp() override { return absl::OkStatus(); }
+
+  DeviceMemoryProbe Probe() {
+    return {[this] { return cached_; }, [this] { cached_ = kWeights; }};
+  }
+  int steps() const { return steps_; }
+
+  static constexpr int64_t kWeights = 3 * kGiB, kWorkspace = 256 * kMiB, kPerToken = 64 * 1024,
+                           kDecode = 2 * kGiB;
+
+ private:
+  void Touch(int64_t bytes) { cached_ = std::max(cached_, kWeights + bytes); }
+  FakeExecutor fake_;
+  int64_t cached_ = kWeights + kGiB;  // loading left cached blocks behind
+  int64_t tokens_per_request_ = 0;
+  int steps_ = 0;
+};
+
+TEST(MemoryBudgetTest, MeasuresEachProbeFromTheResidentWeights) {
+  FakeExecutorOptions o;
+  o.step_ms = 0;
+  o.item_ms = 0;
+  SimulatedDevice device(o);
+  GenerationParams p;
+  p.prompt = "probe";
+  auto resolved = core::params::Resolve(p, device.limits());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  const int64_t one = core::params::StepTokens(*resolved, device.limits().geometry);
+  auto m = MeasureStepMemory(device, *resolved, device.Probe(), /*decode=*/true);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->resident_bytes, SimulatedDevice::kWeights);  // the load's cache released first
+  ASSERT_EQ(m->samples.size(), 2u);
+  EXPECT_EQ(m->samples[0].tokens, one);
+  EXPECT_EQ(m->samples[1].tokens, 2 * one);
+  EXPECT_EQ(m->samples[1].used_bytes - m->samples[0].used_bytes, SimulatedDevice::kPerToken * one);
+  EXPECT_EQ(m->decode_bytes, SimulatedDevice::kDecode);
+  EXPECT_EQ(device.steps(), 3);  // one step per probe, one before the decode (steps = 1)
+
+  MemoryBudgetInput in;
+  in.total_bytes = 16 * kGiB;
+  in.measured = *m;
+  in.request_tokens = one;
+  in.largest_request_tokens = one;
+  auto b = DeriveMemoryBudget(in);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_DOUBLE_EQ(b->bytes_per_token, static_cast<double>(SimulatedDevice::kPerToken));
+  EXPECT_EQ(b->fixed_bytes, SimulatedDevice::kWorkspace);
+}
+
+}  // namespace
+}  // namespace linvideo::server
