@@ -3,6 +3,9 @@
 # tests (or, without GoogleTest, the same parity checks via `linvideo-attention-bench --check`) and
 # the attention benchmark on CUDA. Everything goes to OUT_DIR; no network access is needed.
 # Budget: GPU_CHECK_BUDGET seconds overall (default 480; each step gets what is left).
+# With PIPELINE_BENCH=1 it builds and runs linvideo-pipeline-bench (one 832x480x81 video at the Wan
+# 1.3B dims: 50 UniPC steps CFG all softmax, 16/30 linear, 4 fewstep steps; PIPELINE_BENCH_ARGS adds
+# flags) and, with WAN_DIR, the official Wan DiT step on the same GPU (tests/gpu/official_dit_step.py).
 # With BUILD_ALL=1 it then builds every core-only target (all tests and benches) with the time left,
 # a compile check of the whole of core/ against this LibTorch (build-all.txt).
 # Without the Debian libraries (abseil, sentencepiece, nlohmann-json, GoogleTest), source
@@ -83,6 +86,31 @@ for dt in bf16 fp32; do
     || { log "bench $dt: FAIL or timeout (see attention-bench-cuda-$dt.txt)"; status=1; }
   grep -E "x$" "$OUT/attention-bench-cuda-$dt.txt" | tee -a "$OUT/summary.txt"
 done
+if [ "${PIPELINE_BENCH:-0}" = 1 ]; then
+  # One video end to end at the Wan 1.3B dims (issue 19's (a), (b), (c)), then the official Wan
+  # DiT forward of (a)'s step on the same GPU when WAN_DIR names a checkout or a folder made by
+  # tests/gpu/prepare-wan.sh.
+  log "build linvideo-pipeline-bench"
+  timeout "$(left)" cmake --build "$BUILD" --target linvideo-pipeline-bench -j"$(nproc)" \
+    >"$OUT/build-pipeline-bench.txt" 2>&1 || { log "FAIL: build (see build-pipeline-bench.txt)"; status=1; }
+  log "pipeline bench cuda bf16 ${PIPELINE_BENCH_ARGS:-}"
+  # shellcheck disable=SC2086  # PIPELINE_BENCH_ARGS is a list of flags
+  (cd "$ROOT" && timeout "$(left)" "$BUILD/bench/linvideo-pipeline-bench" --device=cuda \
+    --dtype=bf16 ${PIPELINE_BENCH_ARGS:-}) >"$OUT/pipeline-bench.txt" 2>&1 \
+    || { log "pipeline bench: FAIL or timeout (see pipeline-bench.txt)"; status=1; }
+  grep -E "^\(|^linvideo-pipeline-bench" "$OUT/pipeline-bench.txt" | tee -a "$OUT/summary.txt"
+  if [ -n "${WAN_DIR:-}" ]; then
+    # The official pipeline runs CFG as two batch-1 forwards per step (cond, then uncond): its
+    # step is 2 x the batch-1 median. Batch 2 is what one batched CFG forward would cost it.
+    for b in 1 2; do
+      log "official Wan DiT forward (bf16 autocast, 832x480x81 latents 21x60x104, batch $b)"
+      PYTHONUNBUFFERED=1 timeout "$(left)" "$PY" "$ROOT/tests/gpu/official_dit_step.py" "$WAN_DIR" \
+        --device cuda --dtype bf16 --batch $b --warmup 1 --reps 3 >"$OUT/official-step-b$b.txt" 2>&1 \
+        || { log "official step: FAIL (see official-step-b$b.txt)"; status=1; }
+      grep -E "OFFICIAL_" "$OUT/official-step-b$b.txt" | tee -a "$OUT/summary.txt"
+    done
+  fi
+fi
 if [ "${BUILD_ALL:-0}" = 1 ]; then
   log "build all core-only targets (compile check)"
   KEEP=(-- -k); [ ${#GEN[@]} -gt 0 ] && KEEP=(-- -k 0)
