@@ -105,8 +105,11 @@ std::optional<torch::ScalarType> StorageDtype(const std::string& global) {
 // pickle's depth costs nothing but its own bytes.
 class StateDictUnpickler {
  public:
-  StateDictUnpickler(const std::string& pickle, const TorchRecordReader& records)
-      : p_(pickle), records_(records) {}
+  // `convert`: floating storages are converted to it as they are read, so the file's bytes of a
+  // storage are freed before the next is read (peak: the converted tensors plus one record).
+  StateDictUnpickler(const std::string& pickle, const TorchRecordReader& records,
+                     std::optional<torch::ScalarType> convert)
+      : p_(pickle), records_(records), convert_(convert) {}
   // Containers are emptied one by one before they go: a hostile pickle's million nested lists (or
   // a list holding itself) would otherwise be freed by recursion (or never).
   ~StateDictUnpickler() {
@@ -424,10 +427,10 @@ class StateDictUnpickler {
     }
     const std::string& key = t[2]->s;
     if (auto it = storages_.find(key); it != storages_.end()) {
-      if (it->second->tensor.scalar_type() != *dtype) {
+      if (it->second.first != *dtype) {
         return Error(absl::StrCat("storage '", key, "' is read as two dtypes"));
       }
-      return it->second;
+      return it->second.second;
     }
     const std::string record = "data/" + key;
     if (key.empty() || key.find('/') != std::string::npos) {
@@ -444,7 +447,10 @@ class StateDictUnpickler {
     auto v = Make(Value::Kind::kStorage);
     v->tensor = torch::from_blob(
         bytes.data_ptr(), {numel}, [bytes](void*) {}, torch::TensorOptions().dtype(*dtype));
-    storages_[key] = v;
+    if (convert_ && c10::isFloatingType(*dtype) && *dtype != *convert_) {
+      v->tensor = v->tensor.to(*convert_);  // the record's bytes go with the blob
+    }
+    storages_[key] = {*dtype, v};
     return v;
   }
 
@@ -542,7 +548,9 @@ class StateDictUnpickler {
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
-  std::map<std::string, ValuePtr> storages_;
+  std::optional<torch::ScalarType> convert_;
+  std::map<std::string, std::pair<torch::ScalarType, ValuePtr>>
+      storages_;               // key -> (as saved, storage)
   std::vector<ValuePtr> all_;  // every value made, for the destructor
 };
 
@@ -571,7 +579,7 @@ absl::StatusOr<const Value*> FindStateDict(const std::string& source, const Valu
 absl::StatusOr<TensorMap> ParseStateDict(const std::string& source, const std::string& pickle,
                                          const TorchRecordReader& records,
                                          std::optional<torch::ScalarType> dtype) {
-  StateDictUnpickler unpickler(pickle, records);
+  StateDictUnpickler unpickler(pickle, records, dtype);
   auto root = unpickler.Run();
   if (!root.ok()) {
     return absl::Status(root.status().code(),

@@ -27,7 +27,8 @@ bool IsTorchCheckpointName(const std::string& file_name);
 
 // The state dict in `path`: a dict (or OrderedDict) of name -> tensor; a dict whose only dict value
 // sits under "state_dict", "model" or "module" (a training checkpoint) is unwrapped. Tensors come
-// back contiguous on the CPU; with `dtype` (floating), floating tensors are converted to it.
+// back contiguous on the CPU; with `dtype` (floating), floating tensors are converted to it, each
+// storage as it is read (peak memory: the converted tensors plus one stored record).
 // Errors: NOT_FOUND (no file), INVALID_ARGUMENT (the legacy pre-1.6 format, a pickle that is not a
 // state dict, a non-string key or non-tensor value, naming it), DATA_LOSS (a damaged archive).
 absl::StatusOr<TensorMap> ReadTorchCheckpoint(
