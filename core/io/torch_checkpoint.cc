@@ -11,6 +11,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -30,6 +32,9 @@ namespace linvideo::core::io {
 namespace {
 
 namespace fs = std::filesystem;
+
+// data.pkl holds names, shapes and storage keys: a few MB for the largest models.
+constexpr uint64_t kMaxPickleBytes = uint64_t{64} << 20;
 
 // A Python value as far as a state dict's pickle needs one.
 struct Value;
@@ -57,6 +62,15 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // kDict, in insertion order
   torch::Tensor tensor;                                // kStorage (1-D, its dtype), kTensor
 };
+
+// A LibTorch exception's message without its C++ stack trace.
+std::string FirstLine(const std::exception& e) {
+  std::string what = e.what();
+  if (const size_t nl = what.find("\nException raised from"); nl != std::string::npos) {
+    what.resize(nl);
+  }
+  return what;
+}
 
 const char* KindName(const Value& v) {
   switch (v.kind) {
@@ -105,6 +119,10 @@ std::optional<torch::ScalarType> StorageDtype(const std::string& global) {
 // pickle's depth costs nothing but its own bytes.
 class StateDictUnpickler {
  public:
+  // Bounds on what a hostile pickle can make us hold (a state dict of 100k tensors needs ~1M
+  // values and a few MB of pickle).
+  static constexpr size_t kMaxValues = size_t{1} << 23;
+
   // `convert`: floating storages are converted to it as they are read, so the file's bytes of a
   // storage are freed before the next is read (peak: the converted tensors plus one record).
   StateDictUnpickler(const std::string& pickle, const TorchRecordReader& records,
@@ -124,6 +142,10 @@ class StateDictUnpickler {
   absl::StatusOr<ValuePtr> Run() {
     while (!stopped_) {
       if (pos_ >= p_.size()) return Error("the pickle ends without STOP");
+      if (all_.size() > kMaxValues) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the pickle builds over ", kMaxValues, " values; a state dict needs a few per tensor"));
+      }
       const size_t at = pos_;
       const auto op = static_cast<unsigned char>(p_[pos_++]);
       if (absl::Status s = Step(op); !s.ok()) {
@@ -432,11 +454,19 @@ class StateDictUnpickler {
       }
       return it->second.second;
     }
-    const std::string record = "data/" + key;
-    if (key.empty() || key.find('/') != std::string::npos) {
-      return Error(absl::StrCat("storage key '", key, "' is not a record name"));
+    // torch.save names storages str(int): other keys could alias one record (the zip lookup
+    // stops at a NUL and ignores case) and read it many times over.
+    if (key.empty() || key.size() > 19 ||
+        !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Error(
+          absl::StrCat("storage key '", absl::CHexEscape(key), "' is not a decimal record number"));
     }
+    const std::string record = "data/" + key;
     LV_ASSIGN_OR_RETURN(torch::Tensor bytes, records_(record));
+    if (bytes.scalar_type() != torch::kUInt8 || bytes.dim() != 1 || !bytes.is_contiguous() ||
+        !bytes.device().is_cpu()) {
+      return absl::InternalError("the record reader must return a 1-D contiguous uint8 CPU tensor");
+    }
     const int64_t numel = t[4]->i;
     const int64_t element = c10::elementSize(*dtype);
     const int64_t nbytes = bytes.numel();
@@ -588,6 +618,8 @@ absl::StatusOr<TensorMap> ParseStateDict(const std::string& source, const std::s
   }
   LV_ASSIGN_OR_RETURN(const Value* dict, FindStateDict(source, **root));
   TensorMap out;
+  // One contiguous copy per tensor value, however many keys name it (memo references).
+  std::map<const Value*, torch::Tensor> done;
   for (const auto& [key, value] : dict->entries) {
     if (key->kind != Value::Kind::kString) {
       return absl::InvalidArgumentError(absl::StrCat(source, " has a key of type ", KindName(*key),
@@ -598,9 +630,13 @@ absl::StatusOr<TensorMap> ParseStateDict(const std::string& source, const std::s
           absl::StrCat(source, ": \"", key->s, "\" is a ", KindName(*value),
                        ", not a tensor; only state dicts (name -> tensor) are read"));
     }
-    torch::Tensor t = value->tensor;
-    if (dtype && t.is_floating_point() && t.scalar_type() != *dtype) t = t.to(*dtype);
-    out[key->s] = t.contiguous();
+    auto it = done.find(value.get());
+    if (it == done.end()) {
+      torch::Tensor t = value->tensor;
+      if (dtype && t.is_floating_point() && t.scalar_type() != *dtype) t = t.to(*dtype);
+      it = done.emplace(value.get(), t.contiguous()).first;
+    }
+    out[key->s] = it->second;
   }
   if (out.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(source, " holds an empty state dict"));
@@ -622,12 +658,10 @@ absl::StatusOr<TensorMap> ParseTorchStateDict(const std::string& source, const s
                                               std::optional<torch::ScalarType> dtype) {
   try {
     return ParseStateDict(source, pickle, records, dtype);
-  } catch (const std::exception& e) {  // LibTorch (as_strided, a conversion) out of memory
-    std::string what = e.what();
-    if (const size_t nl = what.find("\nException raised from"); nl != std::string::npos) {
-      what.resize(nl);
-    }
-    return absl::ResourceExhaustedError(absl::StrCat("reading ", source, ": ", what));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("reading ", source, ": out of memory"));
+  } catch (const std::exception& e) {  // LibTorch (an allocation, a conversion)
+    return absl::ResourceExhaustedError(absl::StrCat("reading ", source, ": ", FirstLine(e)));
   }
 }
 
@@ -679,28 +713,47 @@ absl::StatusOr<TensorMap> ReadTorchCheckpoint(const std::string& path,
       }
     }
     auto [pickle_data, pickle_size] = archive.getRecord("data.pkl");
+    if (pickle_size > kMaxPickleBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": data.pkl holds ", pickle_size,
+                                                     " bytes; a state dict's is at most ",
+                                                     kMaxPickleBytes >> 20, " MiB"));
+    }
+    const uint64_t file_bytes = fs::file_size(path, ec);
+    uint64_t read_bytes = 0;
     const std::string pickle(static_cast<const char*>(pickle_data.get()), pickle_size);
     LV_ASSIGN_OR_RETURN(
         out, ParseTorchStateDict(
                  path, pickle,
-                 [&archive](const std::string& name) -> absl::StatusOr<torch::Tensor> {
-                   if (!archive.hasRecord(name)) {
+                 [&archive, &read_bytes,
+                  file_bytes](const std::string& name) -> absl::StatusOr<torch::Tensor> {
+                   try {
+                     if (!archive.hasRecord(name)) {
+                       return absl::DataLossError(
+                           absl::StrCat("storage record '", name, "' is missing from the archive"));
+                     }
+                     auto [data, n] = archive.getRecord(name);
+                     // torch.save stores records uncompressed: together they fit in the file.
+                     read_bytes += n;
+                     if (read_bytes > file_bytes) {
+                       return absl::DataLossError(
+                           "the storage records add up to more than the file holds");
+                     }
+                     auto owner = std::make_shared<at::DataPtr>(std::move(data));
+                     return torch::from_blob(
+                         owner->get(), {static_cast<int64_t>(n)}, [owner](void*) {}, torch::kUInt8);
+                   } catch (const std::bad_alloc&) {
+                     throw;
+                   } catch (const std::exception& e) {  // a damaged record (CRC, short read)
                      return absl::DataLossError(
-                         absl::StrCat("storage record '", name, "' is missing from the archive"));
+                         absl::StrCat("storage record '", name, "': ", FirstLine(e)));
                    }
-                   auto [data, n] = archive.getRecord(name);
-                   auto owner = std::make_shared<at::DataPtr>(std::move(data));
-                   return torch::from_blob(
-                       owner->get(), {static_cast<int64_t>(n)}, [owner](void*) {}, torch::kUInt8);
                  },
                  dtype));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("reading ", path, ": out of memory"));
   } catch (const std::exception& e) {  // the zip reader throws c10::Error on a damaged archive
-    std::string what = e.what();
-    if (const size_t nl = what.find("\nException raised from"); nl != std::string::npos) {
-      what.resize(nl);
-    }
     return absl::DataLossError(
-        absl::StrCat(path, " cannot be read as a torch.save checkpoint: ", what));
+        absl::StrCat(path, " cannot be read as a torch.save checkpoint: ", FirstLine(e)));
   }
   return out;
 }

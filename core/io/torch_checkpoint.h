@@ -1,16 +1,17 @@
 #pragma once
 // PyTorch checkpoints written by torch.save (`.pth` / `.pt`): the zip format of PyTorch >= 1.6
-// (`<name>/data.pkl` + one record per storage `<name>/data/<key>`), read through LibTorch's own
-// loader (caffe2::serialize::PyTorchStreamReader + the TorchScript unpickler). The official Wan 2.1
-// releases ship their VAE (Wan2.1_VAE.pth) and umT5 encoder (models_t5_umt5-xxl-enc-bf16.pth) this
-// way; both are plain state dicts.
+// (`<name>/data.pkl` + one record per storage `<name>/data/<key>`). The official Wan 2.1 releases
+// ship their VAE (Wan2.1_VAE.pth) and umT5 encoder (models_t5_umt5-xxl-enc-bf16.pth) this way;
+// both are plain state dicts.
 //
-// The unpickler resolves only a fixed set of globals (tensor rebuilding, OrderedDict, storages), so
-// a file cannot run code; anything else in the pickle is an error. Storages are read record by
-// record (peak memory: the tensors, not the file twice). It is not the hardened parser that
-// safetensors.h is: a damaged archive gets DATA_LOSS with LibTorch's message, but the bounds on
-// what a hostile pickle may ask for (storage sizes) are LibTorch's. Prefer safetensors for files
-// from untrusted sources.
+// The archive is read by LibTorch's own zip reader (caffe2::serialize::PyTorchStreamReader); the
+// pickle by a restricted unpickler of our own, because LibTorch 1.13's (torch::jit) cannot read
+// what torch.save(model.state_dict()) writes (SETITEM and BUILD for the OrderedDict's _metadata,
+// nn.Parameter). It rebuilds only tensors, OrderedDict and nn.Parameter: nothing the pickle names
+// is ever run, and any other global is an error naming it. A hostile file is bounded: data.pkl at
+// most 64 MiB, at most 8M pickle values, no recursion, storage keys decimal (each record read
+// once), records together no larger than the file, every tensor inside its storage and no larger
+// than it. Damage is DATA_LOSS, never a crash.
 
 #include <functional>
 #include <optional>

@@ -168,12 +168,13 @@ std::string Unicode(const std::string& text) {
   return out + text;
 }
 
-// {"w": float tensor of `size` elements over a storage declared with `numel` elements}.
-std::string OneTensorPickle(int size, int numel) {
+// {"w": float tensor of `size` elements, stride `stride`, over storage `key` declared with `numel`
+// elements}.
+std::string OneTensorPickle(int size, int numel, int stride = 1, const std::string& key = "0") {
   return std::string("\x80\x02}(") + Unicode("w") + "ctorch._utils\n_rebuild_tensor_v2\n(" + "(" +
-         Unicode("storage") + "ctorch\nFloatStorage\n" + Unicode("0") + Unicode("cpu") + "K" +
-         static_cast<char>(numel) + "tQ" + "K\x00"s + "K" + static_cast<char>(size) + "\x85" +
-         "K\x01\x85" + "\x89" + "ccollections\nOrderedDict\n)R" + "tRu.";
+         Unicode("storage") + "ctorch\nFloatStorage\n" + Unicode(key) + Unicode("cpu") + "K" +
+         static_cast<char>(numel) + "tQ" + "K\x00"s + "K" + static_cast<char>(size) + "\x85" + "K" +
+         static_cast<char>(stride) + "\x85" + "\x89" + "ccollections\nOrderedDict\n)R" + "tRu.";
 }
 
 absl::StatusOr<torch::Tensor> EightBytes(const std::string& name) {
@@ -199,6 +200,16 @@ TEST(TorchStateDictPickleTest, ChecksEveryTensorAgainstItsStorage) {
                                      });
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(missing.status().message().find("no record data/0"), std::string::npos);
+  // An expanded view (stride 0) would materialise more elements than its storage holds.
+  auto expanded = ParseTorchStateDict("expanded", OneTensorPickle(200, 2, 0), EightBytes);
+  EXPECT_EQ(expanded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(expanded.status().message().find("expanded view"), std::string::npos)
+      << expanded.status();
+  // Only decimal keys name records: "0\0a" would open record 0 again under another name.
+  auto alias = ParseTorchStateDict("alias", OneTensorPickle(2, 2, 1, "0\0a"s), EightBytes);
+  EXPECT_EQ(alias.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(alias.status().message().find("not a decimal record number"), std::string::npos)
+      << alias.status();
   // Cut anywhere, the pickle is an error, never a crash.
   const std::string whole = OneTensorPickle(2, 2);
   for (size_t n = 0; n + 1 < whole.size(); ++n) {
