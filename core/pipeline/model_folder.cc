@@ -331,9 +331,11 @@ bool WeightsRewrite::Covers(const std::string& rel_file) const {
   const fs::path parent = rel.parent_path().empty() ? fs::path(".") : rel.parent_path();
   if (parent.lexically_normal() != fs::path(dir).lexically_normal()) return false;
   const std::string name = rel.filename().string();
-  if (name.find(".safetensors") == std::string::npos && !io::IsTorchCheckpointName(name)) {
-    return false;
-  }
+  const bool checkpoint = io::IsTorchCheckpointName(name);
+  if (name.find(".safetensors") == std::string::npos && !checkpoint) return false;
+  // Without a stem a component owns its folder's weight files, but not at the root of an official
+  // folder, where the VAE's and umT5's .pth files sit beside the DiT's.
+  if (stem.empty() && checkpoint && parent.lexically_normal() == fs::path(".")) return false;
   return stem.empty() || name.rfind(stem + ".", 0) == 0 || name.rfind(stem + "-", 0) == 0;
 }
 

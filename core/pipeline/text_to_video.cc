@@ -77,9 +77,11 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
     // Wan draws the initial noise in float32 on the CPU from the request's own generator (the
     // same video on every device); it moves to the DiT's device once, and the latents and the
     // sampler's state stay there until Decode hands back uint8 frames.
-    state->latents = sampling::SeededNoise(
-        {shape.channels, shape.frames, shape.height, shape.width}, params.seed, torch::kFloat,
-        dit_->device());  // [16, F', H/8, W/8]
+    LV_ASSIGN_OR_RETURN(state->latents, TorchCall("initial noise", [&] {
+                          return sampling::SeededNoise(
+                              {shape.channels, shape.frames, shape.height, shape.width},
+                              params.seed, torch::kFloat, dit_->device());  // [16, F', H/8, W/8]
+                        }));
     return state;
   }
 

@@ -91,14 +91,17 @@ if [ "${PIPELINE_BENCH:-0}" = 1 ]; then
   # DiT forward of (a)'s step on the same GPU when WAN_DIR names a checkout or a folder made by
   # tests/gpu/prepare-wan.sh.
   log "build linvideo-pipeline-bench"
-  timeout "$(left)" cmake --build "$BUILD" --target linvideo-pipeline-bench -j"$(nproc)" \
-    >"$OUT/build-pipeline-bench.txt" 2>&1 || { log "FAIL: build (see build-pipeline-bench.txt)"; status=1; }
-  log "pipeline bench cuda bf16 ${PIPELINE_BENCH_ARGS:-}"
-  # shellcheck disable=SC2086  # PIPELINE_BENCH_ARGS is a list of flags
-  (cd "$ROOT" && timeout "$(left)" "$BUILD/bench/linvideo-pipeline-bench" --device=cuda \
-    --dtype=bf16 ${PIPELINE_BENCH_ARGS:-}) >"$OUT/pipeline-bench.txt" 2>&1 \
-    || { log "pipeline bench: FAIL or timeout (see pipeline-bench.txt)"; status=1; }
-  grep -E "^\(|^linvideo-pipeline-bench" "$OUT/pipeline-bench.txt" | tee -a "$OUT/summary.txt"
+  if timeout "$(left)" cmake --build "$BUILD" --target linvideo-pipeline-bench -j"$(nproc)" \
+      >"$OUT/build-pipeline-bench.txt" 2>&1; then
+    log "pipeline bench cuda bf16 ${PIPELINE_BENCH_ARGS:-}"
+    # shellcheck disable=SC2086  # PIPELINE_BENCH_ARGS is a list of flags
+    (cd "$ROOT" && timeout "$(left)" "$BUILD/bench/linvideo-pipeline-bench" --device=cuda \
+      --dtype=bf16 ${PIPELINE_BENCH_ARGS:-}) >"$OUT/pipeline-bench.txt" 2>&1 \
+      || { log "pipeline bench: FAIL or timeout (see pipeline-bench.txt)"; status=1; }
+    grep -E "^\(|^linvideo-pipeline-bench" "$OUT/pipeline-bench.txt" | tee -a "$OUT/summary.txt"
+  else
+    log "FAIL: build (see build-pipeline-bench.txt); the bench did not run"; status=1
+  fi
   if [ -n "${WAN_DIR:-}" ]; then
     # The official pipeline runs CFG as two batch-1 forwards per step (cond, then uncond): its
     # step is 2 x the batch-1 median. Batch 2 is what one batched CFG forward would cost it.

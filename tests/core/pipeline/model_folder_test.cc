@@ -54,6 +54,13 @@ TEST_F(OfficialFolder, TheReleasesTorchSaveFilesAreItsVaeAndTextEncoder) {
   EXPECT_TRUE(vae.Covers("Wan2.1_VAE.safetensors"));
   EXPECT_FALSE(vae.Covers("models_t5_umt5-xxl-enc-bf16.pth"));
   EXPECT_FALSE(vae.Covers("diffusion_pytorch_model.safetensors"));
+  // A DiT without a stem (its file not named diffusion_pytorch_model) still leaves them alone.
+  WeightsRewrite dit{".", "", "diffusion_pytorch_model"};
+  EXPECT_TRUE(dit.Covers("other_name.safetensors"));
+  EXPECT_FALSE(dit.Covers("Wan2.1_VAE.pth"));
+  EXPECT_FALSE(dit.Covers("models_t5_umt5-xxl-enc-bf16.pth"));
+  WeightsRewrite vae_folder{"vae", "", "diffusion_pytorch_model"};  // diffusers: its own folder
+  EXPECT_TRUE(vae_folder.Covers("vae/Wan2.1_VAE.pth"));
 }
 
 TEST_F(OfficialFolder, SafetensorsOfTheSameStemsStillWork) {
