@@ -38,10 +38,16 @@ std::vector<DeviceMemory> QueryDeviceMemory(int cuda_device) {
   return out;
 }
 
-void ReleaseCachedDeviceMemory() {
+void ReleaseCachedDeviceMemory(int cuda_device) {
 #if LINVIDEO_KERNELS_CUDA
-  cudaDeviceSynchronize();
-  c10::cuda::CUDACachingAllocator::emptyCache();
+  int current = 0;
+  if (cuda_device < 0 || cudaGetDevice(&current) != cudaSuccess) return;
+  if (cudaSetDevice(cuda_device) == cudaSuccess) cudaDeviceSynchronize();
+  cudaSetDevice(current);
+  cudaGetLastError();
+  c10::cuda::CUDACachingAllocator::emptyCache();  // every device's unused blocks
+#else
+  (void)cuda_device;
 #endif
 }
 

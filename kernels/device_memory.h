@@ -21,8 +21,9 @@ struct DeviceMemory {
 // `cuda_device` < 0: the host only.
 std::vector<DeviceMemory> QueryDeviceMemory(int cuda_device);
 
-// Waits for the current CUDA device and hands LibTorch's cached, unused blocks back to the driver
-// (so cudaMemGetInfo shows what is in use). No-op without CUDA in this build.
-void ReleaseCachedDeviceMemory();
+// Waits for CUDA device `cuda_device` and hands LibTorch's cached, unused blocks back to the driver
+// (so cudaMemGetInfo shows what is in use); the calling thread's current device is kept. No-op
+// without CUDA in this build.
+void ReleaseCachedDeviceMemory(int cuda_device);
 
 }  // namespace linvideo::kernels

@@ -116,7 +116,7 @@ int CudaIndex(const std::string& device) {
 #ifdef LINVIDEO_WITH_PIPELINE
 // scheduler.auto_budget on a CUDA device: measures every loaded model's step memory and sets
 // `config`'s token budget and batch size from what the device has left (server/memory_budget.h).
-// FAILED_PRECONDITION when a model's largest allowed request cannot fit.
+// RESOURCE_EXHAUSTED when a model's largest allowed request cannot fit.
 absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
                                ServerConfig& config) {
   DeviceMemoryProbe probe;
@@ -126,46 +126,23 @@ absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
     }
     return 0;
   };
-  probe.release_cached = [] { kernels::ReleaseCachedDeviceMemory(); };
-  int64_t total = 0;
+  probe.release_cached = [cuda_index] { kernels::ReleaseCachedDeviceMemory(cuda_index); };
+  ServingBudgetOptions options;
   for (const kernels::DeviceMemory& m : kernels::QueryDeviceMemory(cuda_index)) {
-    if (m.device != "cpu") total = m.total_bytes;
+    if (m.device != "cpu") options.total_bytes = m.total_bytes;
   }
-  if (total == 0) return absl::UnavailableError("no CUDA memory reading in this build");
-  MemoryBudgetInput in;
-  in.total_bytes = total;
-  in.margin = config.scheduler.memory_margin_pct / 100.0;
-  in.overlap_decode = config.limits.overlap_decode;
-  // Every model shares the device: the most expensive line bounds the budget.
-  bool first = true;
-  for (const auto& model : registry.Active()) {
-    const ModelLimits& l = model->limits;
-    GenerationParams request;
-    request.prompt = "memory probe";
-    LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, l));
-    LV_ASSIGN_OR_RETURN(StepMemory m, MeasureStepMemory(*model->executor, resolved, probe,
-                                                        config.limits.overlap_decode));
-    GenerationParams largest = resolved;
-    largest.width = l.max_width - l.max_width % l.width_multiple();
-    largest.height = l.max_height - l.max_height % l.height_multiple();
-    largest.frames = l.max_frames;
-    const int64_t largest_tokens = core::params::StepTokens(largest, l.geometry);
-    if (first) {
-      in.measured = m;
-      in.request_tokens = core::params::StepTokens(resolved, l.geometry);
-    } else {
-      // Keep the steeper line (per token and fixed), and the larger decode.
-      auto slope = [](const StepMemory& x) {
-        return static_cast<double>(x.samples.back().used_bytes - x.samples.front().used_bytes) /
-               static_cast<double>(x.samples.back().tokens - x.samples.front().tokens);
-      };
-      if (slope(m) > slope(in.measured)) in.measured.samples = m.samples;
-      in.measured.decode_bytes = std::max(in.measured.decode_bytes, m.decode_bytes);
-    }
-    in.largest_request_tokens = std::max(in.largest_request_tokens, largest_tokens);
-    first = false;
+  if (options.total_bytes == 0)
+    return absl::UnavailableError("no CUDA memory reading in this build");
+  options.margin = config.scheduler.memory_margin_pct / 100.0;
+  options.overlap_decode = config.limits.overlap_decode;
+  // Admin loads and finished jobs swap checkpoints in: the new one loads beside the active one,
+  // and keep_previous_checkpoints replaced ones stay.
+  if (!config.checkpoint_root.empty() || !config.jobs.root.empty()) {
+    options.swap_models = 1 + config.limits.keep_previous_checkpoints;
   }
-  LV_ASSIGN_OR_RETURN(MemoryBudget b, DeriveMemoryBudget(in));
+  std::vector<BudgetModel> models;
+  for (const auto& m : registry.Active()) models.push_back({m->name, m->executor.get(), m->limits});
+  LV_ASSIGN_OR_RETURN(MemoryBudget b, DeriveServingBudget(models, probe, options));
   LV_LOG(INFO) << "scheduler.auto_budget on " << config.device << ": " << b.summary
                << " (replaces token_budget=" << config.scheduler.token_budget
                << " max_batch=" << config.scheduler.max_batch << ")";
@@ -247,7 +224,7 @@ int Run(const ServerConfig& config) {
 #ifdef LINVIDEO_WITH_PIPELINE
   if (cuda_index >= 0 && config.scheduler.auto_budget && config.executor == "pipeline") {
     if (absl::Status s = ApplyMemoryBudget(registry, cuda_index, serving); !s.ok()) {
-      if (absl::IsFailedPrecondition(s) && absl::StrContains(s.message(), "largest request")) {
+      if (absl::IsResourceExhausted(s)) {
         std::cerr << s.message() << "\n";
         return 1;
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -36,30 +37,33 @@ absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
   const StepMemorySample& hi = s.back();
   const double per_token = static_cast<double>(hi.used_bytes - lo.used_bytes) /
                            static_cast<double>(hi.tokens - lo.tokens);
-  if (!(per_token > 0)) {
+  // cudaMemGetInfo also counts other processes and allocator rounding: growth below 1 MiB
+  // between the samples is noise, not a line to scale from.
+  if (!(per_token > 0) || hi.used_bytes - lo.used_bytes < (int64_t{1} << 20)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("memory budget: device memory did not grow from ", lo.tokens, " to ",
-                     hi.tokens, " step tokens (", lo.used_bytes, " -> ", hi.used_bytes,
+        absl::StrCat("memory budget: device memory did not grow measurably from ", lo.tokens,
+                     " to ", hi.tokens, " step tokens (", lo.used_bytes, " -> ", hi.used_bytes,
                      " bytes used); set scheduler.token_budget and scheduler.max_batch by hand"));
   }
   const double fixed = std::max(
       0.0, static_cast<double>(lo.used_bytes - in.measured.resident_bytes) - per_token * lo.tokens);
   const double decode = in.overlap_decode ? static_cast<double>(in.measured.decode_bytes) : 0.0;
   const double usable = static_cast<double>(in.total_bytes) * (1.0 - in.margin) -
-                        static_cast<double>(in.measured.resident_bytes) - fixed - decode;
+                        static_cast<double>(in.measured.resident_bytes) -
+                        static_cast<double>(in.reserve_bytes) - fixed - decode;
   const int64_t budget = usable > 0 ? static_cast<int64_t>(std::floor(usable / per_token)) : 0;
   MemoryBudget out;
   out.bytes_per_token = per_token;
   out.fixed_bytes = static_cast<int64_t>(fixed);
   out.token_budget = budget;
   if (budget < in.largest_request_tokens) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::ResourceExhaustedError(absl::StrCat(
         "device memory fits ", budget, " step tokens (", Gib(in.total_bytes), " total, ",
         Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
         " bytes per token, margin ", in.margin,
         "), but the largest request the limits allow needs ", in.largest_request_tokens,
         "; lower limits.max_width / max_height / max_frames (or the "
-        "model's), scheduler.memory_margin, or use a larger device"));
+        "model's), scheduler.memory_margin_pct, or use a larger device"));
   }
   out.max_batch = static_cast<int>(
       std::clamp<int64_t>(budget / in.request_tokens, 1, std::max(1, in.max_batch_cap)));
@@ -67,8 +71,10 @@ absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
       "token budget ", budget, ", max batch ", out.max_batch, " (", Gib(in.total_bytes),
       " device, ", Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
       " bytes per step token + ", Gib(fixed), " per step",
-      decode > 0 ? absl::StrCat(", ", Gib(decode), " decode reserved") : std::string(), ", margin ",
-      in.margin, "; default request ", in.request_tokens, " tokens)");
+      decode > 0 ? absl::StrCat(", ", Gib(decode), " decode reserved") : std::string(),
+      in.reserve_bytes > 0 ? absl::StrCat(", ", Gib(in.reserve_bytes), " for hot swaps")
+                           : std::string(),
+      ", margin ", in.margin, "; default request ", in.request_tokens, " tokens)");
   return out;
 }
 
@@ -81,6 +87,7 @@ absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const Generatio
   for (int copies : {1, 2}) {
     std::vector<const GenerationParams*> params(copies, &request);
     LV_ASSIGN_OR_RETURN(auto states, executor.Start(params));
+    probe.release_cached();  // the text encoder's blocks are not the step's
     std::vector<StepState*> batch;
     for (auto& st : states) batch.push_back(st.get());
     LV_RETURN_IF_ERROR(executor.Step(batch));  // one step shows the step's peak
@@ -105,6 +112,70 @@ absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const Generatio
     probe.release_cached();
   }
   return m;
+}
+
+int64_t LargestRequestTokens(const ModelLimits& l) {
+  GenerationParams largest;
+  largest.width = l.max_width - l.max_width % l.width_multiple();
+  largest.height = l.max_height - l.max_height % l.height_multiple();
+  largest.frames = l.max_frames;
+  // Any guidance above 1 runs the second pass; a distilled model runs without it.
+  largest.guidance = l.fixed_timesteps.empty() && l.max_guidance > 1 ? l.max_guidance : 1.0;
+  return core::params::StepTokens(largest, l.geometry);
+}
+
+absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>& models,
+                                                 const DeviceMemoryProbe& probe,
+                                                 const ServingBudgetOptions& options) {
+  if (models.empty()) return absl::InvalidArgumentError("memory budget: no model loaded");
+  std::vector<std::pair<const BudgetModel*, StepMemory>> measured;
+  for (const BudgetModel& m : models) {
+    GenerationParams request;
+    request.prompt = "memory probe";
+    LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, m.limits));
+    auto sm = MeasureStepMemory(*m.executor, resolved, probe, options.overlap_decode);
+    if (!sm.ok()) return core::Annotate(sm.status(), absl::StrCat("measuring model ", m.name));
+    measured.emplace_back(&m, *std::move(sm));
+  }
+  // Every model is resident when the last is measured; each one's share of that is what a hot
+  // swap loads again beside it.
+  const int64_t resident = measured.back().second.resident_bytes;
+  const int64_t share = resident / static_cast<int64_t>(models.size());
+  MemoryBudget out;
+  out.token_budget = std::numeric_limits<int64_t>::max();
+  out.max_batch = options.max_batch_cap;
+  for (auto& [model, sm] : measured) {
+    const ModelLimits& l = model->limits;
+    MemoryBudgetInput in;
+    in.total_bytes = options.total_bytes;
+    in.measured = sm;
+    in.measured.resident_bytes = resident;
+    in.margin = options.margin;
+    in.overlap_decode = options.overlap_decode;
+    in.reserve_bytes = options.swap_models * share;
+    GenerationParams request;
+    request.prompt = "memory probe";
+    LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, l));
+    in.request_tokens = core::params::StepTokens(resolved, l.geometry);
+    in.largest_request_tokens = LargestRequestTokens(l);
+    // The decode was measured at the default size; a decode's memory follows its pixels.
+    const double pixels = static_cast<double>(l.max_width) * l.max_height /
+                          (static_cast<double>(resolved.width) * resolved.height);
+    in.measured.decode_bytes = static_cast<int64_t>(sm.decode_bytes * std::max(1.0, pixels));
+    in.max_batch_cap = options.max_batch_cap;
+    auto b = DeriveMemoryBudget(in);
+    if (!b.ok()) return core::Annotate(b.status(), absl::StrCat("model ", model->name));
+    if (b->token_budget < out.token_budget) {
+      out.token_budget = b->token_budget;
+      out.bytes_per_token = b->bytes_per_token;
+      out.fixed_bytes = b->fixed_bytes;
+    }
+    out.max_batch = std::min(out.max_batch, b->max_batch);
+    absl::StrAppend(&out.summary, out.summary.empty() ? "" : "; ", model->name, ": ", b->summary);
+  }
+  out.summary = absl::StrCat("token budget ", out.token_budget, ", max batch ", out.max_batch,
+                             " (the smallest of: ", out.summary, ")");
+  return out;
 }
 
 }  // namespace linvideo::server

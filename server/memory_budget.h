@@ -31,7 +31,8 @@ struct StepMemory {
 };
 
 struct MemoryBudgetInput {
-  int64_t total_bytes = 0;  // the device's memory
+  int64_t reserve_bytes = 0;  // held back besides the margin (a hot swap's second model)
+  int64_t total_bytes = 0;    // the device's memory
   StepMemory measured;
   double margin = 0.1;          // fraction of the device left free (fragmentation, other users)
   bool overlap_decode = false;  // decodes run beside steps: their peak is reserved
@@ -48,9 +49,9 @@ struct MemoryBudget {
   std::string summary;      // one line for the log: the numbers and how they were derived
 };
 
-// FAILED_PRECONDITION when the samples show no growth (nothing to scale from), or when the largest
-// allowed request does not fit (saying by how much and what to lower); INVALID_ARGUMENT for fewer
-// than two samples or non-increasing tokens.
+// RESOURCE_EXHAUSTED when the largest allowed request does not fit (saying what fits and what to
+// lower); FAILED_PRECONDITION when the samples show no measurable growth (nothing to scale from);
+// INVALID_ARGUMENT for fewer than two samples or non-increasing tokens.
 absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& input);
 
 // How the device's memory is read: the bytes in use (cudaMemGetInfo: total − free) and a release
@@ -66,5 +67,35 @@ struct DeviceMemoryProbe {
 // the engine starts. `request` must be resolved.
 absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const GenerationParams& request,
                                              const DeviceMemoryProbe& probe, bool decode);
+
+// Step tokens of the largest request `limits` accept: the largest multiple of the size steps
+// within max_width / max_height, max_frames, and CFG's second pass unless the model is distilled
+// (fixed timesteps) or caps guidance at 1.
+int64_t LargestRequestTokens(const ModelLimits& limits);
+
+// One loaded model as the budget sees it.
+struct BudgetModel {
+  std::string name;
+  Executor* executor = nullptr;  // measured on the calling thread, before the engine starts
+  ModelLimits limits;            // what requests get (the server's caps applied)
+};
+
+struct ServingBudgetOptions {
+  int64_t total_bytes = 0;
+  double margin = 0.1;
+  bool overlap_decode = false;
+  // Models a hot swap may hold at once beside each active one (1 + keep_previous_checkpoints
+  // when checkpoints can be loaded at run time, else 0): each reserves one model's resident share.
+  int swap_models = 0;
+  int max_batch_cap = 64;
+};
+
+// Measures every model (MeasureStepMemory on its default request) and derives each one's budget
+// against its own line and its own largest request (a decode measured at the default size is
+// scaled by the largest request's pixels); the server's budget is the smallest, so every model's
+// requests fit. Errors as DeriveMemoryBudget's, naming the model.
+absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>& models,
+                                                 const DeviceMemoryProbe& probe,
+                                                 const ServingBudgetOptions& options);
 
 }  // namespace linvideo::server
