@@ -142,10 +142,13 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
   EXPECT_NE(bad.output.find("allowed"), std::string::npos) << bad.output;
 }
 
-// The official release ships the VAE and umT5 as torch.save files with the official names
-// (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth): written here by Debian's python3-torch from
-// the tiny model, they load and run exactly as the safetensors they came from.
-TEST_F(ToolsTest, TorchSaveComponentsWithOfficialNamesRunAsTheirSafetensors) {
+// The official release ships the VAE and umT5 as torch.save files (Wan2.1_VAE.pth,
+// models_t5_umt5-xxl-enc-bf16.pth) with the official parameter names: written here by Debian's
+// python3-torch from the tiny model (official names, in its vae/ and text_encoder/ folders, the
+// only weights there), they load and run exactly as the safetensors they came from. The official
+// root layout's detection of these file names is model_folder_test's; its default configs are the
+// full-size umT5-XXL and VAE, which no tiny test can load.
+TEST_F(ToolsTest, TorchSaveComponentFilesRunAsTheirSafetensors) {
   const std::string original = (*dir_ / "tiny_original_pth_src").string();
   Result conv = RunCommand(kBin + "linvideo-model convert --model " + *model_ +
                            " --to original --output " + original);
