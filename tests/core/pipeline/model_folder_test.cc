@@ -5,6 +5,7 @@
 #include "core/pipeline/model_folder.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -70,6 +71,46 @@ TEST_F(OfficialFolder, SafetensorsOfTheSameStemsStillWork) {
   ASSERT_TRUE(folder->vae);
   EXPECT_EQ(folder->vae->weights_stem, "Wan2.1_VAE");
   EXPECT_FALSE(folder->text_encoder);  // neither file: no text encoder, said when it is loaded
+}
+
+// Weights are read in the file's dtype and converted into each parameter's: a bf16 folder loads
+// the fp32 folder's values rounded to bf16, in every component.
+TEST(ModelFolderLoad, Bf16FilesLoadAsTheirValuesInEveryComponent) {
+  const fs::path root =
+      fs::temp_directory_path() / ("lv_model_folder_bf16_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  RandomModelOptions o;
+  o.seed = 5;
+  o.tokenizer_model_file = std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model";
+  ASSERT_TRUE(WriteRandomModelFolder((root / "fp32").string(), o).ok());
+  o.dtype = c10::kBFloat16;
+  ASSERT_TRUE(WriteRandomModelFolder((root / "bf16").string(), o).ok());
+  auto a = ResolveModelFolder((root / "fp32").string());
+  auto b = ResolveModelFolder((root / "bf16").string());
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto rounded = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(t.scalar_type()); };
+  auto same = [&](const torch::nn::Module& x, const torch::nn::Module& y, const char* what) {
+    const auto px = x.named_parameters(), py = y.named_parameters();
+    ASSERT_EQ(px.size(), py.size()) << what;
+    for (const auto& p : px) {
+      const torch::Tensor& other = py[p.key()];
+      EXPECT_EQ(other.scalar_type(), p.value().scalar_type()) << what << " " << p.key();
+      EXPECT_TRUE(torch::equal(other, rounded(p.value()))) << what << " " << p.key();
+    }
+  };
+  auto dit_a = LoadDit(*a->transformer, {});
+  auto dit_b = LoadDit(*b->transformer, {});
+  ASSERT_TRUE(dit_a.ok() && dit_b.ok()) << dit_b.status();
+  same(**dit_a, **dit_b, "dit");
+  auto t5_a = LoadTextEncoder(*a->text_encoder, {});
+  auto t5_b = LoadTextEncoder(*b->text_encoder, {});
+  ASSERT_TRUE(t5_a.ok() && t5_b.ok()) << t5_b.status();
+  same(**t5_a, **t5_b, "text encoder");
+  auto vae_a = LoadVae(*a->vae, {});
+  auto vae_b = LoadVae(*b->vae, {});
+  ASSERT_TRUE(vae_a.ok() && vae_b.ok()) << vae_b.status();
+  same(**vae_a, **vae_b, "vae");
+  fs::remove_all(root);
 }
 
 }  // namespace
