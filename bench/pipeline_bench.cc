@@ -137,13 +137,11 @@ Split RunOnce(pipeline::TextToVideoPipeline& p, const GenerationParams& requeste
   return s;
 }
 
-bool ParseDtype(const std::string& v, c10::ScalarType* out) {
-  if (v == "bf16")
-    *out = c10::kBFloat16;
-  else if (v == "fp32")
-    *out = c10::kFloat;
-  else
-    return false;
+// The runtime's own parsers (core/common/runtime.h), the error kept as a flag error.
+template <typename T>
+bool Parse(absl::StatusOr<T> parsed, T* out) {
+  if (!parsed.ok()) return false;
+  *out = *parsed;
   return true;
 }
 
@@ -162,12 +160,11 @@ Options ParseArgs(int argc, char** argv) {
     if (auto it = ints.find(name); it != ints.end()) {
       ok = absl::SimpleAtoi(value, it->second) && *it->second >= 0;
     } else if (name == "--device") {
-      ok = value == "cuda" || value == "cpu";
-      o.device = c10::Device(value == "cpu" ? c10::kCPU : c10::kCUDA);
+      ok = Parse(linvideo::core::ParseDevice(value), &o.device);
     } else if (name == "--dtype") {
-      ok = ParseDtype(value, &o.dtype);
+      ok = Parse(linvideo::core::ParseDtype(value), &o.dtype);
     } else if (name == "--vae-dtype") {
-      ok = ParseDtype(value, &o.vae_dtype);
+      ok = Parse(linvideo::core::ParseDtype(value), &o.vae_dtype);
     } else if (name == "--cases") {
       o.cases = value;
       for (absl::string_view c : absl::StrSplit(value, ','))
@@ -182,7 +179,7 @@ Options ParseArgs(int argc, char** argv) {
     }
     if (!ok) {
       std::fprintf(stderr,
-                   "bad flag %s (allowed: --device=cuda|cpu --dtype=bf16|fp32 "
+                   "bad flag %s (allowed: --device=cpu|cuda[:N] --dtype=bf16|fp32 "
                    "--vae-dtype=bf16|fp32 --frames --height --width --layers --steps --reps "
                    "--threads (integers) --cases=a,b,c --text-encoder=umt5-xxl|tiny "
                    "--tokenizer=FILE)\n",

@@ -13,8 +13,6 @@
 #include <sstream>
 #include <thread>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -105,12 +103,11 @@ absl::StatusOr<std::unique_ptr<JobManager>> StartJobs(const ServerConfig& config
   return JobManager::Create(std::move(o), std::move(hooks), metrics);
 }
 
-// The CUDA device index of --device (cuda = 0, cuda:N), -1 for the CPU.
+// The CUDA device index of --device (cuda = 0, cuda:N), -1 for the CPU (Validate parsed it).
 int CudaIndex(const std::string& device) {
-  int index = -1;
-  if (device == "cuda") index = 0;
-  if (absl::StartsWith(device, "cuda:")) (void)absl::SimpleAtoi(device.substr(5), &index);
-  return index;
+  auto d = core::ParseDevice(device);
+  if (!d.ok() || !d->is_cuda()) return -1;
+  return d->has_index() ? d->index() : 0;
 }
 
 #ifdef LINVIDEO_WITH_PIPELINE

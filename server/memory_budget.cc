@@ -128,23 +128,28 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
                                                  const DeviceMemoryProbe& probe,
                                                  const ServingBudgetOptions& options) {
   if (models.empty()) return absl::InvalidArgumentError("memory budget: no model loaded");
-  std::vector<std::pair<const BudgetModel*, StepMemory>> measured;
+  struct Measured {
+    const BudgetModel* model;
+    GenerationParams request;  // its default request, resolved
+    StepMemory memory;
+  };
+  std::vector<Measured> measured;
   for (const BudgetModel& m : models) {
     GenerationParams request;
     request.prompt = "memory probe";
     LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, m.limits));
     auto sm = MeasureStepMemory(*m.executor, resolved, probe, options.overlap_decode);
     if (!sm.ok()) return core::Annotate(sm.status(), absl::StrCat("measuring model ", m.name));
-    measured.emplace_back(&m, *std::move(sm));
+    measured.push_back({&m, std::move(resolved), *std::move(sm)});
   }
   // Every model is resident when the last is measured; each one's share of that is what a hot
   // swap loads again beside it.
-  const int64_t resident = measured.back().second.resident_bytes;
+  const int64_t resident = measured.back().memory.resident_bytes;
   const int64_t share = resident / static_cast<int64_t>(models.size());
   MemoryBudget out;
   out.token_budget = std::numeric_limits<int64_t>::max();
   out.max_batch = options.max_batch_cap;
-  for (auto& [model, sm] : measured) {
+  for (const auto& [model, resolved, sm] : measured) {
     const ModelLimits& l = model->limits;
     MemoryBudgetInput in;
     in.total_bytes = options.total_bytes;
@@ -153,9 +158,6 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     in.margin = options.margin;
     in.overlap_decode = options.overlap_decode;
     in.reserve_bytes = options.swap_models * share;
-    GenerationParams request;
-    request.prompt = "memory probe";
-    LV_ASSIGN_OR_RETURN(GenerationParams resolved, core::params::Resolve(request, l));
     in.request_tokens = core::params::StepTokens(resolved, l.geometry);
     in.largest_request_tokens = LargestRequestTokens(l);
     // The decode was measured at the default size; a decode's memory follows its pixels.

@@ -133,7 +133,8 @@ absl::StatusOr<ModelFolder> ResolveModelFolder(const std::string& path) {
     }
     // The release's .pth files as downloaded, or safetensors made from them.
     auto has_weights = [&](const std::string& stem) {
-      for (const char* suffix : {".safetensors", ".pth"}) {
+      if (IsFile(root / (stem + ".safetensors"))) return true;
+      for (const char* suffix : io::kTorchCheckpointSuffixes) {
         if (IsFile(root / (stem + suffix))) return true;
       }
       return false;

@@ -20,8 +20,8 @@ namespace linvideo::core::train {
 
 struct ResumedOptions {
   nlohmann::json options;  // what run.json holds under "options" from now on
-  nlohmann::json
-      changes;       // run.json's "option_changes": [{"step": N, "changed": {flag: {from, to}}}]
+  // run.json's "option_changes": [{"step": N, "changed": {flag: {from, to}}}]
+  nlohmann::json changes;
   std::string note;  // a line for the run's log when options were adopted or changed
 };
 

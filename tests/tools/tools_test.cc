@@ -42,6 +42,24 @@ Result RunCommand(const std::string& command) {
 
 class ToolsTest : public ::testing::Test {
  protected:
+  // `linvideo-model forward` of `component` on `model` with `inputs`: its "out" tensor (undefined,
+  // with a test failure, when the command or the read fails).
+  static torch::Tensor Forward(const std::string& model, const std::string& component,
+                               const std::string& inputs, const std::string& output) {
+    Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
+                          component + " --inputs " + inputs + " --output " + output);
+    if (r.code != 0) {
+      ADD_FAILURE() << component << " on " << model << ": " << r.output;
+      return {};
+    }
+    auto t = linvideo::core::io::ReadSafetensors(output);
+    if (!t.ok() || !t->count("out")) {
+      ADD_FAILURE() << component << ": no output tensor in " << output;
+      return {};
+    }
+    return t->at("out");
+  }
+
   static void SetUpTestSuite() {
     dir_ = new fs::path(fs::temp_directory_path() /
                         ("linvideo_tools_test_" + std::to_string(getpid())));
@@ -120,16 +138,10 @@ TEST_F(ToolsTest, ForwardRunsEveryComponentAndConvertKeepsResults) {
        {std::pair<std::string, std::vector<int64_t>>{"dit", {1, 16, 2, 4, 4}},
         {"text-encoder", {1, 9, 64}},
         {"vae-decode", {1, 3, 5, 32, 32}}}) {
-    std::vector<torch::Tensor> outs;
-    for (const std::string& model : {*model_, converted}) {
-      const std::string out = (*dir_ / (component + ".safetensors")).string();
-      Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
-                            component + " --inputs " + in + " --output " + out);
-      ASSERT_EQ(r.code, 0) << component << ": " << r.output;
-      auto t = linvideo::core::io::ReadSafetensors(out);
-      ASSERT_TRUE(t.ok());
-      outs.push_back(t->at("out"));
-    }
+    const std::string out = (*dir_ / (component + ".safetensors")).string();
+    const std::vector<torch::Tensor> outs = {Forward(*model_, component, in, out),
+                                             Forward(converted, component, in, out)};
+    ASSERT_TRUE(outs[0].defined() && outs[1].defined()) << component;
     EXPECT_EQ(outs[0].sizes().vec(), shape) << component;
     EXPECT_TRUE(torch::isfinite(outs[0]).all().item<bool>()) << component;
     EXPECT_TRUE(torch::equal(outs[0], outs[1])) << component << " differs after convert";
@@ -175,16 +187,10 @@ TEST_F(ToolsTest, TorchSaveComponentFilesRunAsTheirSafetensors) {
                        {"z", torch::randn({1, 16, 2, 4, 4})}})
                   .ok());
   for (const std::string component : {"text-encoder", "vae-decode"}) {
-    std::vector<torch::Tensor> outs;
-    for (const std::string& model : {*model_, pth.string()}) {
-      const std::string out = (*dir_ / ("pth_" + component + ".safetensors")).string();
-      Result r = RunCommand(kBin + "linvideo-model forward --model " + model + " --component " +
-                            component + " --inputs " + in + " --output " + out);
-      ASSERT_EQ(r.code, 0) << component << ": " << r.output;
-      auto t = linvideo::core::io::ReadSafetensors(out);
-      ASSERT_TRUE(t.ok());
-      outs.push_back(t->at("out"));
-    }
+    const std::string out = (*dir_ / ("pth_" + component + ".safetensors")).string();
+    const std::vector<torch::Tensor> outs = {Forward(*model_, component, in, out),
+                                             Forward(pth.string(), component, in, out)};
+    ASSERT_TRUE(outs[0].defined() && outs[1].defined()) << component;
     EXPECT_TRUE(torch::equal(outs[0], outs[1])) << component << " differs when read from .pth";
   }
   // The whole pipeline: the same video, byte for byte.
