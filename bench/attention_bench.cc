@@ -15,6 +15,10 @@
 //            denominators 8·N·D)
 //   hybrid:  softmax + linear
 //
+// Kinds: softmax (SDPA flash / memory-efficient on CUDA), linear (LinearAttention()'s dispatch:
+// on CUDA the tensor-core kernel for bf16, the CUDA-core kernel for fp32), linear-cuda-core (the
+// CUDA-core kernel forced, CUDA only), linear-composite (LibTorch ops), hybrid (r = 0.5).
+//
 // Usage: linvideo-attention-bench [--sizes=1024,4096,16384,32760] [--quick] [--kinds=...]
 //        [--device=cpu|cuda] [--dtype=fp32|bf16] [--threads=N] [--check]
 
@@ -63,7 +67,7 @@ double FlopsPerHead(const std::string& kind, double n) {
   const double softmax = 4 * n * n * d, linear = 12 * n * d * d + 8 * n * d;
   if (kind == "softmax") return softmax;
   if (kind == "hybrid") return softmax + linear;
-  return linear;  // linear, linear-composite
+  return linear;  // linear, linear-cuda-core, linear-composite
 }
 
 double MaxRssMb() {
@@ -112,6 +116,11 @@ int RunChild(const Flags& f) {
     if (kind == "linear") return linvideo::kernels::LinearAttention(q, k, v, wq, wk);
     if (kind == "linear-composite")
       return linvideo::kernels::LinearAttentionComposite(q, k, v, wq, wk);
+    if (kind == "linear-cuda-core") {
+      return linvideo::kernels::LinearAttentionFusedCuda(
+          q, k, v, wq, wk, linvideo::kernels::kLinearAttentionEps,
+          linvideo::kernels::LinearAttentionCudaKernel::kCudaCore);
+    }
     return hybrid->forward(q, k, v);
   };
   Sync(device);
@@ -196,18 +205,20 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
 int main(int argc, char** argv) {
   Flags f;
   if (!ParseFlags(argc, argv, f)) {
-    std::fprintf(stderr,
-                 "usage: %s [--sizes=1024,4096,16384,32760] [--quick] "
-                 "[--kinds=softmax,linear,hybrid,linear-composite] [--device=cpu|cuda] "
-                 "[--dtype=fp32|bf16] [--threads=N] [--check]\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s [--sizes=1024,4096,16384,32760] [--quick] "
+        "[--kinds=softmax,linear,hybrid,linear-cuda-core,linear-composite] [--device=cpu|cuda] "
+        "[--dtype=fp32|bf16] [--threads=N] [--check]\n",
+        argv[0]);
     return 2;
   }
   if (!f.child.empty()) return RunChild(f);
   if (f.check) return RunCheck(f);
   const bool cuda = f.device.rfind("cuda", 0) == 0;
   if (f.kinds.empty()) {
-    f.kinds = cuda ? std::vector<std::string>{"softmax", "linear", "linear-composite", "hybrid"}
+    f.kinds = cuda ? std::vector<std::string>{"softmax", "linear", "linear-cuda-core",
+                                              "linear-composite", "hybrid"}
                    : std::vector<std::string>{"softmax", "linear", "hybrid"};
   }
   std::printf("attention bench: batch 1, %lld heads x %lld, device %s, dtype %s, threads %d\n",
@@ -256,11 +267,19 @@ int main(int argc, char** argv) {
   std::printf("\nspeedups (min times, same run):\n");
   for (int64_t n : f.sizes) {
     auto s = best.find({"softmax", n}), l = best.find({"linear", n});
-    auto c = best.find({"linear-composite", n});
+    auto c = best.find({"linear-composite", n}), cc = best.find({"linear-cuda-core", n});
     if (s != best.end() && l != best.end()) {
       std::printf("  N=%lld: softmax/linear = %.1fx (wall), %.1fx (process CPU time)\n",
                   static_cast<long long>(n), s->second / l->second,
                   best_cpu[{"softmax", n}] / best_cpu[{"linear", n}]);
+    }
+    if (s != best.end() && cc != best.end()) {
+      std::printf("  N=%lld: softmax/linear-cuda-core = %.1fx (wall)\n", static_cast<long long>(n),
+                  s->second / cc->second);
+    }
+    if (cc != best.end() && l != best.end()) {
+      std::printf("  N=%lld: linear-cuda-core/linear = %.2fx\n", static_cast<long long>(n),
+                  cc->second / l->second);
     }
     if (c != best.end() && l != best.end()) {
       std::printf("  N=%lld: linear-composite/linear(fused) = %.2fx\n", static_cast<long long>(n),

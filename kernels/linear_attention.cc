@@ -215,6 +215,16 @@ bool LinearAttentionUsesFusedKernel(const torch::Tensor& q, const torch::Tensor&
   return !NeedsGrad({&q, &k, &v, &w_q, &w_k});
 }
 
+const char* LinearAttentionPath(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, const torch::Tensor& w_q,
+                                const torch::Tensor& w_k) {
+  if (!LinearAttentionUsesFusedKernel(q, k, v, w_q, w_k)) return "composite";
+  return ResolveLinearAttentionCudaKernel(q, LinearAttentionCudaKernel::kAuto) ==
+                 LinearAttentionCudaKernel::kTensorCore
+             ? "tensor-core"
+             : "cuda-core";
+}
+
 torch::Tensor LinearAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const torch::Tensor& w_q,
                               const torch::Tensor& w_k, double eps) {

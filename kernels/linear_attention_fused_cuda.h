@@ -39,4 +39,17 @@ bool LinearAttentionCudaSupportsHeadDim(int64_t head_dim);
 // Asynchronous: the caller keeps all buffers alive until the stream has run.
 int LaunchLinearAttention(const LinearAttentionArgs& args, void* stream);
 
+// The tensor-core kernel (linear_attention_tc_cuda.cu): bf16 only, head_dim 64 or 128, devices of
+// compute capability 8.0 or later with LinearAttentionTensorCoreSharedBytes(head_dim) of opt-in
+// shared memory per block, q/k/v/out 16-byte aligned. Same arguments, workspace and
+// asynchrony as LaunchLinearAttention; returns cudaErrorInvalidValue for an fp32 or other-D call.
+// All three products (x·W̃ of the feature map, Σφ(k)ᵀv, φ(q)·S) run as bf16 MMAs with fp32
+// accumulation; W̃ is split into two bf16 parts (hi + lo) so the feature map's logits keep fp32
+// accuracy; S is rounded to bf16 once for pass 2; softmax, Σφ and the normalisation are fp32.
+int LaunchLinearAttentionTensorCore(const LinearAttentionArgs& args, void* stream);
+
+// Dynamic shared memory one block of the tensor-core kernel needs for `head_dim` (-1 for an
+// unsupported one): the device's opt-in limit per block must be at least this.
+int64_t LinearAttentionTensorCoreSharedBytes(int64_t head_dim);
+
 }  // namespace linvideo::kernels::cuda

@@ -8,6 +8,8 @@
 #include <torch/autograd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <tuple>
 
 #include "kernels/linear_attention_selfcheck.h"
@@ -187,6 +189,35 @@ TEST(LinearAttentionTest, RejectsBadShapes) {
                c10::Error);
   EXPECT_THROW(LinearAttentionReference(in.q, in.k, in.v.narrow(1, 0, 4), in.wq, in.wk),
                c10::Error);
+}
+
+// LINVIDEO_LINEAR_ATTENTION_KERNEL is read once per process, so each value is tried in a child
+// (a death-test fork that sets it before the first read).
+int ResolveInChild(const char* value) {
+  setenv("LINVIDEO_LINEAR_ATTENTION_KERNEL", value, 1);
+  try {
+    const auto k = ResolveLinearAttentionCudaKernel(at::zeros({1, 4, 1, 64}, at::kBFloat16),
+                                                    LinearAttentionCudaKernel::kAuto);
+    return k == LinearAttentionCudaKernel::kCudaCore ? 10 : 11;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 12;
+  }
+}
+
+TEST(LinearAttentionTest, CudaKernelChoiceAndItsOverride) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Without a bf16-MMA device (here a CPU tensor) auto resolves to the CUDA-core kernel, and an
+  // explicit request is kept.
+  EXPECT_EXIT(std::exit(ResolveInChild("auto")), ::testing::ExitedWithCode(10), "");
+  EXPECT_EXIT(std::exit(ResolveInChild("cuda-core")), ::testing::ExitedWithCode(10), "");
+  EXPECT_EXIT(std::exit(ResolveInChild("tensorcore")), ::testing::ExitedWithCode(12),
+              "LINVIDEO_LINEAR_ATTENTION_KERNEL='tensorcore' is not a linear-attention kernel; "
+              "allowed: auto");
+  EXPECT_EQ(ResolveLinearAttentionCudaKernel(at::zeros({1, 4, 1, 64}),
+                                             LinearAttentionCudaKernel::kTensorCore),
+            LinearAttentionCudaKernel::kTensorCore);
+  EXPECT_FALSE(LinearAttentionTensorCoreSupported(c10::Device(c10::kCPU), 128));
 }
 
 TEST(LinearAttentionTest, SelfCheckPassesOnCpu) {
