@@ -1,8 +1,10 @@
 #include "server/pipeline_executor.h"
 
 #include <cstring>
+#include <optional>
 
 #include "core/common/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace linvideo::server {
 namespace {
@@ -13,6 +15,9 @@ class PipelineState : public StepState {
   int64_t step() const override { return s->step; }
   int64_t total_steps() const override { return s->total_steps(); }
   std::unique_ptr<core::pipeline::RequestState> s;
+  // Recorded on the stepping thread's stream after the last step: the decode, on its own stream,
+  // starts only after the work that produced the final latents.
+  kernels::StreamMark finished;
 };
 
 }  // namespace
@@ -66,12 +71,32 @@ absl::Status PipelineExecutor::Step(const std::vector<StepState*>& batch) {
   std::vector<core::pipeline::RequestState*> states;
   states.reserve(batch.size());
   for (StepState* b : batch) states.push_back(static_cast<PipelineState*>(b)->s.get());
-  return pipeline_->Step(states);
+  LV_RETURN_IF_ERROR(pipeline_->Step(states));
+  for (StepState* b : batch) {
+    auto* ps = static_cast<PipelineState*>(b);
+    if (ps->s->done()) {
+      LV_RETURN_IF_ERROR(core::TorchCall("Step", [&]() -> absl::Status {
+        ps->finished = kernels::StreamMark::Record(ps->s->latents.device());
+        return absl::OkStatus();
+      }));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<media::VideoFrames> PipelineExecutor::Decode(const StepState& state) {
-  LV_ASSIGN_OR_RETURN(torch::Tensor frames,
-                      pipeline_->Decode(*static_cast<const PipelineState&>(state).s));
+  const auto& ps = static_cast<const PipelineState&>(state);
+  // On a GPU the decode runs on a side stream of this thread, so it overlaps the steps the engine
+  // thread keeps issuing (limits.overlap_decode) instead of queueing behind them on one stream. It
+  // waits, on the device, for the steps that produced its latents; the state (and so the latents'
+  // memory) outlives the copy of the frames to the host below, which ends the side stream's work.
+  std::optional<kernels::SideStreamScope> side;
+  LV_RETURN_IF_ERROR(core::TorchCall("Decode", [&]() -> absl::Status {
+    side.emplace(ps.s->latents.device());
+    ps.finished.WaitOnCurrentStream();
+    return absl::OkStatus();
+  }));
+  LV_ASSIGN_OR_RETURN(torch::Tensor frames, pipeline_->Decode(*ps.s));
   return core::TorchCall("Decode", [&]() -> absl::StatusOr<media::VideoFrames> {
     torch::Tensor f = frames.to(torch::kCPU).to(torch::kUInt8).contiguous();  // [F, H, W, 3]
     if (f.dim() != 4 || f.size(3) != 3)
