@@ -107,9 +107,9 @@ const std::vector<Option>& Options() {
              "so they survive a crash or restart (empty: in memory only)"),
       LV_STR("executor", executor, "pipeline (the Wan runtime) or fake (deterministic, for tests)"),
       LV_STR("device", device, "cpu, cuda, cuda:N"),
-      LV_STR("dtype", dtype, "fp32, bf16, fp16"),
+      LV_STR("dtype", dtype, "fp32, bf16 (fp16 is not offered)"),
       LV_STR("vae_dtype", vae_dtype,
-             "the VAE's precision: fp32, bf16, fp16 (empty: fp32, whatever --dtype is); bf16 "
+             "the VAE's precision: fp32, bf16 (empty: fp32, whatever --dtype is); bf16 "
              "decodes faster on CPUs with AVX512-BF16"),
       LV_INT("threads", threads, "LibTorch intra-op threads (0: all cores)"),
       LV_INT("scheduler.max_batch", scheduler.max_batch, "most requests stepped together"),

@@ -255,6 +255,17 @@ absl::Status ApplyModelIndexLimits(const std::string& root, ModelLimits& limits)
 
 absl::StatusOr<std::unique_ptr<TextToVideoPipeline>> TextToVideoPipeline::Create(
     const PipelineOptions& options) {
+  // fp16 is not offered (issue 19: "fp16 works or is not offered"): nothing here was made or
+  // measured for it, umT5's feed-forward activations exceed fp16's range (the official Wan code
+  // keeps the text encoder in bf16 / fp32) and the fused linear-attention kernels take fp32 or
+  // bf16.
+  if (options.device.dtype == c10::kHalf ||
+      (options.vae_dtype.has_value() && *options.vae_dtype == c10::kHalf)) {
+    return absl::InvalidArgumentError(
+        "dtype fp16 is not offered for generation: umT5's activations overflow fp16 and the "
+        "linear-attention kernels take fp32 or bf16; allowed: bf16 (GPUs) or fp32, for the model "
+        "and for the VAE");
+  }
   InitRuntime(options.threads);
   LV_ASSIGN_OR_RETURN(ModelFolder folder, ResolveModelFolder(options.model_dir));
   auto require = [&](const std::optional<ComponentPath>& c, const char* name) -> absl::Status {

@@ -133,6 +133,23 @@ TEST_F(TextToVideoTest, Bf16VaeDecodesCloseToFp32) {
   EXPECT_LE(diff.max().item<double>(), 24.0);
 }
 
+TEST_F(TextToVideoTest, Fp16IsRefusedSayingWhatIsAllowed) {
+  for (const bool vae_only : {false, true}) {
+    PipelineOptions options;
+    options.model_dir = *dir_;
+    if (vae_only) {
+      options.vae_dtype = torch::kHalf;
+    } else {
+      options.device.dtype = torch::kHalf;
+    }
+    auto p = TextToVideoPipeline::Create(options);
+    ASSERT_FALSE(p.ok()) << "fp16 accepted (vae_only=" << vae_only << ")";
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find("allowed: bf16 (GPUs) or fp32"), std::string::npos)
+        << p.status();
+  }
+}
+
 TEST_F(TextToVideoTest, StepApiRunsRequestsAtDifferentStepsInOneBatch) {
   auto emb = pipeline_->EncodeText({"a red circle", "a blue square", ""});
   ASSERT_TRUE(emb.ok()) << emb.status();
