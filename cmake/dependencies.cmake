@@ -34,6 +34,7 @@ endif()
 
 if(NOT LINVIDEO_CORE_ONLY)
   pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavcodec libavformat libavutil libswscale)
+  find_package(ZLIB REQUIRED)  # media/png.cc writes PNG itself
   find_package(Protobuf REQUIRED)
   find_package(gRPC CONFIG QUIET)
   if(NOT gRPC_FOUND)

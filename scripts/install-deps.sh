@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates
   libtorch-dev libblis4-openmp libgloo-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg zlib1g-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libsentencepiece-dev sentencepiece clang-format clang-14 libclang-rt-14-dev openssl
   python3 python3-grpcio python3-grpc-tools python3-numpy prometheus

@@ -2,8 +2,12 @@
 
 #include "media/png.h"
 
+#include <zlib.h>
+
 #include <cstdio>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -64,6 +68,75 @@ TEST(PngTest, EveryFrameRoundTripsInOrder) {
     const FrameView want = src.View().Single(f);
     EXPECT_TRUE(std::equal(want.rgb, want.rgb + want.FrameBytes(), out->frames.rgb.begin())) << f;
   }
+}
+
+// The chunks of a PNG file: type and payload, each CRC checked against zlib's crc32 (the decoder
+// used above does not check CRCs by default).
+std::vector<std::pair<std::string, std::string>> Chunks(const std::string& png) {
+  std::vector<std::pair<std::string, std::string>> chunks;
+  auto be32 = [&](size_t at) {
+    return (uint32_t{static_cast<uint8_t>(png[at])} << 24) |
+           (uint32_t{static_cast<uint8_t>(png[at + 1])} << 16) |
+           (uint32_t{static_cast<uint8_t>(png[at + 2])} << 8) | static_cast<uint8_t>(png[at + 3]);
+  };
+  size_t at = 8;
+  while (at + 12 <= png.size()) {
+    const uint32_t len = be32(at);
+    if (at + 12 + len > png.size()) break;
+    const uint32_t crc =
+        crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(png.data() + at + 4), 4 + len);
+    EXPECT_EQ(crc, be32(at + 8 + len)) << "CRC of chunk " << png.substr(at + 4, 4);
+    chunks.emplace_back(png.substr(at + 4, 4), png.substr(at + 8, len));
+    at += 12 + len;
+  }
+  EXPECT_EQ(at, png.size()) << "bytes after the last chunk";
+  return chunks;
+}
+
+TEST(PngTest, ChunksCrcsAndAdaptiveFiltersOfTheOwnEncoder) {
+  // Noise (no filter helps) and a gradient (Sub / Up / Paeth do) side by side in one image.
+  const int h = 37, w = 53;
+  VideoFrames img = MovingGradient(1, h, w);
+  uint32_t state = 12345;
+  for (int y = 0; y < h; y += 2) {
+    for (int x = 0; x < w * 3; ++x) {
+      state = state * 1664525u + 1013904223u;
+      img.rgb[static_cast<size_t>(y) * w * 3 + x] = static_cast<uint8_t>(state >> 24);
+    }
+  }
+  absl::StatusOr<std::string> png = EncodePng(img.View());
+  ASSERT_TRUE(png.ok()) << png.status();
+  const auto chunks = Chunks(*png);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].first, "IHDR");
+  EXPECT_EQ(chunks[0].second, std::string("\0\0\0\x35\0\0\0\x25\x08\x02\0\0\0", 13));
+  EXPECT_EQ(chunks[1].first, "IDAT");
+  EXPECT_EQ(chunks[2].first, "IEND");
+  EXPECT_TRUE(chunks[2].second.empty());
+  // The scanlines: a filter byte 0..4 each; noise rows and gradient rows choose differently.
+  std::string raw(static_cast<size_t>(h) * (w * 3 + 1), '\0');
+  uLongf raw_size = raw.size();
+  ASSERT_EQ(
+      uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_size,
+                 reinterpret_cast<const Bytef*>(chunks[1].second.data()), chunks[1].second.size()),
+      Z_OK);
+  ASSERT_EQ(raw_size, raw.size());
+  std::set<int> filters;
+  for (int y = 0; y < h; ++y) {
+    const int f = static_cast<uint8_t>(raw[static_cast<size_t>(y) * (w * 3 + 1)]);
+    EXPECT_LE(f, 4) << "row " << y;
+    filters.insert(f);
+  }
+  EXPECT_GE(filters.size(), 2u);
+  // Lossless through an independent decoder.
+  absl::StatusOr<DecodedVideo> out = DecodeVideo(*png);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->frames.rgb, img.rgb);
+  // A smooth frame compresses well below its raw size.
+  const VideoFrames smooth = MovingGradient(1, 240, 320);
+  absl::StatusOr<std::string> small = EncodePng(smooth.View());
+  ASSERT_TRUE(small.ok());
+  EXPECT_LT(small->size(), smooth.rgb.size() / 4);
 }
 
 TEST(PngTest, RejectsBadInput) {
