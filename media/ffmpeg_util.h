@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "media/status_macros.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -21,21 +22,6 @@ extern "C" {
 #include <libavutil/mem.h>
 #include <libswscale/swscale.h>
 }
-
-// Status plumbing for media/ (which does not depend on core/common).
-#define LV_MEDIA_CONCAT_INNER(a, b) a##b
-#define LV_MEDIA_CONCAT(a, b) LV_MEDIA_CONCAT_INNER(a, b)
-#define LV_MEDIA_RETURN_IF_ERROR(expr)                   \
-  do {                                                   \
-    ::absl::Status lv_media_status_ = (expr);            \
-    if (!lv_media_status_.ok()) return lv_media_status_; \
-  } while (0)
-#define LV_MEDIA_ASSIGN_OR_RETURN(lhs, expr) \
-  LV_MEDIA_ASSIGN_OR_RETURN_IMPL(LV_MEDIA_CONCAT(lv_media_statusor_, __LINE__), lhs, expr)
-#define LV_MEDIA_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                                   \
-  if (!tmp.ok()) return tmp.status();                  \
-  lhs = std::move(tmp).value()
 
 namespace linvideo::media::internal {
 

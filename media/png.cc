@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "media/ffmpeg_util.h"
+#include "media/status_macros.h"
 
 namespace linvideo::media {
 namespace {
@@ -111,6 +111,55 @@ absl::StatusOr<std::string> EncodeRgbPng(const uint8_t* rgb, int height, int wid
   return png;
 }
 
+// Area-average resampling of an RGB24 image (the mean of the source pixels each output pixel
+// covers, weighted by the covered fraction; the same for up- and downscaling), rounded to nearest.
+// Contact-sheet tiles only: a quick look, not a video scaler.
+void ScaleArea(const uint8_t* src, int sh, int sw, uint8_t* dst, int dh, int dw) {
+  // Source spans of output row / column i: [i·s/d, (i+1)·s/d) in source pixels.
+  struct Span {
+    int first, last;               // source pixels touched
+    double first_w, last_w, norm;  // coverage of the first and last, 1 / (s/d)
+  };
+  auto spans = [](int s, int d) {
+    std::vector<Span> out(d);
+    const double scale = static_cast<double>(s) / d;
+    for (int i = 0; i < d; ++i) {
+      const double a = i * scale, b = (i + 1) * scale;
+      Span& sp = out[i];
+      sp.first = static_cast<int>(a);
+      sp.last = std::min(s - 1, static_cast<int>(std::ceil(b)) - 1);
+      sp.first_w = std::min(b, sp.first + 1.0) - a;
+      sp.last_w = sp.last > sp.first ? b - sp.last : sp.first_w;
+      sp.norm = 1.0 / scale;
+    }
+    return out;
+  };
+  const std::vector<Span> ys = spans(sh, dh), xs = spans(sw, dw);
+  auto weight = [](const Span& sp, int i) {
+    return i == sp.first ? sp.first_w : (i == sp.last ? sp.last_w : 1.0);
+  };
+  for (int oy = 0; oy < dh; ++oy) {
+    const Span& sy = ys[oy];
+    for (int ox = 0; ox < dw; ++ox) {
+      const Span& sx = xs[ox];
+      double acc[3] = {0, 0, 0};
+      for (int y = sy.first; y <= sy.last; ++y) {
+        const double wy = weight(sy, y);
+        const uint8_t* row = src + static_cast<size_t>(y) * sw * 3;
+        for (int x = sx.first; x <= sx.last; ++x) {
+          const double w = wy * weight(sx, x);
+          for (int c = 0; c < 3; ++c) acc[c] += w * row[x * 3 + c];
+        }
+      }
+      uint8_t* out = dst + (static_cast<size_t>(oy) * dw + ox) * 3;
+      for (int c = 0; c < 3; ++c) {
+        const double v = acc[c] * sy.norm * sx.norm;
+        out[c] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+      }
+    }
+  }
+}
+
 absl::Status ValidateSheetOptions(const ContactSheetOptions& o) {
   if (o.columns < 1 || o.columns > 64) {
     return absl::InvalidArgumentError(
@@ -172,7 +221,6 @@ std::vector<int> SampleFrameIndices(int frames, int max_frames) {
 
 absl::StatusOr<std::string> ContactSheet(const FrameView& frames,
                                          const ContactSheetOptions& options) {
-  internal::InitFfmpeg();
   LV_MEDIA_RETURN_IF_ERROR(ValidateFrameView(frames));
   LV_MEDIA_RETURN_IF_ERROR(ValidateSheetOptions(options));
   const std::vector<int> indices = SampleFrameIndices(frames.frames, options.max_frames);
@@ -196,39 +244,22 @@ absl::StatusOr<std::string> ContactSheet(const FrameView& frames,
   std::vector<uint8_t> sheet(static_cast<size_t>(sheet_w) * sheet_h * 3);
   for (size_t p = 0; p < sheet.size(); p += 3) std::memcpy(&sheet[p], options.background, 3);
 
-  // Scaling goes through aligned buffers (see internal::AlignedRgb): swscale reads past the end of
-  // tightly packed input and may write past the end of tightly packed output.
-  internal::SwsPtr sws;
-  internal::AlignedRgb staged, tile;
-  if (tile_w != frames.width) {
-    sws.reset(sws_getContext(frames.width, frames.height, AV_PIX_FMT_RGB24, tile_w, tile_h,
-                             AV_PIX_FMT_RGB24, SWS_AREA | SWS_ACCURATE_RND, nullptr, nullptr,
-                             nullptr));
-    if (sws == nullptr) return absl::InternalError("creating the tile scaler");
-    if (!staged.Allocate(frames.height, frames.width) || !tile.Allocate(tile_h, tile_w)) {
-      return absl::ResourceExhaustedError("allocating tiles");
-    }
+  std::vector<uint8_t> tile;
+  if (tile_w != frames.width || tile_h != frames.height) {
+    tile.resize(static_cast<size_t>(tile_h) * tile_w * 3);
   }
   const size_t sheet_row = static_cast<size_t>(sheet_w) * 3;
   const size_t tile_row = static_cast<size_t>(tile_w) * 3;
   for (int k = 0; k < n; ++k) {
     const uint8_t* src = frames.Frame(indices[k]);
-    size_t src_stride = tile_row;
-    if (sws != nullptr) {
-      staged.CopyFrom(src, frames.height, frames.width);
-      // Plane arrays of 4: sws_scale reads all four entries.
-      const uint8_t* in[4] = {staged.data()};
-      const int in_stride[4] = {staged.stride()};
-      uint8_t* out[4] = {tile.data()};
-      const int out_stride[4] = {tile.stride()};
-      sws_scale(sws.get(), in, in_stride, 0, frames.height, out, out_stride);
+    if (!tile.empty()) {
+      ScaleArea(src, frames.height, frames.width, tile.data(), tile_h, tile_w);
       src = tile.data();
-      src_stride = tile.stride();
     }
     const size_t x0 = static_cast<size_t>(k % columns) * (tile_w + options.spacing);
     const size_t y0 = static_cast<size_t>(k / columns) * (tile_h + options.spacing);
     for (int y = 0; y < tile_h; ++y) {
-      std::memcpy(&sheet[(y0 + y) * sheet_row + x0 * 3], src + y * src_stride, tile_row);
+      std::memcpy(&sheet[(y0 + y) * sheet_row + x0 * 3], src + y * tile_row, tile_row);
     }
   }
   return EncodePng(

@@ -1,7 +1,7 @@
 #pragma once
 // PNG output of RGB24 frames (lossless; encoded here with zlib, adaptive per-row filters): single
 // frames, every frame, or one contact sheet with a sample of the frames tiled in a grid for a quick
-// look at a video (its tile scaling uses FFmpeg's swscale).
+// look at a video (tiles scaled by area averaging). No FFmpeg.
 //
 // Thread safety: no global mutable state; concurrent calls are fine.
 

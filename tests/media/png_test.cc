@@ -204,6 +204,54 @@ TEST(ContactSheetTest, FewFramesNarrowTheGridAndTileWidthScales) {
   const std::vector<uint8_t> got = Pixel(small->frames.View(), 0, 10, 10);
   const std::vector<uint8_t> want = Pixel(many.View(), 0, 20, 20);
   for (int c = 0; c < 3; ++c) EXPECT_NEAR(got[c], want[c], 12) << c;
+  // Area averaging: at exactly 2x every tile pixel is the rounded mean of its 2x2 block.
+  const FrameView t = small->frames.View();
+  int mismatches = 0;
+  for (int y = 0; y < 24; ++y) {
+    for (int x = 0; x < 32; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        int sum = 0;
+        for (int dy = 0; dy < 2; ++dy) {
+          for (int dx = 0; dx < 2; ++dx) sum += Pixel(many.View(), 0, 2 * y + dy, 2 * x + dx)[c];
+        }
+        const int mean = (sum + 2) / 4;  // sums of 4 integers: .5 only rounds up
+        mismatches += Pixel(t, 0, y, x)[c] != mean;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(ContactSheetTest, UpscaledTilesRepeatSourcePixelsAndConstantsStayConstant) {
+  VideoFrames flat{1, 5, 7, std::vector<uint8_t>(5 * 7 * 3)};
+  for (size_t i = 0; i < flat.rgb.size(); i += 3) {
+    flat.rgb[i] = 200, flat.rgb[i + 1] = 17, flat.rgb[i + 2] = 99;
+  }
+  ContactSheetOptions o;
+  o.tile_width = 23;  // 7 -> 23 (not a whole factor); height 5 -> 16
+  absl::StatusOr<std::string> png = ContactSheet(flat.View(), o);
+  ASSERT_TRUE(png.ok()) << png.status();
+  absl::StatusOr<DecodedVideo> up = DecodeVideo(*png);
+  ASSERT_TRUE(up.ok()) << up.status();
+  ASSERT_EQ(up->width, 23);
+  ASSERT_EQ(up->height, 16);
+  for (int y = 0; y < 16; ++y) {
+    for (int x = 0; x < 23; ++x) {
+      ASSERT_EQ(Pixel(up->frames.View(), 0, y, x), (std::vector<uint8_t>{200, 17, 99}))
+          << y << "," << x;
+    }
+  }
+  // 2x up: each source pixel becomes a 2x2 block.
+  const VideoFrames src = MovingGradient(1, 6, 8);
+  o.tile_width = 16;
+  absl::StatusOr<DecodedVideo> twice = DecodeVideo(*ContactSheet(src.View(), o));
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  for (int y = 0; y < 12; ++y) {
+    for (int x = 0; x < 16; ++x) {
+      ASSERT_EQ(Pixel(twice->frames.View(), 0, y, x), Pixel(src.View(), 0, y / 2, x / 2))
+          << y << "," << x;
+    }
+  }
 }
 
 TEST(ContactSheetTest, RejectsBadOptionsWithAllowedValues) {
