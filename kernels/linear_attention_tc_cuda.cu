@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include "kernels/cuda_warp.cuh"
 #include "kernels/linear_attention_fused_cuda.h"
 
 namespace linvideo::kernels::cuda {
@@ -63,19 +64,6 @@ struct Layout {
                     kS % 32 == 0 && kKsum % 16 == 0,
                 "WMMA needs 32-byte aligned buffers");
 };
-
-__device__ __forceinline__ float WarpMax(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float WarpMin(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fminf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float WarpSum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
 
 // W̃ of one head (fp32 [D, D] in global memory) into shared memory as W_hi + W_lo (bf16 each).
 template <int D>

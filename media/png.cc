@@ -117,8 +117,8 @@ absl::StatusOr<std::string> EncodeRgbPng(const uint8_t* rgb, int height, int wid
 void ScaleArea(const uint8_t* src, int sh, int sw, uint8_t* dst, int dh, int dw) {
   // Source spans of output row / column i: [i·s/d, (i+1)·s/d) in source pixels.
   struct Span {
-    int first, last;               // source pixels touched
-    double first_w, last_w, norm;  // coverage of the first and last, 1 / (s/d)
+    int first, last;         // source pixels touched
+    double first_w, last_w;  // coverage of the first and last
   };
   auto spans = [](int s, int d) {
     std::vector<Span> out(d);
@@ -130,11 +130,11 @@ void ScaleArea(const uint8_t* src, int sh, int sw, uint8_t* dst, int dh, int dw)
       sp.last = std::min(s - 1, static_cast<int>(std::ceil(b)) - 1);
       sp.first_w = std::min(b, sp.first + 1.0) - a;
       sp.last_w = sp.last > sp.first ? b - sp.last : sp.first_w;
-      sp.norm = 1.0 / scale;
     }
     return out;
   };
   const std::vector<Span> ys = spans(sh, dh), xs = spans(sw, dw);
+  const double norm = (static_cast<double>(dh) / sh) * (static_cast<double>(dw) / sw);  // 1 / area
   auto weight = [](const Span& sp, int i) {
     return i == sp.first ? sp.first_w : (i == sp.last ? sp.last_w : 1.0);
   };
@@ -153,7 +153,7 @@ void ScaleArea(const uint8_t* src, int sh, int sw, uint8_t* dst, int dh, int dw)
       }
       uint8_t* out = dst + (static_cast<size_t>(oy) * dw + ox) * 3;
       for (int c = 0; c < 3; ++c) {
-        const double v = acc[c] * sy.norm * sx.norm;
+        const double v = acc[c] * norm;
         out[c] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
       }
     }

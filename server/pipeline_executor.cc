@@ -75,10 +75,8 @@ absl::Status PipelineExecutor::Step(const std::vector<StepState*>& batch) {
   for (StepState* b : batch) {
     auto* ps = static_cast<PipelineState*>(b);
     if (ps->s->done()) {
-      LV_RETURN_IF_ERROR(core::TorchCall("Step", [&]() -> absl::Status {
-        ps->finished = kernels::StreamMark::Record(ps->s->latents.device());
-        return absl::OkStatus();
-      }));
+      LV_RETURN_IF_ERROR(core::TorchCall(
+          "Step", [&] { ps->finished = kernels::StreamMark::Record(ps->s->latents.device()); }));
     }
   }
   return absl::OkStatus();
@@ -91,10 +89,9 @@ absl::StatusOr<media::VideoFrames> PipelineExecutor::Decode(const StepState& sta
   // waits, on the device, for the steps that produced its latents; the state (and so the latents'
   // memory) outlives the copy of the frames to the host below, which ends the side stream's work.
   std::optional<kernels::SideStreamScope> side;
-  LV_RETURN_IF_ERROR(core::TorchCall("Decode", [&]() -> absl::Status {
+  LV_RETURN_IF_ERROR(core::TorchCall("Decode", [&] {
     side.emplace(ps.s->latents.device());
     ps.finished.WaitOnCurrentStream();
-    return absl::OkStatus();
   }));
   LV_ASSIGN_OR_RETURN(torch::Tensor frames, pipeline_->Decode(*ps.s));
   return core::TorchCall("Decode", [&]() -> absl::StatusOr<media::VideoFrames> {
