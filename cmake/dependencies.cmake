@@ -33,7 +33,9 @@ if(LINVIDEO_BUILD_TESTS)
 endif()
 
 if(NOT LINVIDEO_CORE_ONLY)
-  pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavcodec libavformat libavutil libswscale)
+  if(LINVIDEO_WITH_FFMPEG)
+    pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavcodec libavformat libavutil libswscale)
+  endif()
   find_package(ZLIB REQUIRED)  # media/png.cc writes PNG itself
   find_package(Protobuf REQUIRED)
   find_package(gRPC CONFIG QUIET)
@@ -62,4 +64,5 @@ if(LINVIDEO_WITH_CUDA)
   endif()
 endif()
 message(STATUS "linvideo: Torch ${Torch_VERSION}, CUDA kernels: ${LINVIDEO_HAS_CUDA}, "
-               "Gloo (multi-process training): ${LINVIDEO_HAS_GLOO}")
+               "Gloo (multi-process training): ${LINVIDEO_HAS_GLOO}, "
+               "FFmpeg (MP4/WebM): ${LINVIDEO_WITH_FFMPEG}")

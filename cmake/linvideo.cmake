@@ -22,12 +22,15 @@ function(linvideo_torch_pch target)
   endif()
 endfunction()
 
-# linvideo_library(NAME <target> DIR <dir> [NO_TORCH] [DEPS ...]): a static library from DIR/*.cc
-# (non-recursive). NO_TORCH: the library does not use LibTorch (no PCH; tests linking only such
-# libraries get none either).
+# linvideo_library(NAME <target> DIR <dir> [NO_TORCH] [DEPS ...] [EXCLUDE file.cc ...]): a static
+# library from DIR/*.cc (non-recursive) minus the EXCLUDE'd file names. NO_TORCH: the library does
+# not use LibTorch (no PCH; tests linking only such libraries get none either).
 function(linvideo_library)
-  cmake_parse_arguments(A "NO_TORCH" "NAME;DIR" "DEPS;SOURCES" ${ARGN})
+  cmake_parse_arguments(A "NO_TORCH" "NAME;DIR" "DEPS;SOURCES;EXCLUDE" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${A_DIR}/*.cc)
+  foreach(x ${A_EXCLUDE})
+    list(FILTER srcs EXCLUDE REGEX "/${x}$")
+  endforeach()
   list(APPEND srcs ${A_SOURCES})
   if(srcs)
     add_library(${A_NAME} STATIC ${srcs})
@@ -43,12 +46,16 @@ function(linvideo_library)
   endif()
 endfunction()
 
-# linvideo_tests(DIR <tests/...> LIBS <libs> [LABELS ...] [USES_ALL_CORES]): one executable per
-# *_test.cc. USES_ALL_CORES marks tests that start LibTorch processes of their own (the e2e tests
-# run the server binaries); tests linking LibTorch in-process are marked automatically.
+# linvideo_tests(DIR <tests/...> LIBS <libs> [LABELS ...] [USES_ALL_CORES] [EXCLUDE x_test.cc ...]):
+# one executable per *_test.cc but the EXCLUDE'd ones. USES_ALL_CORES marks tests that start
+# LibTorch processes of their own (the e2e tests run the server binaries); tests linking LibTorch
+# in-process are marked automatically.
 function(linvideo_tests)
-  cmake_parse_arguments(A "USES_ALL_CORES" "DIR" "LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "USES_ALL_CORES" "DIR" "LIBS;LABELS;EXCLUDE" ${ARGN})
   file(GLOB tests CONFIGURE_DEPENDS ${A_DIR}/*_test.cc)
+  foreach(x ${A_EXCLUDE})
+    list(FILTER tests EXCLUDE REGEX "/${x}$")
+  endforeach()
   foreach(t ${tests})
     get_filename_component(name ${t} NAME_WE)
     file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR}/tests ${A_DIR})

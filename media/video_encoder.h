@@ -60,6 +60,11 @@ struct EncodeOptions {
 // INVALID_ARGUMENT, naming the field and its allowed values, for any out-of-range option.
 absl::Status ValidateEncodeOptions(const EncodeOptions& options);
 
+// True when this build has FFmpeg (LINVIDEO_WITH_FFMPEG=ON, the default). A build without it
+// (e.g. a GPU machine that carries no FFmpeg) keeps PNG frames and contact sheets (media/png.h)
+// but EncodeVideo and DecodeVideo return FAILED_PRECONDITION saying so.
+bool VideoCodecsAvailable();
+
 // Encodes all `frames` (each shown for 1/fps s; the last frame is kept) into one MP4 or WebM file
 // held in memory. INVALID_ARGUMENT for a bad view (see ValidateFrameView) or options; INTERNAL if
 // FFmpeg fails (e.g. the encoder is missing from this FFmpeg build).

@@ -20,6 +20,12 @@ absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format) {
                                                    kMaxFps, " (0: the default, ", kDefaultFps,
                                                    ")"));
   }
+  if (f.kind != OutputKind::kPngFrames && !media::VideoCodecsAvailable()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output format ", f.kind == OutputKind::kWebm ? "webm" : "mp4",
+        " is not available: this server was built without FFmpeg (LINVIDEO_WITH_FFMPEG=OFF); "
+        "allowed: png frames (OUTPUT_FORMAT_PNG_FRAMES, `linvideo --format=png`)"));
+  }
   return f;
 }
 

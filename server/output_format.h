@@ -28,7 +28,9 @@ struct EncodedOutput {
   int64_t bytes() const;
 };
 
-// Fills in the default fps and checks it (INVALID_ARGUMENT: 1..60, 0 for the default).
+// Fills in the default fps and checks it (INVALID_ARGUMENT: 1..60, 0 for the default). In a build
+// without FFmpeg (media::VideoCodecsAvailable() false) MP4 and WebM are INVALID_ARGUMENT naming png
+// frames, so such a request is refused at submission, never after its compute.
 absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format);
 std::string MimeType(OutputKind kind);
 // Encodes `frames` (format already resolved).

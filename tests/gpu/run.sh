@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# GPU check: builds core/ and kernels/ against a Python PyTorch's LibTorch, runs the `gpu`-labelled
-# tests (or, without GoogleTest, the same parity checks via `linvideo-attention-bench --check`) and
-# the attention benchmark on CUDA. Everything goes to OUT_DIR; no network access is needed.
+# GPU check: builds linvideo against a Python PyTorch's LibTorch, runs the `gpu`-labelled tests (or,
+# without GoogleTest, the same parity checks via `linvideo-attention-bench --check`) and the
+# attention benchmark on CUDA. Everything goes to OUT_DIR; no network access is needed.
 # Budget: GPU_CHECK_BUDGET seconds overall (default 480; each step gets what is left).
-# With PIPELINE_BENCH=1 it builds and runs linvideo-pipeline-bench (one 832x480x81 video at the Wan
-# 1.3B dims: 50 UniPC steps CFG all softmax, 16/30 linear, 4 fewstep steps; PIPELINE_BENCH_ARGS adds
-# flags) and, with WAN_DIR, the official Wan DiT step on the same GPU (tests/gpu/official_dit_step.py).
-# With BUILD_ALL=1 it then builds every core-only target (all tests and benches) with the time left,
-# a compile check of the whole of core/ against this LibTorch (build-all.txt).
-# Without the Debian libraries (abseil, sentencepiece, nlohmann-json, GoogleTest), source
+# The build is full (server, client, tools; FFmpeg only if its pkg-config files are there) when
+# gRPC, protobuf and prometheus-cpp are found (tests/gpu/fetch-debs.sh carries them), else
+# core-only (core/, kernels/, benches); a failed full configure falls back to core-only.
+# Stages, in this order (each env var 0/1):
+#   ATTENTION (1): gpu-labelled tests, parity --check, attention benches bf16/fp32.
+#   SERVER_STAGE (1, full builds only): tests/gpu/server.sh: linvideo-server --device cuda on a tiny
+#     model and a random-weight Wan 1.3B folder, `linvideo bench` 1 vs 4/8 clients, batched
+#     videos vs solo ones. SERVER_BUDGET (default: what is left) caps it.
+#   PIPELINE_BENCH (0): linvideo-pipeline-bench (one 832x480x81 video at the Wan 1.3B dims: 50 UniPC
+#     steps CFG all softmax, 16/30 linear, 4 fewstep steps; PIPELINE_BENCH_ARGS adds flags) and,
+#     with WAN_DIR, the official Wan DiT step on the same GPU (tests/gpu/official_dit_step.py).
+#   BUILD_ALL (0): builds every target with the time left (a compile check against this LibTorch,
+#     build-all.txt), then RUN_ALL_TESTS (0) runs the whole ctest suite but `deploy` (ctest-all.txt).
+# A second call on the still-warm machine reuses BUILD_DIR (ATTENTION=0 PIPELINE_BENCH=1 ...).
+# Without the Debian libraries (abseil, sentencepiece, nlohmann-json, GoogleTest, gRPC ...), source
 # tests/gpu/debian-deps.sh first.
 #
 # usage: tests/gpu/run.sh OUT_DIR     env: PYTHON (default python3), BUILD_DIR (default build-gpu),
 #                                          GPU_BENCH_SIZES (default 1024,4096,16384,32760),
-#                                          GPU_CHECK_BUDGET (default 480), BUILD_ALL (default 0)
+#                                          GPU_CHECK_BUDGET (default 480), the stage switches above
 set -uo pipefail
 OUT=${1:?usage: tests/gpu/run.sh OUT_DIR}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -28,6 +37,7 @@ log() { echo "[gpu-check $(date +%T)] $*" | tee -a "$OUT/summary.txt"; }
 status=0
 
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || log "nvidia-smi failed (no driver?)"
+log "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(ldd --version 2>/dev/null | head -1), $(nproc) cores"
 TORCH_PREFIX=$("$PY" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2>"$OUT/python.txt") || {
   log "FAIL: '$PY -c import torch' failed (see python.txt)"; exit 1; }
 "$PY" -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda,
@@ -59,51 +69,86 @@ rm -rf "$PROBE"
 log "GoogleTest found: $TESTS"
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
 
-log "configure ($BUILD)"
-timeout "$(left)" cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DLINVIDEO_CORE_ONLY=ON -DLINVIDEO_BUILD_TESTS=$TESTS -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-  "${CUDA_ARGS[@]}" >"$OUT/configure.txt" 2>&1 || { log "FAIL: configure (see configure.txt)"; exit 1; }
+configure() {  # CORE_ONLY FFMPEG
+  timeout "$(left)" cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DLINVIDEO_CORE_ONLY="$1" -DLINVIDEO_WITH_FFMPEG="$2" -DLINVIDEO_BUILD_TESTS=$TESTS \
+    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" "${CUDA_ARGS[@]}" >"$OUT/configure.txt" 2>&1
+}
+# FFmpeg only where its pkg-config files are (it is too large to carry: tests/gpu/fetch-debs.sh).
+FFMPEG=OFF
+PKGC=${PKG_CONFIG:-pkg-config}
+"$PKGC" --exists libavcodec libavformat libavutil libswscale 2>/dev/null && FFMPEG=ON
+FULL=0
+# Full when a stage needs it or BUILD_DIR already is full (a second call must not reconfigure it).
+if [ "${SERVER_STAGE:-1}" = 1 ] || [ "${BUILD_ALL:-0}" = 1 ] ||
+  grep -q "LINVIDEO_CORE_ONLY:BOOL=OFF" "$BUILD/CMakeCache.txt" 2>/dev/null; then
+  log "configure full build ($BUILD, FFmpeg $FFMPEG)"
+  if configure OFF "$FFMPEG"; then
+    FULL=1
+  else
+    cp "$OUT/configure.txt" "$OUT/configure-full.txt"
+    log "full configure failed (see configure-full.txt): $(grep -m1 -E "Could not|not found|Error" "$OUT/configure-full.txt")"
+    log "falling back to core-only; the server stage cannot run"
+  fi
+fi
+if [ $FULL = 0 ]; then
+  log "configure core-only ($BUILD)"
+  configure ON OFF || { log "FAIL: configure (see configure.txt)"; exit 1; }
+fi
 grep -E "linvideo:" "$OUT/configure.txt" | tee -a "$OUT/summary.txt"
 
-TARGETS=(linvideo-attention-bench)
-[ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test
-  kernels_cuda_stream_gpu_test core_pipeline_text_to_video_gpu_test)
-log "build ${TARGETS[*]}"
-timeout "$(left)" cmake --build "$BUILD" --target "${TARGETS[@]}" -j"$(nproc)" \
-  >"$OUT/build.txt" 2>&1 || { log "FAIL: build (see build.txt)"; exit 1; }
 BENCH="$BUILD/bench/linvideo-attention-bench"
+if [ "${ATTENTION:-1}" = 1 ]; then
+  TARGETS=(linvideo-attention-bench)
+  [ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test
+    kernels_cuda_stream_gpu_test core_pipeline_text_to_video_gpu_test)
+  log "build ${TARGETS[*]}"
+  timeout "$(left)" cmake --build "$BUILD" --target "${TARGETS[@]}" -j"$(nproc)" \
+    >"$OUT/build.txt" 2>&1 || { log "FAIL: build (see build.txt)"; exit 1; }
 
-if [ "$TESTS" = ON ]; then
-  log "ctest -L gpu"
-  (cd "$BUILD" && timeout "$(left)" ctest -L gpu --output-on-failure) >"$OUT/ctest-gpu.txt" 2>&1 \
-    && log "gpu tests: PASS" || { log "gpu tests: FAIL (see ctest-gpu.txt)"; status=1; }
-fi
-if timeout "$(left)" "$BENCH" --check >"$OUT/parity.txt" 2>&1; then
-  log "parity --check: PASS"
-else
-  log "parity --check: FAIL (see parity.txt)"; status=1
-  grep -E "FAIL" "$OUT/parity.txt" | head -20 | tee -a "$OUT/summary.txt"
-  # Where the failure came from, for the next session: out-of-bounds or misaligned accesses of
-  # the kernels under compute-sanitizer (seen working on the Firecracker H200 machines).
-  SAN=$(command -v compute-sanitizer || true)
-  [ -z "$SAN" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && SAN=/usr/local/cuda/bin/compute-sanitizer
-  if [ -n "$SAN" ]; then
-    log "compute-sanitizer memcheck on --check (see sanitizer.txt)"
-    timeout "$(( $(left) < 120 ? $(left) : 120 ))" "$SAN" --tool memcheck --print-limit 20 \
-      "$BENCH" --check >"$OUT/sanitizer.txt" 2>&1
-    grep -E "ERROR SUMMARY|Invalid|Misaligned" "$OUT/sanitizer.txt" | head -8 | tee -a "$OUT/summary.txt"
+  if [ "$TESTS" = ON ]; then
+    log "ctest -L gpu"
+    (cd "$BUILD" && timeout "$(left)" ctest -L gpu --output-on-failure) >"$OUT/ctest-gpu.txt" 2>&1 \
+      && log "gpu tests: PASS" || { log "gpu tests: FAIL (see ctest-gpu.txt)"; status=1; }
   fi
-  # A failing (or crashing) tensor-core kernel must not spoil the benches that follow: they run on
-  # the CUDA-core kernel (the dispatch's fallback), and the summary says so.
-  export LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core
-  log "benches below run with LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core"
+  if timeout "$(left)" "$BENCH" --check >"$OUT/parity.txt" 2>&1; then
+    log "parity --check: PASS"
+  else
+    log "parity --check: FAIL (see parity.txt)"; status=1
+    grep -E "FAIL" "$OUT/parity.txt" | head -20 | tee -a "$OUT/summary.txt"
+    # Where the failure came from, for the next session: out-of-bounds or misaligned accesses of
+    # the kernels under compute-sanitizer (seen working on the Firecracker H200 machines).
+    SAN=$(command -v compute-sanitizer || true)
+    [ -z "$SAN" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && SAN=/usr/local/cuda/bin/compute-sanitizer
+    if [ -n "$SAN" ]; then
+      log "compute-sanitizer memcheck on --check (see sanitizer.txt)"
+      timeout "$(( $(left) < 120 ? $(left) : 120 ))" "$SAN" --tool memcheck --print-limit 20 \
+        "$BENCH" --check >"$OUT/sanitizer.txt" 2>&1
+      grep -E "ERROR SUMMARY|Invalid|Misaligned" "$OUT/sanitizer.txt" | head -8 | tee -a "$OUT/summary.txt"
+    fi
+    # A failing (or crashing) tensor-core kernel must not spoil the benches that follow: they run on
+    # the CUDA-core kernel (the dispatch's fallback), and the summary says so.
+    export LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core
+    log "benches below run with LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core"
+  fi
+  for dt in bf16 fp32; do
+    log "attention bench cuda $dt"
+    timeout "$(left)" "$BENCH" --device=cuda --dtype=$dt --sizes="$SIZES" >"$OUT/attention-bench-cuda-$dt.txt" 2>&1 \
+      || { log "bench $dt: FAIL or timeout (see attention-bench-cuda-$dt.txt)"; status=1; }
+    grep -E "N=[0-9]+:" "$OUT/attention-bench-cuda-$dt.txt" | tee -a "$OUT/summary.txt"
+  done
 fi
-for dt in bf16 fp32; do
-  log "attention bench cuda $dt"
-  timeout "$(left)" "$BENCH" --device=cuda --dtype=$dt --sizes="$SIZES" >"$OUT/attention-bench-cuda-$dt.txt" 2>&1 \
-    || { log "bench $dt: FAIL or timeout (see attention-bench-cuda-$dt.txt)"; status=1; }
-  grep -E "N=[0-9]+:" "$OUT/attention-bench-cuda-$dt.txt" | tee -a "$OUT/summary.txt"
-done
+if [ "${SERVER_STAGE:-1}" = 1 ] && [ $FULL = 1 ]; then
+  log "build linvideo-server linvideo linvideo-model"
+  if timeout "$(left)" cmake --build "$BUILD" --target linvideo-server linvideo linvideo-model \
+      -j"$(nproc)" >"$OUT/build-server.txt" 2>&1; then
+    SERVER_BUDGET=${SERVER_BUDGET:-$(left)} PYTHON="$PY" "$ROOT/tests/gpu/server.sh" "$BUILD" "$OUT" \
+      || status=1
+  else
+    log "FAIL: build (see build-server.txt); the server stage did not run"; status=1
+    grep -E "error" "$OUT/build-server.txt" | head -10 | tee -a "$OUT/summary.txt"
+  fi
+fi
 if [ "${PIPELINE_BENCH:-0}" = 1 ]; then
   # One video end to end at the Wan 1.3B dims (issue 19's (a), (b), (c)), then the official Wan
   # DiT forward of (a)'s step on the same GPU when WAN_DIR names a checkout or a folder made by
@@ -133,11 +178,19 @@ if [ "${PIPELINE_BENCH:-0}" = 1 ]; then
   fi
 fi
 if [ "${BUILD_ALL:-0}" = 1 ]; then
-  log "build all core-only targets (compile check)"
+  log "build all targets (compile check; full build: $FULL)"
   KEEP=(-- -k); [ ${#GEN[@]} -gt 0 ] && KEEP=(-- -k 0)
+  built=0
   timeout "$(left)" cmake --build "$BUILD" -j"$(nproc)" "${KEEP[@]}" >"$OUT/build-all.txt" 2>&1 \
-    && log "build all: PASS" || { log "build all: FAIL or timeout (see build-all.txt)"; status=1; }
+    && { log "build all: PASS"; built=1; } || { log "build all: FAIL or timeout (see build-all.txt)"; status=1; }
   grep -E "error:" "$OUT/build-all.txt" | head -20 | tee -a "$OUT/summary.txt"
+  if [ "${RUN_ALL_TESTS:-0}" = 1 ] && [ $built = 1 ] && [ "$TESTS" = ON ]; then
+    # Every suite (deploy needs kubectl): LibTorch tests run one per core group as in CI.
+    log "ctest, every test but deploy"
+    (cd "$BUILD" && timeout "$(left)" ctest -LE deploy -j"$(( $(nproc) / 2 ))" --output-on-failure) \
+      >"$OUT/ctest-all.txt" 2>&1 && log "all tests: PASS" || { log "all tests: FAIL (see ctest-all.txt)"; status=1; }
+    grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\*\*\*" "$OUT/ctest-all.txt" | head -20 | tee -a "$OUT/summary.txt"
+  fi
 fi
 log "done in $((SECONDS))s, status $status"
 exit $status
