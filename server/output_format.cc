@@ -13,6 +13,11 @@ int64_t EncodedOutput::bytes() const {
 }
 
 absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format) {
+  return ResolveOutputFormat(format, media::VideoCodecsAvailable());
+}
+
+absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format,
+                                                 bool video_codecs_available) {
   OutputFormat f = format;
   if (f.fps == 0) f.fps = kDefaultFps;
   if (f.fps < 1 || f.fps > kMaxFps) {
@@ -20,7 +25,7 @@ absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format) {
                                                    kMaxFps, " (0: the default, ", kDefaultFps,
                                                    ")"));
   }
-  if (f.kind != OutputKind::kPngFrames && !media::VideoCodecsAvailable()) {
+  if (f.kind != OutputKind::kPngFrames && !video_codecs_available) {
     return absl::InvalidArgumentError(absl::StrCat(
         "output format ", f.kind == OutputKind::kWebm ? "webm" : "mp4",
         " is not available: this server was built without FFmpeg (LINVIDEO_WITH_FFMPEG=OFF); "

@@ -32,6 +32,9 @@ struct EncodedOutput {
 // without FFmpeg (media::VideoCodecsAvailable() false) MP4 and WebM are INVALID_ARGUMENT naming png
 // frames, so such a request is refused at submission, never after its compute.
 absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format);
+// The same with the build's answer given (tests check both builds' behaviour in either build).
+absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format,
+                                                 bool video_codecs_available);
 std::string MimeType(OutputKind kind);
 // Encodes `frames` (format already resolved).
 absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format);
