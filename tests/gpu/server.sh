@@ -3,11 +3,11 @@
 # `linvideo` over gRPC, results in OUT_DIR (server-*.log, bench-*.txt, compare-*.txt, metrics-*.txt)
 # and one line per measurement in OUT_DIR/summary.txt (prefixed SERVER_).
 #
-#   1. tiny model (random weights): warm-up, ListModels, one PNG request, an MP4 request that a
-#      build without FFmpeg must refuse with INVALID_ARGUMENT, 1 client vs 4 clients.
+#   1. tiny model (random weights): ListModels, one PNG request, an MP4 request that a build
+#      without FFmpeg must refuse with INVALID_ARGUMENT, a warm-up, then 1 client vs 4 clients.
 #   2. a random-weight Wan 1.3B folder (the DiT at 1.3B dims; tiny text encoder and VAE, so the
-#      DiT is what is measured), 17 x 256 x 256, 8 steps, CFG: 1 client, then 8 clients, same
-#      seeds; the 8-client videos are compared with the solo ones (byte-identical or the pixel
+#      DiT is what is measured), 17 x 256 x 256, 8 steps, CFG: a warm-up at that shape (9 requests,
+#      8 clients), 1 client, then 8 clients, same seeds; the 8-client videos are compared with the solo ones (byte-identical or the pixel
 #      difference, tests/gpu/compare_frames.py), and a second solo pass says whether a solo run
 #      is itself reproducible (the noise floor of that comparison).
 #
@@ -123,6 +123,7 @@ stage_tiny() {
   else
     [ $rc = 0 ] && log "SERVER_OK mp4" || { log "SERVER_FAIL mp4: exit $rc"; status=1; }
   fi
+  bench tiny-warmup --clients=4 --requests=5 --format=png --steps=4 --seed=900
   bench tiny-1 --clients=1 --requests=8 --format=png --steps=4 --seed=100
   bench tiny-4 --clients=4 --requests=16 --format=png --steps=4 --seed=100
   log "SERVER_RATIO tiny 4 clients / 1 client throughput: $(ratio "$(throughput tiny-1)" "$(throughput tiny-4)")x"
@@ -140,6 +141,9 @@ stage_wan13() {
   # shellcheck disable=SC2206  # SERVER_WAN13_SHAPE is a list of flags (a CPU dry run shrinks it)
   local shape=(--format=png ${SERVER_WAN13_SHAPE:---width=256 --height=256 --frames=17 --steps=8} --seed=1000)
   local solo=${SERVER_SOLO_REQUESTS:-8} batch=${SERVER_BATCH_REQUESTS:-32}
+  # Warm-up at this shape, solo and batched (the server warms up at the model's default shape only:
+  # first-use kernel selection and allocator growth must not land in either measured run).
+  bench wan13-warmup --clients=8 --requests=9 "${shape[@]/--seed=1000/--seed=900}"
   bench wan13-1 --clients=1 --requests="$solo" --out_dir="$WORK/solo" "${shape[@]}"
   bench wan13-8 --clients=8 --requests="$batch" --out_dir="$WORK/batched" "${shape[@]}"
   log "SERVER_RATIO wan13 8 clients / 1 client throughput: $(ratio "$(throughput wan13-1)" "$(throughput wan13-8)")x (issue 19: >= 2)"
