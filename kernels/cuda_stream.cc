@@ -2,6 +2,9 @@
 
 #include <c10/util/Exception.h>
 
+#include <utility>
+#include <vector>
+
 #if defined(LINVIDEO_KERNELS_CUDA)
 // Only c10's stream API and the CUDA runtime: both unchanged from LibTorch 1.13 to 2.x (the event
 // class moved between ATen and c10 in between).
@@ -21,6 +24,18 @@ c10::DeviceIndex IndexOf(const c10::Device& device) {
 
 void Check(cudaError_t err, const char* what) {
   TORCH_CHECK(err == cudaSuccess, what, " failed: ", cudaGetErrorString(err));
+}
+
+// The calling thread's own side stream of a device, taken from LibTorch's pool once. The caching
+// allocator reuses a freed block only on the stream it was allocated on: a new pool stream per
+// decode (32 of them, round robin) would keep up to 32 decodes' worth of blocks cached.
+c10::cuda::CUDAStream ThreadSideStream(c10::DeviceIndex index) {
+  thread_local std::vector<std::pair<c10::DeviceIndex, c10::cuda::CUDAStream>> streams;
+  for (const auto& [i, stream] : streams) {
+    if (i == index) return stream;
+  }
+  streams.emplace_back(index, c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
+  return streams.back().second;
 }
 #endif
 
@@ -60,10 +75,18 @@ void StreamMark::WaitOnCurrentStream() const {
 SideStreamScope::SideStreamScope(const c10::Device& device) {
 #if defined(LINVIDEO_KERNELS_CUDA)
   if (!device.is_cuda()) return;
+  device_index_ = IndexOf(device);
   guard_ = std::make_shared<c10::cuda::CUDAStreamGuard>(
-      c10::cuda::getStreamFromPool(/*isHighPriority=*/false, IndexOf(device)));
+      ThreadSideStream(static_cast<c10::DeviceIndex>(device_index_)));
 #else
   (void)device;
+#endif
+}
+
+void SideStreamScope::Synchronize() const {
+#if defined(LINVIDEO_KERNELS_CUDA)
+  if (guard_ == nullptr) return;
+  c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index_)).synchronize();
 #endif
 }
 

@@ -27,8 +27,9 @@ class StreamMark {
   int device_index_ = -1;
 };
 
-// For its lifetime the calling thread's current stream of `device` is one of LibTorch's pool
-// streams (created non-blocking: it does not wait for the default stream). Memory handed between
+// For its lifetime the calling thread's current stream of `device` is the thread's side stream:
+// one of LibTorch's pool streams (non-blocking: it does not wait for the default stream), the same
+// one every time on a thread, so the caching allocator can reuse its blocks. Memory handed between
 // streams must be ordered by a StreamMark and stay alive until the consumer's work is done.
 class SideStreamScope {
  public:
@@ -36,9 +37,13 @@ class SideStreamScope {
   ~SideStreamScope();
   SideStreamScope(const SideStreamScope&) = delete;
   SideStreamScope& operator=(const SideStreamScope&) = delete;
+  // Blocks until the side stream's work so far is done (e.g. before freeing memory it may still
+  // read when the work failed half way). Nothing on the CPU.
+  void Synchronize() const;
 
  private:
   std::shared_ptr<void> guard_;
+  int device_index_ = -1;
 };
 
 }  // namespace linvideo::kernels

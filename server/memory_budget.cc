@@ -19,11 +19,11 @@ std::string Gib(double bytes) {
 
 absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
   const auto& s = in.measured.samples;
-  if (s.size() < 2) {
+  if (s.size() < 2 || s.front().tokens == s.back().tokens) {
     return absl::InvalidArgumentError("memory budget: need steps of two token counts");
   }
   for (size_t i = 1; i < s.size(); ++i) {
-    if (s[i].tokens <= s[i - 1].tokens) {
+    if (s[i].tokens < s[i - 1].tokens) {
       return absl::InvalidArgumentError("memory budget: samples must have increasing tokens");
     }
   }
@@ -31,46 +31,87 @@ absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
     return absl::InvalidArgumentError(
         "memory budget: margin must be in [0, 1), request tokens and device memory positive");
   }
-  // The line through the smallest and the largest sample: its slope is the per-token cost, what
-  // it leaves at the smallest is the fixed per-step overhead.
-  const StepMemorySample& lo = s.front();
-  const StepMemorySample& hi = s.back();
-  const double per_token = static_cast<double>(hi.used_bytes - lo.used_bytes) /
-                           static_cast<double>(hi.tokens - lo.tokens);
+  // The per-token cost: the slope between the two samples of equal requests farthest apart in
+  // tokens; without such a pair, between the smallest and the largest sample (the per-request
+  // cost then rides on the slope).
+  const StepMemorySample* lo = &s.front();
+  const StepMemorySample* hi = &s.back();
+  bool same_requests = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    for (size_t j = i + 1; j < s.size(); ++j) {
+      if (s[i].requests == s[j].requests && s[j].tokens > s[i].tokens &&
+          (!same_requests || s[j].tokens - s[i].tokens > hi->tokens - lo->tokens)) {
+        lo = &s[i];
+        hi = &s[j];
+        same_requests = true;
+      }
+    }
+  }
+  const double per_token = static_cast<double>(hi->used_bytes - lo->used_bytes) /
+                           static_cast<double>(hi->tokens - lo->tokens);
   // cudaMemGetInfo also counts other processes and allocator rounding: growth below 1 MiB
   // between the samples is noise, not a line to scale from.
-  if (!(per_token > 0) || hi.used_bytes - lo.used_bytes < (int64_t{1} << 20)) {
+  if (!(per_token > 0) || hi->used_bytes - lo->used_bytes < (int64_t{1} << 20)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("memory budget: device memory did not grow measurably from ", lo.tokens,
-                     " to ", hi.tokens, " step tokens (", lo.used_bytes, " -> ", hi.used_bytes,
-                     " bytes used); set scheduler.token_budget and scheduler.max_batch by hand"));
+        absl::StrCat("memory budget: device memory did not grow measurably from ", lo->tokens,
+                     " to ", hi->tokens, " step tokens (", lo->used_bytes, " -> ", hi->used_bytes,
+                     " bytes used); set scheduler.token_budget and "
+                     "scheduler.max_batch by hand"));
   }
-  const double fixed = std::max(
-      0.0, static_cast<double>(lo.used_bytes - in.measured.resident_bytes) - per_token * lo.tokens);
+  // The per-request cost: what a pair of different request counts grew beyond its tokens.
+  double per_request = 0;
+  if (same_requests) {
+    int best = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      for (size_t j = i + 1; j < s.size(); ++j) {
+        const int dn = s[j].requests - s[i].requests;
+        if (dn == 0 || std::abs(dn) <= best) continue;
+        best = std::abs(dn);
+        per_request = std::max(0.0, (static_cast<double>(s[j].used_bytes - s[i].used_bytes) -
+                                     per_token * static_cast<double>(s[j].tokens - s[i].tokens)) /
+                                        dn);
+      }
+    }
+  }
+  const StepMemorySample& first = s.front();
+  const double fixed =
+      std::max(0.0, static_cast<double>(first.used_bytes - in.measured.resident_bytes) -
+                        per_request * first.requests - per_token * first.tokens);
   const double decode = in.overlap_decode ? static_cast<double>(in.measured.decode_bytes) : 0.0;
   const double usable = static_cast<double>(in.total_bytes) * (1.0 - in.margin) -
                         static_cast<double>(in.measured.resident_bytes) -
                         static_cast<double>(in.reserve_bytes) - fixed - decode;
-  const int64_t budget = usable > 0 ? static_cast<int64_t>(std::floor(usable / per_token)) : 0;
+  // A batch of at most max_batch requests and token_budget tokens must fit:
+  // per_request · max_batch + per_token · token_budget <= usable. max_batch is what fits of the
+  // default request; the largest request must still fit alone within the token budget.
+  auto tokens_left = [&](int batch) {
+    const double left = usable - per_request * batch;
+    return left > 0 ? static_cast<int64_t>(std::floor(left / per_token)) : int64_t{0};
+  };
+  const double per_default = per_request + per_token * static_cast<double>(in.request_tokens);
+  int max_batch = static_cast<int>(std::clamp<double>(
+      std::floor(std::max(0.0, usable) / per_default), 1, std::max(1, in.max_batch_cap)));
+  while (max_batch > 1 && tokens_left(max_batch) < in.largest_request_tokens) --max_batch;
+  const int64_t budget = tokens_left(max_batch);
   MemoryBudget out;
   out.bytes_per_token = per_token;
+  out.bytes_per_request = per_request;
   out.fixed_bytes = static_cast<int64_t>(fixed);
   out.token_budget = budget;
   if (budget < in.largest_request_tokens) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "device memory fits ", budget, " step tokens (", Gib(in.total_bytes), " total, ",
         Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
-        " bytes per token, margin ", in.margin,
+        " bytes per token, ", Gib(per_request), " per request, margin ", in.margin,
         "), but the largest request the limits allow needs ", in.largest_request_tokens,
         "; lower limits.max_width / max_height / max_frames (or the "
         "model's), scheduler.memory_margin_pct, or use a larger device"));
   }
-  out.max_batch = static_cast<int>(
-      std::clamp<int64_t>(budget / in.request_tokens, 1, std::max(1, in.max_batch_cap)));
+  out.max_batch = max_batch;
   out.summary = absl::StrCat(
       "token budget ", budget, ", max batch ", out.max_batch, " (", Gib(in.total_bytes),
       " device, ", Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
-      " bytes per step token + ", Gib(fixed), " per step",
+      " bytes per step token + ", Gib(per_request), " per request + ", Gib(fixed), " per step",
       decode > 0 ? absl::StrCat(", ", Gib(decode), " decode reserved") : std::string(),
       in.reserve_bytes > 0 ? absl::StrCat(", ", Gib(in.reserve_bytes), " for hot swaps")
                            : std::string(),
@@ -91,10 +132,29 @@ absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const Generatio
     std::vector<StepState*> batch;
     for (auto& st : states) batch.push_back(st.get());
     LV_RETURN_IF_ERROR(executor.Step(batch));  // one step shows the step's peak
-    m.samples.push_back({one * copies, probe.used_bytes()});
+    m.samples.push_back({one * copies, probe.used_bytes(), copies});
     states.clear();
     probe.release_cached();  // the next probe starts from the resident weights again
   }
+  // The largest request alone: with the default request's samples it separates the per-token
+  // cost from the per-request one (text states), and it is the size that must fit.
+  const ModelLimits& l = executor.limits();
+  GenerationParams largest = request;
+  largest.width = l.max_width - l.max_width % l.width_multiple();
+  largest.height = l.max_height - l.max_height % l.height_multiple();
+  largest.frames = l.max_frames;
+  const int64_t large = core::params::StepTokens(largest, l.geometry);
+  if (large > one && core::params::Resolve(largest, l).ok()) {
+    LV_ASSIGN_OR_RETURN(auto states, executor.Start({&largest}));
+    probe.release_cached();
+    LV_RETURN_IF_ERROR(executor.Step({states[0].get()}));
+    m.samples.push_back({large, probe.used_bytes(), 1});
+    states.clear();
+    probe.release_cached();
+  }
+  std::stable_sort(
+      m.samples.begin(), m.samples.end(),
+      [](const StepMemorySample& a, const StepMemorySample& b) { return a.tokens < b.tokens; });
   if (decode) {
     // The decode's own peak: its latents come from the shortest run the model accepts, then the
     // steps' cached blocks are released so only the decode's growth is read.

@@ -2,12 +2,15 @@
 // Serving limits from device memory (GPU batching): on an accelerator the step batch is bounded by
 // memory, not by a fixed request count. With flash / memory-efficient softmax attention and linear
 // attention no N² buffer exists, so a DiT step's extra device memory grows linearly with the tokens
-// it runs (latent tokens × CFG passes): used(t) = resident + fixed + per_token · t. The server
-// measures that line once at start (MeasureStepMemory: steps of the default request alone and two
-// at once, after every model is loaded), keeps a margin of the device free, reserves a decode's
-// peak when decodes overlap the steps, and sets the scheduler's token budget and batch size from
-// what is left (DeriveMemoryBudget). A largest allowed request that cannot fit is an error at
-// start, not an out-of-memory at the first such request.
+// it runs (latent tokens × CFG passes) and with the requests in it (each brings its text states:
+// every layer's cross-attention K/V, whatever the video's size):
+//   used(n, t) = resident + fixed + per_request · n + per_token · t.
+// The server measures that plane once at start (MeasureStepMemory: a step of the default request
+// alone, two of them at once, and the largest request the limits allow alone, after every model is
+// loaded), keeps a margin of the device free, reserves a decode's peak when decodes overlap the
+// steps, and sets the scheduler's batch size and token budget from what is left
+// (DeriveMemoryBudget). A largest allowed request that cannot fit is an error at start, not an
+// out-of-memory at the first such request.
 
 #include <cstdint>
 #include <functional>
@@ -22,12 +25,16 @@ namespace linvideo::server {
 struct StepMemorySample {
   int64_t tokens = 0;      // step tokens run (latent tokens × CFG passes, summed over the batch)
   int64_t used_bytes = 0;  // device bytes in use after it (the caching allocator keeps its peak)
+  int requests = 1;        // requests in that step
 };
 
 struct StepMemory {
   int64_t resident_bytes = 0;  // in use after loading, before any step (weights, contexts)
-  std::vector<StepMemorySample> samples;  // increasing tokens
-  int64_t decode_bytes = 0;               // a decode's extra peak over the steps' (0: not measured)
+  // Non-decreasing tokens, at least two token counts. Two with the same requests give the per-token
+  // cost; then two with different requests the per-request one (without such pairs the per-request
+  // cost is folded into the per-token slope, which over-estimates it: safe, not tight).
+  std::vector<StepMemorySample> samples;
+  int64_t decode_bytes = 0;  // a decode's extra peak over the steps' (0: not measured)
 };
 
 struct MemoryBudgetInput {
@@ -45,8 +52,9 @@ struct MemoryBudget {
   int64_t token_budget = 0;
   int max_batch = 1;
   double bytes_per_token = 0;
-  int64_t fixed_bytes = 0;  // per-step overhead independent of tokens (workspaces)
-  std::string summary;      // one line for the log: the numbers and how they were derived
+  double bytes_per_request = 0;  // per request in a step, beside its tokens (text states)
+  int64_t fixed_bytes = 0;       // per-step overhead independent of tokens (workspaces)
+  std::string summary;           // one line for the log: the numbers and how they were derived
 };
 
 // RESOURCE_EXHAUSTED when the largest allowed request does not fit (saying what fits and what to
@@ -61,10 +69,11 @@ struct DeviceMemoryProbe {
   std::function<void()> release_cached = [] {};
 };
 
-// One step of `request` alone, then of two copies in one batch, each read after a release of the
-// cache (so each sample is that step's own peak); with `decode`, the extra memory of decoding one
-// request (its latents from the shortest run the model accepts). Engine-thread work: call before
-// the engine starts. `request` must be resolved.
+// One step of `request` alone, then of two copies in one batch, then (when it is larger) of the
+// largest request the executor's limits allow, with `request`'s guidance, each read after a
+// release of the cache (so each sample is that step's own peak); with `decode`, the extra memory
+// of decoding one request (its latents from the shortest run the model accepts). Engine-thread
+// work: call before the engine starts. `request` must be resolved.
 absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const GenerationParams& request,
                                              const DeviceMemoryProbe& probe, bool decode);
 

@@ -93,7 +93,14 @@ absl::StatusOr<media::VideoFrames> PipelineExecutor::Decode(const StepState& sta
     side.emplace(ps.s->latents.device());
     ps.finished.WaitOnCurrentStream();
   }));
-  LV_ASSIGN_OR_RETURN(torch::Tensor frames, pipeline_->Decode(*ps.s));
+  absl::StatusOr<torch::Tensor> decoded = pipeline_->Decode(*ps.s);
+  if (!decoded.ok()) {
+    // Kernels queued before the failure may still read the latents, which the caller frees next
+    // (into the default stream's pool): wait for them first.
+    (void)core::TorchCall("Decode", [&] { side->Synchronize(); });
+    return decoded.status();
+  }
+  torch::Tensor frames = *std::move(decoded);
   return core::TorchCall("Decode", [&]() -> absl::StatusOr<media::VideoFrames> {
     torch::Tensor f = frames.to(torch::kCPU).to(torch::kUInt8).contiguous();  // [F, H, W, 3]
     if (f.dim() != 4 || f.size(3) != 3)

@@ -143,8 +143,9 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
 
   absl::StatusOr<torch::Tensor> Decode(const RequestState& state) override {
     c10::InferenceMode guard;
-    // The latents in the VAE's own precision (it may differ from the DiT's: vae_dtype).
-    const torch::Tensor z = state.latents.unsqueeze(0).to(vae_->dtype());
+    // The VAE denormalises the latents in fp32 and casts to its own precision after (vae_dtype
+    // may differ from the DiT's).
+    const torch::Tensor z = state.latents.unsqueeze(0);
     LV_ASSIGN_OR_RETURN(torch::Tensor video, wan::DecodeLatents(vae_, z));
     return TorchCall("frames to uint8", [&] {
       // [1, 3, F, H, W] in [-1, 1] -> [F, H, W, 3] uint8, scaled in fp32 (bf16 cannot hold

@@ -52,9 +52,14 @@ start_server() {
   local name=$1
   shift
   rm -f "$WORK/port" "$WORK/mport"
-  LINVIDEO_LOG_QUIET=1 "$SRV" --listen=127.0.0.1:0 --port_file="$WORK/port" \
+  # On a GPU as deploy/k8s/overlays/gpu configures it: decodes on their own stream beside the
+  # steps (their memory reserved by the automatic budget).
+  local overlap=false
+  case $DEVICE in cuda*) overlap=true ;; esac
+  "$SRV" --listen=127.0.0.1:0 --port_file="$WORK/port" \
     --metrics.listen=127.0.0.1:0 --metrics.port_file="$WORK/mport" --device="$DEVICE" \
-    --dtype="$DTYPE" --vae_dtype="$DTYPE" "$@" >"$OUT/server-$name.log" 2>&1 &
+    --dtype="$DTYPE" --vae_dtype="$DTYPE" --limits.overlap_decode=$overlap "$@" \
+    >"$OUT/server-$name.log" 2>&1 &
   PID=$!
   local t0=$SECONDS
   while [ ! -s "$WORK/port" ]; do
@@ -72,6 +77,7 @@ start_server() {
   done
   ADDR=127.0.0.1:$(cat "$WORK/port")
   log "SERVER_START $name: listening after $((SECONDS - t0)) s (load + warm-up)"
+  grep -E "auto_budget" "$OUT/server-$name.log" | head -2 | sed "s/^/SERVER_BUDGET $name: /" | tee -a "$OUT/summary.txt"
 }
 stop_server() {
   [ -n "$PID" ] || return 0

@@ -51,6 +51,40 @@ TEST(MemoryBudgetTest, BudgetIsWhatTheMarginResidentAndFixedCostLeavePerToken) {
   EXPECT_NE(overlapped->summary.find("decode reserved"), std::string::npos);
 }
 
+// Each request also brings 512 MiB of its own (its text states), whatever its tokens: the samples
+// of one and two default requests and of one large request separate that from the per-token cost.
+TEST(MemoryBudgetTest, APerRequestCostIsSeparatedFromThePerTokenOneAndBoundsTheBatch) {
+  MemoryBudgetInput in = Input();
+  const int64_t base = 10 * kGiB + kGiB;  // resident + fixed
+  in.measured.samples = {{1000, base + 512 * kMiB + 1000 * kMiB, 1},
+                         {2000, base + 2 * 512 * kMiB + 2000 * kMiB, 2},
+                         {4000, base + 512 * kMiB + 4000 * kMiB, 1}};
+  auto b = DeriveMemoryBudget(in);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_DOUBLE_EQ(b->bytes_per_token, static_cast<double>(kMiB));
+  EXPECT_DOUBLE_EQ(b->bytes_per_request, 512.0 * kMiB);
+  EXPECT_EQ(b->fixed_bytes, kGiB);
+  // 79 GiB usable = 80,896 MiB; a default request costs 512 + 1,000 MiB: 53 of them, and the
+  // tokens what 53 requests' own 512 MiB leave: 80,896 - 27,136 = 53,760.
+  EXPECT_EQ(b->max_batch, 53);
+  EXPECT_EQ(b->token_budget, 53760);
+  EXPECT_NE(b->summary.find("0.50 GiB per request"), std::string::npos) << b->summary;
+  // A largest request of 60,000 tokens must fit alone in the token budget: fewer requests.
+  in.largest_request_tokens = 60000;
+  auto large = DeriveMemoryBudget(in);
+  ASSERT_TRUE(large.ok()) << large.status();
+  EXPECT_EQ(large->max_batch, 40);
+  EXPECT_EQ(large->token_budget, 80896 - 40 * 512);
+  // Folded into the slope (no two samples with equal requests): the old, safe over-estimate.
+  in.largest_request_tokens = 4000;
+  in.measured.samples.pop_back();
+  auto folded = DeriveMemoryBudget(in);
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  EXPECT_DOUBLE_EQ(folded->bytes_per_token, 1512.0 * kMiB / 1000);
+  EXPECT_EQ(folded->bytes_per_request, 0);
+  EXPECT_EQ(folded->max_batch, 53);
+}
+
 TEST(MemoryBudgetTest, ALargestRequestThatCannotFitIsAnErrorSayingWhatToLower) {
   MemoryBudgetInput in = Input();
   in.largest_request_tokens = 100000;
@@ -86,8 +120,9 @@ TEST(MemoryBudgetTest, RefusesSamplesItCannotScaleFrom) {
 // drops it back to what is held (the weights).
 class SimulatedDevice : public Executor {
  public:
-  explicit SimulatedDevice(const FakeExecutorOptions& o, int64_t per_token = kPerToken)
-      : fake_(o), per_token_(per_token) {}
+  explicit SimulatedDevice(const FakeExecutorOptions& o, int64_t per_token = kPerToken,
+                           int64_t per_request = 0)
+      : fake_(o), per_token_(per_token), per_request_(per_request) {}
   const ModelLimits& limits() const override { return fake_.limits(); }
   absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
       const std::vector<const GenerationParams*>& params) override {
@@ -95,7 +130,8 @@ class SimulatedDevice : public Executor {
     return fake_.Start(params);
   }
   absl::Status Step(const std::vector<StepState*>& batch) override {
-    Touch(kWorkspace + per_token_ * tokens_per_request_ * static_cast<int64_t>(batch.size()));
+    Touch(kWorkspace +
+          (per_request_ + per_token_ * tokens_per_request_) * static_cast<int64_t>(batch.size()));
     ++steps_;
     return fake_.Step(batch);
   }
@@ -118,6 +154,7 @@ class SimulatedDevice : public Executor {
   FakeExecutor fake_;
   int64_t cached_ = kWeights + kGiB;  // loading left cached blocks behind
   int64_t per_token_;
+  int64_t per_request_;
   int64_t tokens_per_request_ = 0;
   int steps_ = 0;
 };
@@ -126,33 +163,49 @@ TEST(MemoryBudgetTest, MeasuresEachProbeFromTheResidentWeights) {
   FakeExecutorOptions o;
   o.step_ms = 0;
   o.item_ms = 0;
-  SimulatedDevice device(o);
+  o.limits.max_width = 256;  // the largest request: 256 x 256 x 81, the default 128 x 128
+  o.limits.max_height = 256;
+  o.limits.default_width = 128;
+  o.limits.default_height = 128;
+  constexpr int64_t kPerRequest = 300 * kMiB;
+  SimulatedDevice device(o, SimulatedDevice::kPerToken, kPerRequest);
   GenerationParams p;
   p.prompt = "probe";
   auto resolved = core::params::Resolve(p, device.limits());
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   const int64_t one = core::params::StepTokens(*resolved, device.limits().geometry);
+  const int64_t largest = LargestRequestTokens(device.limits());
+  ASSERT_GT(largest, 2 * one);
   auto m = MeasureStepMemory(device, *resolved, device.Probe(), /*decode=*/true);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->resident_bytes, SimulatedDevice::kWeights);  // the load's cache released first
-  ASSERT_EQ(m->samples.size(), 2u);
+  ASSERT_EQ(m->samples.size(), 3u);                         // sorted by tokens
   EXPECT_EQ(m->samples[0].tokens, one);
   EXPECT_EQ(m->samples[1].tokens, 2 * one);
-  EXPECT_EQ(m->samples[1].used_bytes - m->samples[0].used_bytes, SimulatedDevice::kPerToken * one);
+  EXPECT_EQ(m->samples[1].requests, 2);
+  EXPECT_EQ(m->samples[2].tokens, largest);
+  EXPECT_EQ(m->samples[2].requests, 1);
+  EXPECT_EQ(m->samples[1].used_bytes - m->samples[0].used_bytes,
+            kPerRequest + SimulatedDevice::kPerToken * one);
   EXPECT_EQ(m->decode_bytes, SimulatedDevice::kDecode);
-  EXPECT_EQ(device.steps(), 3);  // one step per probe, one before the decode (steps = 1)
+  EXPECT_EQ(device.steps(), 4);  // one step per probe, one before the decode (steps = 1)
   EXPECT_EQ(m->samples[0].used_bytes, SimulatedDevice::kWeights + SimulatedDevice::kWorkspace +
-                                          SimulatedDevice::kPerToken * one);
+                                          kPerRequest + SimulatedDevice::kPerToken * one);
 
   MemoryBudgetInput in;
-  in.total_bytes = 16 * kGiB;
+  in.total_bytes = 80 * kGiB;
   in.measured = *m;
   in.request_tokens = one;
-  in.largest_request_tokens = one;
+  in.largest_request_tokens = largest;
   auto b = DeriveMemoryBudget(in);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_DOUBLE_EQ(b->bytes_per_token, static_cast<double>(SimulatedDevice::kPerToken));
+  EXPECT_DOUBLE_EQ(b->bytes_per_request, static_cast<double>(kPerRequest));
   EXPECT_EQ(b->fixed_bytes, SimulatedDevice::kWorkspace);
+  // What a full batch needs fits what is usable.
+  const double usable = 80.0 * kGiB * 0.9 - SimulatedDevice::kWeights - SimulatedDevice::kWorkspace;
+  EXPECT_LE(kPerRequest * b->max_batch + SimulatedDevice::kPerToken * b->token_budget, usable);
+  EXPECT_GE(b->token_budget, largest);
 }
 
 TEST(MemoryBudgetTest, TheLargestRequestCountsCfgUnlessTheModelIsDistilled) {

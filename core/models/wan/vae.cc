@@ -205,7 +205,10 @@ torch::Tensor WanVaeImpl::DecodeUnclamped(const torch::Tensor& z) const {
   const std::string error = LatentShapeError(config_, z);
   TORCH_CHECK(error.empty(), error);
   const int64_t frames = z.size(2);
-  torch::Tensor x = conv2_->forward(Denormalize(z));  // [B, z_dim, F, h, w]
+  // z·std + mean in fp32 whatever the VAE's precision (bf16 would round the latents before the
+  // scale), then conv2 and the decoder in the VAE's dtype.
+  torch::Tensor x =
+      conv2_->forward(Denormalize(z.to(torch::kFloat)).to(dtype()));  // [B, z_dim, F, h, w]
   FeatureCache cache;
   torch::Tensor video;  // [B, 3, 1 + 4(F-1), 8h, 8w], allocated once the first frame is known
   int64_t offset = 0;
