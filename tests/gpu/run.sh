@@ -75,9 +75,11 @@ configure() {  # CORE_ONLY FFMPEG
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" "${CUDA_ARGS[@]}" >"$OUT/configure.txt" 2>&1
 }
 # FFmpeg only where its pkg-config files are (it is too large to carry: tests/gpu/fetch-debs.sh).
+# GPU_FFMPEG=OFF forces it off (a dry run on a machine that has FFmpeg).
 FFMPEG=OFF
 PKGC=${PKG_CONFIG:-pkg-config}
-"$PKGC" --exists libavcodec libavformat libavutil libswscale 2>/dev/null && FFMPEG=ON
+[ "${GPU_FFMPEG:-auto}" = auto ] && "$PKGC" --exists libavcodec libavformat libavutil libswscale \
+  2>/dev/null && FFMPEG=ON
 FULL=0
 # Full when a stage needs it or BUILD_DIR already is full (a second call must not reconfigure it).
 if [ "${SERVER_STAGE:-1}" = 1 ] || [ "${BUILD_ALL:-0}" = 1 ] ||

@@ -77,7 +77,7 @@ start_server() {
   done
   ADDR=127.0.0.1:$(cat "$WORK/port")
   log "SERVER_START $name: listening after $((SECONDS - t0)) s (load + warm-up)"
-  grep -E "auto_budget" "$OUT/server-$name.log" | head -2 | sed "s/^/SERVER_BUDGET $name: /" | tee -a "$OUT/summary.txt"
+  grep -E "auto_budget" "$OUT/server-$name.log" | head -2 | sed "s/^/SERVER_BUDGET $name: /" | tee -a "$OUT/summary.txt" || true
 }
 stop_server() {
   [ -n "$PID" ] || return 0
