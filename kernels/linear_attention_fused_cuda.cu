@@ -192,12 +192,9 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, int D>
 cudaError_t Launch(const LinearAttentionArgs& a, cudaStream_t stream) {
   const int64_t bh = a.batch * a.heads;
-  cudaError_t err = cudaMemsetAsync(a.state, 0, sizeof(float) * bh * 2 * D * D, stream);
-  if (err != cudaSuccess) return err;
-  err = cudaMemsetAsync(a.ksum, 0, sizeof(float) * bh * 2 * D, stream);
-  if (err != cudaSuccess) return err;
-  if (bh == 0) return cudaSuccess;
-  if (bh > 65535) return cudaErrorInvalidConfiguration;
+  bool launch = false;
+  cudaError_t err = PrepareLinearAttention<D>(a, stream, &launch);
+  if (err != cudaSuccess || !launch) return err;
   if (a.nk > 0) {
     // Enough blocks for ~2 waves over the SMs, each covering a whole number of tiles.
     const int64_t tiles = (a.nk + kTile - 1) / kTile;

@@ -364,12 +364,9 @@ template <int D>
 cudaError_t LaunchTc(const LinearAttentionArgs& a, cudaStream_t stream) {
   using L = Layout<D>;
   const int64_t bh = a.batch * a.heads;
-  cudaError_t err = cudaMemsetAsync(a.state, 0, sizeof(float) * bh * 2 * D * D, stream);
-  if (err != cudaSuccess) return err;
-  err = cudaMemsetAsync(a.ksum, 0, sizeof(float) * bh * 2 * D, stream);
-  if (err != cudaSuccess) return err;
-  if (bh == 0) return cudaSuccess;
-  if (bh > 65535) return cudaErrorInvalidConfiguration;
+  bool launch = false;
+  cudaError_t err = PrepareLinearAttention<D>(a, stream, &launch);
+  if (err != cudaSuccess || !launch) return err;
   if (a.nk > 0) {
     err = cudaFuncSetAttribute(KvStateTcKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                L::kFeatureEnd);

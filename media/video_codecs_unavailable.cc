@@ -30,9 +30,7 @@ absl::StatusOr<std::string> EncodeVideo(const FrameView& frames, const EncodeOpt
   return Unavailable("encoding " + std::string(ContainerName(options.container)));
 }
 
-absl::StatusOr<DecodedVideo> DecodeVideo(std::string_view bytes, const DecodeOptions& options) {
-  (void)bytes;
-  (void)options;
+absl::StatusOr<DecodedVideo> DecodeVideo(std::string_view, const DecodeOptions&) {
   return Unavailable("decoding video");
 }
 

@@ -15,6 +15,15 @@ std::string Gib(double bytes) {
   return absl::StrFormat("%.2f GiB", bytes / (1024.0 * 1024 * 1024));
 }
 
+// `base` at the largest size the limits accept: the largest multiple of the size steps within
+// max_width / max_height, and max_frames.
+GenerationParams AtLargestSize(GenerationParams base, const ModelLimits& l) {
+  base.width = l.max_width - l.max_width % l.width_multiple();
+  base.height = l.max_height - l.max_height % l.height_multiple();
+  base.frames = l.max_frames;
+  return base;
+}
+
 }  // namespace
 
 absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
@@ -139,13 +148,11 @@ absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const Generatio
   // The largest request alone: with the default request's samples it separates the per-token
   // cost from the per-request one (text states), and it is the size that must fit.
   const ModelLimits& l = executor.limits();
-  GenerationParams largest = request;
-  largest.width = l.max_width - l.max_width % l.width_multiple();
-  largest.height = l.max_height - l.max_height % l.height_multiple();
-  largest.frames = l.max_frames;
-  const int64_t large = core::params::StepTokens(largest, l.geometry);
-  if (large > one && core::params::Resolve(largest, l).ok()) {
-    LV_ASSIGN_OR_RETURN(auto states, executor.Start({&largest}));
+  const absl::StatusOr<GenerationParams> largest =
+      core::params::Resolve(AtLargestSize(request, l), l);
+  const int64_t large = largest.ok() ? core::params::StepTokens(*largest, l.geometry) : 0;
+  if (large > one) {
+    LV_ASSIGN_OR_RETURN(auto states, executor.Start({&*largest}));
     probe.release_cached();
     LV_RETURN_IF_ERROR(executor.Step({states[0].get()}));
     m.samples.push_back({large, probe.used_bytes(), 1});
@@ -175,10 +182,7 @@ absl::StatusOr<StepMemory> MeasureStepMemory(Executor& executor, const Generatio
 }
 
 int64_t LargestRequestTokens(const ModelLimits& l) {
-  GenerationParams largest;
-  largest.width = l.max_width - l.max_width % l.width_multiple();
-  largest.height = l.max_height - l.max_height % l.height_multiple();
-  largest.frames = l.max_frames;
+  GenerationParams largest = AtLargestSize({}, l);
   // Any guidance above 1 runs the second pass; a distilled model runs without it.
   largest.guidance = l.fixed_timesteps.empty() && l.max_guidance > 1 ? l.max_guidance : 1.0;
   return core::params::StepTokens(largest, l.geometry);
