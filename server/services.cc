@@ -120,6 +120,13 @@ absl::StatusOr<SubmitOptions> GenerationService::Convert(const grpc::ServerConte
                                                          const v1::GenerateRequest& req,
                                                          bool streaming) {
   absl::StatusOr<SubmitOptions> o = SubmitOptionsFromProto(req, streaming);
+  if (o.ok() && router_ != nullptr && ReplicaOfId(o->request_id).has_value()) {
+    // Get and Cancel would forward such an id to the replica it names, never to this one.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id '", o->request_id,
+        "' has the form of an id this server generates (r<digits>-<digits>.HOST_PORT, naming a "
+        "replica); choose one that does not start with r<digits>-<digits>."));
+  }
   if (o.ok() && ctx->deadline() != std::chrono::system_clock::time_point::max()) {
     o->deadline = absl::FromChrono(ctx->deadline());
   }
@@ -215,8 +222,10 @@ std::optional<grpc::Status> GenerationService::Forward(grpc::ServerContext* ctx,
                                                        const Req& req, Resp* resp, Call call) {
   if (router_ == nullptr) return std::nullopt;
   std::string owner;
-  v1::Generation::Stub* stub = router_->OwnerOf(req.request_id(), &owner);
-  if (stub == nullptr) return std::nullopt;
+  absl::StatusOr<std::shared_ptr<v1::Generation::Stub>> stub =
+      router_->OwnerOf(req.request_id(), &owner);
+  if (!stub.ok()) return ToGrpc(stub.status());
+  if (*stub == nullptr) return std::nullopt;
   const auto& meta = ctx->client_metadata();
   if (auto f = meta.find(kForwardedHeader); f != meta.end()) {
     // Forwarded once already: the replica named in the id did not take it as its own.
@@ -234,7 +243,7 @@ std::optional<grpc::Status> GenerationService::Forward(grpc::ServerContext* ctx,
   if (auto a = meta.find("authorization"); a != meta.end()) {
     out.AddMetadata("authorization", std::string(a->second.data(), a->second.size()));
   }
-  grpc::Status s = call(stub, &out, req, resp);
+  grpc::Status s = call(stub->get(), &out, req, resp);
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("request '", req.request_id(), "' is held by replica ", owner,

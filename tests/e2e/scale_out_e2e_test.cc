@@ -90,6 +90,24 @@ TEST_F(ScaleOutE2eTest, IdsNameTheReplicaAndTheOtherReplicaForwardsGet) {
   EXPECT_EQ(r.rc, 5) << r.out;
 }
 
+TEST_F(ScaleOutE2eTest, ClientIdsStayLocalAndCannotPoseAsAnotherReplicas) {
+  // A client's own id that happens to end like an address stays on the replica that took it.
+  CmdResult r = a_->Cli("submit --id=clip.part_7 --prompt='a red ball' --seed=7 --steps=2" +
+                        std::string(kShape));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(Trim(r.out), "clip.part_7");
+  r = a_->Cli("status --id=clip.part_7");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  // The generated form is reserved: a client may not pick an id that names a replica.
+  r = a_->Cli("submit --id=r1-1.127.0.0.1_9 --prompt='x' --steps=2" + std::string(kShape));
+  EXPECT_EQ(r.rc, 3) << r.out;  // INVALID_ARGUMENT
+  EXPECT_NE(r.out.find("has the form of an id this server generates"), std::string::npos) << r.out;
+  // An id naming a host outside the replicas' /16 is not dialled.
+  r = a_->Cli("status --id=r1-1.169.254.169.254_80");
+  EXPECT_EQ(r.rc, 5) << r.out;  // NOT_FOUND
+  EXPECT_NE(r.out.find("not a peer of this replica"), std::string::npos) << r.out;
+}
+
 TEST_F(ScaleOutE2eTest, CancelThroughTheOtherReplica) {
   CmdResult r = b_->Cli("submit --prompt='a red ball' --seed=6 --steps=50" + std::string(kShape));
   ASSERT_EQ(r.rc, 0) << r.out;
