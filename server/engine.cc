@@ -97,6 +97,13 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   if (!params.ok()) return params.status();
   absl::StatusOr<OutputFormat> output = ResolveOutputFormat(o.output);
   if (!output.ok()) return output.status();
+  if (!o.streaming && output->kind == OutputKind::kPngFrames && params->frames > 1) {
+    // Get returns one blob: the frames could be computed but never handed back.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output format png frames with ", params->frames,
+        " frames is only streamed by Generate; Submit/Get return one file: use mp4 or webm, "
+        "frames=1, or Generate"));
+  }
 
   // Cost: what one step of this request takes from the step budget, and its whole compute.
   const int64_t tokens = core::params::StepTokens(*params, (*model)->limits.geometry);
@@ -308,6 +315,11 @@ void Engine::Stop() {
   }
   if (engine_thread_.joinable()) engine_thread_.join();
   output_.Stop();
+  // Nothing is journaled after this: the pending requests' next start is not a crash's.
+  if (journal_ != nullptr) {
+    if (absl::Status s = journal_->MarkCleanShutdown(); !s.ok())
+      LV_LOG(WARNING) << "journal: clean shutdown not recorded: " << s;
+  }
 }
 
 void Engine::Abort(ServeRequest& r, const absl::Status& status, bool journal) {
@@ -391,21 +403,42 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   std::vector<const GenerationParams*> params;
   for (ServeRequest* r : admitted) params.push_back(&r->params);
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<std::vector<std::unique_ptr<StepState>>> states;
+  std::vector<absl::StatusOr<std::unique_ptr<StepState>>> states;
   {
     auto lease = ComputeDevice::Acquire(compute_);
-    states = admitted[0]->model->executor->Start(params);
+    absl::StatusOr<std::vector<std::unique_ptr<StepState>>> together =
+        admitted[0]->model->executor->Start(params);
+    if (together.ok()) {
+      for (auto& s : *together) states.emplace_back(std::move(s));
+    } else if (admitted.size() == 1) {
+      states.emplace_back(together.status());
+    } else {
+      // One request's failure must not take its batchmates down: start each alone, so only the
+      // ones that fail alone fail.
+      LV_LOG(WARNING) << "starting " << admitted.size()
+                      << " requests together failed; starting them one by one: "
+                      << together.status();
+      for (const GenerationParams* p : params) {
+        absl::StatusOr<std::vector<std::unique_ptr<StepState>>> one =
+            admitted[0]->model->executor->Start({p});
+        if (one.ok()) {
+          states.emplace_back(std::move((*one)[0]));
+        } else {
+          states.emplace_back(one.status());
+        }
+      }
+    }
   }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < admitted.size(); ++i) {
     ServeRequest* r = admitted[i];
-    if (!states.ok()) {
+    if (!states[i].ok()) {
       Abort(*r, absl::InternalError(
-                    absl::StrCat("starting the request failed: ", states.status().message())));
+                    absl::StrCat("starting the request failed: ", states[i].status().message())));
       continue;
     }
-    r->state = std::move((*states)[i]);
+    r->state = std::move(*states[i]);
     absl::MutexLock rl(&r->mu);
     r->phase = RequestPhase::kRunning;
     r->position = 0;

@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     o.item_ms = j.value("item_ms", o.item_ms);
     o.decode_ms = j.value("decode_ms", o.decode_ms);
     o.salt = j.value("salt", o.salt);
+    o.fail_start_prompt = j.value("fail_start_prompt", o.fail_start_prompt);
     l.max_width = j.value("max_width", l.max_width);
     l.max_height = j.value("max_height", l.max_height);
     l.max_frames = j.value("max_frames", l.max_frames);
@@ -78,6 +79,9 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> FakeExecutor::Start(
     const std::vector<const GenerationParams*>& params) {
   std::vector<std::unique_ptr<StepState>> out;
   for (const GenerationParams* p : params) {
+    if (!options_.fail_start_prompt.empty() && p->prompt == options_.fail_start_prompt) {
+      return absl::InternalError(absl::StrCat("fake: cannot start '", p->prompt, "'"));
+    }
     auto s = std::make_unique<FakeState>();
     s->params = *p;
     s->acc = Mix(std::hash<std::string>()(p->prompt) ^ Mix(p->seed) ^ Mix(options_.salt + 1) ^

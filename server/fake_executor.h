@@ -20,6 +20,9 @@ struct FakeExecutorOptions {
   int item_ms = 1;
   int decode_ms = 0;
   uint64_t salt = 0;
+  // Start fails (INTERNAL) for any batch holding a request with this prompt (a request that
+  // cannot start, e.g. a text encoder error); empty: never.
+  std::string fail_start_prompt;
   ModelLimits limits;
 };
 

@@ -13,11 +13,41 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/io/json_file.h"
+#include "core/sampling/sampler.h"
 
 namespace linvideo::server {
 
+namespace {
+// UTF-8 code points (bytes that do not continue a sequence); invalid UTF-8 counts byte by byte.
+int64_t Utf8Chars(const std::string& s) {
+  int64_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+}  // namespace
+
 absl::StatusOr<GenerationParams> LoadedModel::Resolve(const GenerationParams& params) const {
-  return core::params::Resolve(params, limits);
+  if (max_prompt_chars > 0) {
+    for (auto [field, text] : {std::pair{"prompt", &params.prompt},
+                               std::pair{"negative_prompt", &params.negative_prompt}}) {
+      if (const int64_t n = Utf8Chars(*text); n > max_prompt_chars) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " is ", n, " characters; this server accepts at most ",
+                         max_prompt_chars, " (limits.max_prompt_chars)"));
+      }
+    }
+  }
+  absl::StatusOr<GenerationParams> p = core::params::Resolve(params, limits);
+  if (!p.ok()) return p;
+  // The schedule the request will sample, built now: a combination the limits allow can still
+  // have no schedule (the fewstep sampler with many steps and a large shift clamps neighbouring
+  // timesteps to the same sigma), and that must be refused here, not after admission.
+  if (auto schedule = core::sampling::MakeRequestSchedule(*p, limits); !schedule.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampler ", core::params::SamplerKindName(*p->sampler), " with steps ", p->steps,
+        " and shift ", p->shift, " is not allowed: ", schedule.status().message()));
+  }
+  return p;
 }
 
 absl::StatusOr<std::string> ConfinePath(const std::string& root, const std::string& path) {
@@ -143,10 +173,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::LoadAndActivat
   model->executor = std::move(*executor);
   model->limits = model->executor->limits();
   model->lineage_json = ReadLineageJson(dir);
-  if (options_.max_prompt_bytes > 0) {
-    model->limits.max_prompt_bytes =
-        std::min(model->limits.max_prompt_bytes, options_.max_prompt_bytes);
-  }
+  model->max_prompt_chars = options_.max_prompt_chars;
   // Dropped checkpoints are released after the lock: freeing a model's weights takes a while, and
   // requests that pinned it keep it until they finish.
   std::vector<std::shared_ptr<const LoadedModel>> dropped;

@@ -32,13 +32,18 @@ struct LoadedModel {
   // (conversion, distillation, training) as one compact JSON object; "{}" without any.
   std::string lineage_json = "{}";
 
-  // Fills in this model's defaults and validates (core::params::Resolve). Any thread.
+  // The server's cap on prompt length in characters (UTF-8 code points; limits.max_prompt_chars),
+  // checked before the model's own byte limit; 0: none.
+  int64_t max_prompt_chars = 0;
+
+  // Fills in this model's defaults and validates (core::params::Resolve, then the sampler's
+  // schedule). Any thread.
   absl::StatusOr<GenerationParams> Resolve(const GenerationParams& params) const;
 };
 
 struct RegistryOptions {
   std::string checkpoint_root;       // empty: Admin loads are refused (FAILED_PRECONDITION)
-  int64_t max_prompt_bytes = 0;      // server cap on prompt length; 0: the model's own limit
+  int64_t max_prompt_chars = 0;      // server cap on prompt length in characters; 0: none
   ComputeDevice* compute = nullptr;  // leased for warm-ups; must outlive the registry
   int64_t keep_previous = 1;         // replaced checkpoints kept per model (Rollback's history)
 };

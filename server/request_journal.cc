@@ -263,6 +263,7 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
   }
   std::map<std::string, RecoveredRequest> found;
   int64_t bad = 0;
+  bool clean_stop = false;  // the last record is MarkCleanShutdown's
   if (text.ok()) {
     const std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n');
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -279,6 +280,9 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
         const json j = json::parse(line.substr(9));
         const std::string op = j.at("op").get<std::string>();
         const std::string id = j.at("id").get<std::string>();
+        // A clean stop counts only as the journal's last record.
+        clean_stop = op == "shutdown";
+        if (clean_stop) continue;
         if (op == "submit") {
           found[id] = FromSubmitRecord(j);
           entries_[id] = Entry{};
@@ -338,18 +342,20 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
       }
     }
     if (!r.ended) {
-      // Queued or running when the server stopped: once more, unless it keeps coming back.
-      if (++e.recoveries > kMaxRecoveries) {
+      // Queued or running when the server stopped: once more, unless it keeps coming back. Only
+      // unclean exits count (a crash, a kill): a graceful stop (a rolling deploy) does not.
+      if (!clean_stop) ++e.recoveries;
+      if (e.recoveries > kMaxRecoveries) {
         r.ended = true;
         r.finished = now;
         r.status = absl::InternalError(absl::StrCat(
             "not run again: it was queued or running at ", kMaxRecoveries,
-            " server restarts in a row (a request that crashes the server must not crash it at "
-            "every start); submit it again if it should run"));
+            " unclean server exits in a row (a request that crashes the server must not crash it "
+            "at every start); submit it again if it should run"));
         e.end_line = Line(Dump(EndRecord(id, 0, r.status, now, RequestStats{})));
         e.finished = now;
         LV_LOG(WARNING) << "request=" << id << " " << r.status;
-      } else {
+      } else if (e.recoveries > 0) {
         e.resume_line = Line(Dump({{"op", "resume"}, {"id", id}, {"n", e.recoveries}}));
       }
     }
@@ -521,6 +527,16 @@ absl::StatusOr<std::string> RequestJournal::StoreDone(const ServeRequest& r,
   if (!stored.ok()) return stored;
   if (!appended.ok()) return appended;
   return path;
+}
+
+absl::Status RequestJournal::MarkCleanShutdown() {
+  absl::MutexLock lock(&mu_);
+  std::string line;
+  if (absl::Status s = AppendLocked(Dump({{"op", "shutdown"}, {"id", ""}}), &line); !s.ok()) {
+    return s;
+  }
+  if (file_ != nullptr && ::fdatasync(file_->fd) != 0) return Errno("syncing the journal");
+  return absl::OkStatus();
 }
 
 absl::Status RequestJournal::Ended(const ServeRequest& r, bool sync) {

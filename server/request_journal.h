@@ -12,7 +12,9 @@
 // Open() replays the journal: ended requests come back with their stored result until their TTL;
 // requests without an end record (queued or running when the server died), or whose result file
 // is missing or damaged, come back as "pending" so the engine runs them again (same seed: same
-// video) — at most kMaxRecoveries restarts in a row (a "resume" record counts them). Maintain()
+// video) — at most kMaxRecoveries unclean exits in a row (a "resume" record counts them; a
+// graceful stop ends the journal with a "shutdown" record, MarkCleanShutdown, and is not counted:
+// a request that never ran cannot have crashed the server). Maintain()
 // forgets results past their TTL, evicts the oldest beyond the size cap, and rewrites the journal
 // when most of its records are dead (compaction: atomic replace).
 // Streaming Generate calls are not journaled: their client is gone when the server is.
@@ -64,8 +66,8 @@ struct RecoveredRequest {
 
 class RequestJournal {
  public:
-  // A request still pending after this many restarts in a row ends INTERNAL instead of running
-  // again: one that crashes the server must not crash it at every start.
+  // A request still pending after this many unclean exits in a row ends INTERNAL instead of
+  // running again: one that crashes the server must not crash it at every start.
   static constexpr int kMaxRecoveries = 3;
 
   // Creates the folder if needed, replays and compacts the journal. `recovered` gets every request
@@ -91,6 +93,10 @@ class RequestJournal {
   // Records the end of a request that ended without a result (failed, cancelled; a done one was
   // recorded by StoreDone). `sync`: fsync the journal too. Caller must not hold r.mu.
   absl::Status Ended(const ServeRequest& r, bool sync) ABSL_LOCKS_EXCLUDED(mu_);
+  // The server stops gracefully: appends (fsync'ed) the "shutdown" record after which nothing
+  // more is written, so the next Open does not count the pending requests' restart against
+  // kMaxRecoveries.
+  absl::Status MarkCleanShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // Drops a request that was journaled but not accepted after all (its Submit failed); removes
   // its stored result if any.
   void Forget(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);

@@ -17,7 +17,8 @@ class EngineTest : public ::testing::Test {
   void SetUp() override {
     root_ = ::testing::TempDir() + "/engine_test_" + std::to_string(::getpid());
     std::system(("mkdir -p " + root_ + "/a " + root_ + "/b " + root_ + "/bad").c_str());
-    std::ofstream(root_ + "/a/fake_model.json") << R"({"step_ms": 5, "item_ms": 1})";
+    std::ofstream(root_ + "/a/fake_model.json")
+        << R"({"step_ms": 5, "item_ms": 1, "fail_start_prompt": "cannot start"})";
     std::ofstream(root_ + "/b/fake_model.json") << R"({"step_ms": 5, "item_ms": 1, "salt": 7})";
     std::ofstream(root_ + "/bad/fake_model.json") << "{corrupt";
     config_.models = {{"m", root_ + "/a"}};
@@ -96,6 +97,58 @@ TEST_F(EngineTest, FewStepRequestsBatchApartFromOtherSamplers) {
   EXPECT_EQ(few_step_max, 2);  // the two fewstep requests did batch together
 }
 
+TEST_F(EngineTest, ARequestThatCannotStartFailsAloneNotItsBatchmates) {
+  config_.scheduler.max_queue_delay_ms = 500;  // the three are admitted in one plan
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  SubmitOptions bad = Req(2);
+  bad.params.prompt = "cannot start";
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (const SubmitOptions& o : {Req(1), bad, Req(3)}) {
+    auto r = engine_->Submit(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    rs.push_back(*r);
+  }
+  EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kDone);
+  EXPECT_EQ(WaitDone(rs[2]), RequestPhase::kDone);
+  ASSERT_EQ(WaitDone(rs[1]), RequestPhase::kFailed);
+  absl::MutexLock l(&rs[1]->mu);
+  EXPECT_EQ(rs[1]->error.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(rs[1]->error.message().find("fake: cannot start"), std::string::npos) << rs[1]->error;
+}
+
+TEST_F(EngineTest, FewStepRequestWithoutDistinctSigmasIsRefusedAtSubmit) {
+  // 50 evenly spaced timesteps at shift 100: 1000 and 980 both clamp to sigma 0.999.
+  SubmitOptions o = Req(1, 50);
+  o.params.sampler = core::params::SamplerKind::kFewStep;
+  o.params.shift = 100;
+  const absl::Status st = engine_->Submit(o).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find("sampler fewstep with steps 50 and shift 100 is not allowed"),
+            std::string::npos)
+      << st;
+  EXPECT_NE(st.message().find("repeated sigmas"), std::string::npos) << st;
+  o.params.shift = 3;  // the same steps at a usual shift run
+  auto r = engine_->Submit(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
+}
+
+TEST_F(EngineTest, SubmitRefusesMultiFramePngItCouldNotHandBack) {
+  SubmitOptions o = Req(1);
+  o.output.kind = OutputKind::kPngFrames;
+  const absl::Status st = engine_->Submit(o).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find("only streamed by Generate"), std::string::npos) << st;
+  o.params.frames = 1;  // one frame is one file: Get can return it
+  auto r = engine_->Submit(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
+  o = Req(2);
+  o.output.kind = OutputKind::kPngFrames;
+  o.streaming = true;  // Generate streams every frame
+  EXPECT_TRUE(engine_->Submit(o).ok());
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;
@@ -126,7 +179,14 @@ TEST_F(EngineTest, ValidationMessagesComeFromTheOneResolve) {
   };
   const std::vector<Case> cases = {
       {[](SubmitOptions& o) { o.params.prompt = std::string(2001, 'a'); },
-       "prompt is 2001 bytes; at most 2000 are allowed"},
+       "prompt is 2001 characters; this server accepts at most 2000 (limits.max_prompt_chars)"},
+      // Counted in characters, not bytes (6,003 bytes here).
+      {[](SubmitOptions& o) {
+         std::string s;
+         for (int i = 0; i < 2001; ++i) s += "\xE5\x8B\x95";  // U+52D5
+         o.params.prompt = s;
+       },
+       "prompt is 2001 characters"},
       {[](SubmitOptions& o) { o.params.guidance = -2; }, "guidance -2 is not allowed; use 0..20"},
       {[](SubmitOptions& o) { o.params.shift = -1; }, "shift -1 is not allowed"},
       {[](SubmitOptions& o) { o.params.width = -32; }, "width -32 is not allowed"},
@@ -151,6 +211,10 @@ TEST_F(EngineTest, ValidationMessagesComeFromTheOneResolve) {
   EXPECT_DOUBLE_EQ((*r)->params.guidance, 5.0);
   EXPECT_EQ((*r)->output.fps, kDefaultFps);
   EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
+  // 1,900 three-byte characters (5,700 bytes) are within the 2,000-character cap.
+  o.params.prompt.clear();
+  for (int i = 0; i < 1900; ++i) o.params.prompt += "\xE5\x8B\x95";
+  EXPECT_TRUE(engine_->Submit(o).ok());
 }
 
 TEST_F(EngineTest, QueueFullCancelAndDeadline) {

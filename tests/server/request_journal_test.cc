@@ -279,7 +279,43 @@ TEST_F(RequestJournalTest, ARequestPendingAtEveryRestartStopsComingBack) {
   ASSERT_EQ(rec.size(), 1u);
   EXPECT_TRUE(rec[0].ended);
   EXPECT_EQ(rec[0].status.code(), absl::StatusCode::kInternal);
-  EXPECT_NE(rec[0].status.message().find("server restarts in a row"), std::string::npos)
+  EXPECT_NE(rec[0].status.message().find("unclean server exits in a row"), std::string::npos)
+      << rec[0].status;
+}
+
+TEST_F(RequestJournalTest, GracefulStopsDoNotCountAgainstTheRestartLimit) {
+  {
+    std::vector<RecoveredRequest> none;
+    auto j = Open(&none);
+    ASSERT_TRUE(j->Submitted(*Request("backlog", 1)).ok());
+    ASSERT_TRUE(j->Submitted(*Request("backlog2", 2)).ok());
+    ASSERT_TRUE(j->MarkCleanShutdown().ok());
+  }
+  // Many rolling deploys: each start finds the backlog pending and each stop is clean.
+  for (int start = 1; start <= 2 * RequestJournal::kMaxRecoveries; ++start) {
+    std::vector<RecoveredRequest> rec;
+    auto j = Open(&rec);
+    ASSERT_EQ(rec.size(), 2u);
+    EXPECT_FALSE(rec[0].ended) << "deploy " << start;
+    EXPECT_FALSE(rec[1].ended) << "deploy " << start;
+    ASSERT_TRUE(j->MarkCleanShutdown().ok());
+  }
+  // Unclean exits still count, and a clean stop between them neither resets nor adds: starts
+  // ending crash, clean, crash, crash, crash are 4 unclean exits (> kMaxRecoveries = 3).
+  static_assert(RequestJournal::kMaxRecoveries == 3);
+  for (bool clean_exit : {false, true, false, false, false}) {
+    std::vector<RecoveredRequest> rec;
+    auto j = Open(&rec);
+    ASSERT_EQ(rec.size(), 2u);
+    EXPECT_FALSE(rec[0].ended) << rec[0].status;
+    if (clean_exit) ASSERT_TRUE(j->MarkCleanShutdown().ok());
+  }
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 2u);
+  EXPECT_TRUE(rec[0].ended);
+  EXPECT_EQ(rec[0].status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(rec[0].status.message().find("unclean server exits in a row"), std::string::npos)
       << rec[0].status;
 }
 
