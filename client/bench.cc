@@ -24,9 +24,9 @@ int CmdBench(const Args& a) {
   std::string error;
   if (!BuildRequest(a, &base, &error)) return std::cerr << error << "\n", 64;
   if (base.prompt().empty()) base.set_prompt("a red ball bouncing on a blue floor");
-  const int clients = static_cast<int>(a.Num("clients", 1));
+  const int clients = static_cast<int>(a.Int("clients", 1));
   const double seconds = a.Num("seconds", 0);
-  const int requests = static_cast<int>(a.Num("requests", 0));
+  const int requests = static_cast<int>(a.Int("requests", 0));
   if (clients < 1 || (seconds <= 0 && requests <= 0)) {
     std::cerr << "bench needs --clients>=1 and --seconds=T or --requests=M\n";
     return 64;

@@ -4,6 +4,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +23,11 @@ struct Args {
   std::vector<std::string> words;
   std::string Get(const std::string& name, const std::string& def = "") const;
   double Num(const std::string& name, double def) const;
+  // Integer flags: a value that is not an integer in [min, max] (e.g. --width=32.5,
+  // --seed=-1) exits 64 saying so instead of being truncated or wrapped.
+  int64_t Int(const std::string& name, int64_t def, int64_t min = INT32_MIN,
+              int64_t max = INT32_MAX) const;
+  uint64_t Uint64(const std::string& name, uint64_t def) const;  // seeds: all 64 bits
   bool Has(const std::string& name) const { return flags.count(name) > 0; }
 };
 Args ParseArgs(int argc, char** argv, int first);

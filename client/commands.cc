@@ -35,6 +35,30 @@ double Args::Num(const std::string& name, double def) const {
   return v;
 }
 
+int64_t Args::Int(const std::string& name, int64_t def, int64_t min, int64_t max) const {
+  auto it = flags.find(name);
+  if (it == flags.end()) return def;
+  int64_t v;
+  if (!absl::SimpleAtoi(it->second, &v) || v < min || v > max) {
+    std::cerr << "--" << name << "=" << it->second << ": not an integer in [" << min << ", " << max
+              << "]\n";
+    std::exit(64);
+  }
+  return v;
+}
+
+uint64_t Args::Uint64(const std::string& name, uint64_t def) const {
+  auto it = flags.find(name);
+  if (it == flags.end()) return def;
+  uint64_t v;
+  if (!absl::SimpleAtoi(it->second, &v)) {
+    std::cerr << "--" << name << "=" << it->second << ": not an integer in [0, " << UINT64_MAX
+              << "]\n";
+    std::exit(64);
+  }
+  return v;
+}
+
 Args ParseArgs(int argc, char** argv, int first) {
   Args a;
   for (int i = first; i < argc; ++i) {
@@ -147,14 +171,14 @@ bool BuildRequest(const Args& a, v1::GenerateRequest* r, std::string* error) {
   r->set_prompt(a.Get("prompt"));
   r->set_negative_prompt(a.Get("negative_prompt"));
   r->set_model(a.Get("model"));
-  r->set_width(static_cast<int>(a.Num("width", 0)));
-  r->set_height(static_cast<int>(a.Num("height", 0)));
-  r->set_frames(static_cast<int>(a.Num("frames", 0)));
-  r->set_steps(static_cast<int>(a.Num("steps", 0)));
+  r->set_width(static_cast<int>(a.Int("width", 0)));
+  r->set_height(static_cast<int>(a.Int("height", 0)));
+  r->set_frames(static_cast<int>(a.Int("frames", 0)));
+  r->set_steps(static_cast<int>(a.Int("steps", 0)));
   if (a.Has("guidance")) r->set_guidance(a.Num("guidance", 0));
   if (a.Has("shift")) r->set_shift(a.Num("shift", 0));
-  r->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
-  r->set_fps(static_cast<int>(a.Num("fps", 0)));
+  r->set_seed(a.Uint64("seed", 0));
+  r->set_fps(static_cast<int>(a.Int("fps", 0)));
   const std::string sampler = a.Get("sampler");  // empty: the model's declared sampler
   if (sampler.empty())
     r->set_sampler(v1::SAMPLER_UNSPECIFIED);
@@ -272,7 +296,7 @@ int CmdGenerate(const Args& a) {
   if (!a.Has("out")) return std::cerr << "generate needs --out=FILE\n", 64;
   // --retries=N: a call that ends UNAVAILABLE (the server is paused, draining or shutting down,
   // or not up yet) is made again, after 1, 2, 4 ... (at most 30) seconds.
-  const int retries = static_cast<int>(a.Num("retries", 0));
+  const int retries = static_cast<int>(a.Int("retries", 0));
   if (retries < 0) return std::cerr << "--retries must be >= 0\n", 64;
   grpc::Status st;
   double wait_s = 1;

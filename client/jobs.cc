@@ -137,38 +137,38 @@ bool BuildSpec(const Args& a, v1::JobSpec* spec, std::string* error) {
       }
       d->add_timesteps(v);
     }
-    d->set_steps(static_cast<int64_t>(a.Num("steps", 0)));
-    d->set_fake_updates(static_cast<int32_t>(a.Num("fake_updates", 0)));
+    d->set_steps(a.Int("steps", 0, INT64_MIN, INT64_MAX));
+    d->set_fake_updates(static_cast<int32_t>(a.Int("fake_updates", 0)));
     d->set_real_guidance(a.Num("real_guidance", 0));
     d->set_lr(a.Num("lr", 0));
     d->set_fake_lr(a.Num("fake_lr", 0));
-    d->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
-    d->set_batch(static_cast<int32_t>(a.Num("batch", 0)));
-    d->set_trajectories(static_cast<int32_t>(a.Num("trajectories", 0)));
-    d->set_trajectory_steps(static_cast<int32_t>(a.Num("trajectory_steps", 0)));
-    d->set_checkpoint_every(static_cast<int32_t>(a.Num("checkpoint_every", 0)));
+    d->set_seed(a.Uint64("seed", 0));
+    d->set_batch(static_cast<int32_t>(a.Int("batch", 0)));
+    d->set_trajectories(static_cast<int32_t>(a.Int("trajectories", 0)));
+    d->set_trajectory_steps(static_cast<int32_t>(a.Int("trajectory_steps", 0)));
+    d->set_checkpoint_every(static_cast<int32_t>(a.Int("checkpoint_every", 0)));
   }
   if (kind == "convert") {
     v1::ConvertJob* c = spec->mutable_convert();
-    c->set_linear_layers(static_cast<int32_t>(a.Num("linear_layers", 0)));
+    c->set_linear_layers(static_cast<int32_t>(a.Int("linear_layers", 0)));
     c->set_select(a.Get("select"));
     c->set_pinned(a.Get("pinned"));
     c->set_objective(a.Get("objective"));
-    c->set_steps(static_cast<int64_t>(a.Num("steps", 0)));
+    c->set_steps(a.Int("steps", 0, INT64_MIN, INT64_MAX));
     c->set_lr(a.Num("lr", 0));
-    c->set_seed(static_cast<uint64_t>(a.Num("seed", 0)));
-    c->set_batch(static_cast<int32_t>(a.Num("batch", 0)));
-    c->set_trajectories(static_cast<int32_t>(a.Num("trajectories", 0)));
-    c->set_trajectory_steps(static_cast<int32_t>(a.Num("trajectory_steps", 0)));
-    c->set_checkpoint_every(static_cast<int32_t>(a.Num("checkpoint_every", 0)));
+    c->set_seed(a.Uint64("seed", 0));
+    c->set_batch(static_cast<int32_t>(a.Int("batch", 0)));
+    c->set_trajectories(static_cast<int32_t>(a.Int("trajectories", 0)));
+    c->set_trajectory_steps(static_cast<int32_t>(a.Int("trajectory_steps", 0)));
+    c->set_checkpoint_every(static_cast<int32_t>(a.Int("checkpoint_every", 0)));
   }
   spec->set_output_name(a.Get("output_name"));
   spec->set_activate(a.Has("activate") && a.Get("activate") != "false");
   spec->set_activate_as(a.Get("activate_as"));
   v1::QualityGate* g = spec->mutable_gate();
   g->set_prompts(a.Get("gate_prompts"));
-  g->set_seeds(static_cast<int32_t>(a.Num("gate_seeds", 0)));
-  g->set_steps(static_cast<int32_t>(a.Num("gate_steps", 0)));
+  g->set_seeds(static_cast<int32_t>(a.Int("gate_seeds", 0)));
+  g->set_steps(static_cast<int32_t>(a.Int("gate_steps", 0)));
   g->set_min_psnr(a.Num("gate_min_psnr", 0));
   for (absl::string_view item : absl::StrSplit(a.Get("gate_max_drop"), ',', absl::SkipEmpty())) {
     std::vector<std::string> kv = absl::StrSplit(item, ':');

@@ -102,6 +102,12 @@ TEST_F(ScaleOutE2eTest, ClientIdsStayLocalAndCannotPoseAsAnotherReplicas) {
   r = a_->Cli("submit --id=r1-1.127.0.0.1_9 --prompt='x' --steps=2" + std::string(kShape));
   EXPECT_EQ(r.rc, 3) << r.out;  // INVALID_ARGUMENT
   EXPECT_NE(r.out.find("has the form of an id this server generates"), std::string::npos) << r.out;
+  // Integer flags are integers: no silent truncation or wrap-around in the client.
+  for (const char* flag : {"--width=32.5", "--seed=-1", "--steps=4x"}) {
+    r = a_->Cli(std::string("submit --prompt='x' ") + flag);
+    EXPECT_EQ(r.rc, 64) << flag << ": " << r.out;
+    EXPECT_NE(r.out.find("not an integer in ["), std::string::npos) << flag << ": " << r.out;
+  }
   // An id naming a host outside the replicas' /16 is not dialled.
   r = a_->Cli("status --id=r1-1.169.254.169.254_80");
   EXPECT_EQ(r.rc, 5) << r.out;  // NOT_FOUND
