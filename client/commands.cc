@@ -324,15 +324,35 @@ int CmdSubmit(const Args& a) {
   return 0;
 }
 
+// Bytes asked per Get when reading a result (the server sends at most what fits its messages).
+constexpr int64_t kResultPartBytes = 4 << 20;
+
 int CmdStatus(const Args& a) {
   Client c = Connect(a);
   v1::GetRequest req;
   req.set_request_id(a.Get("id"));
   req.set_include_result(a.Has("out"));
+  // The result in parts, so a video larger than one message (the server's
+  // limits.max_message_bytes) still arrives; one part when it fits.
+  req.set_result_max_bytes(kResultPartBytes);
   v1::GetResponse resp;
   auto ctx = c.Context();
   grpc::Status st = c.generation->Get(ctx.get(), req, &resp);
   if (!st.ok()) return Fail(st);
+  std::string result = resp.result();
+  while (resp.state() == v1::REQUEST_STATE_DONE && a.Has("out") &&
+         static_cast<int64_t>(result.size()) < resp.result_size()) {
+    req.set_result_offset(static_cast<int64_t>(result.size()));
+    v1::GetResponse part;
+    auto part_ctx = c.Context();
+    st = c.generation->Get(part_ctx.get(), req, &part);
+    if (!st.ok()) return Fail(st);
+    if (part.result().empty() || part.result_size() != resp.result_size()) {
+      std::cerr << "error: the result changed or stopped while it was read\n";
+      return 15;  // DATA_LOSS
+    }
+    result += part.result();
+  }
   std::cout << "id=" << resp.request_id() << " state=" << v1::RequestState_Name(resp.state())
             << " position=" << resp.position() << " step=" << resp.step() << "/"
             << resp.total_steps();
@@ -340,8 +360,8 @@ int CmdStatus(const Args& a) {
     std::cout << " error=" << resp.error_code() << " \"" << resp.error_message() << "\"";
   std::cout << "\n";
   if (resp.state() == v1::REQUEST_STATE_DONE && a.Has("out")) {
-    std::ofstream(a.Get("out"), std::ios::binary) << resp.result();
-    std::cout << "wrote " << a.Get("out") << " (" << resp.result().size() << " bytes)\n";
+    std::ofstream(a.Get("out"), std::ios::binary) << result;
+    std::cout << "wrote " << a.Get("out") << " (" << result.size() << " bytes)\n";
   }
   return 0;
 }

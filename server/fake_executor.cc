@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     o.decode_ms = j.value("decode_ms", o.decode_ms);
     o.salt = j.value("salt", o.salt);
     o.fail_start_prompt = j.value("fail_start_prompt", o.fail_start_prompt);
+    o.noise = j.value("noise", o.noise);
     l.max_width = j.value("max_width", l.max_width);
     l.max_height = j.value("max_height", l.max_height);
     l.max_frames = j.value("max_frames", l.max_frames);
@@ -116,6 +117,14 @@ absl::StatusOr<media::VideoFrames> FakeExecutor::Decode(const StepState& state) 
   v.rgb.resize(static_cast<size_t>(v.frames) * v.height * v.width * 3);
   // Smooth gradients (encode well) whose offsets depend on the request's final state.
   const uint64_t h = s.acc;
+  if (options_.noise) {
+    uint64_t x = h;
+    for (uint8_t& c : v.rgb) {
+      x = Mix(x + 1);
+      c = static_cast<uint8_t>(x >> 56);
+    }
+    return v;
+  }
   for (int f = 0; f < v.frames; ++f) {
     for (int y = 0; y < v.height; ++y) {
       for (int x = 0; x < v.width; ++x) {

@@ -23,6 +23,8 @@ struct FakeExecutorOptions {
   // Start fails (INTERNAL) for any batch holding a request with this prompt (a request that
   // cannot start, e.g. a text encoder error); empty: never.
   std::string fail_start_prompt;
+  // Frames of pseudo-random pixels (incompressible: large results) instead of smooth gradients.
+  bool noise = false;
   ModelLimits limits;
 };
 

@@ -267,7 +267,7 @@ int Run(const ServerConfig& config) {
   }
   GenerationService generation(&engine, &registry, &metrics,
                                config.auth.generation ? token.get() : nullptr, &rate, &streams,
-                               router.get());
+                               router.get(), config.limits.max_message_bytes);
   AdminService admin(
       &engine, &registry, &metrics, token.get(), set_serving,
       [&shutdown] {

@@ -204,18 +204,42 @@ grpc::Status GenerationService::Submit(grpc::ServerContext* ctx, const v1::Gener
   return Done("Submit", grpc::Status::OK);
 }
 
-namespace {
-// A Get response's result: one blob (a video); PNG frames only stream through Generate.
-grpc::Status SetResult(const std::vector<std::string>& blobs, v1::GetResponse* resp) {
+grpc::Status GenerationService::SetResult(const std::vector<std::string>& blobs,
+                                          const v1::GetRequest& req, v1::GetResponse* resp) const {
   if (blobs.size() > 1) {
     return grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
         "PNG frame results are only streamed by Generate; use MP4 or WEBM with Get");
   }
-  if (!blobs.empty()) resp->set_result(blobs[0]);
+  if (blobs.empty()) return grpc::Status::OK;
+  const std::string& all = blobs[0];
+  const int64_t size = static_cast<int64_t>(all.size());
+  resp->set_result_size(size);
+  if (req.result_max_bytes() < 0 || req.result_offset() < 0 || req.result_offset() > size) {
+    return grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE,
+        absl::StrCat("result_offset ", req.result_offset(), " / result_max_bytes ",
+                     req.result_max_bytes(), " are not allowed: the result has ", size,
+                     " bytes; use 0 <= result_offset <= ", size, " and result_max_bytes >= 0"));
+  }
+  if (req.result_max_bytes() == 0) {
+    if (size > max_result_part_) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("the result is ", size, " bytes, more than one message carries (",
+                       max_result_part_,
+                       " with limits.max_message_bytes=", max_result_part_ + kMessageHeadroom,
+                       "); page it with GetRequest.result_offset and result_max_bytes (linvideo "
+                       "status --out does), or stream it with Generate"));
+    }
+    resp->set_result(all);
+    return grpc::Status::OK;
+  }
+  const int64_t n =
+      std::min({req.result_max_bytes(), size - req.result_offset(), max_result_part_});
+  resp->set_result(all.substr(static_cast<size_t>(req.result_offset()), static_cast<size_t>(n)));
   return grpc::Status::OK;
 }
-}  // namespace
 
 template <typename Req, typename Resp, typename Call>
 std::optional<grpc::Status> GenerationService::Forward(grpc::ServerContext* ctx, const char* method,
@@ -285,7 +309,7 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     FillStats(*r, r->stats, resp->mutable_stats());
     resp->set_mime_type(r->result->mime);
     if (!req->include_result()) return Done("Get", grpc::Status::OK);
-    if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, resp));
+    if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, *req, resp));
     stored = r->result_file;
   }
   absl::StatusOr<EncodedOutput> out = LoadStoredResult(stored, req->request_id());
@@ -293,7 +317,7 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     LV_LOG(WARNING) << "request=" << req->request_id() << " Get: " << out.status();
     return Done("Get", ToGrpc(out.status()));
   }
-  return Done("Get", SetResult(out->blobs, resp));
+  return Done("Get", SetResult(out->blobs, *req, resp));
 }
 
 grpc::Status GenerationService::Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,

@@ -33,14 +33,16 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   // All must outlive the service.
   GenerationService(Engine* engine, ModelRegistry* registry, Metrics* metrics,
                     const BearerToken* token, RateLimiter* limiter = nullptr,
-                    StreamLimiter* streams = nullptr, ReplicaRouter* router = nullptr)
+                    StreamLimiter* streams = nullptr, ReplicaRouter* router = nullptr,
+                    int max_message_bytes = 8 << 20)
       : engine_(engine),
         registry_(registry),
         metrics_(metrics),
         token_(token),
         limiter_(limiter),
         streams_(streams),
-        router_(router) {}
+        router_(router),
+        max_result_part_(max_message_bytes - kMessageHeadroom) {}
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -66,6 +68,13 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   RateLimiter* limiter_;
   StreamLimiter* streams_;
   ReplicaRouter* router_;
+  // The most result bytes one Get response carries: the message limit less room for the other
+  // fields (the config requires limits.max_message_bytes >= 1 MiB + 4 KiB).
+  static constexpr int kMessageHeadroom = 4096;
+  const int64_t max_result_part_;
+  // Get's result field: the whole result or the part asked for (GetRequest paging).
+  grpc::Status SetResult(const std::vector<std::string>& blobs, const v1::GetRequest& req,
+                         v1::GetResponse* resp) const;
   // Get/Cancel of another replica's request: forwarded there; nullopt when it is this replica's.
   template <typename Req, typename Resp, typename Call>
   std::optional<grpc::Status> Forward(grpc::ServerContext* ctx, const char* method, const Req& req,

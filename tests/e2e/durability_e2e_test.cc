@@ -148,5 +148,37 @@ TEST(DurabilityE2eTest, AcceptedSubmitsSurviveSigkillAndRestart) {
   }
 }
 
+// A stored result larger than one gRPC message (a whole one would be RESOURCE_EXHAUSTED): `linvideo
+// status --out` reads it in parts, byte for byte the frame Generate streams.
+TEST(DurabilityE2eTest, ResultsLargerThanOneMessageArePaged) {
+  const std::string root = ::testing::TempDir() + "/paging_e2e_" + std::to_string(getpid());
+  fs::remove_all(root);
+  fs::create_directories(root + "/ckpt/a");
+  std::ofstream(root + "/ckpt/a/fake_model.json")
+      << R"({"step_ms": 1, "item_ms": 0, "noise": true, "max_width": 1024, "max_height": 1024})";
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(root, {"--executor=fake", "--model=tiny=" + root + "/ckpt/a",
+                                  "--state_dir=" + root + "/state",
+                                  "--limits.max_message_bytes=1052672"}))  // 1 MiB + 4 KiB
+      << ReadFile(root + "/server.log");
+  const std::string shape =
+      " --prompt='noise' --seed=3 --steps=2 --frames=1 --width=1024 "
+      "--height=1024 --format=png";
+  CmdResult r = server.Cli("submit" + shape);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  r = WaitEnded(server, id, root + "/paged.png");
+  ASSERT_EQ(State(r), "DONE") << r.out;
+  const std::string paged = ReadFile(root + "/paged.png");
+  EXPECT_GT(paged.size(), 3u << 20) << "1024x1024 noise should not compress";
+  EXPECT_NE(r.out.find("wrote " + root + "/paged.png (" + std::to_string(paged.size())),
+            std::string::npos)
+      << r.out;
+  // The same request streamed by Generate (one PNG per frame, each its own 1 MiB chunks).
+  r = server.Cli("generate" + shape + " --out=" + root + "/streamed");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(paged, ReadFile(root + "/streamed/frame_0000.png"));
+}
+
 }  // namespace
 }  // namespace linvideo::e2e
