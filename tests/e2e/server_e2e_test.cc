@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "media/video_decoder.h"
 #include "tests/e2e/server_harness.h"
@@ -326,7 +327,17 @@ TEST_F(ServerE2eTest, DeadlineExceededAndDisconnectCancels) {
   EXPECT_EQ(r.rc, 4) << r.out;  // DEADLINE_EXCEEDED
   // The server dropped it within a step: nothing is left running shortly after.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(MetricSum(server_->Metrics(), "linvideo_running_requests"), 0);
+  const std::string metrics = server_->Metrics();
+  EXPECT_EQ(MetricSum(metrics, "linvideo_running_requests"), 0);
+  // Counted as the deadline it was, not as a client's cancel.
+  bool counted = false;
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    counted |= line.rfind("linvideo_requests_total{", 0) == 0 &&
+               line.find("code=\"DEADLINE_EXCEEDED\"") != std::string::npos &&
+               line.find("rpc=\"Generate\"") != std::string::npos;
+  }
+  EXPECT_TRUE(counted) << metrics;
 }
 
 TEST_F(ServerE2eTest, AdminNeedsTokenAndRefusesBadCheckpoints) {
