@@ -83,20 +83,6 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
     if (absl::Status valid = RequestTable::ValidateId(o.request_id); !valid.ok()) return valid;
     absl::MutexLock lock(&mu_);
     if (auto existing = table_.Find(o.request_id)) {
-      // A streaming request whose call ended (its client dropped, so it was cancelled; or it
-      // failed) holds its id only for Get: a Generate retried with the same id runs again.
-      bool ended;
-      {
-        absl::MutexLock rl(&existing->mu);
-        ended =
-            existing->phase == RequestPhase::kCancelled || existing->phase == RequestPhase::kFailed;
-      }
-      if (o.streaming && existing->streaming && ended) {
-        table_.Erase(o.request_id);
-        existing = nullptr;
-      }
-    }
-    if (auto existing = table_.Find(o.request_id)) {
       // A streaming request is not journaled: a Submit must not hand out its id as its own.
       if (o.streaming || existing->streaming) {
         return absl::AlreadyExistsError(

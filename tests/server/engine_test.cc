@@ -149,26 +149,6 @@ TEST_F(EngineTest, SubmitRefusesMultiFramePngItCouldNotHandBack) {
   EXPECT_TRUE(engine_->Submit(o).ok());
 }
 
-TEST_F(EngineTest, AStreamingIdWhoseCallEndedCanBeRetried) {
-  // generate --id=X --retries=N after a dropped connection: the server cancelled the first call's
-  // request when its stream broke; the retry with the same id must run, not ALREADY_EXISTS.
-  SubmitOptions o = Req(5, 40);
-  o.request_id = "clip-7";
-  o.streaming = true;
-  auto first = engine_->Submit(o);
-  ASSERT_TRUE(first.ok()) << first.status();
-  // While the first call's request lives, the id is taken.
-  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kAlreadyExists);
-  ASSERT_TRUE(engine_->Cancel("clip-7").ok());
-  ASSERT_EQ(WaitDone(*first), RequestPhase::kCancelled);
-  o.params.steps = 4;
-  auto retry = engine_->Submit(o);
-  ASSERT_TRUE(retry.ok()) << retry.status();
-  EXPECT_NE(retry->get(), first->get());
-  EXPECT_EQ(WaitDone(*retry), RequestPhase::kDone);
-  EXPECT_EQ(engine_->Find("clip-7"), *retry);
-}
-
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;
