@@ -18,7 +18,8 @@
 namespace linvideo::server {
 
 namespace {
-// UTF-8 code points (bytes that do not continue a sequence); invalid UTF-8 counts byte by byte.
+// UTF-8 code points: the bytes that do not continue a sequence (a stray continuation byte counts
+// as none; proto3 string fields carry valid UTF-8 only).
 int64_t Utf8Chars(const std::string& s) {
   int64_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
