@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/io/json_file.h"
+#include "core/posttrain/defaults.h"
 #include "server/child_process.h"
 #include "server/job_stages.h"
 #include "server/log.h"
@@ -128,7 +129,11 @@ absl::Status JobManager::Load() {
     auto job = std::make_unique<Job>();
     job->snap = std::move(*snap);
     job->stages = JobStages(job->snap, options_, Dir(job->snap.id));
-    job->cancel_requested = j->value("cancel_requested", false);
+    // Fields of the server's own (not the snapshot's): a wrong type reads as unset, never throws.
+    if (const json& c = (*j)["cancel_requested"]; c.is_boolean()) job->cancel_requested = c;
+    if (const json& r = (*j)["retries"]; r.is_number_integer()) {
+      job->retries = static_cast<int>(std::clamp<int64_t>(r.get<int64_t>(), 0, 1000));
+    }
     if (!IsTerminal(job->snap.state)) {
       // A child left by a server killed before PR_SET_PDEATHSIG acted: stop it (and wait until it
       // has gone, so two copies never write the same files); the stage resumes.
@@ -164,14 +169,30 @@ absl::Status JobManager::Load() {
 }
 
 absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
+  // A retry of a StartJob whose answer was lost finds its job first: it must not be refused by
+  // checks whose inputs changed since (a base model swapped or removed, jobs.processes).
+  if (!spec.job_id.empty()) {
+    absl::MutexLock lock(&mu_);
+    if (auto it = jobs_.find(spec.job_id); it != jobs_.end()) {
+      if (SpecToJson(it->second->snap.spec) == SpecToJson(spec)) return View(*it->second);
+      return absl::AlreadyExistsError(
+          absl::StrCat("job '", spec.job_id, "' exists with a different spec; use another job_id"));
+    }
+  }
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
-  // Training stages split their combined batch over jobs.processes ranks.
-  const int64_t batch = spec.kind == JobKind::kDistill ? spec.distill.batch : spec.convert.batch;
-  if (options_.processes > 1 && batch > 0 && batch % options_.processes != 0) {
+  // Training stages split their combined batch over jobs.processes ranks; an unset batch is the
+  // tool's default, which must split too.
+  const bool distill = spec.kind == JobKind::kDistill;
+  const int64_t asked = distill ? spec.distill.batch : spec.convert.batch;
+  const int64_t batch = asked > 0 ? asked
+                        : distill ? core::posttrain::kDefaultDistillBatch
+                                  : core::posttrain::kDefaultConvertBatch;
+  if (options_.processes > 1 && batch % options_.processes != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.batch=%d: this server trains with jobs.processes=%d data-parallel processes, so the "
+        "%s.batch=%d%s: this server trains with jobs.processes=%d data-parallel processes, so the "
         "batch must be a multiple of %d",
-        spec.kind == JobKind::kDistill ? "distill" : "convert", batch, options_.processes,
+        distill ? "distill" : "convert", asked,
+        asked > 0 ? "" : absl::StrCat(" (unset: ", batch, ")"), options_.processes,
         options_.processes));
   }
   absl::StatusOr<ResolvedBase> base = hooks_.resolve_base(spec.base);
@@ -185,23 +206,11 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   if (spec.kind == JobKind::kDistill) {
     if (absl::Status d = CheckDistillBase(base->dir, spec.base); !d.ok()) return d;
   }
+  // linvideo-train convert's own rules (core/posttrain: ValidateSelection and
+  // ValidateConvertOptions), checked here so that a job is refused when it is started rather
+  // than failing in its second stage: K in 1..L-1 (one softmax layer at least); layers:I,J,...
+  // lists K distinct layers (the pinned list does not apply); otherwise K <= the unpinned layers.
   const ConvertJobOptions& c = spec.convert;
-  std::vector<int64_t> pinned = {0};
-  if (c.pinned == "none") {
-    pinned.clear();
-  } else if (!c.pinned.empty()) {
-    absl::StatusOr<std::vector<int64_t>> p = LayerList("convert.pinned", c.pinned, *layers);
-    if (!p.ok()) return p.status();
-    pinned = *p;
-  }
-  const int64_t free_layers = *layers - static_cast<int64_t>(pinned.size());
-  if (spec.kind == JobKind::kConvert && c.linear_layers > free_layers) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "convert.linear_layers=%d: the base '%s' has %d DiT layers and %d pinned softmax (%s), so "
-        "at most %d can become linear; allowed 1..%d",
-        c.linear_layers, spec.base, *layers, pinned.size(), absl::StrJoin(pinned, ","), free_layers,
-        free_layers));
-  }
   if (spec.kind == JobKind::kConvert && absl::StartsWith(c.select, "layers:")) {
     absl::StatusOr<std::vector<int64_t>> l =
         LayerList("convert.select", c.select.substr(7), *layers);
@@ -211,6 +220,29 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
           "convert.select '%s' names %d layers but linear_layers is %d: name exactly K layers",
           c.select, l->size(), c.linear_layers));
     }
+  } else if (spec.kind == JobKind::kConvert) {
+    std::vector<int64_t> pinned = {0};
+    if (c.pinned == "none") {
+      pinned.clear();
+    } else if (!c.pinned.empty()) {
+      absl::StatusOr<std::vector<int64_t>> p = LayerList("convert.pinned", c.pinned, *layers);
+      if (!p.ok()) return p.status();
+      pinned = *p;
+    }
+    const int64_t free_layers = *layers - static_cast<int64_t>(pinned.size());
+    if (c.linear_layers > free_layers) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "convert.linear_layers=%d: the base '%s' has %d DiT layers and %d pinned softmax (%s), "
+          "so at most %d can become linear; allowed 1..%d",
+          c.linear_layers, spec.base, *layers, pinned.size(), absl::StrJoin(pinned, ","),
+          free_layers, free_layers));
+    }
+  }
+  if (spec.kind == JobKind::kConvert && c.linear_layers >= *layers) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "convert.linear_layers=%d: the base '%s' has %d DiT layers and keeps one softmax at "
+        "least; allowed 1..%d",
+        c.linear_layers, spec.base, *layers, *layers - 1));
   }
   if (spec.activate && spec.activate_as.empty() && base->model.empty()) {
     return absl::InvalidArgumentError(
@@ -289,7 +321,12 @@ absl::StatusOr<JobSnapshot> JobManager::Cancel(const std::string& id) {
     job.cancel_sent = absl::Now();
     LV_LOG(INFO) << "job=" << id << " cancelling: SIGTERM to pid " << job.pid;
     Changed(job);
-  } else if (!job.publishing) {
+  } else if (job.publishing) {
+    // The publish thread checks the flag before it claims a version and before the swap; the
+    // request is recorded (job.json, a new revision for WatchJob) so a restart honours it too.
+    LV_LOG(INFO) << "job=" << id << " cancelling: the publish stage stops at its next check";
+    Changed(job);
+  } else {
     Finish(job, JobState::kCancelled,
            absl::StrCat(
                "cancelled by CancelJob (",
@@ -326,6 +363,7 @@ void JobManager::Changed(Job& job) {
   json j = SnapshotToJson(job.snap);
   j["pid"] = job.pid;
   j["cancel_requested"] = job.cancel_requested;
+  j["retries"] = job.retries;  // so restarts of the server do not reset jobs.max_retries
   const std::string file = (fs::path(Dir(job.snap.id)) / "job.json").string();
   if (absl::Status s = core::io::WriteJsonFile(file, j); !s.ok()) {
     LV_LOG(ERROR) << "job=" << job.snap.id << " cannot write " << file << ": " << s;
@@ -345,8 +383,22 @@ void JobManager::Supervise() {
   const absl::Time deadline = absl::Now() + options_.cancel_grace;
   for (auto& [id, job] : jobs_) {
     while (job->pid > 0) {
-      if (PollChild(job->pid).has_value()) {
+      if (std::optional<ChildExit> e = PollChild(job->pid)) {
         job->pid = -1;
+        // A stage that ended on its own with status 0 (the tools exit non-zero or by the signal
+        // when stopped) is done: record it, so the restart goes on with the next stage instead
+        // of running this one again. The next stage is not started.
+        if (!e->signaled && e->code == 0 && !job->cancel_requested &&
+            job->snap.stage_index < static_cast<int64_t>(job->stages.size())) {
+          ReadProgress(*job);
+          ++job->snap.stage_index;
+          job->snap.attempts = 0;
+          job->retries = 0;
+          job->snap.error.clear();
+          LV_LOG(INFO) << "job=" << id << " stage finished during shutdown; resumes at stage "
+                       << job->snap.stage_index;
+        }
+        Changed(*job);
       } else if (absl::Now() > deadline) {
         SignalChild(job->pid, SIGKILL);
       }
@@ -460,6 +512,13 @@ void JobManager::ChildEnded(Job& job, bool signaled, int code, int signal) {
     Finish(job, JobState::kCancelled,
            absl::StrCat("cancelled by CancelJob during stage ", stage.name));
     return;
+  }
+  // `linvideo-train launch` (jobs.processes > 1) exits 128+N when a rank was killed by signal N,
+  // as a shell reports it: an OOM-killed rank is retried like an OOM-killed single process.
+  if (!signaled && code > 128 && code <= 128 + 64 && stage.argv.size() > 1 &&
+      stage.argv[1] == "launch") {
+    signaled = true;
+    signal = code - 128;
   }
   if (signaled) {
     if (job.retries < options_.max_retries) {

@@ -21,6 +21,10 @@ constexpr const char* kStateNames[] = {"queued", "running",   "validating", "suc
 
 absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError(what); }
 
+// lo <= v <= hi, false for NaN (a NaN passes every `v < lo || v > hi` test, and would reach
+// job.json as null and the tools as "nan").
+bool Within(double v, double lo, double hi) { return v >= lo && v <= hi; }
+
 // A JSON value of the wrong kind for a field (thrown inside the readers, caught with
 // json::exception): a number that is not an integer or does not fit the field's type would
 // otherwise go through a float-to-int conversion, which is undefined (found by job_spec_fuzz).
@@ -165,7 +169,7 @@ absl::Status ValidateConvert(const ConvertJobOptions& c) {
                               ": must be >= 0 (0: the default of linvideo-train)"));
     }
   }
-  if (c.lr < 0 || c.lr > 1) {
+  if (!Within(c.lr, 0, 1)) {
     return Bad(absl::StrCat("convert.lr=", c.lr, ": allowed 0 (default) or (0, 1]"));
   }
   if (!c.objective.empty() && c.objective != "adm" && c.objective != "mse") {
@@ -198,10 +202,10 @@ absl::Status ValidateDistill(const DistillJobOptions& d) {
         absl::StrCat("distill.fake_updates=", d.fake_updates, ": allowed 0 (default) .. 100"));
   }
   for (auto [name, v] : {std::pair("lr", d.lr), std::pair("fake_lr", d.fake_lr)}) {
-    if (v < 0 || v > 1)
+    if (!Within(v, 0, 1))
       return Bad(absl::StrCat("distill.", name, "=", v, ": allowed 0 (default) or (0, 1]"));
   }
-  if (d.real_guidance < 0 || d.real_guidance > 20) {
+  if (!Within(d.real_guidance, 0, 20)) {
     return Bad(
         absl::StrCat("distill.real_guidance=", d.real_guidance, ": allowed 0 (default: 3) .. 20"));
   }
@@ -234,13 +238,16 @@ absl::Status ValidateGate(const QualityGateSpec& g) {
         return Bad(absl::StrCat("gate.max_drop: unknown score '", name,
                                 "'; allowed: ", absl::StrJoin(names, ", ")));
       }
-      if (drop < -1 || drop > 1) {
+      if (!Within(drop, -1, 1)) {
         return Bad(absl::StrCat("gate.max_drop[", name, "]=", drop,
                                 ": allowed -1..1 (scores are fractions)"));
       }
     }
-    if (g.min_psnr < 0) return Bad("gate.min_psnr must be >= 0 (dB; 0: not checked)");
-  } else if (!g.max_drop.empty() || g.min_psnr > 0) {
+    if (!Within(g.min_psnr, 0, 1000)) {
+      return Bad(
+          absl::StrCat("gate.min_psnr=", g.min_psnr, ": allowed 0 (not checked) .. 1000 dB"));
+    }
+  } else if (!g.max_drop.empty() || g.min_psnr != 0) {
     return Bad("gate: set gate.prompts (seen, heldout or all) to evaluate max_drop / min_psnr");
   }
   return absl::OkStatus();

@@ -65,9 +65,9 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
     opt(a, "--timesteps", absl::StrJoin(d.timesteps, ","), !d.timesteps.empty());
     opt(a, "--steps", d.steps, d.steps > 0);
     opt(a, "--fake-updates", d.fake_updates, d.fake_updates > 0);
-    opt(a, "--real-guidance", absl::StrFormat("%g", d.real_guidance), d.real_guidance > 0);
-    opt(a, "--lr", absl::StrFormat("%g", d.lr), d.lr > 0);
-    opt(a, "--fake-lr", absl::StrFormat("%g", d.fake_lr), d.fake_lr > 0);
+    opt(a, "--real-guidance", absl::StrFormat("%.17g", d.real_guidance), d.real_guidance > 0);
+    opt(a, "--lr", absl::StrFormat("%.17g", d.lr), d.lr > 0);
+    opt(a, "--fake-lr", absl::StrFormat("%.17g", d.fake_lr), d.fake_lr > 0);
     opt(a, "--batch", d.batch, d.batch > 0);
     opt(a, "--checkpoint-every", d.checkpoint_every, d.checkpoint_every > 0);
     a.insert(a.end(), {"--log-every",
@@ -88,7 +88,7 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
   opt(a, "--pinned", c.pinned, !c.pinned.empty());
   opt(a, "--objective", c.objective, !c.objective.empty());
   opt(a, "--steps", c.steps, c.steps > 0);
-  opt(a, "--lr", absl::StrFormat("%g", c.lr), c.lr > 0);
+  opt(a, "--lr", absl::StrFormat("%.17g", c.lr), c.lr > 0);
   opt(a, "--batch", c.batch, c.batch > 0);
   opt(a, "--checkpoint-every", c.checkpoint_every, c.checkpoint_every > 0);
   // progress.json is written at every log step: ~100 updates per run.
@@ -285,6 +285,10 @@ absl::StatusOr<std::vector<int64_t>> LayerList(const std::string& what, const st
       return absl::InvalidArgumentError(
           absl::StrCat(what, " '", text, "': '", part,
                        "' is not a layer index; the base has layers 0..", layers - 1));
+    }
+    if (std::find(out.begin(), out.end(), v) != out.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " '", text, "' lists layer ", v, " twice; name each layer once"));
     }
     out.push_back(v);
   }

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/common/runtime.h"
+#include "core/posttrain/defaults.h"
 #include "core/posttrain/objectives.h"
 
 namespace linvideo::core::posttrain {
@@ -67,7 +68,7 @@ struct ConvertOptions {
   std::vector<int64_t> pinned = {0};  // kept softmax (auto and heuristic)
   Objective objective = Objective::kAdm;
   int64_t steps = 400;
-  int64_t batch = 4;
+  int64_t batch = kDefaultConvertBatch;
   double lr = 5e-5;  // DiT weights
   // The linear layers' feature maps W̃ (identity-initialised, new: they need to move much further
   // than the pretrained weights; at lr 5e-5 Adam moves an entry by at most 0.02 in 400 steps).

@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/common/runtime.h"
+#include "core/posttrain/defaults.h"
 
 namespace linvideo::core::posttrain {
 
@@ -50,7 +51,7 @@ struct DistillOptions {
   std::vector<int64_t> timesteps = {1000, 750, 500, 250};  // before the shift
   double shift = 0;     // 0: the base's serving default (model_index.json), what it will serve with
   int64_t steps = 400;  // generator updates
-  int64_t batch = 2;
+  int64_t batch = kDefaultDistillBatch;
   int64_t fake_updates = 5;           // fake-score updates per generator update
   double real_guidance = 3.0;         // CFG of the real score (Wan distillation configs: 3-3.5)
   double lr = 1e-5;                   // generator (Adam)

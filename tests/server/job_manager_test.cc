@@ -12,8 +12,11 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "core/io/json_file.h"
 #include "server/child_process.h"
 
 namespace linvideo::server {
@@ -235,6 +238,205 @@ TEST_F(JobManagerTest, PublishWithNeitherExportNorOutputFailsSayingSo) {
   const JobSnapshot end = WaitEnded(**m, "job-5");
   EXPECT_EQ(end.state, JobState::kFailed);
   EXPECT_NE(end.error.find("holds a model"), std::string::npos) << end.error;
+}
+
+// Start's checks that need the base: the tool's own rules, so a job is refused when it is
+// started instead of failing in its convert stage (found by a review).
+TEST_F(JobManagerTest, StartRefusesWhatTheTrainingToolWouldRefuse) {
+  std::ofstream(dir_ / "base" / "transformer" / "config.json") << R"({"num_layers": 4})";
+  options_.processes = 3;
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto refused = [&](const JobSpec& spec, const std::string& needle) {
+    absl::StatusOr<JobSnapshot> s = (*m)->Start(spec);
+    ASSERT_FALSE(s.ok()) << needle;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.status().message().find(needle), std::string::npos) << s.status();
+  };
+  JobSpec spec;
+  spec.base = "m";
+  spec.convert.linear_layers = 1;
+  // Unset, the batch is linvideo-train's default (4 for convert, 2 for distill): 3 ranks cannot
+  // split it.
+  refused(spec, "convert.batch=0 (unset: 4)");
+  JobSpec distill;
+  distill.base = "m";
+  distill.kind = JobKind::kDistill;
+  refused(distill, "distill.batch=0 (unset: 2)");
+  spec.convert.batch = 6;
+  spec.convert.pinned = "none";
+  spec.convert.linear_layers = 4;  // every layer: the tool keeps one softmax at least
+  refused(spec, "allowed 1..3");
+  spec.convert.linear_layers = 1;
+  spec.convert.pinned = "2,2";
+  refused(spec, "lists layer 2 twice");
+  spec.convert.pinned = "";
+  spec.convert.linear_layers = 2;
+  spec.convert.select = "layers:1,1";
+  refused(spec, "lists layer 1 twice");
+  // layers:... names the linear layers itself; the pinned list (default 0) does not apply.
+  spec.convert.linear_layers = 3;
+  spec.convert.select = "layers:0,1,2";
+  EXPECT_TRUE((*m)->Start(spec).ok());
+}
+
+// A StartJob retried with its job_id (its answer was lost) gets its job even when the checks
+// would now fail; before, the retry was validated first and refused.
+TEST_F(JobManagerTest, RetriedStartFindsItsJobBeforeCheckingAgain) {
+  bool base_gone = false;
+  hooks_.resolve_base = [&](const std::string& base) -> absl::StatusOr<ResolvedBase> {
+    if (base_gone) return absl::NotFoundError("no model 'm'");
+    return ResolvedBase{(dir_ / "base").string(), base};
+  };
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  JobSpec spec;
+  spec.job_id = "nightly";
+  spec.base = "m";
+  spec.convert.linear_layers = 1;
+  ASSERT_TRUE((*m)->Start(spec).ok());
+  base_gone = true;
+  absl::StatusOr<JobSnapshot> again = (*m)->Start(spec);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, "nightly");
+  spec.convert.steps = 9;
+  EXPECT_EQ((*m)->Start(spec).status().code(), absl::StatusCode::kAlreadyExists);
+  spec.job_id = "other";
+  EXPECT_EQ((*m)->Start(spec).status().code(), absl::StatusCode::kNotFound);
+  WaitEnded(**m, "nightly");
+}
+
+// jobs.processes > 1: the stage is `linvideo-train launch`, which reports a rank killed by
+// SIGKILL (the OOM killer) as exit status 137. That is retried from the checkpoint like a single
+// process killed by the signal; before, the job failed at once.
+TEST_F(JobManagerTest, RankKilledUnderTheLauncherIsRetried) {
+  const fs::path train = dir_ / "fake-launch.sh";
+  std::ofstream(train) << R"(#!/bin/sh
+cmd=$1; shift
+if [ "$cmd" = launch ]; then
+  while [ "$1" != "--" ]; do shift; done
+  shift; cmd=$1; shift
+fi
+while [ $# -gt 0 ]; do
+  case "$1" in --out) out=$2;; --work) work=$2;; esac
+  shift
+done
+mkdir -p "$out"
+[ "$cmd" = trajectories ] && exit 0
+if [ "$cmd" = convert ]; then
+  if [ ! -e "$work.killed" ]; then touch "$work.killed"; exit 137; fi
+  mkdir -p "$out/transformer"
+  printf '{"attention_kinds": ["softmax", "linear"]}' > "$out/transformer/config.json"
+  echo '{}' > "$out/model_index.json"
+  exit 0
+fi
+exit 3
+)";
+  fs::permissions(train, fs::perms::owner_all);
+  options_.train_binary = train.string();
+  options_.processes = 2;
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  JobSpec spec;
+  spec.base = "m";
+  spec.convert.linear_layers = 1;
+  spec.convert.batch = 2;
+  absl::StatusOr<JobSnapshot> started = (*m)->Start(spec);
+  ASSERT_TRUE(started.ok()) << started.status();
+  const JobSnapshot end = WaitEnded(**m, started->id);
+  EXPECT_EQ(end.state, JobState::kSucceeded) << end.error;
+  std::ifstream log(fs::path(options_.root) / started->id / "logs" / "convert.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("attempt 2: "), std::string::npos) << text;
+  EXPECT_NE(text.find(" launch --nproc 2 -- convert "), std::string::npos) << text;
+}
+
+// CancelJob while the publish stage runs (no child to signal): the request is recorded at once
+// (job.json, a new revision for WatchJob), and publish stops at its next check.
+TEST_F(JobManagerTest, CancelDuringPublishIsRecordedAndHonoured) {
+  absl::Notification validating, release;
+  hooks_.validate = [&](const std::string&) {
+    validating.Notify();
+    release.WaitForNotificationWithTimeout(absl::Seconds(20));
+    return absl::OkStatus();
+  };
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  JobSpec spec;
+  spec.base = "m";
+  spec.convert.linear_layers = 1;
+  absl::StatusOr<JobSnapshot> started = (*m)->Start(spec);
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_TRUE(validating.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  const int64_t before = (*m)->Get(started->id)->revision;
+  absl::StatusOr<JobSnapshot> c = (*m)->Cancel(started->id);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_GT(c->revision, before);
+  absl::StatusOr<nlohmann::json> on_disk =
+      core::io::ReadJsonFile((fs::path(options_.root) / started->id / "job.json").string());
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+  EXPECT_EQ((*on_disk)["cancel_requested"], true);
+  release.Notify();
+  const JobSnapshot end = WaitEnded(**m, started->id);
+  EXPECT_EQ(end.state, JobState::kCancelled);
+  EXPECT_NE(end.error.find("before publishing"), std::string::npos) << end.error;
+  EXPECT_TRUE(end.output_path.empty());
+}
+
+// A stage that ends by itself (status 0) while the server stops is recorded as done: the next
+// server goes on with the following stage instead of running it again.
+TEST_F(JobManagerTest, StageFinishedDuringShutdownIsNotRunAgain) {
+  const fs::path train = dir_ / "fake-slow.sh";
+  std::ofstream(train) << R"(#!/bin/sh
+cmd=$1; shift
+while [ $# -gt 0 ]; do
+  case "$1" in --out) out=$2;; esac
+  shift
+done
+mkdir -p "$out"
+if [ "$cmd" = trajectories ]; then
+  trap '' TERM
+  echo run >> "$out/../trajectory-runs"
+  sleep 1
+  exit 0
+fi
+if [ "$cmd" = convert ]; then
+  mkdir -p "$out/transformer"
+  printf '{"attention_kinds": ["softmax", "linear"]}' > "$out/transformer/config.json"
+  echo '{}' > "$out/model_index.json"
+  exit 0
+fi
+exit 3
+)";
+  fs::permissions(train, fs::perms::owner_all);
+  options_.train_binary = train.string();
+  std::string id;
+  {
+    auto m = JobManager::Create(options_, hooks_, nullptr);
+    ASSERT_TRUE(m.ok()) << m.status();
+    JobSpec spec;
+    spec.base = "m";
+    spec.convert.linear_layers = 1;
+    absl::StatusOr<JobSnapshot> started = (*m)->Start(spec);
+    ASSERT_TRUE(started.ok()) << started.status();
+    id = started->id;
+    const fs::path runs = fs::path(options_.root) / id / "trajectory-runs";
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!fs::exists(runs) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_TRUE(fs::exists(runs));
+  }  // the server stops; the stage ignores SIGTERM and ends with status 0 within the grace
+  absl::StatusOr<nlohmann::json> on_disk =
+      core::io::ReadJsonFile((fs::path(options_.root) / id / "job.json").string());
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+  EXPECT_EQ((*on_disk)["stage_index"], 1);
+  EXPECT_EQ((*on_disk)["pid"], -1);
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  const JobSnapshot end = WaitEnded(**m, id);
+  EXPECT_EQ(end.state, JobState::kSucceeded) << end.error;
+  std::ifstream runs(fs::path(options_.root) / id / "trajectory-runs");
+  const std::string text((std::istreambuf_iterator<char>(runs)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "run\n");
 }
 
 TEST_F(JobManagerTest, LeftoverChildIsMatchedByItsExactJobFolder) {

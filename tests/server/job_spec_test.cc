@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace linvideo::server {
 namespace {
 
@@ -163,6 +165,40 @@ TEST(JobSpecTest, DistillSpecsValidateAndRoundTrip) {
   ExpectRefused(s, "distill.fake_lr=2");
   EXPECT_EQ(SpecFromJson({{"base", "x"}, {"kind", "prune"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A NaN passes every `v < lo || v > hi` check; before, a NaN gate threshold switched the gate
+// off (every comparison with it is false) and reached job.json as null, so the job was skipped
+// when the server restarted; a NaN rate reached the tools as "nan".
+TEST(JobSpecTest, NotANumberIsRefusedEverywhere) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  JobSpec s = Good();
+  s.convert.lr = nan;
+  ExpectRefused(s, "convert.lr=nan");
+  s = Good();
+  s.gate.prompts = "seen";
+  s.gate.max_drop["adherence"] = nan;
+  ExpectRefused(s, "gate.max_drop[adherence]=nan: allowed -1..1");
+  s.gate.max_drop["adherence"] = 0.05;
+  s.gate.min_psnr = nan;
+  ExpectRefused(s, "gate.min_psnr=nan: allowed 0");
+  s.gate.min_psnr = inf;
+  ExpectRefused(s, "gate.min_psnr=inf");
+  s.gate.min_psnr = 30;
+  EXPECT_TRUE(ValidateJobSpec(s).ok());
+  s = Good();
+  s.gate.min_psnr = nan;  // without prompts: refused too, not read as "not checked"
+  ExpectRefused(s, "set gate.prompts");
+  JobSpec d;
+  d.base = "default-linvideo";
+  d.kind = JobKind::kDistill;
+  for (double DistillJobOptions::*field :
+       {&DistillJobOptions::lr, &DistillJobOptions::fake_lr, &DistillJobOptions::real_guidance}) {
+    JobSpec bad = d;
+    bad.distill.*field = nan;
+    ExpectRefused(bad, "=nan");
+  }
 }
 
 TEST(JobSpecTest, StateNamesAndTerminalStates) {
