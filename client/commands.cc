@@ -295,16 +295,25 @@ int CmdGenerate(const Args& a) {
   if (!BuildRequest(a, &req, &error)) return std::cerr << error << "\n", 64;
   if (!a.Has("out")) return std::cerr << "generate needs --out=FILE\n", 64;
   // --retries=N: a call that ends UNAVAILABLE (the server is paused, draining or shutting down,
-  // or not up yet) is made again, after 1, 2, 4 ... (at most 30) seconds.
+  // or not up yet; or the connection dropped) is made again, after 1, 2, 4 ... (at most 30)
+  // seconds; with --id, the same id runs again once the server has ended the dropped call.
   const int retries = static_cast<int>(a.Int("retries", 0));
   if (retries < 0) return std::cerr << "--retries must be >= 0\n", 64;
   grpc::Status st;
   double wait_s = 1;
   for (int attempt = 0;; ++attempt) {
     st = RunGenerate(c, req, a.Get("out"), !a.Has("quiet"));
-    if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= retries) break;
-    std::fprintf(stderr, "UNAVAILABLE: %s; retry %d/%d in %.0f s\n", st.error_message().c_str(),
-                 attempt + 1, retries, wait_s);
+    // With --id, ALREADY_EXISTS is most often an earlier call with this id (this one's first
+    // attempt, or a run of the command whose connection dropped) still winding down: the server
+    // cancels its request at its next step and then lets the id run again. Wait and call again.
+    const bool retryable =
+        st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        (!req.request_id().empty() && st.error_code() == grpc::StatusCode::ALREADY_EXISTS);
+    if (st.ok() || !retryable || attempt >= retries) break;
+    std::fprintf(
+        stderr, "%s: %s; retry %d/%d in %.0f s\n",
+        st.error_code() == grpc::StatusCode::UNAVAILABLE ? "UNAVAILABLE" : "ALREADY_EXISTS",
+        st.error_message().c_str(), attempt + 1, retries, wait_s);
     std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
     wait_s = std::min(wait_s * 2, 30.0);
   }

@@ -76,6 +76,20 @@ void Engine::SetIdSuffix(const std::string& suffix) {
   table_.set_id_suffix(suffix);
 }
 
+namespace {
+
+// A Generate (streaming) may take the id of an earlier Generate whose request was cancelled (its
+// client went away: a dropped connection) or failed, so a client retrying with the same id runs
+// again instead of getting ALREADY_EXISTS until the result TTL. Such a request has left the
+// scheduler and holds no result, so nothing is lost; whoever still holds it keeps it alive.
+bool Replaceable(ServeRequest& existing, const SubmitOptions& o) {
+  if (!o.streaming || !existing.streaming) return false;
+  absl::MutexLock l(&existing.mu);
+  return existing.phase == RequestPhase::kCancelled || existing.phase == RequestPhase::kFailed;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions& o) {
   if (draining_) return absl::UnavailableError("server is draining: no new work is accepted");
   if (paused_) return absl::UnavailableError("admission is paused by the operator; retry later");
@@ -85,10 +99,15 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
     if (auto existing = table_.Find(o.request_id)) {
       // A streaming request is not journaled: a Submit must not hand out its id as its own.
       if (o.streaming || existing->streaming) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("request_id '", o.request_id, "' already exists; use Get to follow it"));
+        if (!Replaceable(*existing, o)) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "request_id '", o.request_id,
+              "' already exists; use Get to follow it (a Generate with the id of an earlier one "
+              "runs again once that one was cancelled or failed)"));
+        }
+      } else {
+        return existing;
       }
-      return existing;
     }
   }
   absl::StatusOr<std::shared_ptr<const LoadedModel>> model = registry_->Get(o.model);
@@ -168,17 +187,28 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   };
   if (stop_)
     return refuse(absl::UnavailableError("server is shutting down: no new work is accepted"));
-  if (!table_.Insert(r)) {  // lost a race with the same id, to a streaming call (not journaled)
+  // The streaming request this one takes the id of (see Replaceable): swapped out only now that
+  // the new one has passed every check, and put back if it cannot be queued.
+  std::shared_ptr<ServeRequest> replaced;
+  if (!table_.Insert(r)) {
     std::shared_ptr<ServeRequest> existing = table_.Find(r->id);
-    if (o.streaming || existing->streaming) {
+    if (!o.streaming && !existing->streaming) return existing;  // a Submit retried: the same one
+    if (!Replaceable(*existing, o)) {
       return refuse(
           absl::AlreadyExistsError(absl::StrCat("request_id '", r->id, "' already exists")));
     }
-    return existing;
+    replaced = existing;
+    table_.Erase(r->id);
+    table_.Insert(r);
   }
   if (absl::Status queued = scheduler_.Enqueue(&r->entry, o.recovered); !queued.ok()) {
     table_.Erase(r->id);
+    if (replaced != nullptr) table_.Insert(replaced);
     return refuse(queued);
+  }
+  if (replaced != nullptr) {
+    LV_LOG(INFO) << "request=" << r->id
+                 << " runs again (the earlier Generate with this id was cancelled or failed)";
   }
   {
     absl::MutexLock rl(&r->mu);
@@ -273,6 +303,12 @@ void Engine::MaintainJournal(absl::Time now) {
   }
 }
 
+void Engine::Cancel(ServeRequest& r) {
+  absl::MutexLock lock(&mu_);
+  scheduler_.Cancel(&r.entry);  // only a mark: ignored once the request has left the scheduler
+  wake_ = true;
+}
+
 absl::Status Engine::Cancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
   std::shared_ptr<ServeRequest> r = table_.Find(id);
@@ -357,6 +393,9 @@ void Engine::Loop() {
   absl::Time last_expire = absl::Now(), last_maintain = last_expire;
   while (true) {
     std::vector<ServeRequest*> admitted, batch;
+    // References for the step: the table may drop a request meanwhile (expiry; a Generate
+    // taking the id of one that ended), and the step must not be left with a freed one.
+    std::vector<std::shared_ptr<ServeRequest>> held;
     if (journal_ != nullptr && absl::Now() - last_maintain > absl::Seconds(5)) {
       last_maintain = absl::Now();
       MaintainJournal(last_maintain);
@@ -392,6 +431,8 @@ void Engine::Loop() {
       }
       for (SchedEntry* e : plan.admit) admitted.push_back(&RequestTable::Of(e));
       for (SchedEntry* e : plan.batch) batch.push_back(&RequestTable::Of(e));
+      for (ServeRequest* r : admitted) held.push_back(r->shared_from_this());
+      for (ServeRequest* r : batch) held.push_back(r->shared_from_this());
     }
     if (!admitted.empty()) StartAdmitted(admitted);
     RunStep(batch);

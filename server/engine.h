@@ -53,7 +53,8 @@ class Engine {
   // Resolves the request against its model (INVALID_ARGUMENT / NOT_FOUND), costs it
   // (RESOURCE_EXHAUSTED over the cost or step budget), then enqueues it (RESOURCE_EXHAUSTED when
   // the queue is full; UNAVAILABLE when draining or paused). A known request_id returns the
-  // existing request (ALREADY_EXISTS for streaming calls).
+  // existing request (ALREADY_EXISTS for streaming calls, except that a streaming call takes
+  // the id of an earlier streaming request that was cancelled or failed, and runs again).
   // Generated request ids end in "." + `suffix` from now on (the replica, replica_router.h).
   void SetIdSuffix(const std::string& suffix);
   absl::StatusOr<std::shared_ptr<ServeRequest>> Submit(const SubmitOptions& options);
@@ -64,6 +65,9 @@ class Engine {
   int Recover(const std::vector<RecoveredRequest>& recovered);
   // Cancels a queued/running request (no-op when already finished). NOT_FOUND for unknown ids.
   absl::Status Cancel(const std::string& id);
+  // The same for a request the caller holds: a Generate whose client went away cancels its own
+  // request, never a later one that took its id.
+  void Cancel(ServeRequest& request);
   std::shared_ptr<ServeRequest> Find(const std::string& id) const;
 
   void Pause(bool paused);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -238,6 +239,11 @@ int Run(const ServerConfig& config) {
                  << " request(s) recovered, " << again << " queued again";
   }
   absl::Notification shutdown;
+  // A signal and a Drain RPC (or two Drains) may ask at the same time; Notify must run once.
+  std::once_flag shutdown_once;
+  auto request_shutdown = [&shutdown, &shutdown_once] {
+    std::call_once(shutdown_once, [&shutdown] { shutdown.Notify(); });
+  };
   std::unique_ptr<grpc::Server> server;
   auto set_serving = [&server, &metrics](bool serving) {
     metrics.SetServing(serving);
@@ -268,12 +274,8 @@ int Run(const ServerConfig& config) {
   GenerationService generation(&engine, &registry, &metrics,
                                config.auth.generation ? token.get() : nullptr, &rate, &streams,
                                router.get(), config.limits.max_message_bytes);
-  AdminService admin(
-      &engine, &registry, &metrics, token.get(), set_serving,
-      [&shutdown] {
-        if (!shutdown.HasBeenNotified()) shutdown.Notify();
-      },
-      config.drain_grace_s);
+  AdminService admin(&engine, &registry, &metrics, token.get(), set_serving, request_shutdown,
+                     config.drain_grace_s);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -341,7 +343,7 @@ int Run(const ServerConfig& config) {
   }
 
   // SIGTERM/SIGINT are blocked in every thread (see main); this one waits for them.
-  std::thread([&shutdown] {
+  std::thread([request_shutdown] {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -349,7 +351,7 @@ int Run(const ServerConfig& config) {
     int sig = 0;
     sigwait(&set, &sig);
     LV_LOG(INFO) << "signal " << sig << ": draining";
-    if (!shutdown.HasBeenNotified()) shutdown.Notify();
+    request_shutdown();
   }).detach();
 
   // Device memory every 5 s, on a thread of its own (a CUDA query sets that thread's device only).

@@ -172,7 +172,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
   while (true) {
     if (ctx->IsCancelled()) {
       // Client went away or its deadline passed: free the engine slot within one step.
-      (void)engine_->Cancel(r->id);
+      engine_->Cancel(*r);
       return Done("Generate", CallEnded(*ctx, r->id, "client cancelled"));
     }
     if (!r->PopEvent(&e, absl::Milliseconds(100))) continue;
@@ -200,7 +200,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
       FillStats(*r, r->stats, out.mutable_completed()->mutable_stats());
     }
     if (!writer->Write(out)) {
-      (void)engine_->Cancel(r->id);
+      engine_->Cancel(*r);
       return Done("Generate", CallEnded(*ctx, r->id, "client stream closed"));
     }
     if (completed) return Done("Generate", grpc::Status::OK);
@@ -455,8 +455,11 @@ grpc::Status AdminService::Rollback(grpc::ServerContext* ctx, const v1::Rollback
 grpc::Status AdminService::Drain(grpc::ServerContext* ctx, const v1::DrainRequest* req,
                                  v1::DrainResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Drain", a);
-  engine_->Drain();
-  set_serving_(false);
+  {
+    absl::MutexLock lock(&serving_mu_);
+    engine_->Drain();
+    set_serving_(false);
+  }
   int remaining = engine_->Outstanding();
   if (req->wait()) remaining = engine_->WaitIdle(absl::Seconds(grace_s_));
   resp->set_remaining(remaining);
@@ -467,6 +470,7 @@ grpc::Status AdminService::Drain(grpc::ServerContext* ctx, const v1::DrainReques
 grpc::Status AdminService::Pause(grpc::ServerContext* ctx, const v1::PauseRequest*,
                                  v1::PauseResponse*) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Pause", a);
+  absl::MutexLock lock(&serving_mu_);
   engine_->Pause(true);
   set_serving_(false);
   return Done("Pause", grpc::Status::OK);
@@ -475,6 +479,7 @@ grpc::Status AdminService::Pause(grpc::ServerContext* ctx, const v1::PauseReques
 grpc::Status AdminService::Resume(grpc::ServerContext* ctx, const v1::ResumeRequest*,
                                   v1::ResumeResponse*) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Resume", a);
+  absl::MutexLock lock(&serving_mu_);
   if (engine_->draining()) {
     return Done("Resume", grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                        "server is draining; cannot resume"));

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "linvideo/v1/admin.grpc.pb.h"
 #include "linvideo/v1/generation.grpc.pb.h"
 #include "server/bearer_token.h"
@@ -119,6 +120,9 @@ class AdminService final : public linvideo::v1::Admin::Service {
   std::function<void(bool)> set_serving_;
   std::function<void()> on_drain_;
   int grace_s_;
+  // Drain, Pause and Resume change the engine's admission and the health status together: a
+  // Resume racing a Drain must not leave the server draining but reported SERVING.
+  absl::Mutex serving_mu_;
 };
 
 // Admin.LoadCheckpoint's path, also taken by jobs that activate their output: load `path` (under

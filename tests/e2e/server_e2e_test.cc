@@ -299,6 +299,25 @@ TEST_F(ServerE2eTest, GenerateRetriesOnUnavailableWhenAsked) {
   ASSERT_EQ(server_->Cli(admin + "resume").rc, 0);  // (idempotent) leave it serving
 }
 
+// generate --id after a call that ended without its client (here: its deadline; a dropped
+// connection is the same on the server): the server cancelled that request, so the id runs
+// again; before, it answered ALREADY_EXISTS until the result TTL. --retries also waits out an
+// ALREADY_EXISTS while the first call's request winds down.
+TEST_F(ServerE2eTest, GenerateWithTheIdOfACallThatEndedRunsAgain) {
+  CmdResult r = server_->Cli("--timeout=0.3 generate --prompt=slow --steps=50 --id=clip-9 --out=" +
+                             Out("clip9-first.mp4"));
+  EXPECT_EQ(r.rc, 4) << r.out;  // DEADLINE_EXCEEDED
+  r = server_->Cli("generate --prompt=x --steps=2 --id=clip-9 --retries=3 --out=" +
+                   Out("clip9.mp4"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(media::DecodeVideo(ReadFile(Out("clip9.mp4"))).ok());
+  // Done, the id is taken for good (Get returns this video until its TTL).
+  r = server_->Cli("generate --prompt=x --steps=2 --id=clip-9 --out=" + Out("clip9-again.mp4"));
+  EXPECT_EQ(r.rc, 6) << r.out;  // ALREADY_EXISTS
+  EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
+  EXPECT_NE(server_->Cli("status --id=clip-9").out.find("REQUEST_STATE_DONE"), std::string::npos);
+}
+
 TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
   CmdResult s = server_->Cli("submit --prompt=long --steps=50 --id=job-1");
   ASSERT_EQ(s.rc, 0) << s.out;

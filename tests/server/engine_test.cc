@@ -149,6 +149,37 @@ TEST_F(EngineTest, SubmitRefusesMultiFramePngItCouldNotHandBack) {
   EXPECT_TRUE(engine_->Submit(o).ok());
 }
 
+TEST_F(EngineTest, AStreamingIdWhoseCallEndedCanBeRetried) {
+  // generate --id=X --retries=N after a dropped connection: the server cancelled the first call's
+  // request when its stream broke; the retry with the same id must run, not ALREADY_EXISTS.
+  SubmitOptions o = Req(5, 40);
+  o.request_id = "clip-7";
+  o.streaming = true;
+  auto first = engine_->Submit(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // While the first call's request lives, the id is taken (by a Generate or a Submit).
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kAlreadyExists);
+  engine_->Cancel(**first);
+  ASSERT_EQ(WaitDone(*first), RequestPhase::kCancelled);
+  // A retry that is refused leaves the ended request in place.
+  SubmitOptions bad = o;
+  bad.params.width = 33;
+  EXPECT_EQ(engine_->Submit(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Find("clip-7"), *first);
+  SubmitOptions polled = o;
+  polled.streaming = false;  // a Submit never takes a streaming request's id
+  EXPECT_EQ(engine_->Submit(polled).status().code(), absl::StatusCode::kAlreadyExists);
+  o.params.steps = 4;
+  auto retry = engine_->Submit(o);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_NE(retry->get(), first->get());
+  EXPECT_EQ(engine_->Find("clip-7"), *retry);
+  // The dropped call, still winding down, cancels its own request only: not the retry.
+  engine_->Cancel(**first);
+  EXPECT_EQ(WaitDone(*retry), RequestPhase::kDone);
+  EXPECT_EQ(engine_->Find("clip-7"), *retry);
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;
