@@ -327,12 +327,53 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, *req, resp));
     stored = r->result_file;
   }
+  if (req->result_max_bytes() > 0) {
+    absl::StatusOr<std::shared_ptr<const EncodedOutput>> paged = PagedResult(r, stored);
+    if (!paged.ok()) {
+      LV_LOG(WARNING) << "request=" << req->request_id() << " Get: " << paged.status();
+      return Done("Get", ToGrpc(paged.status()));
+    }
+    return Done("Get", SetResult((*paged)->blobs, *req, resp));
+  }
   absl::StatusOr<EncodedOutput> out = LoadStoredResult(stored, req->request_id());
   if (!out.ok()) {
     LV_LOG(WARNING) << "request=" << req->request_id() << " Get: " << out.status();
     return Done("Get", ToGrpc(out.status()));
   }
   return Done("Get", SetResult(out->blobs, *req, resp));
+}
+
+absl::StatusOr<std::shared_ptr<const EncodedOutput>> GenerationService::PagedResult(
+    const std::shared_ptr<ServeRequest>& r, const std::string& file) {
+  {
+    absl::MutexLock lock(&paged_mu_);
+    for (auto it = paged_.begin(); it != paged_.end(); ++it) {
+      if (it->file == file && it->request.lock() == r) {
+        paged_.splice(paged_.begin(), paged_, it);
+        return paged_.front().out;
+      }
+    }
+  }
+  // Read outside the lock: other Gets go on meanwhile (two first parts may both read the file).
+  absl::StatusOr<EncodedOutput> loaded = LoadStoredResult(file, r->id);
+  if (!loaded.ok()) return loaded.status();
+  auto out = std::make_shared<const EncodedOutput>(std::move(*loaded));
+  absl::MutexLock lock(&paged_mu_);
+  paged_.push_front(PagedEntry{r, file, out});
+  // The new one stays; older ones while they fit (count, bytes) and their request lives.
+  int64_t bytes = 0;
+  size_t kept = 0;
+  for (auto it = paged_.begin(); it != paged_.end();) {
+    if (kept == 0 || (kept < kPagedResults && !it->request.expired() &&
+                      bytes + it->out->bytes() <= kPagedBytes)) {
+      bytes += it->out->bytes();
+      ++kept;
+      ++it;
+    } else {
+      it = paged_.erase(it);
+    }
+  }
+  return out;
 }
 
 grpc::Status GenerationService::Cancel(grpc::ServerContext* ctx, const v1::CancelRequest* req,

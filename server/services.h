@@ -7,6 +7,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
+#include <list>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -76,6 +78,21 @@ class GenerationService final : public linvideo::v1::Generation::Service {
   // Get's result field: the whole result or the part asked for (GetRequest paging).
   grpc::Status SetResult(const std::vector<std::string>& blobs, const v1::GetRequest& req,
                          v1::GetResponse* resp) const;
+  // A stored result for a paged Get (result_max_bytes > 0): read and checksummed once, then kept
+  // while its request lives, among the last kPagedResults loaded (at most kPagedBytes together),
+  // so a client reading a large video part by part does not make the server read the whole file
+  // once per part. A part asked for after the file was evicted still comes from here.
+  absl::StatusOr<std::shared_ptr<const EncodedOutput>> PagedResult(
+      const std::shared_ptr<ServeRequest>& r, const std::string& file);
+  struct PagedEntry {
+    std::weak_ptr<ServeRequest> request;
+    std::string file;
+    std::shared_ptr<const EncodedOutput> out;
+  };
+  static constexpr size_t kPagedResults = 4;
+  static constexpr int64_t kPagedBytes = 256 << 20;
+  absl::Mutex paged_mu_;
+  std::list<PagedEntry> paged_ ABSL_GUARDED_BY(paged_mu_);  // most recent first
   // Get/Cancel of another replica's request: forwarded there; nullopt when it is this replica's.
   template <typename Req, typename Resp, typename Call>
   std::optional<grpc::Status> Forward(grpc::ServerContext* ctx, const char* method, const Req& req,

@@ -11,6 +11,7 @@
 
 #include "server/engine.h"
 #include "server/fake_executor.h"
+#include "server/services.h"
 
 namespace linvideo::server {
 namespace {
@@ -514,6 +515,49 @@ TEST_F(EngineRecoveryTest, StoppedRequestsRunAgainAndFinishedOnesAnswerFromDisk)
     ASSERT_EQ(WaitDone(*solo), RequestPhase::kDone);
     EXPECT_EQ(Video(r), Video(*solo)) << ids[i];
   }
+}
+
+// Get paging of a stored result: the file is read (and checksummed) once for all the parts, not
+// once per part; shown by removing the file after the first part: the later parts still come,
+// and together they are the video. A whole (unpaged) Get reads the file each time.
+TEST_F(EngineRecoveryTest, APagedStoredResultIsReadOncePerRequest) {
+  std::vector<RecoveredRequest> rec;
+  Start(&rec);
+  auto done = engine_->Submit(Req("paged", 7, 2));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(WaitDone(*done), RequestPhase::kDone);
+  const std::string video = Video(*done);
+  ASSERT_GT(video.size(), 64u);
+  std::string file;
+  {
+    absl::MutexLock l(&(*done)->mu);
+    file = (*done)->result_file;
+  }
+  GenerationService service(engine_.get(), registry_.get(), nullptr, nullptr);
+  auto get = [&](int64_t offset, int64_t max_bytes, v1::GetResponse* resp) {
+    grpc::ServerContext ctx;
+    v1::GetRequest req;
+    req.set_request_id("paged");
+    req.set_include_result(true);
+    req.set_result_offset(offset);
+    req.set_result_max_bytes(max_bytes);
+    return service.Get(&ctx, &req, resp);
+  };
+  v1::GetResponse first;
+  ASSERT_TRUE(get(0, 32, &first).ok());
+  ASSERT_EQ(first.result_size(), static_cast<int64_t>(video.size()));
+  std::string all = first.result();
+  ASSERT_TRUE(fs::remove(file));
+  while (static_cast<int64_t>(all.size()) < first.result_size()) {
+    v1::GetResponse part;
+    grpc::Status st = get(static_cast<int64_t>(all.size()), 32, &part);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_FALSE(part.result().empty());
+    all += part.result();
+  }
+  EXPECT_EQ(all, video);
+  v1::GetResponse whole;
+  EXPECT_EQ(get(0, 0, &whole).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(EngineRecoveryTest, ARequestWhoseModelIsGoneEndsWithTheReason) {
