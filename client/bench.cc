@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -34,7 +35,14 @@ int CmdBench(const Args& a) {
   const bool mixed = a.Has("mixed");
   // --out_dir=DIR keeps every video as DIR/seed-<seed>.<ext> so runs can be checked afterwards.
   const std::string out_dir = a.Get("out_dir");
-  if (!out_dir.empty()) (void)!std::system(("mkdir -p '" + out_dir + "'").c_str());
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) {
+      std::cerr << "bench: cannot create --out_dir " << out_dir << ": " << ec.message() << "\n";
+      return 64;
+    }
+  }
   std::atomic<int> issued{0};
   std::mutex mu;
   std::vector<double> latencies;

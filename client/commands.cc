@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -211,6 +213,31 @@ bool BuildRequest(const Args& a, v1::GenerateRequest* r, std::string* error) {
   return true;
 }
 
+namespace {
+
+// Writes `data` to `path` through PATH.part and a rename, checking every step (the close too: a
+// full disk shows there), so a failed write is an error that names the file, never a truncated
+// video under the name asked for and exit status 0.
+grpc::Status WriteOut(const std::string& path, const std::string& data) {
+  const std::string part = path + ".part";
+  auto failed = [&](const std::string& what) {
+    const std::string why = std::strerror(errno);
+    std::remove(part.c_str());
+    return grpc::Status(grpc::StatusCode::UNKNOWN,
+                        absl::StrCat("cannot ", what, " ", path, ": ", why,
+                                     " (the video was generated; Get it again with its id)"));
+  };
+  std::ofstream f(part, std::ios::binary | std::ios::trunc);
+  if (!f) return failed("create");
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  f.close();
+  if (!f) return failed("write");
+  if (std::rename(part.c_str(), path.c_str()) != 0) return failed("rename onto");
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
 grpc::Status RunGenerate(const Client& client, const v1::GenerateRequest& req,
                          const std::string& out, bool progress, std::string* video,
                          v1::Stats* stats) {
@@ -273,14 +300,18 @@ grpc::Status RunGenerate(const Client& client, const v1::GenerateRequest& req,
   if (!st.ok()) return st;
   if (!out.empty()) {
     if (req.format() == v1::OUTPUT_FORMAT_PNG_FRAMES) {
-      std::system(("mkdir -p '" + out + "'").c_str());
-      for (size_t i = 0; i < frames.size(); ++i) {
-        std::ofstream(absl::StrFormat("%s/frame_%04d.png", out, i), std::ios::binary) << frames[i];
+      std::error_code ec;
+      std::filesystem::create_directories(out, ec);
+      if (ec) {
+        return grpc::Status(grpc::StatusCode::UNKNOWN,
+                            absl::StrCat("cannot create the folder ", out, ": ", ec.message()));
       }
-    } else {
-      std::ofstream f(out, std::ios::binary);
-      f << bytes;
-      if (!f) return grpc::Status(grpc::StatusCode::UNKNOWN, "cannot write " + out);
+      for (size_t i = 0; i < frames.size(); ++i) {
+        grpc::Status w = WriteOut(absl::StrFormat("%s/frame_%04d.png", out, i), frames[i]);
+        if (!w.ok()) return w;
+      }
+    } else if (grpc::Status w = WriteOut(out, bytes); !w.ok()) {
+      return w;
     }
     if (progress) std::fprintf(stderr, "wrote %s\n", out.c_str());
   }
@@ -369,7 +400,7 @@ int CmdStatus(const Args& a) {
     std::cout << " error=" << resp.error_code() << " \"" << resp.error_message() << "\"";
   std::cout << "\n";
   if (resp.state() == v1::REQUEST_STATE_DONE && a.Has("out")) {
-    std::ofstream(a.Get("out"), std::ios::binary) << result;
+    if (grpc::Status w = WriteOut(a.Get("out"), result); !w.ok()) return Fail(w);
     std::cout << "wrote " << a.Get("out") << " (" << result.size() << " bytes)\n";
   }
   return 0;

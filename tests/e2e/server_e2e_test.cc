@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -316,6 +317,32 @@ TEST_F(ServerE2eTest, GenerateWithTheIdOfACallThatEndedRunsAgain) {
   EXPECT_EQ(r.rc, 6) << r.out;  // ALREADY_EXISTS
   EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
   EXPECT_NE(server_->Cli("status --id=clip-9").out.find("REQUEST_STATE_DONE"), std::string::npos);
+}
+
+// A video that cannot be saved is an error naming the file (before: status --out printed "wrote"
+// and exited 0), and nothing half-written is left under the name asked for.
+TEST_F(ServerE2eTest, AnOutputThatCannotBeWrittenFailsAndLeavesNoFile) {
+  const std::string missing = Out("no-such-folder") + "/x.mp4";
+  CmdResult r = server_->Cli("generate --prompt=x --steps=2 --id=unsaved --out=" + missing);
+  EXPECT_EQ(r.rc, 2) << r.out;  // UNKNOWN
+  EXPECT_NE(r.out.find("cannot create " + missing), std::string::npos) << r.out;
+  r = server_->Cli("submit --prompt=x --steps=2 --id=unsaved-2");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  for (int i = 0; i < 100; ++i) {
+    r = server_->Cli("status --id=unsaved-2 --out=" + missing);
+    if (r.out.find("REQUEST_STATE_DONE") != std::string::npos || r.rc != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("cannot create " + missing), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("wrote "), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  // PNG frames into a folder that cannot be made (a file is in the way).
+  std::ofstream(Out("a-file")) << "x";
+  r = server_->Cli("generate --prompt=x --steps=2 --frames=1 --format=png --out=" + Out("a-file") +
+                   "/frames");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("cannot create the folder"), std::string::npos) << r.out;
 }
 
 TEST_F(ServerE2eTest, SubmitStatusCancelAndIdempotentIds) {
