@@ -171,13 +171,9 @@ absl::Status JobManager::Load() {
 absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   // A retry of a StartJob whose answer was lost finds its job first: it must not be refused by
   // checks whose inputs changed since (a base model swapped or removed, jobs.processes).
-  if (!spec.job_id.empty()) {
+  {
     absl::MutexLock lock(&mu_);
-    if (auto it = jobs_.find(spec.job_id); it != jobs_.end()) {
-      if (SpecToJson(it->second->snap.spec) == SpecToJson(spec)) return View(*it->second);
-      return absl::AlreadyExistsError(
-          absl::StrCat("job '", spec.job_id, "' exists with a different spec; use another job_id"));
-    }
+    if (auto existing = ExistingLocked(spec)) return *existing;
   }
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
   // Training stages split their combined batch over jobs.processes ranks; an unset batch is the
@@ -250,13 +246,7 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
         "model name the output should serve as");
   }
   absl::MutexLock lock(&mu_);
-  if (!spec.job_id.empty()) {
-    if (auto it = jobs_.find(spec.job_id); it != jobs_.end()) {
-      if (SpecToJson(it->second->snap.spec) == SpecToJson(spec)) return View(*it->second);
-      return absl::AlreadyExistsError(
-          absl::StrCat("job '", spec.job_id, "' exists with a different spec; use another job_id"));
-    }
-  }
+  if (auto existing = ExistingLocked(spec)) return *existing;  // a Start that raced this one
   std::string id = spec.job_id;
   // symlink_status: a dangling symlink under that name counts as taken (creating the folder would
   // follow it out of the jobs root).
@@ -284,6 +274,15 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   LV_LOG(INFO) << "job=" << id << " queued kind=" << JobKindName(ref.snap.spec.kind)
                << " base=" << ref.snap.spec.base << " linear_layers=" << c.linear_layers;
   return View(ref);
+}
+
+std::optional<absl::StatusOr<JobSnapshot>> JobManager::ExistingLocked(const JobSpec& spec) const {
+  if (spec.job_id.empty()) return std::nullopt;
+  auto it = jobs_.find(spec.job_id);
+  if (it == jobs_.end()) return std::nullopt;
+  if (SpecToJson(it->second->snap.spec) == SpecToJson(spec)) return View(*it->second);
+  return absl::AlreadyExistsError(
+      absl::StrCat("job '", spec.job_id, "' exists with a different spec; use another job_id"));
 }
 
 absl::StatusOr<JobSnapshot> JobManager::Get(const std::string& id) const {
@@ -390,11 +389,7 @@ void JobManager::Supervise() {
         // of running this one again. The next stage is not started.
         if (!e->signaled && e->code == 0 && !job->cancel_requested &&
             job->snap.stage_index < static_cast<int64_t>(job->stages.size())) {
-          ReadProgress(*job);
-          ++job->snap.stage_index;
-          job->snap.attempts = 0;
-          job->retries = 0;
-          job->snap.error.clear();
+          AdvanceStage(*job);
           LV_LOG(INFO) << "job=" << id << " stage finished during shutdown; resumes at stage "
                        << job->snap.stage_index;
         }
@@ -544,12 +539,16 @@ void JobManager::ChildEnded(Job& job, bool signaled, int code, int signal) {
                         TailLines(log.string(), 6)));
     return;
   }
+  AdvanceStage(job);
+  StartStage(job);
+}
+
+void JobManager::AdvanceStage(Job& job) {
   ReadProgress(job);
   ++job.snap.stage_index;
   job.snap.attempts = 0;
   job.retries = 0;
   job.snap.error.clear();
-  StartStage(job);
 }
 
 void JobManager::ReadProgress(Job& job) {

@@ -99,6 +99,12 @@ class JobManager {
   void StartStage(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChildEnded(Job& job, bool signaled, int code, int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReadProgress(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The current stage ended with status 0: the job moves on to the next (not started here).
+  void AdvanceStage(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job that `spec.job_id` names: itself when the spec is the same (a retried Start),
+  // ALREADY_EXISTS when not; nullopt for a new id.
+  std::optional<absl::StatusOr<JobSnapshot>> ExistingLocked(const JobSpec& spec) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Finish(Job& job, JobState state, const std::string& error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Changed(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // revision, job.json, waiters

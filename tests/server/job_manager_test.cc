@@ -119,6 +119,19 @@ class JobManagerTest : public ::testing::Test {
     return s;
   }
 
+  // A fake linvideo-train `script` as options_.train_binary.
+  void UseFakeTrain(const std::string& name, const std::string& script) {
+    const fs::path train = dir_ / name;
+    std::ofstream(train) << script;
+    fs::permissions(train, fs::perms::owner_all);
+    options_.train_binary = train.string();
+  }
+  // A fake convert's export: 1 linear layer of 2 (what CheckConvertOutput accepts for K = 1).
+  static constexpr char kExportOneLinear[] = R"(  mkdir -p "$out/transformer"
+  printf '{"attention_kinds": ["softmax", "linear"]}' > "$out/transformer/config.json"
+  echo '{}' > "$out/model_index.json"
+  exit 0)";
+
   fs::path dir_;
   JobManagerOptions options_;
   JobHooks hooks_;
@@ -310,8 +323,7 @@ TEST_F(JobManagerTest, RetriedStartFindsItsJobBeforeCheckingAgain) {
 // SIGKILL (the OOM killer) as exit status 137. That is retried from the checkpoint like a single
 // process killed by the signal; before, the job failed at once.
 TEST_F(JobManagerTest, RankKilledUnderTheLauncherIsRetried) {
-  const fs::path train = dir_ / "fake-launch.sh";
-  std::ofstream(train) << R"(#!/bin/sh
+  UseFakeTrain("fake-launch.sh", R"(#!/bin/sh
 cmd=$1; shift
 if [ "$cmd" = launch ]; then
   while [ "$1" != "--" ]; do shift; done
@@ -325,15 +337,11 @@ mkdir -p "$out"
 [ "$cmd" = trajectories ] && exit 0
 if [ "$cmd" = convert ]; then
   if [ ! -e "$work.killed" ]; then touch "$work.killed"; exit 137; fi
-  mkdir -p "$out/transformer"
-  printf '{"attention_kinds": ["softmax", "linear"]}' > "$out/transformer/config.json"
-  echo '{}' > "$out/model_index.json"
-  exit 0
+  )" + std::string(kExportOneLinear) +
+                                     R"(
 fi
 exit 3
-)";
-  fs::permissions(train, fs::perms::owner_all);
-  options_.train_binary = train.string();
+)");
   options_.processes = 2;
   auto m = JobManager::Create(options_, hooks_, nullptr);
   ASSERT_TRUE(m.ok()) << m.status();
@@ -386,8 +394,7 @@ TEST_F(JobManagerTest, CancelDuringPublishIsRecordedAndHonoured) {
 // A stage that ends by itself (status 0) while the server stops is recorded as done: the next
 // server goes on with the following stage instead of running it again.
 TEST_F(JobManagerTest, StageFinishedDuringShutdownIsNotRunAgain) {
-  const fs::path train = dir_ / "fake-slow.sh";
-  std::ofstream(train) << R"(#!/bin/sh
+  UseFakeTrain("fake-slow.sh", R"(#!/bin/sh
 cmd=$1; shift
 while [ $# -gt 0 ]; do
   case "$1" in --out) out=$2;; esac
@@ -401,15 +408,11 @@ if [ "$cmd" = trajectories ]; then
   exit 0
 fi
 if [ "$cmd" = convert ]; then
-  mkdir -p "$out/transformer"
-  printf '{"attention_kinds": ["softmax", "linear"]}' > "$out/transformer/config.json"
-  echo '{}' > "$out/model_index.json"
-  exit 0
+  )" + std::string(kExportOneLinear) +
+                                   R"(
 fi
 exit 3
-)";
-  fs::permissions(train, fs::perms::owner_all);
-  options_.train_binary = train.string();
+)");
   std::string id;
   {
     auto m = JobManager::Create(options_, hooks_, nullptr);
