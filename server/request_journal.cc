@@ -8,13 +8,13 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "core/io/file_util.h"
 #include "core/io/json_file.h"
 #include "server/log.h"
@@ -27,7 +27,8 @@ using nlohmann::json;
 
 constexpr char kResultMagic[8] = {'L', 'V', 'R', 'E', 'S', 'U', 'L', 'T'};
 constexpr char kResultSuffix[] = ".result";
-constexpr uint64_t kMaxJournalBytes = uint64_t{4} << 30;
+// A stored result is read whole; max_stored_results_mb caps what is written far below this.
+constexpr uint64_t kMaxResultFileBytes = uint64_t{4} << 30;
 
 // CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), updated over `size` bytes.
 uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
@@ -182,7 +183,7 @@ json EndRecord(const std::string& id, int64_t model_version, const absl::Status&
 }  // namespace
 
 absl::StatusOr<EncodedOutput> LoadStoredResult(const std::string& path, const std::string& id) {
-  absl::StatusOr<std::string> data = core::io::ReadFileToString(path, kMaxJournalBytes);
+  absl::StatusOr<std::string> data = core::io::ReadFileToString(path, kMaxResultFileBytes);
   if (!data.ok()) {
     if (data.status().code() == absl::StatusCode::kNotFound) {
       return absl::NotFoundError(
@@ -256,18 +257,25 @@ absl::StatusOr<std::unique_ptr<RequestJournal>> RequestJournal::Open(
 RequestJournal::File::~File() { ::close(fd); }
 
 absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
-  absl::StatusOr<std::string> text = core::io::ReadFileToString(JournalPath(), kMaxJournalBytes);
-  if (!text.ok() && text.status().code() != absl::StatusCode::kNotFound) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("state_dir: cannot read the journal: ", text.status().message()));
+  // Read a line at a time: a journal of any size replays (a whole-file read had a size cap, and a
+  // journal beyond it stopped every start).
+  std::error_code exists_ec;
+  const bool present = fs::exists(JournalPath(), exists_ec);
+  std::ifstream in;
+  if (present) {
+    in.open(JournalPath(), std::ios::binary);
+    if (!in.is_open()) {
+      return absl::FailedPreconditionError(absl::StrCat("state_dir: cannot read the journal ",
+                                                        JournalPath(), ": ", std::strerror(errno)));
+    }
   }
   std::map<std::string, RecoveredRequest> found;
   int64_t bad = 0;
   bool clean_stop = false;  // the last record is MarkCleanShutdown's
-  if (text.ok()) {
-    const std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n');
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const absl::string_view line = lines[i];
+  if (present) {
+    std::string line_text;
+    for (size_t i = 0; std::getline(in, line_text); ++i) {
+      const absl::string_view line = line_text;
       if (line.empty()) continue;
       // "<8 hex digits> <json>"; the last line may be torn by a crash mid-write.
       uint32_t crc = 0;
@@ -312,6 +320,10 @@ absl::Status RequestJournal::Replay(std::vector<RecoveredRequest>* recovered) {
         LV_LOG(WARNING) << "journal line " << i + 1 << " skipped: " << e.what();
       }
     }
+  }
+  if (present && in.bad()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir: reading the journal ", JournalPath(), " failed"));
   }
   if (bad > 0) {
     LV_LOG(WARNING) << "journal " << JournalPath() << ": " << bad
@@ -396,6 +408,7 @@ absl::Status RequestJournal::RewriteLocked() {
   if (fd < 0) return Errno("state_dir: opening the journal");
   file_ = std::make_shared<const File>(fd);
   records_ = records;
+  dirty_ = false;
   return absl::OkStatus();
 }
 
@@ -477,10 +490,13 @@ absl::Status RequestJournal::AppendEndLocked(const std::string& id, const std::s
   }
   std::string line;
   if (absl::Status s = AppendLocked(json_text, &line); !s.ok()) {
-    if (!path.empty()) std::remove(path.c_str());
-    return s;
-  }
-  if (sync && file_ != nullptr && ::fdatasync(file_->fd) != 0) {
+    // Kept in memory and written by the next rewrite (Maintain, within seconds): an entry whose
+    // end is lost would stay pending for ever, and run again after a restart.
+    LV_LOG(WARNING) << "request=" << id << " " << s
+                    << "; its end is kept in memory until the journal is rewritten";
+    line = Line(json_text);
+    dirty_ = true;
+  } else if (sync && file_ != nullptr && ::fdatasync(file_->fd) != 0) {
     LV_LOG(WARNING) << "request=" << id << " " << Errno("syncing the journal");
   }
   Entry& e = it->second;
@@ -531,6 +547,9 @@ absl::StatusOr<std::string> RequestJournal::StoreDone(const ServeRequest& r,
 
 absl::Status RequestJournal::MarkCleanShutdown() {
   absl::MutexLock lock(&mu_);
+  if (dirty_) {
+    if (absl::Status s = RewriteLocked(); !s.ok()) return s;
+  }
   std::string line;
   if (absl::Status s = AppendLocked(Dump({{"op", "shutdown"}, {"id", ""}}), &line); !s.ok()) {
     return s;
@@ -557,8 +576,11 @@ void RequestJournal::ForgetLocked(std::map<std::string, Entry>::iterator it) {
   // look like a done one whose result is missing (which would run it again).
   std::string line;
   const json j = {{"op", "forget"}, {"id", it->first}};
-  if (absl::Status s = AppendLocked(Dump(j), &line); !s.ok())
-    LV_LOG(WARNING) << "journal: " << s;  // compaction drops the entry anyway
+  if (absl::Status s = AppendLocked(Dump(j), &line); !s.ok()) {
+    // The next rewrite (Maintain) drops the entry; until then a crash would bring it back.
+    LV_LOG(WARNING) << "journal: " << s;
+    dirty_ = true;
+  }
   if (!it->second.result_path.empty()) std::remove(it->second.result_path.c_str());
   result_bytes_ -= it->second.result_bytes;
   entries_.erase(it);
@@ -598,7 +620,7 @@ std::vector<std::string> RequestJournal::Maintain(absl::Time now) {
   int64_t live = 0;
   for (const auto& [id, e] : entries_) live += 1 + !e.resume_line.empty() + !e.end_line.empty();
   const bool compact = records_ - live >= options_.min_compact_records && records_ - live > live;
-  if (file_ == nullptr || compact) {
+  if (file_ == nullptr || compact || dirty_) {
     if (absl::Status s = RewriteLocked(); !s.ok()) LV_LOG(WARNING) << "journal compaction: " << s;
   }
   return forgotten;

@@ -152,6 +152,9 @@ class RequestJournal {
   std::shared_ptr<const File> file_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   int64_t records_ ABSL_GUARDED_BY(mu_) = 0;
+  // An end or forget record could not be appended: `entries_` is ahead of the file until the next
+  // RewriteLocked (Maintain does it).
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   int64_t result_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -382,6 +382,68 @@ TEST_F(RequestJournalTest, AFailedAppendLeavesNoTornRecordBehind) {
   EXPECT_NE(FindId(rec, "after"), nullptr) << "the acknowledged Submit after the failure survives";
 }
 
+TEST_F(RequestJournalTest, EndsThatCannotBeAppendedAreWrittenByTheNextMaintain) {
+  std::vector<RecoveredRequest> none;
+  auto j = Open(&none);
+  auto cancelled = Request("cancelled", 1), done = Request("done", 2), refused = Request("ref", 3);
+  for (auto* r : {&cancelled, &done, &refused}) ASSERT_TRUE(j->Submitted(**r).ok());
+  ASSERT_TRUE(cancelled->Fail(absl::CancelledError("request cancelled")));
+  // A full disk for the journal (the size limit is its current size): no record can be appended,
+  // while the small result file still fits.
+  const auto size = fs::file_size(dir_ + "/journal");
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = size;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const absl::Status ended = j->Ended(*cancelled, false);
+  const std::string path = Done(*j, *done, "video-bytes");
+  j->Forget("ref");  // as the engine does for a Submit it refuses after journaling it
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  EXPECT_TRUE(ended.ok()) << ended;
+  EXPECT_FALSE(path.empty()) << "the stored result is kept";
+  EXPECT_EQ(fs::file_size(dir_ + "/journal"), size) << "nothing could be appended";
+  // The ends are known in memory at once: the ids are not pending any more.
+  EXPECT_EQ(j->usage().results, 1);
+  EXPECT_EQ(j->usage().live, 2);
+  j->Maintain(absl::Now());  // the disk has room again: the journal is rewritten
+  EXPECT_GT(fs::file_size(dir_ + "/journal"), size);
+  j.reset();
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 2u) << "the refused Submit does not come back";
+  const RecoveredRequest* c = FindId(rec, "cancelled");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->ended);
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kCancelled);
+  const RecoveredRequest* d = FindId(rec, "done");
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(d->ended) << "a done request does not run again after a restart";
+  EXPECT_TRUE(d->status.ok());
+  auto stored = LoadStoredResult(d->result_path, "done");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->blobs[0], "video-bytes");
+}
+
+TEST_F(RequestJournalTest, ALargeJournalReplaysLineByLine) {
+  // Replay reads a line at a time; a long record and many records come back.
+  std::vector<RecoveredRequest> none;
+  {
+    auto j = Open(&none);
+    auto big = Request("big", 1);
+    big->params.prompt = std::string(1 << 20, 'p');
+    ASSERT_TRUE(j->Submitted(*big).ok());
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(j->Submitted(*Request(absl::StrCat("r", i), i)).ok());
+  }
+  std::vector<RecoveredRequest> rec;
+  Open(&rec);
+  ASSERT_EQ(rec.size(), 201u);
+  const RecoveredRequest* big = FindId(rec, "big");
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(big->params.prompt.size(), size_t{1} << 20);
+}
+
 TEST_F(RequestJournalTest, AnExpiredIdCanBeSubmittedAgain) {
   options_.result_ttl = absl::Seconds(1);
   std::vector<RecoveredRequest> none;
