@@ -150,6 +150,8 @@ const std::vector<Option>& Options() {
              "run VAE decode concurrently with steps (GPUs; on CPU they compete for cores)"),
       LV_INT("limits.text_cache_entries", limits.text_cache_entries,
              "text embeddings cached per model"),
+      LV_INT("limits.text_cache_mb", limits.text_cache_mb,
+             "memory each model's text-embedding cache may hold, MiB (0: no cache)"),
       LV_STR("metrics.listen", metrics.listen,
              "Prometheus /metrics address host:port (empty: off)"),
       LV_STR("metrics.port_file", metrics.port_file, "write the bound metrics port to this file"),
@@ -314,6 +316,9 @@ absl::Status ServerConfig::Validate() const {
   }
   if (limits.workers < 1 || limits.workers > 64) return bad("limits.workers: allowed 1..64");
   if (limits.text_cache_entries < 0) return bad("limits.text_cache_entries must be >= 0");
+  if (limits.text_cache_mb < 0 || limits.text_cache_mb > (1 << 20)) {
+    return bad("limits.text_cache_mb must be in [0, 1048576]");
+  }
   if (!replica_advertise.empty()) {
     if (auto a = ParseAdvertise(replica_advertise); !a.ok()) return a.status();
     if (!tls.cert_file.empty()) {

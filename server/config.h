@@ -57,6 +57,9 @@ struct ServerConfig {
     int max_message_bytes = 8 << 20;
     int workers = 2;  // decode + encode worker threads
     int text_cache_entries = 256;
+    // Device memory each loaded checkpoint's text-embedding cache may hold (a Wan 1.3B prompt's
+    // states are 512 x 4096 fp32 = 8 MiB); scheduler.auto_budget reserves it.
+    int text_cache_mb = 256;
     // Replaced checkpoints of each model kept loaded for Rollback; older ones are freed once the
     // requests that pinned them finish (bounded memory across hot swaps).
     int keep_previous_checkpoints = 1;

@@ -47,6 +47,9 @@ class Executor {
   virtual absl::StatusOr<media::VideoFrames> Decode(const StepState& state) = 0;
   // Runs a minimal generation to check the model end to end before it takes traffic.
   virtual absl::Status WarmUp() = 0;
+  // Device memory the executor's caches may grow to after loading (the text-embedding cache):
+  // scheduler.auto_budget reserves it, since the start-up measurement sees the caches empty.
+  virtual int64_t cache_bytes_limit() const { return 0; }
 };
 
 // Loads an executor from a model folder (already confined to the checkpoint root).

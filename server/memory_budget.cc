@@ -122,7 +122,7 @@ absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
       " device, ", Gib(in.measured.resident_bytes), " resident, ", static_cast<int64_t>(per_token),
       " bytes per step token + ", Gib(per_request), " per request + ", Gib(fixed), " per step",
       decode > 0 ? absl::StrCat(", ", Gib(decode), " decode reserved") : std::string(),
-      in.reserve_bytes > 0 ? absl::StrCat(", ", Gib(in.reserve_bytes), " for hot swaps")
+      in.reserve_bytes > 0 ? absl::StrCat(", ", Gib(in.reserve_bytes), " for hot swaps and caches")
                            : std::string(),
       ", margin ", in.margin, "; default request ", in.request_tokens, " tokens)");
   return out;
@@ -210,6 +210,11 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
   // swap loads again beside it.
   const int64_t resident = measured.back().memory.resident_bytes;
   const int64_t share = resident / static_cast<int64_t>(models.size());
+  // The caches were empty when measured; each checkpoint loaded (active, swapping in, or kept for
+  // Rollback) may fill its own.
+  int64_t caches = 0;
+  for (const BudgetModel& m : models) caches += m.executor->cache_bytes_limit();
+  caches *= 1 + options.swap_models;
   MemoryBudget out;
   out.token_budget = std::numeric_limits<int64_t>::max();
   out.max_batch = options.max_batch_cap;
@@ -221,7 +226,7 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     in.measured.resident_bytes = resident;
     in.margin = options.margin;
     in.overlap_decode = options.overlap_decode;
-    in.reserve_bytes = options.swap_models * share;
+    in.reserve_bytes = options.swap_models * share + caches;
     in.request_tokens = core::params::StepTokens(resolved, l.geometry);
     in.largest_request_tokens = LargestRequestTokens(l);
     // The decode was measured at the default size; a decode's memory follows its pixels.

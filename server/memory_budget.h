@@ -38,8 +38,9 @@ struct StepMemory {
 };
 
 struct MemoryBudgetInput {
-  int64_t reserve_bytes = 0;  // held back besides the margin (a hot swap's second model)
-  int64_t total_bytes = 0;    // the device's memory
+  // Held back besides the margin: a hot swap's second model, the executors' caches.
+  int64_t reserve_bytes = 0;
+  int64_t total_bytes = 0;  // the device's memory
   StepMemory measured;
   double margin = 0.1;          // fraction of the device left free (fragmentation, other users)
   bool overlap_decode = false;  // decodes run beside steps: their peak is reserved

@@ -23,9 +23,10 @@ class PipelineState : public StepState {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> PipelineExecutor::Create(
-    const core::pipeline::PipelineOptions& options, int cache_entries) {
+    const core::pipeline::PipelineOptions& options, int cache_entries, int64_t cache_bytes) {
   LV_ASSIGN_OR_RETURN(auto pipeline, core::pipeline::TextToVideoPipeline::Create(options));
-  return std::unique_ptr<Executor>(new PipelineExecutor(std::move(pipeline), cache_entries));
+  return std::unique_ptr<Executor>(
+      new PipelineExecutor(std::move(pipeline), cache_entries, cache_bytes));
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
@@ -57,10 +58,16 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
   }
   for (auto& [text, emb] : fresh) {
     if (cache_entries_ <= 0) break;
+    const int64_t bytes = static_cast<int64_t>(emb.numel()) * emb.element_size();
+    if (bytes > cache_max_bytes_) continue;
     cache_[text] = emb;
     cache_order_.push_back(text);
-    while (static_cast<int>(cache_order_.size()) > cache_entries_) {
-      cache_.erase(cache_order_.front());
+    cache_bytes_ += bytes;
+    while (static_cast<int>(cache_order_.size()) > cache_entries_ ||
+           cache_bytes_ > cache_max_bytes_) {
+      auto oldest = cache_.find(cache_order_.front());
+      cache_bytes_ -= static_cast<int64_t>(oldest->second.numel()) * oldest->second.element_size();
+      cache_.erase(oldest);
       cache_order_.pop_front();
     }
   }
@@ -142,7 +149,8 @@ ExecutorFactory MakePipelineExecutorFactory(const ServerConfig& config) {
       LV_ASSIGN_OR_RETURN(o.vae_dtype, core::ParseDtype(config.vae_dtype));
     }
     o.threads = config.threads;
-    return PipelineExecutor::Create(o, config.limits.text_cache_entries);
+    return PipelineExecutor::Create(o, config.limits.text_cache_entries,
+                                    int64_t{config.limits.text_cache_mb} << 20);
   };
 }
 

@@ -18,8 +18,10 @@ namespace linvideo::server {
 
 class PipelineExecutor : public Executor {
  public:
+  // The text-embedding cache holds at most `cache_entries` texts and `cache_bytes` of tensors
+  // (either 0: no cache), the oldest evicted first.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
-      const core::pipeline::PipelineOptions& options, int cache_entries);
+      const core::pipeline::PipelineOptions& options, int cache_entries, int64_t cache_bytes);
 
   const ModelLimits& limits() const override { return pipeline_->limits(); }
   absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
@@ -27,14 +29,21 @@ class PipelineExecutor : public Executor {
   absl::Status Step(const std::vector<StepState*>& batch) override;
   absl::StatusOr<media::VideoFrames> Decode(const StepState& state) override;
   absl::Status WarmUp() override;
+  int64_t cache_bytes_limit() const override { return cache_entries_ > 0 ? cache_max_bytes_ : 0; }
 
   int64_t cache_hits() const { return cache_hits_; }
+  int64_t cache_bytes() const { return cache_bytes_; }  // held by the text-embedding cache
 
  private:
-  PipelineExecutor(std::unique_ptr<core::pipeline::TextToVideoPipeline> pipeline, int cache_entries)
-      : pipeline_(std::move(pipeline)), cache_entries_(cache_entries) {}
+  PipelineExecutor(std::unique_ptr<core::pipeline::TextToVideoPipeline> pipeline, int cache_entries,
+                   int64_t cache_bytes)
+      : pipeline_(std::move(pipeline)),
+        cache_entries_(cache_bytes > 0 ? cache_entries : 0),
+        cache_max_bytes_(cache_bytes) {}
   std::unique_ptr<core::pipeline::TextToVideoPipeline> pipeline_;
   int cache_entries_;
+  int64_t cache_max_bytes_;
+  int64_t cache_bytes_ = 0;  // of the tensors in cache_
   std::map<std::string, torch::Tensor> cache_;
   std::deque<std::string> cache_order_;  // FIFO eviction
   int64_t cache_hits_ = 0;

@@ -140,11 +140,13 @@ class SimulatedDevice : public Executor {
     return fake_.Decode(state);
   }
   absl::Status WarmUp() override { return absl::OkStatus(); }
+  int64_t cache_bytes_limit() const override { return cache_bytes_; }
 
   DeviceMemoryProbe Probe() {
     return {[this] { return cached_; }, [this] { cached_ = kWeights; }};
   }
   int steps() const { return steps_; }
+  int64_t cache_bytes_ = 0;
 
   static constexpr int64_t kWeights = 3 * kGiB, kWorkspace = 256 * kMiB, kPerToken = 64 * 1024,
                            kDecode = 2 * kGiB;
@@ -255,6 +257,16 @@ TEST(MemoryBudgetTest, SeveralModelsGetTheSmallestBudgetAndSwapsAreReserved) {
   EXPECT_EQ(swapping->token_budget,
             static_cast<int64_t>((usable - 2 * (SimulatedDevice::kWeights / 2)) / (64 * 1024)));
   EXPECT_NE(swapping->summary.find("for hot swaps"), std::string::npos);
+
+  // Text caches, empty when measured, are reserved for every checkpoint that may be loaded.
+  cheap.cache_bytes_ = 256 * kMiB;
+  dear.cache_bytes_ = 128 * kMiB;
+  auto cached = DeriveServingBudget(models, probe, options);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(cached->token_budget,
+            static_cast<int64_t>((usable - 2 * (SimulatedDevice::kWeights / 2) - 3 * 384 * kMiB) /
+                                 (64 * 1024)));
+  cheap.cache_bytes_ = dear.cache_bytes_ = 0;
 
   options.swap_models = 0;
   options.total_bytes = 8 * kGiB;  // the dear model's largest request no longer fits
