@@ -142,7 +142,10 @@ const std::vector<Option>& Options() {
       LV_INT("limits.result_ttl_s", limits.result_ttl_s,
              "how long finished results are kept for Get"),
       LV_INT("limits.max_stored_results_mb", limits.max_stored_results_mb,
-             "results kept in state_dir, all requests together (the oldest are evicted first)"),
+             "results kept in state_dir (in memory without one), all requests together, MiB "
+             "(the oldest are evicted first)"),
+      LV_INT("limits.max_finished_requests", limits.max_finished_requests,
+             "finished requests remembered for Get within result_ttl_s (the oldest go first)"),
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
              "gRPC max send/receive message size"),
       LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
@@ -298,6 +301,10 @@ absl::Status ServerConfig::Validate() const {
   if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
   if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
   if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");
+  if (limits.max_finished_requests < 1) {
+    return bad(absl::StrCat("limits.max_finished_requests=", limits.max_finished_requests,
+                            ": allowed >= 1"));
+  }
   if (limits.max_stored_results_mb < 1 || limits.max_stored_results_mb > (1 << 24)) {
     return bad("limits.max_stored_results_mb: allowed 1..16777216");
   }

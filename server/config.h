@@ -53,7 +53,12 @@ struct ServerConfig {
     int max_prompt_chars = 2000;
     int64_t max_cost = 0;  // tokens x steps x CFG passes per request, 0 = unlimited
     int result_ttl_s = 600;
-    int max_stored_results_mb = 2048;  // results kept in state_dir (oldest evicted first)
+    // Results kept (in state_dir, or in memory without one), all requests together; the oldest
+    // are evicted first.
+    int max_stored_results_mb = 2048;
+    // Finished requests remembered for Get (their state, error, result) within result_ttl_s; the
+    // oldest are forgotten first. Bounds the table when many calls end quickly.
+    int max_finished_requests = 10000;
     int max_message_bytes = 8 << 20;
     int workers = 2;  // decode + encode worker threads
     int text_cache_entries = 256;

@@ -161,7 +161,9 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
 
   if (o.request_id.empty()) {
     absl::MutexLock lock(&mu_);
-    r->id = table_.NewId();
+    // A client may have chosen an id of the generated form for a Submit of its own.
+    do r->id = table_.NewId();
+    while (table_.Find(r->id) != nullptr);
   } else {
     r->id = o.request_id;
   }
@@ -411,7 +413,16 @@ void Engine::Loop() {
         return;
       }
       if (now - last_expire > absl::Seconds(1)) {
-        table_.Expire(now, absl::Seconds(config_.limits.result_ttl_s));
+        RequestTable::Retention keep;
+        keep.ttl = absl::Seconds(config_.limits.result_ttl_s);
+        keep.max_ended = config_.limits.max_finished_requests;
+        keep.max_result_bytes = int64_t{config_.limits.max_stored_results_mb} << 20;
+        for (const std::string& id : table_.Expire(now, keep)) {
+          LV_LOG(INFO) << "request=" << id << " forgotten before its TTL: more than "
+                       << keep.max_ended << " finished requests or "
+                       << config_.limits.max_stored_results_mb << " MiB of results in memory";
+          if (journal_ != nullptr) journal_->Forget(id);  // lock order: engine, then journal
+        }
         last_expire = now;
       }
       Plan plan = scheduler_.Next(now);

@@ -84,6 +84,9 @@ struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
   // Set when the result was moved to the state folder (Submit'ed requests with a state_dir):
   // `result` then keeps only the MIME type and Get reads the blobs from this file.
   std::string result_file ABSL_GUARDED_BY(mu);
+  // A streaming Generate's PNG frames once its call wrote all of them: `result` then keeps only the
+  // MIME type (Get never returns several files; a call that broke off keeps them until the TTL).
+  bool result_delivered ABSL_GUARDED_BY(mu) = false;
   RequestStats stats ABSL_GUARDED_BY(mu);
   absl::Time finished ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
 

@@ -1,5 +1,7 @@
 #include "server/request_table.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -33,16 +35,46 @@ bool RequestTable::Insert(const std::shared_ptr<ServeRequest>& r) {
   return true;
 }
 
-void RequestTable::Expire(absl::Time now, absl::Duration ttl) {
+std::vector<std::string> RequestTable::Expire(absl::Time now, const Retention& keep) {
+  struct Ended {
+    absl::Time finished;
+    int64_t bytes;  // its result's, when held in memory
+    std::map<std::string, std::shared_ptr<ServeRequest>>::iterator it;
+  };
+  std::vector<Ended> ended;
+  int64_t bytes = 0;
   for (auto it = requests_.begin(); it != requests_.end();) {
     ServeRequest& r = *it->second;
-    bool expired;
+    bool expired = false;
     {
       absl::MutexLock rl(&r.mu);
-      expired = r.Terminal() && now - r.finished > ttl;
+      if (r.Terminal()) {
+        expired = now - r.finished > keep.ttl;
+        if (!expired) {
+          const int64_t b = r.result != nullptr && r.result_file.empty() ? r.result->bytes() : 0;
+          ended.push_back({r.finished, b, it});
+          bytes += b;
+        }
+      }
     }
+    // Erased outside r.mu: the table may hold the last reference.
     it = expired ? requests_.erase(it) : std::next(it);
   }
+  std::vector<std::string> evicted;
+  if (static_cast<int64_t>(ended.size()) <= keep.max_ended && bytes <= keep.max_result_bytes) {
+    return evicted;
+  }
+  std::sort(ended.begin(), ended.end(),
+            [](const Ended& a, const Ended& b) { return a.finished < b.finished; });
+  int64_t count = static_cast<int64_t>(ended.size());
+  for (const Ended& e : ended) {
+    if (count <= keep.max_ended && bytes <= keep.max_result_bytes) break;
+    evicted.push_back(e.it->first);
+    requests_.erase(e.it);
+    --count;
+    bytes -= e.bytes;
+  }
+  return evicted;
 }
 
 }  // namespace linvideo::server

@@ -3,9 +3,11 @@
 // (limits.result_ttl_s after it ended), and the way back from a scheduler plan to the requests.
 // Thread-compatible: the engine calls it under its lock.
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -31,8 +33,19 @@ class RequestTable {
   static ServeRequest& Of(const SchedEntry* entry) {
     return *static_cast<ServeRequest*>(entry->owner);
   }
-  // Forgets requests that ended more than `ttl` before `now`.
-  void Expire(absl::Time now, absl::Duration ttl);
+  // How long and how many ended requests are kept.
+  struct Retention {
+    absl::Duration ttl = absl::InfiniteDuration();  // after the request ended
+    int64_t max_ended = std::numeric_limits<int64_t>::max();
+    // Results held in memory (those not moved to the state folder), all requests together.
+    int64_t max_result_bytes = std::numeric_limits<int64_t>::max();
+  };
+  // Forgets requests that ended more than `keep.ttl` before `now`, then the oldest ended ones
+  // while more than `keep.max_ended` remain or their in-memory results exceed
+  // `keep.max_result_bytes`. Returns the ids forgotten before their TTL (the journal forgets them
+  // too, so that they answer NOT_FOUND like expired ones across a restart).
+  std::vector<std::string> Expire(absl::Time now, const Retention& keep);
+  int64_t size() const { return static_cast<int64_t>(requests_.size()); }
 
  private:
   std::map<std::string, std::shared_ptr<ServeRequest>> requests_;

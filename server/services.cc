@@ -203,7 +203,19 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
       engine_->Cancel(*r);
       return Done("Generate", CallEnded(*ctx, r->id, "client stream closed"));
     }
-    if (completed) return Done("Generate", grpc::Status::OK);
+    if (completed) {
+      absl::MutexLock l(&r->mu);
+      // PNG frames (one blob each) are only streamed, never answered by Get: drop them. A single
+      // video stays for Get within limits.result_ttl_s (a client that could not save it gets it
+      // again with its id).
+      if (r->result != nullptr && r->result->blobs.size() > 1) {
+        auto mime_only = std::make_shared<EncodedOutput>();
+        mime_only->mime = r->result->mime;
+        r->result = std::move(mime_only);
+        r->result_delivered = true;
+      }
+      return Done("Generate", grpc::Status::OK);
+    }
   }
 }
 
@@ -324,6 +336,13 @@ grpc::Status GenerationService::Get(grpc::ServerContext* ctx, const v1::GetReque
     FillStats(*r, r->stats, resp->mutable_stats());
     resp->set_mime_type(r->result->mime);
     if (!req->include_result()) return Done("Get", grpc::Status::OK);
+    if (r->result_delivered) {
+      return Done("Get", grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                      absl::StrCat("request '", r->id,
+                                                   "' streamed PNG frames to its Generate call; "
+                                                   "they are not kept. Get returns one file: use "
+                                                   "mp4 or webm")));
+    }
     if (r->result_file.empty()) return Done("Get", SetResult(r->result->blobs, *req, resp));
     stored = r->result_file;
   }

@@ -78,6 +78,20 @@ TEST_F(ServerE2eTest, StreamingGenerateProducesDecodableMp4) {
   auto webm = media::DecodeVideo(ReadFile(Out("one.webm")));
   ASSERT_TRUE(webm.ok()) << webm.status();
   EXPECT_EQ(webm->codec_name, "vp9");
+  // A streamed video stays for Get; streamed PNG frames are not kept once the call wrote them.
+  r = server_->Cli("generate --prompt=x --steps=2 --id=clip-v --out=" + Out("clip-v.mp4"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = server_->Cli("status --id=clip-v --out=" + Out("clip-v-again.mp4"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(ReadFile(Out("clip-v-again.mp4")), ReadFile(Out("clip-v.mp4")));
+  r = server_->Cli("generate --prompt=x --steps=2 --frames=5 --format=png --id=clip-f --out=" +
+                   Out("clip-f"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(Out("clip-f") + "/frame_0004.png"));
+  r = server_->Cli("status --id=clip-f --out=" + Out("clip-f.png"));
+  EXPECT_EQ(r.rc, 9) << r.out;  // FAILED_PRECONDITION
+  EXPECT_NE(r.out.find("they are not kept"), std::string::npos) << r.out;
+  EXPECT_NE(server_->Cli("status --id=clip-f").out.find("REQUEST_STATE_DONE"), std::string::npos);
 }
 
 TEST_F(ServerE2eTest, ConcurrentRequestsAreBatchedAndMatchSoloRuns) {

@@ -180,6 +180,34 @@ TEST_F(EngineTest, AStreamingIdWhoseCallEndedCanBeRetried) {
   EXPECT_EQ(engine_->Find("clip-7"), *retry);
 }
 
+TEST_F(EngineTest, FinishedRequestsBeyondTheCapAreForgottenOldestFirst) {
+  engine_.reset();
+  config_.limits.max_finished_requests = 3;
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  std::vector<std::string> ids;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    auto r = engine_->Submit(Req(seed, 1));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(WaitDone(*r), RequestPhase::kDone);
+    ids.push_back((*r)->id);
+  }
+  // The engine trims its table about once a second.
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (engine_->Find(ids[1]) != nullptr && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(engine_->Find(ids[0]), nullptr);
+  EXPECT_EQ(engine_->Find(ids[1]), nullptr);
+  for (int i = 2; i < 5; ++i) EXPECT_NE(engine_->Find(ids[i]), nullptr) << ids[i];
+  auto again = engine_->Submit([&] {
+    SubmitOptions o = Req(9, 1);
+    o.request_id = ids[0];  // a forgotten id is free again
+    return o;
+  }());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(WaitDone(*again), RequestPhase::kDone);
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;
