@@ -470,6 +470,20 @@ grpc::Status AdminService::ListCheckpoints(grpc::ServerContext* ctx,
   return Done("ListCheckpoints", grpc::Status::OK);
 }
 
+namespace {
+// Publishes `model`'s active checkpoint as linvideo_checkpoint_info. The registry is read and the
+// gauge set under one lock, after the caller's own flip: a Load and a Rollback finishing at once
+// leave the gauge on the checkpoint that is active last (setting the version each call had flipped
+// to could leave the loser's on show).
+void PublishActiveCheckpoint(const ModelRegistry& registry, Metrics* metrics,
+                             const std::string& model) {
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  auto m = registry.Get(model);
+  if (m.ok()) metrics->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+}
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ActivateCheckpoint(ModelRegistry* registry,
                                                                       Metrics* metrics,
                                                                       const std::string& model,
@@ -481,7 +495,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ActivateCheckpoint(ModelRegis
                     << m.status();
     return m.status();
   }
-  if (metrics != nullptr) metrics->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+  if (metrics != nullptr) PublishActiveCheckpoint(*registry, metrics, (*m)->name);
   LV_LOG(INFO) << "checkpoint active model=" << (*m)->name << " version=" << (*m)->version
                << " path=" << (*m)->path;
   return m;
@@ -505,8 +519,8 @@ grpc::Status AdminService::Rollback(grpc::ServerContext* ctx, const v1::Rollback
   auto m = registry_->Rollback(req->model());
   if (!m.ok()) return Done("Rollback", ToGrpc(m.status()));
   if (metrics_ != nullptr) {
-    metrics_->CountSwap(req->model(), true);
-    metrics_->SetCheckpoint((*m)->name, (*m)->version, (*m)->path);
+    metrics_->CountSwap((*m)->name, true);
+    PublishActiveCheckpoint(*registry_, metrics_, (*m)->name);
   }
   FillCheckpoint(**m, true, resp->mutable_checkpoint());
   return Done("Rollback", grpc::Status::OK);
