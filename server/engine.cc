@@ -417,7 +417,12 @@ void Engine::Loop() {
         keep.ttl = absl::Seconds(config_.limits.result_ttl_s);
         keep.max_ended = config_.limits.max_finished_requests;
         keep.max_result_bytes = int64_t{config_.limits.max_stored_results_mb} << 20;
-        for (const std::string& id : table_.Expire(now, keep)) {
+        const RequestTable::Expired expired = table_.Expire(now, keep);
+        if (metrics_ != nullptr) {
+          metrics_->SetFinishedRequests(expired.ended, expired.result_bytes,
+                                        static_cast<int64_t>(expired.evicted.size()));
+        }
+        for (const std::string& id : expired.evicted) {
           LV_LOG(INFO) << "request=" << id << " forgotten before its TTL: more than "
                        << keep.max_ended << " finished requests or "
                        << config_.limits.max_stored_results_mb << " MiB of results in memory";

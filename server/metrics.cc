@@ -77,6 +77,19 @@ Metrics::Metrics()
                   .Help("Finished Submit results kept in state_dir (what=count|bytes) and the "
                         "journal's records (what=journal_records)")
                   .Register(*registry_)),
+      finished_(prometheus::BuildGauge()
+                    .Name("linvideo_finished_requests")
+                    .Help("Finished requests remembered for Get (what=count) and their results "
+                          "held in memory (what=memory_bytes; stored ones are in "
+                          "linvideo_stored_results)")
+                    .Register(*registry_)),
+      forgotten_(prometheus::BuildCounter()
+                     .Name("linvideo_requests_forgotten_total")
+                     .Help("Finished requests forgotten before limits.result_ttl_s because more "
+                           "than limits.max_finished_requests ended, or their results in memory "
+                           "passed limits.max_stored_results_mb")
+                     .Register(*registry_)
+                     .Add({})),
       device_memory_(prometheus::BuildGauge()
                          .Name("linvideo_device_memory_bytes")
                          .Help("Memory of the compute device (kind=used|total): the CUDA device's "
@@ -130,6 +143,12 @@ void Metrics::SetStoredResults(int64_t count, int64_t bytes, int64_t journal_rec
   stored_.Add({{"what", "count"}}).Set(static_cast<double>(count));
   stored_.Add({{"what", "bytes"}}).Set(static_cast<double>(bytes));
   stored_.Add({{"what", "journal_records"}}).Set(static_cast<double>(journal_records));
+}
+
+void Metrics::SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten) {
+  finished_.Add({{"what", "count"}}).Set(static_cast<double>(count));
+  finished_.Add({{"what", "memory_bytes"}}).Set(static_cast<double>(memory_bytes));
+  forgotten_.Increment(static_cast<double>(forgotten));
 }
 
 void Metrics::SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes) {

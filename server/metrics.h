@@ -35,6 +35,9 @@ class Metrics {
   void SetServing(bool serving);
   // The request journal (state_dir): stored results, their bytes, the journal's records.
   void SetStoredResults(int64_t count, int64_t bytes, int64_t journal_records);
+  // Finished requests remembered for Get, their results held in memory, and how many more were
+  // forgotten before their TTL (limits.max_finished_requests, max_stored_results_mb).
+  void SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten);
   // linvideo_device_memory_bytes{device, kind=used|total} (kernels/device_memory.h).
   void SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes);
 
@@ -65,6 +68,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Gauge& serving_;
   prometheus::Family<prometheus::Gauge>& stored_;
+  prometheus::Family<prometheus::Gauge>& finished_;
+  prometheus::Counter& forgotten_;
   prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_progress_;

@@ -35,7 +35,7 @@ bool RequestTable::Insert(const std::shared_ptr<ServeRequest>& r) {
   return true;
 }
 
-std::vector<std::string> RequestTable::Expire(absl::Time now, const Retention& keep) {
+RequestTable::Expired RequestTable::Expire(absl::Time now, const Retention& keep) {
   struct Ended {
     absl::Time finished;
     int64_t bytes;  // its result's, when held in memory
@@ -60,21 +60,20 @@ std::vector<std::string> RequestTable::Expire(absl::Time now, const Retention& k
     // Erased outside r.mu: the table may hold the last reference.
     it = expired ? requests_.erase(it) : std::next(it);
   }
-  std::vector<std::string> evicted;
-  if (static_cast<int64_t>(ended.size()) <= keep.max_ended && bytes <= keep.max_result_bytes) {
-    return evicted;
-  }
+  Expired out;
+  out.ended = static_cast<int64_t>(ended.size());
+  out.result_bytes = bytes;
+  if (out.ended <= keep.max_ended && out.result_bytes <= keep.max_result_bytes) return out;
   std::sort(ended.begin(), ended.end(),
             [](const Ended& a, const Ended& b) { return a.finished < b.finished; });
-  int64_t count = static_cast<int64_t>(ended.size());
   for (const Ended& e : ended) {
-    if (count <= keep.max_ended && bytes <= keep.max_result_bytes) break;
-    evicted.push_back(e.it->first);
+    if (out.ended <= keep.max_ended && out.result_bytes <= keep.max_result_bytes) break;
+    out.evicted.push_back(e.it->first);
     requests_.erase(e.it);
-    --count;
-    bytes -= e.bytes;
+    --out.ended;
+    out.result_bytes -= e.bytes;
   }
-  return evicted;
+  return out;
 }
 
 }  // namespace linvideo::server

@@ -40,11 +40,17 @@ class RequestTable {
     // Results held in memory (those not moved to the state folder), all requests together.
     int64_t max_result_bytes = std::numeric_limits<int64_t>::max();
   };
+  struct Expired {
+    // Forgotten before their TTL (the journal forgets them too, so that they answer NOT_FOUND
+    // like expired ones across a restart).
+    std::vector<std::string> evicted;
+    int64_t ended = 0;         // ended requests left
+    int64_t result_bytes = 0;  // their results held in memory
+  };
   // Forgets requests that ended more than `keep.ttl` before `now`, then the oldest ended ones
   // while more than `keep.max_ended` remain or their in-memory results exceed
-  // `keep.max_result_bytes`. Returns the ids forgotten before their TTL (the journal forgets them
-  // too, so that they answer NOT_FOUND like expired ones across a restart).
-  std::vector<std::string> Expire(absl::Time now, const Retention& keep);
+  // `keep.max_result_bytes`.
+  Expired Expire(absl::Time now, const Retention& keep);
   int64_t size() const { return static_cast<int64_t>(requests_.size()); }
 
  private:

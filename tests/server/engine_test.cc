@@ -3,6 +3,7 @@
 #include "server/engine.h"
 
 #include <gtest/gtest.h>
+#include <prometheus/metric_family.h>
 
 #include <fstream>
 #include <functional>
@@ -199,6 +200,17 @@ TEST_F(EngineTest, FinishedRequestsBeyondTheCapAreForgottenOldestFirst) {
   EXPECT_EQ(engine_->Find(ids[0]), nullptr);
   EXPECT_EQ(engine_->Find(ids[1]), nullptr);
   for (int i = 2; i < 5; ++i) EXPECT_NE(engine_->Find(ids[i]), nullptr) << ids[i];
+  // Operators see it: linvideo_requests_forgotten_total and linvideo_finished_requests.
+  double forgotten = -1, count = -1;
+  for (const prometheus::MetricFamily& f : metrics_.registry()->Collect()) {
+    if (f.name == "linvideo_requests_forgotten_total") forgotten = f.metric.at(0).counter.value;
+    if (f.name != "linvideo_finished_requests") continue;
+    for (const prometheus::ClientMetric& m : f.metric) {
+      if (m.label.at(0).value == "count") count = m.gauge.value;
+    }
+  }
+  EXPECT_EQ(forgotten, 2);
+  EXPECT_EQ(count, 3);
   auto again = engine_->Submit([&] {
     SubmitOptions o = Req(9, 1);
     o.request_id = ids[0];  // a forgotten id is free again

@@ -49,30 +49,38 @@ TEST(RequestTableTest, EndedRequestsGoAfterTheirTtlThenTheOldestBeyondTheCaps) {
 
   RequestTable::Retention keep;
   keep.ttl = absl::Seconds(10);
-  EXPECT_TRUE(table.Expire(t0 + absl::Seconds(5), keep).empty());
+  EXPECT_TRUE(table.Expire(t0 + absl::Seconds(5), keep).evicted.empty());
   EXPECT_EQ(table.size(), 6);
 
   // The TTL: "a" ended 10.5 s ago; expired ids are not reported as evicted.
-  EXPECT_TRUE(table.Expire(t0 + absl::Seconds(10.5), keep).empty());
+  RequestTable::Expired e = table.Expire(t0 + absl::Seconds(10.5), keep);
+  EXPECT_TRUE(e.evicted.empty());
+  EXPECT_EQ(e.ended, 4);
+  EXPECT_EQ(e.result_bytes, 300);
   EXPECT_EQ(table.Find("a"), nullptr);
   EXPECT_EQ(table.size(), 5);
 
   // At most 3 ended: the oldest go first ("b"); the running request is never counted.
   keep.max_ended = 3;
-  EXPECT_EQ(table.Expire(t0 + absl::Seconds(10.5), keep), std::vector<std::string>{"b"});
+  e = table.Expire(t0 + absl::Seconds(10.5), keep);
+  EXPECT_EQ(e.evicted, std::vector<std::string>{"b"});
+  EXPECT_EQ(e.ended, 3);
+  EXPECT_EQ(e.result_bytes, 200);
   EXPECT_NE(table.Find("running"), nullptr);
   EXPECT_EQ(table.size(), 4);
 
   // At most 150 bytes of results in memory: c and e hold 200, d none (on disk); the oldest in
   // finishing order go until it fits: c (then 100 bytes), and d is kept.
   keep.max_result_bytes = 150;
-  EXPECT_EQ(table.Expire(t0 + absl::Seconds(10.5), keep), std::vector<std::string>{"c"});
+  e = table.Expire(t0 + absl::Seconds(10.5), keep);
+  EXPECT_EQ(e.evicted, std::vector<std::string>{"c"});
+  EXPECT_EQ(e.result_bytes, 100);
   EXPECT_NE(table.Find("d"), nullptr);
   EXPECT_NE(table.Find("e"), nullptr);
 
   // Both caps together.
   keep.max_ended = 0;
-  EXPECT_EQ(Sorted(table.Expire(t0 + absl::Seconds(10.5), keep)),
+  EXPECT_EQ(Sorted(table.Expire(t0 + absl::Seconds(10.5), keep).evicted),
             (std::vector<std::string>{"d", "e"}));
   EXPECT_EQ(table.size(), 1);
   EXPECT_NE(table.Find("running"), nullptr);
