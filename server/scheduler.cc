@@ -70,8 +70,16 @@ Plan Scheduler::Next(absl::Time now) {
     if (b->best == nullptr || Before(e, b->best, now)) b->best = e;
   }
 
+  // Running requests hold their state (latents, every layer's text K/V) between steps whether or
+  // not their bucket steps now: across all buckets at most max_batch run, the number the memory
+  // budget sized. At the cap only buckets with running requests may step (they finish and free
+  // slots); others wait.
+  int running_total = 0;
+  for (const Bucket& b : buckets) running_total += static_cast<int>(b.running.size());
+  const bool full = running_total >= options_.max_batch;
   Bucket* chosen = nullptr;
   for (Bucket& b : buckets) {
+    if (full && b.running.empty()) continue;
     bool ready = !b.running.empty() || static_cast<int>(b.queued.size()) >= options_.max_batch;
     int64_t tokens = 0;
     absl::Time oldest = absl::InfiniteFuture();
@@ -98,8 +106,12 @@ Plan Scheduler::Next(absl::Time now) {
   }
   std::sort(chosen->queued.begin(), chosen->queued.end(),
             [&](const SchedEntry* a, const SchedEntry* b) { return Before(a, b, now); });
+  // Slots left: the batch's own cap, and the cap on running requests across buckets.
+  const int room = std::min(options_.max_batch - static_cast<int>(plan.batch.size()),
+                            options_.max_batch - running_total);
+  int admitted = 0;
   for (SchedEntry* e : chosen->queued) {
-    if (static_cast<int>(plan.batch.size()) >= options_.max_batch) break;
+    if (admitted >= room) break;
     // Always admit into an empty batch so one request above the budget cannot wedge the queue
     // (the engine refuses those at validation anyway).
     if (options_.token_budget > 0 && !plan.batch.empty() &&
@@ -107,6 +119,7 @@ Plan Scheduler::Next(absl::Time now) {
       continue;
     }
     e->phase = RequestPhase::kRunning;
+    ++admitted;
     tokens += e->tokens;
     plan.admit.push_back(e);
     plan.batch.push_back(e);

@@ -13,7 +13,9 @@
 //    priority_rank * starvation_age + time waited, so a low-priority request outranks a fresh
 //    high-priority one after waiting `2 * starvation_age` (no starvation). Ties: oldest first.
 //  * Queued requests join the chosen bucket's running batch at step boundaries, by score, while the
-//    batch stays within max_batch and token_budget.
+//    batch stays within max_batch and token_budget, and the requests running in all buckets
+//    (each holds its state between steps) within max_batch; at that cap only buckets with running
+//    requests step.
 //  * Cancelled or expired (deadline passed) entries are dropped at the next plan, before anything
 //    runs, so expired requests never start and cancelled ones stop within one step.
 // Ownership: entries are owned by the caller and must outlive their time in the scheduler (until

@@ -117,6 +117,34 @@ TEST_F(SchedulerTest, HigherPriorityGoesFirstAndPositionsFollow) {
   EXPECT_EQ(s.Position(normal, now), 1);
 }
 
+TEST_F(SchedulerTest, RunningRequestsAcrossBucketsStayWithinMaxBatch) {
+  // Two running in one bucket; a better-scoring bucket may step, but only 1 more may start.
+  Scheduler s(Opts(3, absl::ZeroDuration()));
+  SchedEntry* a = Add(s, Key(32), kT0);
+  SchedEntry* b = Add(s, Key(32), kT0);
+  Plan p = s.Next(kT0);
+  ASSERT_EQ(p.batch, (std::vector<SchedEntry*>{a, b}));
+  SchedEntry* h1 = Add(s, Key(48), kT0, /*priority=*/2);
+  SchedEntry* h2 = Add(s, Key(48), kT0, 2);
+  p = s.Next(kT0 + absl::Seconds(1));
+  EXPECT_EQ(p.admit, std::vector<SchedEntry*>{h1});
+  EXPECT_EQ(s.running(), 3);
+  // At the cap the waiting bucket's queue does not start; the running buckets step.
+  SchedEntry* h3 = Add(s, Key(64), kT0, 2);
+  for (int i = 0; i < 5; ++i) {
+    p = s.Next(kT0 + absl::Seconds(2 + i));
+    EXPECT_TRUE(p.admit.empty());
+    ASSERT_FALSE(p.batch.empty());
+    for (SchedEntry* x : p.batch) EXPECT_TRUE(x == a || x == b || x == h1);
+  }
+  EXPECT_FALSE(h2->running());
+  EXPECT_FALSE(h3->running());
+  s.Finish(h1);  // a slot opens: the best waiting request starts
+  p = s.Next(kT0 + absl::Seconds(10));
+  EXPECT_EQ(p.admit.size(), 1u);
+  EXPECT_EQ(s.running(), 3);
+}
+
 TEST_F(SchedulerTest, LowPriorityIsNotStarved) {
   // A steady stream of fresh high-priority requests (different bucket) cannot hold back an old
   // low-priority one for longer than 2 * starvation_age.
