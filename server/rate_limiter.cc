@@ -1,7 +1,11 @@
 #include "server/rate_limiter.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -25,9 +29,15 @@ absl::Status RateLimiter::Admit(absl::string_view peer, absl::Time now) {
   if (it == buckets_.end()) {
     if (buckets_.size() >= max_peers_) {
       // Forget the peers whose buckets have refilled (idle for burst / rate): they would start
-      // full again anyway. Under a flood of fresh addresses, start over.
+      // full again anyway. Under a flood of fresh addresses, the least recently seen one goes
+      // (clearing the table would hand every limited client, the flooder too, a fresh burst).
       absl::erase_if(buckets_, [&](const auto& kv) { return Refilled(kv.second, now) >= burst_; });
-      if (buckets_.size() >= max_peers_) buckets_.clear();
+      if (buckets_.size() >= max_peers_) {
+        auto oldest = std::min_element(
+            buckets_.begin(), buckets_.end(),
+            [](const auto& a, const auto& b) { return a.second.last < b.second.last; });
+        buckets_.erase(oldest);
+      }
     }
     it = buckets_.emplace(std::string(peer), Bucket{static_cast<double>(burst_), now}).first;
   }
@@ -52,6 +62,19 @@ std::string PeerAddress(absl::string_view peer) {
   // ipv6:[::1]:port — the port follows the closing bracket; ipv4:a.b.c.d:port.
   if (colon == absl::string_view::npos || colon < 5) return std::string(peer);
   if (absl::StartsWith(peer, "ipv6:") && peer[colon - 1] != ']') return std::string(peer);
+  if (absl::StartsWith(peer, "ipv6:[")) {
+    // One client holds a whole /64 (SLAAC, privacy addresses): it is one client address here,
+    // or it could take a fresh burst with every address it picks. IPv4-mapped ones stay whole.
+    const std::string inside(peer.substr(6, colon - 1 - 6));
+    in6_addr a{};
+    if (inet_pton(AF_INET6, inside.c_str(), &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a)) {
+      std::memset(a.s6_addr + 8, 0, 8);
+      char text[INET6_ADDRSTRLEN] = {};
+      if (inet_ntop(AF_INET6, &a, text, sizeof(text)) != nullptr) {
+        return absl::StrCat("ipv6:[", text, "]/64");
+      }
+    }
+  }
   return std::string(peer.substr(0, colon));
 }
 

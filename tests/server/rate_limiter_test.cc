@@ -37,26 +37,31 @@ TEST(RateLimiterTest, TheTableStaysBoundedUnderAddressChurn) {
   RateLimiter limiter(60, 1, /*max_peers=*/4);
   const absl::Time t0 = absl::FromUnixSeconds(1000);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_TRUE(limiter.Admit("ipv4:10.0.1." + std::to_string(i), t0).ok()) << i;
+    EXPECT_TRUE(limiter.Admit("ipv4:10.0.1." + std::to_string(i), t0 + absl::Milliseconds(i)).ok())
+        << i;
   }
-  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.0", t0).ok());  // tracked, its burst spent
-  // A fifth address with the table full and nobody idle: the table starts over instead of growing,
-  // so the first address is forgotten (a fresh, full bucket).
-  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.4", t0).ok());
-  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.0", t0).ok());
-  // When idle peers (buckets refilled) can make room, only they go: 10.0.1.4 and .0 (spent at
-  // t0) are full again at t0 + 1 s, .5 and .6 (spent at t0 + 0.5 s) are not and stay limited.
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.0", t0 + absl::Milliseconds(5)).ok());  // burst spent
+  // A fifth address with the table full and nobody idle: the least recently seen address (.1)
+  // is forgotten, not the whole table: .0 stays limited.
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.4", t0 + absl::Milliseconds(6)).ok());
+  EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.0", t0 + absl::Milliseconds(7)).ok());
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.1", t0 + absl::Milliseconds(8)).ok());  // fresh bucket
+  // Peers spent at t0 + 0.5 s are not idle at t0 + 1 s and stay limited while others go.
   const absl::Time half = t0 + absl::Milliseconds(500), t1 = t0 + absl::Seconds(1);
   EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.5", half).ok());
   EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.6", half).ok());
-  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.7", t1).ok());   // table full: the idle two are dropped
+  EXPECT_TRUE(limiter.Admit("ipv4:10.0.1.7", t1).ok());   // table full: an older peer goes
   EXPECT_FALSE(limiter.Admit("ipv4:10.0.1.5", t1).ok());  // kept, not started over
 }
 
 TEST(RateLimiterTest, PeerAddressDropsThePort) {
   EXPECT_EQ(PeerAddress("ipv4:10.0.0.7:51234"), "ipv4:10.0.0.7");
-  EXPECT_EQ(PeerAddress("ipv6:[::1]:51234"), "ipv6:[::1]");
-  EXPECT_EQ(PeerAddress("ipv6:[2001:db8::1]:443"), "ipv6:[2001:db8::1]");
+  // IPv6 clients by their /64 (one client may use any address in it); IPv4-mapped ones whole.
+  EXPECT_EQ(PeerAddress("ipv6:[::1]:51234"), "ipv6:[::]/64");
+  EXPECT_EQ(PeerAddress("ipv6:[2001:db8::1]:443"), "ipv6:[2001:db8::]/64");
+  EXPECT_EQ(PeerAddress("ipv6:[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443"), "ipv6:[2001:db8:1:2::]/64");
+  EXPECT_EQ(PeerAddress("ipv6:[::ffff:10.0.0.7]:443"), "ipv6:[::ffff:10.0.0.7]");
+  EXPECT_EQ(PeerAddress("ipv6:[not-an-address]:443"), "ipv6:[not-an-address]");
   EXPECT_EQ(PeerAddress("unix:/tmp/s"), "unix:/tmp/s");
   EXPECT_EQ(PeerAddress("ipv4:"), "ipv4:");
   EXPECT_EQ(PeerAddress(""), "");
