@@ -64,6 +64,7 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
             Finished(r);
             absl::MutexLock lock(&mu_);
             --finishing_;
+            wake_ = true;  // starts held back for the decode backlog may go on
           }) {
   if (journal_ != nullptr) PublishJournalUsage();
   engine_thread_ = std::thread([this] { Loop(); });
@@ -430,7 +431,11 @@ void Engine::Loop() {
         }
         last_expire = now;
       }
-      Plan plan = scheduler_.Next(now);
+      // Decode backpressure: requests past their last step wait for the output stage holding
+      // their final latents (and, on a GPU, device memory); beyond a batch plus one per worker
+      // nothing new starts until decodes catch up (a fast few-step model outruns them).
+      const bool may_start = finishing_ < config_.scheduler.max_batch + config_.limits.workers;
+      Plan plan = scheduler_.Next(now, may_start);
       for (SchedEntry* e : plan.dropped) {
         Abort(RequestTable::Of(e),
               e->cancelled

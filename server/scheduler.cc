@@ -35,7 +35,7 @@ bool Scheduler::Before(const SchedEntry* a, const SchedEntry* b, absl::Time now)
   return a->seq < b->seq;
 }
 
-Plan Scheduler::Next(absl::Time now) {
+Plan Scheduler::Next(absl::Time now, bool may_start) {
   Plan plan;
   // Drop cancelled and expired entries first: they never start and stop within one step.
   std::vector<SchedEntry*> live;
@@ -76,7 +76,7 @@ Plan Scheduler::Next(absl::Time now) {
   // slots); others wait.
   int running_total = 0;
   for (const Bucket& b : buckets) running_total += static_cast<int>(b.running.size());
-  const bool full = running_total >= options_.max_batch;
+  const bool full = running_total >= options_.max_batch || !may_start;
   Bucket* chosen = nullptr;
   for (Bucket& b : buckets) {
     if (full && b.running.empty()) continue;
@@ -107,8 +107,9 @@ Plan Scheduler::Next(absl::Time now) {
   std::sort(chosen->queued.begin(), chosen->queued.end(),
             [&](const SchedEntry* a, const SchedEntry* b) { return Before(a, b, now); });
   // Slots left: the batch's own cap, and the cap on running requests across buckets.
-  const int room = std::min(options_.max_batch - static_cast<int>(plan.batch.size()),
-                            options_.max_batch - running_total);
+  const int room = !may_start ? 0
+                              : std::min(options_.max_batch - static_cast<int>(plan.batch.size()),
+                                         options_.max_batch - running_total);
   int admitted = 0;
   for (SchedEntry* e : chosen->queued) {
     if (admitted >= room) break;

@@ -93,8 +93,10 @@ class Scheduler {
   absl::Status Enqueue(SchedEntry* entry, bool over_limit = false);
   // Marks `entry` cancelled; it is returned in the next plan's `dropped`.
   void Cancel(SchedEntry* entry) { entry->cancelled = true; }
-  // Drops cancelled/expired entries, then picks the next batch (possibly empty).
-  Plan Next(absl::Time now);
+  // Drops cancelled/expired entries, then picks the next batch (possibly empty). With
+  // `may_start` false nothing new starts (the caller's decode backlog is full); running requests
+  // still step.
+  Plan Next(absl::Time now, bool may_start = true);
   // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
 

@@ -220,6 +220,43 @@ TEST_F(EngineTest, FinishedRequestsBeyondTheCapAreForgottenOldestFirst) {
   EXPECT_EQ(WaitDone(*again), RequestPhase::kDone);
 }
 
+TEST_F(EngineTest, NothingNewStartsWhileTheDecodeBacklogIsFull) {
+  // Steps of 1 ms, decodes of 60 ms on one worker: without backpressure every request would
+  // finish its steps at once and wait for its decode holding its latents.
+  engine_.reset();
+  std::system(("mkdir -p " + root_ + "/fast").c_str());
+  std::ofstream(root_ + "/fast/fake_model.json")
+      << R"({"step_ms": 1, "item_ms": 0, "decode_ms": 60})";
+  ASSERT_TRUE(registry_->LoadInitial("fast", root_ + "/fast").ok());
+  config_.scheduler.max_batch = 1;
+  config_.scheduler.max_queue = 10;
+  config_.limits.workers = 1;
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    SubmitOptions o = Req(seed, 1);
+    o.model = "fast";
+    auto r = engine_->Submit(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    rs.push_back(*r);
+  }
+  int most = 0;
+  for (bool all_done = false; !all_done;) {
+    int finishing = 0;
+    all_done = true;
+    for (auto& r : rs) {
+      absl::MutexLock l(&r->mu);
+      finishing += r->phase == RequestPhase::kFinishing;
+      all_done = all_done && r->Terminal();
+    }
+    most = std::max(most, finishing);
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  for (auto& r : rs) EXPECT_EQ(WaitDone(r), RequestPhase::kDone);
+  EXPECT_LE(most, 2) << "max_batch + workers";
+  EXPECT_GE(most, 1);
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;

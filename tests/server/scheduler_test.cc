@@ -139,7 +139,10 @@ TEST_F(SchedulerTest, RunningRequestsAcrossBucketsStayWithinMaxBatch) {
   }
   EXPECT_FALSE(h2->running());
   EXPECT_FALSE(h3->running());
-  s.Finish(h1);  // a slot opens: the best waiting request starts
+  s.Finish(h1);  // a slot opens: the best waiting request starts, unless the caller holds starts
+  p = s.Next(kT0 + absl::Seconds(10), /*may_start=*/false);
+  EXPECT_TRUE(p.admit.empty());
+  EXPECT_FALSE(p.batch.empty()) << "running requests still step";
   p = s.Next(kT0 + absl::Seconds(10));
   EXPECT_EQ(p.admit.size(), 1u);
   EXPECT_EQ(s.running(), 3);
