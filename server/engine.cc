@@ -86,7 +86,8 @@ namespace {
 bool Replaceable(ServeRequest& existing, const SubmitOptions& o) {
   if (!o.streaming || !existing.streaming) return false;
   absl::MutexLock l(&existing.mu);
-  return existing.phase == RequestPhase::kCancelled || existing.phase == RequestPhase::kFailed;
+  return existing.phase == RequestPhase::kCancelled || existing.phase == RequestPhase::kFailed ||
+         (existing.phase == RequestPhase::kDone && existing.abandoned);
 }
 
 }  // namespace
@@ -104,7 +105,8 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
           return absl::AlreadyExistsError(absl::StrCat(
               "request_id '", o.request_id,
               "' already exists; use Get to follow it (a Generate with the id of an earlier one "
-              "runs again once that one was cancelled or failed)"));
+              "runs again once that one was cancelled or failed, or its call ended before the "
+              "video was delivered)"));
         }
       } else {
         return existing;

@@ -87,6 +87,9 @@ struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
   // A streaming Generate's PNG frames once its call wrote all of them: `result` then keeps only the
   // MIME type (Get never returns several files; a call that broke off keeps them until the TTL).
   bool result_delivered ABSL_GUARDED_BY(mu) = false;
+  // A streaming request whose Generate call ended before delivering its video (the client went
+  // away): replaceable by a retried Generate with its id even if it completed.
+  bool abandoned ABSL_GUARDED_BY(mu) = false;
   RequestStats stats ABSL_GUARDED_BY(mu);
   absl::Time finished ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
 

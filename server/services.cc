@@ -155,6 +155,16 @@ grpc::Status CallEnded(const grpc::ServerContext& ctx, const std::string& id, co
 }
 }  // namespace
 
+namespace {
+// The Generate call ended before its video was delivered: a request that still completes (the
+// cancel came too late) then yields its id to a retried Generate like a cancelled one.
+grpc::Status Abandoned(ServeRequest& r, grpc::Status s) {
+  absl::MutexLock l(&r.mu);
+  r.abandoned = true;
+  return s;
+}
+}  // namespace
+
 grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                          grpc::ServerWriter<v1::GenerateEvent>* writer) {
   if (auto a = Admit(ctx); !a.ok()) return Done("Generate", a);
@@ -173,7 +183,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     if (ctx->IsCancelled()) {
       // Client went away or its deadline passed: free the engine slot within one step.
       engine_->Cancel(*r);
-      return Done("Generate", CallEnded(*ctx, r->id, "client cancelled"));
+      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client cancelled")));
     }
     if (!r->PopEvent(&e, absl::Milliseconds(100))) continue;
     if (std::holds_alternative<FailedEvent>(e)) {
@@ -182,7 +192,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     }
     const bool completed = std::holds_alternative<CompletedEvent>(e);
     if (completed && !WriteChunks(*r, writer)) {
-      return Done("Generate", CallEnded(*ctx, r->id, "client stream closed"));
+      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client stream closed")));
     }
     v1::GenerateEvent out;
     out.set_request_id(r->id);
@@ -201,7 +211,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     }
     if (!writer->Write(out)) {
       engine_->Cancel(*r);
-      return Done("Generate", CallEnded(*ctx, r->id, "client stream closed"));
+      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client stream closed")));
     }
     if (completed) {
       absl::MutexLock l(&r->mu);

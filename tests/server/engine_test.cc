@@ -179,6 +179,18 @@ TEST_F(EngineTest, AStreamingIdWhoseCallEndedCanBeRetried) {
   engine_->Cancel(**first);
   EXPECT_EQ(WaitDone(*retry), RequestPhase::kDone);
   EXPECT_EQ(engine_->Find("clip-7"), *retry);
+  // Done and delivered: the id stays taken.
+  EXPECT_EQ(engine_->Submit(o).status().code(), absl::StatusCode::kAlreadyExists);
+  // Done after its call ended (the cancel came too late, the request was finishing): the video
+  // never reached the client, so a retry runs again instead of ALREADY_EXISTS until the TTL.
+  {
+    absl::MutexLock l(&(*retry)->mu);
+    (*retry)->abandoned = true;  // what the Generate handler records when its call ends early
+  }
+  auto again = engine_->Submit(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(again->get(), retry->get());
+  EXPECT_EQ(WaitDone(*again), RequestPhase::kDone);
 }
 
 TEST_F(EngineTest, FinishedRequestsBeyondTheCapAreForgottenOldestFirst) {
