@@ -133,6 +133,7 @@ absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
     return absl::UnavailableError("no CUDA memory reading in this build");
   options.margin = config.scheduler.memory_margin_pct / 100.0;
   options.overlap_decode = config.limits.overlap_decode;
+  options.decode_workers = config.limits.workers;
   // Admin loads and finished jobs swap checkpoints in: the new one loads beside the active one,
   // and keep_previous_checkpoints replaced ones stay.
   if (!config.checkpoint_root.empty() || !config.jobs.root.empty()) {

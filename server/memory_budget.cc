@@ -229,10 +229,14 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     in.reserve_bytes = options.swap_models * share + caches;
     in.request_tokens = core::params::StepTokens(resolved, l.geometry);
     in.largest_request_tokens = LargestRequestTokens(l);
-    // The decode was measured at the default size; a decode's memory follows its pixels.
-    const double pixels = static_cast<double>(l.max_width) * l.max_height /
-                          (static_cast<double>(resolved.width) * resolved.height);
-    in.measured.decode_bytes = static_cast<int64_t>(sm.decode_bytes * std::max(1.0, pixels));
+    // The decode was measured at the default size; a decode's memory follows its pixels (its
+    // output and temporaries are [F, H, W, 3]), and each worker may decode at once.
+    const double pixels = static_cast<double>(l.max_width) * l.max_height *
+                          std::max<int64_t>(l.max_frames, 1) /
+                          (static_cast<double>(resolved.width) * resolved.height *
+                           std::max<int64_t>(resolved.frames, 1));
+    in.measured.decode_bytes = static_cast<int64_t>(sm.decode_bytes * std::max(1.0, pixels) *
+                                                    std::max(options.decode_workers, 1));
     in.max_batch_cap = options.max_batch_cap;
     auto b = DeriveMemoryBudget(in);
     if (!b.ok()) return core::Annotate(b.status(), absl::StrCat("model ", model->name));

@@ -94,6 +94,7 @@ struct ServingBudgetOptions {
   int64_t total_bytes = 0;
   double margin = 0.1;
   bool overlap_decode = false;
+  int decode_workers = 1;  // decodes that may run at once beside the steps (limits.workers)
   // Models a hot swap may hold at once beside each active one (1 + keep_previous_checkpoints
   // when checkpoints can be loaded at run time, else 0): each reserves one model's resident share.
   int swap_models = 0;

@@ -268,7 +268,28 @@ TEST(MemoryBudgetTest, SeveralModelsGetTheSmallestBudgetAndSwapsAreReserved) {
                                  (64 * 1024)));
   cheap.cache_bytes_ = dear.cache_bytes_ = 0;
 
+  // Overlapped decodes: one per worker, each scaled from the default request to the largest
+  // (pixels and frames).
   options.swap_models = 0;
+  options.overlap_decode = true;
+  options.decode_workers = 2;
+  std::vector<BudgetModel> shorter = models;  // default videos of 21 frames, up to 81 allowed
+  for (BudgetModel& m : shorter) m.limits.default_frames = 21;
+  auto decoding = DeriveServingBudget(shorter, probe, options);
+  ASSERT_TRUE(decoding.ok()) << decoding.status();
+  GenerationParams request;
+  request.prompt = "memory probe";
+  auto resolved = core::params::Resolve(request, shorter[0].limits);
+  ASSERT_TRUE(resolved.ok());
+  const double scale = static_cast<double>(o.limits.max_width) * o.limits.max_height *
+                       o.limits.max_frames /
+                       (static_cast<double>(resolved->width) * resolved->height * resolved->frames);
+  ASSERT_GT(scale, 1.0);
+  const int64_t decode = static_cast<int64_t>(SimulatedDevice::kDecode * scale * 2);
+  EXPECT_EQ(decoding->token_budget, static_cast<int64_t>((usable - decode) / (64 * 1024)))
+      << decoding->summary;
+  options.overlap_decode = false;
+
   options.total_bytes = 8 * kGiB;  // the dear model's largest request no longer fits
   auto small = DeriveServingBudget(models, probe, options);
   EXPECT_EQ(small.status().code(), absl::StatusCode::kResourceExhausted);
