@@ -537,7 +537,11 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   for (ServeRequest* r : stepped) {
     tokens += r->entry.tokens;
     if (!st.ok()) {
-      Abort(*r, absl::InternalError(absl::StrCat("denoising step failed: ", st.message())));
+      // A device out-of-memory stays RESOURCE_EXHAUSTED (retry later, or smaller); the rest is
+      // INTERNAL.
+      Abort(*r, absl::Status(absl::IsResourceExhausted(st) ? absl::StatusCode::kResourceExhausted
+                                                           : absl::StatusCode::kInternal,
+                             absl::StrCat("denoising step failed: ", st.message())));
       continue;
     }
     const bool done = r->state->done();

@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     o.decode_ms = j.value("decode_ms", o.decode_ms);
     o.salt = j.value("salt", o.salt);
     o.fail_start_prompt = j.value("fail_start_prompt", o.fail_start_prompt);
+    o.oom_step_prompt = j.value("oom_step_prompt", o.oom_step_prompt);
     o.noise = j.value("noise", o.noise);
     l.max_width = j.value("max_width", l.max_width);
     l.max_height = j.value("max_height", l.max_height);
@@ -95,6 +96,12 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> FakeExecutor::Start(
 absl::Status FakeExecutor::Step(const std::vector<StepState*>& batch) {
   std::this_thread::sleep_for(
       std::chrono::milliseconds(options_.step_ms + options_.item_ms * batch.size()));
+  for (StepState* b : batch) {
+    if (!options_.oom_step_prompt.empty() &&
+        static_cast<FakeState*>(b)->params.prompt == options_.oom_step_prompt) {
+      return absl::ResourceExhaustedError("fake: Step: out of memory");
+    }
+  }
   for (StepState* b : batch) {
     auto* s = static_cast<FakeState*>(b);
     if (s->done()) return absl::InternalError("Step on a finished request");

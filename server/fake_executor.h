@@ -23,6 +23,9 @@ struct FakeExecutorOptions {
   // Start fails (INTERNAL) for any batch holding a request with this prompt (a request that
   // cannot start, e.g. a text encoder error); empty: never.
   std::string fail_start_prompt;
+  // Step fails RESOURCE_EXHAUSTED (as TorchCall reports a device out-of-memory) for any batch
+  // holding a request with this prompt; empty: never.
+  std::string oom_step_prompt;
   // Frames of pseudo-random pixels (incompressible: large results) instead of smooth gradients.
   bool noise = false;
   ModelLimits limits;

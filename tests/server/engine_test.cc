@@ -19,7 +19,8 @@ class EngineTest : public ::testing::Test {
     root_ = ::testing::TempDir() + "/engine_test_" + std::to_string(::getpid());
     std::system(("mkdir -p " + root_ + "/a " + root_ + "/b " + root_ + "/bad").c_str());
     std::ofstream(root_ + "/a/fake_model.json")
-        << R"({"step_ms": 5, "item_ms": 1, "fail_start_prompt": "cannot start"})";
+        << R"({"step_ms": 5, "item_ms": 1, "fail_start_prompt": "cannot start",)"
+           R"("oom_step_prompt": "too big"})";
     std::ofstream(root_ + "/b/fake_model.json") << R"({"step_ms": 5, "item_ms": 1, "salt": 7})";
     std::ofstream(root_ + "/bad/fake_model.json") << "{corrupt";
     config_.models = {{"m", root_ + "/a"}};
@@ -267,6 +268,17 @@ TEST_F(EngineTest, NothingNewStartsWhileTheDecodeBacklogIsFull) {
   for (auto& r : rs) EXPECT_EQ(WaitDone(r), RequestPhase::kDone);
   EXPECT_LE(most, 2) << "max_batch + workers";
   EXPECT_GE(most, 1);
+}
+
+TEST_F(EngineTest, AStepOutOfMemoryEndsTheBatchResourceExhausted) {
+  SubmitOptions o = Req(1);
+  o.params.prompt = "too big";
+  auto r = engine_->Submit(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(WaitDone(*r), RequestPhase::kFailed);
+  absl::MutexLock l(&(*r)->mu);
+  EXPECT_EQ((*r)->error.code(), absl::StatusCode::kResourceExhausted) << (*r)->error;
+  EXPECT_NE((*r)->error.message().find("out of memory"), std::string::npos) << (*r)->error;
 }
 
 TEST_F(EngineTest, ValidationErrors) {
