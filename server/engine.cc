@@ -224,6 +224,9 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
                << " model=" << r->model->name << "@v" << r->model->version << " "
                << r->entry.key.ToString() << " steps=" << params->steps
                << " priority=" << r->entry.priority;
+  // The queue gauges (and others' positions, which a higher priority moves) at once: the loop
+  // refreshes them only between steps, which on a CPU take seconds to minutes.
+  PublishQueueState(absl::Now());
   wake_ = true;
   return r;
 }

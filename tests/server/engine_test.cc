@@ -281,6 +281,43 @@ TEST_F(EngineTest, AStepOutOfMemoryEndsTheBatchResourceExhausted) {
   EXPECT_NE((*r)->error.message().find("out of memory"), std::string::npos) << (*r)->error;
 }
 
+TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
+  engine_.reset();
+  std::system(("mkdir -p " + root_ + "/slow").c_str());
+  std::ofstream(root_ + "/slow/fake_model.json") << R"({"step_ms": 400, "item_ms": 0})";
+  ASSERT_TRUE(registry_->LoadInitial("slow", root_ + "/slow").ok());
+  config_.scheduler.max_batch = 1;
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  auto queue_depth = [&] {
+    double sum = 0;
+    for (const prometheus::MetricFamily& f : metrics_.registry()->Collect()) {
+      if (f.name != "linvideo_queue_depth") continue;
+      for (const prometheus::ClientMetric& m : f.metric) sum += m.gauge.value;
+    }
+    return sum;
+  };
+  SubmitOptions o = Req(1, 5);
+  o.model = "slow";
+  auto first = engine_->Submit(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  {
+    absl::MutexLock l(&(*first)->mu);
+    (*first)->mu.AwaitWithTimeout(absl::Condition(
+                                      +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                        return x->phase == RequestPhase::kRunning;
+                                      },
+                                      first->get()),
+                                  absl::Seconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // inside its first 400 ms step
+  for (uint64_t seed : {2, 3}) {
+    o.params.seed = seed;
+    ASSERT_TRUE(engine_->Submit(o).ok());
+  }
+  EXPECT_EQ(queue_depth(), 2) << "published by Submit, not after the running step";
+  engine_->Cancel(**first);
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;
