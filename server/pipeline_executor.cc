@@ -58,7 +58,7 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
   }
   for (auto& [text, emb] : fresh) {
     if (cache_entries_ <= 0) break;
-    const int64_t bytes = static_cast<int64_t>(emb.numel()) * emb.element_size();
+    const int64_t bytes = static_cast<int64_t>(emb.nbytes());
     if (bytes > cache_max_bytes_) continue;
     cache_[text] = emb;
     cache_order_.push_back(text);
@@ -66,7 +66,7 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> PipelineExecutor::Start(
     while (static_cast<int>(cache_order_.size()) > cache_entries_ ||
            cache_bytes_ > cache_max_bytes_) {
       auto oldest = cache_.find(cache_order_.front());
-      cache_bytes_ -= static_cast<int64_t>(oldest->second.numel()) * oldest->second.element_size();
+      cache_bytes_ -= static_cast<int64_t>(oldest->second.nbytes());
       cache_.erase(oldest);
       cache_order_.pop_front();
     }

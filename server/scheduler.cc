@@ -106,10 +106,9 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
   }
   std::sort(chosen->queued.begin(), chosen->queued.end(),
             [&](const SchedEntry* a, const SchedEntry* b) { return Before(a, b, now); });
-  // Slots left: the batch's own cap, and the cap on running requests across buckets.
-  const int room = !may_start ? 0
-                              : std::min(options_.max_batch - static_cast<int>(plan.batch.size()),
-                                         options_.max_batch - running_total);
+  // Slots left under the cap on running requests across buckets (which the batch, holding only
+  // running ones so far, cannot exceed either).
+  const int room = may_start ? options_.max_batch - running_total : 0;
   int admitted = 0;
   for (SchedEntry* e : chosen->queued) {
     if (admitted >= room) break;

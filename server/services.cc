@@ -143,8 +143,14 @@ namespace {
 // Why a Generate call ended early: its deadline (the metric then says DEADLINE_EXCEEDED, the
 // server's latency) or the client (CANCELLED). The client's own deadline fires a little before
 // the server's copy of it (that one starts when the call arrives), so a cancel within 100 ms of
-// the deadline is the deadline's.
-grpc::Status CallEnded(const grpc::ServerContext& ctx, const std::string& id, const char* what) {
+// the deadline is the deadline's. The request is marked abandoned: if it still completes (the
+// cancel came too late) its id goes to a retried Generate like a cancelled one's.
+grpc::Status CallEnded(const grpc::ServerContext& ctx, ServeRequest& r, const char* what) {
+  {
+    absl::MutexLock l(&r.mu);
+    r.abandoned = true;
+  }
+  const std::string& id = r.id;
   if (std::chrono::system_clock::now() + std::chrono::milliseconds(100) >= ctx.deadline()) {
     LV_LOG(INFO) << "request=" << id << " the call's deadline passed";
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
@@ -152,16 +158,6 @@ grpc::Status CallEnded(const grpc::ServerContext& ctx, const std::string& id, co
   }
   LV_LOG(INFO) << "request=" << id << " " << what;
   return grpc::Status(grpc::StatusCode::CANCELLED, what);
-}
-}  // namespace
-
-namespace {
-// The Generate call ended before its video was delivered: a request that still completes (the
-// cancel came too late) then yields its id to a retried Generate like a cancelled one.
-grpc::Status Abandoned(ServeRequest& r, grpc::Status s) {
-  absl::MutexLock l(&r.mu);
-  r.abandoned = true;
-  return s;
 }
 }  // namespace
 
@@ -183,7 +179,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     if (ctx->IsCancelled()) {
       // Client went away or its deadline passed: free the engine slot within one step.
       engine_->Cancel(*r);
-      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client cancelled")));
+      return Done("Generate", CallEnded(*ctx, *r, "client cancelled"));
     }
     if (!r->PopEvent(&e, absl::Milliseconds(100))) continue;
     if (std::holds_alternative<FailedEvent>(e)) {
@@ -192,7 +188,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     }
     const bool completed = std::holds_alternative<CompletedEvent>(e);
     if (completed && !WriteChunks(*r, writer)) {
-      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client stream closed")));
+      return Done("Generate", CallEnded(*ctx, *r, "client stream closed"));
     }
     v1::GenerateEvent out;
     out.set_request_id(r->id);
@@ -211,7 +207,7 @@ grpc::Status GenerationService::Generate(grpc::ServerContext* ctx, const v1::Gen
     }
     if (!writer->Write(out)) {
       engine_->Cancel(*r);
-      return Done("Generate", Abandoned(*r, CallEnded(*ctx, r->id, "client stream closed")));
+      return Done("Generate", CallEnded(*ctx, *r, "client stream closed"));
     }
     if (completed) {
       absl::MutexLock l(&r->mu);
