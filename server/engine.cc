@@ -471,6 +471,7 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   for (ServeRequest* r : admitted) params.push_back(&r->params);
   const absl::Time t0 = absl::Now();
   std::vector<absl::StatusOr<std::unique_ptr<StepState>>> states;
+  bool split = false;
   {
     auto lease = ComputeDevice::Acquire(compute_);
     absl::StatusOr<std::vector<std::unique_ptr<StepState>>> together =
@@ -485,6 +486,7 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
       LV_LOG(WARNING) << "starting " << admitted.size()
                       << " requests together failed; starting them one by one: "
                       << together.status();
+      split = true;
       for (const GenerationParams* p : params) {
         absl::StatusOr<std::vector<std::unique_ptr<StepState>>> one =
             admitted[0]->model->executor->Start({p});
@@ -498,11 +500,14 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   absl::MutexLock lock(&mu_);
+  if (split && metrics_ != nullptr) metrics_->CountBatchSplit("start");
   for (size_t i = 0; i < admitted.size(); ++i) {
     ServeRequest* r = admitted[i];
     if (!states[i].ok()) {
-      Abort(*r, absl::InternalError(
-                    absl::StrCat("starting the request failed: ", states[i].status().message())));
+      const absl::Status& st = states[i].status();
+      Abort(*r, absl::Status(absl::IsResourceExhausted(st) ? absl::StatusCode::kResourceExhausted
+                                                           : absl::StatusCode::kInternal,
+                             absl::StrCat("starting the request failed: ", st.message())));
       continue;
     }
     r->state = std::move(*states[i]);
@@ -529,16 +534,32 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   }
   if (states.empty()) return;
   const absl::Time t0 = absl::Now();
-  absl::Status st;
+  // One status per request: the batch's, or (after a batch failure) its own step alone.
+  std::vector<absl::Status> result(stepped.size());
+  bool split = false;
   {
     auto lease = ComputeDevice::Acquire(compute_);
-    st = stepped[0]->model->executor->Step(states);
+    Executor& executor = *stepped[0]->model->executor;
+    const absl::Status together = executor.Step(states);
+    if (!together.ok() && stepped.size() > 1) {
+      // A failed step changes no state (Executor::Step): step each request alone, so one bad
+      // request, or a batch too large for the device, does not end its batchmates.
+      LV_LOG(WARNING) << "a step of " << stepped.size()
+                      << " requests together failed; stepping them one by one: " << together;
+      split = true;
+      for (size_t i = 0; i < states.size(); ++i) result[i] = executor.Step({states[i]});
+    } else {
+      std::fill(result.begin(), result.end(), together);
+    }
   }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   int64_t tokens = 0;
+  int ok = 0;
   absl::MutexLock lock(&mu_);
-  for (ServeRequest* r : stepped) {
-    tokens += r->entry.tokens;
+  if (split && metrics_ != nullptr) metrics_->CountBatchSplit("step");
+  for (size_t i = 0; i < stepped.size(); ++i) {
+    ServeRequest* r = stepped[i];
+    const absl::Status& st = result[i];
     if (!st.ok()) {
       // A device out-of-memory stays RESOURCE_EXHAUSTED (retry later, or smaller); the rest is
       // INTERNAL.
@@ -547,12 +568,14 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
                              absl::StrCat("denoising step failed: ", st.message())));
       continue;
     }
+    tokens += r->entry.tokens;
+    ++ok;
     const bool done = r->state->done();
     {
       absl::MutexLock rl(&r->mu);
       r->step = static_cast<int>(r->state->step());
       r->stats.compute_s += dt;
-      r->stats.max_batch = std::max<int>(r->stats.max_batch, stepped.size());
+      r->stats.max_batch = std::max<int>(r->stats.max_batch, split ? 1 : stepped.size());
       r->Push(ProgressEvent{r->step, static_cast<int>(r->state->total_steps())});
       if (done) r->phase = RequestPhase::kFinishing;
     }
@@ -563,8 +586,7 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
       output_.Enqueue(r->shared_from_this());
     }
   }
-  if (metrics_ != nullptr && st.ok())
-    metrics_->ObserveStep(static_cast<int>(stepped.size()), dt, tokens);
+  if (metrics_ != nullptr && ok > 0) metrics_->ObserveStep(split ? 1 : ok, dt, tokens);
 }
 
 }  // namespace linvideo::server

@@ -41,7 +41,10 @@ class Executor {
   // resolved request. Engine thread.
   virtual absl::StatusOr<std::vector<std::unique_ptr<StepState>>> Start(
       const std::vector<const GenerationParams*>& params) = 0;
-  // One denoising step for every state (same shape bucket, each at its own step). Engine thread.
+  // One denoising step for every state (same shape bucket, each at its own step). On an error no
+  // state has changed: the engine steps a failed batch's requests again one at a time, so only
+  // the ones that fail alone fail (a batch that runs out of device memory may fit one by one).
+  // Engine thread.
   virtual absl::Status Step(const std::vector<StepState*>& batch) = 0;
   // Finished state -> RGB frames. Any thread, concurrently with Step.
   virtual absl::StatusOr<media::VideoFrames> Decode(const StepState& state) = 0;

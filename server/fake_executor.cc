@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<Executor>> FakeExecutor::FromDir(const std::strin
     o.salt = j.value("salt", o.salt);
     o.fail_start_prompt = j.value("fail_start_prompt", o.fail_start_prompt);
     o.oom_step_prompt = j.value("oom_step_prompt", o.oom_step_prompt);
+    o.max_step_batch = j.value("max_step_batch", o.max_step_batch);
     o.noise = j.value("noise", o.noise);
     l.max_width = j.value("max_width", l.max_width);
     l.max_height = j.value("max_height", l.max_height);
@@ -96,6 +97,10 @@ absl::StatusOr<std::vector<std::unique_ptr<StepState>>> FakeExecutor::Start(
 absl::Status FakeExecutor::Step(const std::vector<StepState*>& batch) {
   std::this_thread::sleep_for(
       std::chrono::milliseconds(options_.step_ms + options_.item_ms * batch.size()));
+  if (options_.max_step_batch > 0 && static_cast<int>(batch.size()) > options_.max_step_batch) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("fake: Step: out of memory for a batch of ", batch.size()));
+  }
   for (StepState* b : batch) {
     if (!options_.oom_step_prompt.empty() &&
         static_cast<FakeState*>(b)->params.prompt == options_.oom_step_prompt) {

@@ -26,6 +26,9 @@ struct FakeExecutorOptions {
   // Step fails RESOURCE_EXHAUSTED (as TorchCall reports a device out-of-memory) for any batch
   // holding a request with this prompt; empty: never.
   std::string oom_step_prompt;
+  // Step fails RESOURCE_EXHAUSTED for a batch of more requests than this (a device that fits
+  // fewer at once than the scheduler batches); 0: no bound.
+  int max_step_batch = 0;
   // Frames of pseudo-random pixels (incompressible: large results) instead of smooth gradients.
   bool noise = false;
   ModelLimits limits;

@@ -90,6 +90,12 @@ Metrics::Metrics()
                            "passed limits.max_stored_results_mb")
                      .Register(*registry_)
                      .Add({})),
+      batch_splits_(prometheus::BuildCounter()
+                        .Name("linvideo_batch_splits_total")
+                        .Help("Batched starts or steps (stage=start|step) that failed and were "
+                              "run again one request at a time, so that only the requests that "
+                              "fail alone fail (e.g. a batch too large for the device memory)")
+                        .Register(*registry_)),
       device_memory_(prometheus::BuildGauge()
                          .Name("linvideo_device_memory_bytes")
                          .Help("Memory of the compute device (kind=used|total): the CUDA device's "
@@ -117,6 +123,7 @@ Metrics::Metrics()
                      .Help("Checkpoint swaps caused by jobs, by model and result (ok, failed)")
                      .Register(*registry_)) {
   for (int p = 0; p < 3; ++p) SetQueueDepth(p, 0);
+  for (const char* stage : {"start", "step"}) batch_splits_.Add({{"stage", stage}});  // 0s shown
 }
 
 void Metrics::CountRequest(const std::string& rpc, const std::string& code) {
@@ -143,6 +150,10 @@ void Metrics::SetStoredResults(int64_t count, int64_t bytes, int64_t journal_rec
   stored_.Add({{"what", "count"}}).Set(static_cast<double>(count));
   stored_.Add({{"what", "bytes"}}).Set(static_cast<double>(bytes));
   stored_.Add({{"what", "journal_records"}}).Set(static_cast<double>(journal_records));
+}
+
+void Metrics::CountBatchSplit(const std::string& stage) {
+  batch_splits_.Add({{"stage", stage}}).Increment();
 }
 
 void Metrics::SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten) {

@@ -38,6 +38,8 @@ class Metrics {
   // Finished requests remembered for Get, their results held in memory, and how many more were
   // forgotten before their TTL (limits.max_finished_requests, max_stored_results_mb).
   void SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten);
+  // A batched start or step that failed and was retried one request at a time (stage=start|step).
+  void CountBatchSplit(const std::string& stage);
   // linvideo_device_memory_bytes{device, kind=used|total} (kernels/device_memory.h).
   void SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes);
 
@@ -70,6 +72,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& stored_;
   prometheus::Family<prometheus::Gauge>& finished_;
   prometheus::Counter& forgotten_;
+  prometheus::Family<prometheus::Counter>& batch_splits_;
   prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_progress_;

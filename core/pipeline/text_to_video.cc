@@ -121,15 +121,36 @@ class WanTextToVideoPipeline final : public TextToVideoPipeline {
           return dit_->Denoise(gb.x, t, text).to(torch::kFloat);
         }));
     LV_ASSIGN_OR_RETURN(std::vector<torch::Tensor> velocities, sampling::CombineGuidance(gb, out));
-    for (size_t k = 0; k < gb.guided.size(); ++k) {
-      RequestState* r = batch[gb.guided[k]];
-      if (r->keep_branch_velocities) r->uncond_velocity = out[gb.requests + k].clone();
-    }
+    // Every request's update is computed before any is committed: on an error no state has
+    // changed, so the server can step the requests again one at a time (and only the one that
+    // fails alone fails). The solver states are copied (tensor handles, not data) for this.
+    std::vector<sampling::SamplerState> solvers;
+    std::vector<torch::Tensor> next;
     for (size_t i = 0; i < batch.size(); ++i) {
       RequestState* r = batch[i];
-      if (r->keep_branch_velocities) r->cond_velocity = out[i].clone();
-      LV_ASSIGN_OR_RETURN(r->latents, sampling::SamplerStep(r->schedule, r->sampler, r->step,
-                                                            velocities[i], r->latents));
+      solvers.push_back(r->sampler);
+      LV_ASSIGN_OR_RETURN(
+          torch::Tensor x,
+          sampling::SamplerStep(r->schedule, solvers.back(), r->step, velocities[i], r->latents));
+      next.push_back(std::move(x));
+    }
+    std::vector<torch::Tensor> cond_v(batch.size()), uncond_v(batch.size());
+    LV_RETURN_IF_ERROR(TorchCall("branch velocities", [&] {
+      for (size_t k = 0; k < gb.guided.size(); ++k) {
+        if (batch[gb.guided[k]]->keep_branch_velocities)
+          uncond_v[gb.guided[k]] = out[gb.requests + k].clone();
+      }
+      for (size_t i = 0; i < batch.size(); ++i)
+        if (batch[i]->keep_branch_velocities) cond_v[i] = out[i].clone();
+    }));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      RequestState* r = batch[i];
+      if (r->keep_branch_velocities) {
+        r->cond_velocity = std::move(cond_v[i]);
+        if (uncond_v[i].defined()) r->uncond_velocity = std::move(uncond_v[i]);
+      }
+      r->latents = std::move(next[i]);
+      r->sampler = std::move(solvers[i]);
       ++r->step;
       if (r->done()) {
         // Decode needs only the latents: free the text state (every layer's K/V) now, not when

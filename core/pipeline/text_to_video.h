@@ -103,7 +103,7 @@ class TextToVideoPipeline {
                                                                     torch::Tensor uncond) = 0;
   // Runs one denoising step for every request in `batch` (same latent shape; each at its own step;
   // cond and uncond run as one DiT batch over the requests' prepared text states). A request's
-  // result equals what it gets alone.
+  // result equals what it gets alone. On an error no request's state has changed.
   virtual absl::Status Step(const std::vector<RequestState*>& batch) = 0;
   // VAE decode of finished latents -> uint8 frames [F, H, W, 3] (CPU).
   virtual absl::StatusOr<torch::Tensor> Decode(const RequestState& state) = 0;

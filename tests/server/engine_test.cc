@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/metric_family.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 
@@ -55,6 +56,26 @@ class EngineTest : public ::testing::Test {
   static std::string Result(const std::shared_ptr<ServeRequest>& r) {
     absl::MutexLock l(&r->mu);
     return r->result == nullptr || r->result->blobs.empty() ? "" : r->result->blobs[0];
+  }
+  // The sum of a metric's series (counters and gauges) whose labels include `label`=`value`
+  // (all series when `label` is empty); -1 when the family is not registered.
+  double Metric(const std::string& name, const std::string& label = "",
+                const std::string& value = "") {
+    double sum = -1;
+    for (const prometheus::MetricFamily& f : metrics_.registry()->Collect()) {
+      if (f.name != name) continue;
+      sum = 0;
+      for (const prometheus::ClientMetric& m : f.metric) {
+        const bool match =
+            label.empty() || std::any_of(m.label.begin(), m.label.end(),
+                                         [&](const prometheus::ClientMetric::Label& l) {
+                                           return l.name == label && l.value == value;
+                                         });
+        if (match)
+          sum += f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+      }
+    }
+    return sum;
   }
   std::string root_;
   ServerConfig config_;
@@ -214,16 +235,8 @@ TEST_F(EngineTest, FinishedRequestsBeyondTheCapAreForgottenOldestFirst) {
   EXPECT_EQ(engine_->Find(ids[1]), nullptr);
   for (int i = 2; i < 5; ++i) EXPECT_NE(engine_->Find(ids[i]), nullptr) << ids[i];
   // Operators see it: linvideo_requests_forgotten_total and linvideo_finished_requests.
-  double forgotten = -1, count = -1;
-  for (const prometheus::MetricFamily& f : metrics_.registry()->Collect()) {
-    if (f.name == "linvideo_requests_forgotten_total") forgotten = f.metric.at(0).counter.value;
-    if (f.name != "linvideo_finished_requests") continue;
-    for (const prometheus::ClientMetric& m : f.metric) {
-      if (m.label.at(0).value == "count") count = m.gauge.value;
-    }
-  }
-  EXPECT_EQ(forgotten, 2);
-  EXPECT_EQ(count, 3);
+  EXPECT_EQ(Metric("linvideo_requests_forgotten_total"), 2);
+  EXPECT_EQ(Metric("linvideo_finished_requests", "what", "count"), 3);
   auto again = engine_->Submit([&] {
     SubmitOptions o = Req(9, 1);
     o.request_id = ids[0];  // a forgotten id is free again
@@ -270,15 +283,62 @@ TEST_F(EngineTest, NothingNewStartsWhileTheDecodeBacklogIsFull) {
   EXPECT_GE(most, 1);
 }
 
-TEST_F(EngineTest, AStepOutOfMemoryEndsTheBatchResourceExhausted) {
-  SubmitOptions o = Req(1);
-  o.params.prompt = "too big";
-  auto r = engine_->Submit(o);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(WaitDone(*r), RequestPhase::kFailed);
-  absl::MutexLock l(&(*r)->mu);
-  EXPECT_EQ((*r)->error.code(), absl::StatusCode::kResourceExhausted) << (*r)->error;
-  EXPECT_NE((*r)->error.message().find("out of memory"), std::string::npos) << (*r)->error;
+TEST_F(EngineTest, AStepThatFailsEndsOnlyTheRequestThatFailsAlone) {
+  config_.scheduler.max_queue_delay_ms = 500;  // the three are admitted and stepped together
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  SubmitOptions bad = Req(2);
+  bad.params.prompt = "too big";  // the fake's step runs out of memory on any batch holding it
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (const SubmitOptions& o : {Req(1), bad, Req(3)}) {
+    auto r = engine_->Submit(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    rs.push_back(*r);
+  }
+  EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kDone);
+  EXPECT_EQ(WaitDone(rs[2]), RequestPhase::kDone);
+  ASSERT_EQ(WaitDone(rs[1]), RequestPhase::kFailed);
+  {
+    // A device out-of-memory stays RESOURCE_EXHAUSTED (not INTERNAL): retry later, or smaller.
+    absl::MutexLock l(&rs[1]->mu);
+    EXPECT_EQ(rs[1]->error.code(), absl::StatusCode::kResourceExhausted) << rs[1]->error;
+    EXPECT_NE(rs[1]->error.message().find("out of memory"), std::string::npos) << rs[1]->error;
+  }
+  EXPECT_GE(Metric("linvideo_batch_splits_total", "stage", "step"), 1);
+}
+
+TEST_F(EngineTest, ABatchTooLargeForTheDeviceIsSteppedOneByOne) {
+  engine_.reset();
+  std::system(("mkdir -p " + root_ + "/small").c_str());
+  std::ofstream(root_ + "/small/fake_model.json")
+      << R"({"step_ms": 5, "item_ms": 1, "max_step_batch": 1})";
+  ASSERT_TRUE(registry_->LoadInitial("small", root_ + "/small").ok());
+  config_.scheduler.max_queue_delay_ms = 500;
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  auto submit = [&](uint64_t seed) {
+    SubmitOptions o = Req(seed);
+    o.model = "small";
+    auto r = engine_->Submit(o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : nullptr;
+  };
+  std::vector<std::string> solo;
+  for (uint64_t seed : {5, 6, 7}) {
+    auto r = submit(seed);
+    ASSERT_NE(r, nullptr);
+    ASSERT_EQ(WaitDone(r), RequestPhase::kDone);
+    solo.push_back(Result(r));
+  }
+  EXPECT_EQ(Metric("linvideo_batch_splits_total", "stage", "step"), 0);
+  std::vector<std::shared_ptr<ServeRequest>> rs;
+  for (uint64_t seed : {5, 6, 7}) rs.push_back(submit(seed));
+  for (size_t i = 0; i < rs.size(); ++i) {
+    ASSERT_NE(rs[i], nullptr);
+    ASSERT_EQ(WaitDone(rs[i]), RequestPhase::kDone) << i;
+    EXPECT_EQ(Result(rs[i]), solo[i]) << i;  // the same video as alone
+  }
+  // Every step of the batch failed together and ran one by one: 4 steps (fewer if the three
+  // were not admitted at once, never 0).
+  EXPECT_GE(Metric("linvideo_batch_splits_total", "stage", "step"), 1);
 }
 
 TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
@@ -288,14 +348,7 @@ TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
   ASSERT_TRUE(registry_->LoadInitial("slow", root_ + "/slow").ok());
   config_.scheduler.max_batch = 1;
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
-  auto queue_depth = [&] {
-    double sum = 0;
-    for (const prometheus::MetricFamily& f : metrics_.registry()->Collect()) {
-      if (f.name != "linvideo_queue_depth") continue;
-      for (const prometheus::ClientMetric& m : f.metric) sum += m.gauge.value;
-    }
-    return sum;
-  };
+  auto queue_depth = [&] { return Metric("linvideo_queue_depth"); };
   SubmitOptions o = Req(1, 5);
   o.model = "slow";
   auto first = engine_->Submit(o);

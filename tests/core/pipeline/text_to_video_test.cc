@@ -184,6 +184,35 @@ TEST_F(TextToVideoTest, StepApiRunsRequestsAtDifferentStepsInOneBatch) {
   EXPECT_EQ(frames->sizes().vec(), (std::vector<int64_t>{5, 32, 32, 3}));
 }
 
+// A step that fails for one request of a batch changes no request's state (the server then steps
+// them again one at a time): here the second request's solver expects another step index.
+TEST_F(TextToVideoTest, AFailedBatchStepChangesNoState) {
+  auto emb = pipeline_->EncodeText({"a red circle", "a blue square", ""});
+  ASSERT_TRUE(emb.ok()) << emb.status();
+  auto pa = pipeline_->Resolve(Params("a red circle", 4));
+  auto pb = pipeline_->Resolve(Params("a blue square", 4));
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  auto solo = pipeline_->InitRequest(*pa, (*emb)[0], (*emb)[2]);
+  auto a = pipeline_->InitRequest(*pa, (*emb)[0], (*emb)[2]);
+  auto b = pipeline_->InitRequest(*pb, (*emb)[1], (*emb)[2]);
+  ASSERT_TRUE(solo.ok() && a.ok() && b.ok());
+  ASSERT_TRUE(pipeline_->Step({a->get()}).ok());
+  ASSERT_TRUE(pipeline_->Step({solo->get()}).ok());
+  (*b)->sampler.unipc.next_step = 3;  // out of order: its solver refuses the step
+  const torch::Tensor a_before = (*a)->latents.clone(), b_before = (*b)->latents.clone();
+  const absl::Status failed = pipeline_->Step({a->get(), b->get()});
+  ASSERT_EQ(failed.code(), absl::StatusCode::kFailedPrecondition) << failed;
+  EXPECT_EQ((*a)->step, 1);
+  EXPECT_EQ((*b)->step, 0);
+  EXPECT_EQ((*a)->sampler.unipc.next_step, 1);
+  EXPECT_TRUE(torch::equal((*a)->latents, a_before));
+  EXPECT_TRUE(torch::equal((*b)->latents, b_before));
+  // Stepped on alone, the first request ends as it would have without the failed batch.
+  while (!(*a)->done()) ASSERT_TRUE(pipeline_->Step({a->get()}).ok());
+  while (!(*solo)->done()) ASSERT_TRUE(pipeline_->Step({solo->get()}).ok());
+  EXPECT_TRUE(torch::equal((*a)->latents, (*solo)->latents));
+}
+
 // A folder that declares a distilled model's sampler in model_index.json serves only that: fewstep
 // over its list by default, reproducible per seed, and the same alone or batched at another step.
 TEST_F(TextToVideoTest, DeclaredFewStepSamplerIsTheDefaultAndBatchesLikeAlone) {
