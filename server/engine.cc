@@ -92,6 +92,80 @@ bool Replaceable(ServeRequest& existing, const SubmitOptions& o) {
 
 }  // namespace
 
+absl::StatusOr<Engine::Admission> Engine::Admit(const LoadedModel& model,
+                                                const GenerationParams& requested,
+                                                const OutputFormat& output, bool streaming) const {
+  absl::StatusOr<GenerationParams> params = model.Resolve(requested);
+  if (!params.ok()) return params.status();
+  if (!streaming && output.kind == OutputKind::kPngFrames && params->frames > 1) {
+    // Get returns one blob: the frames could be computed but never handed back.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output format png frames with ", params->frames,
+        " frames is only streamed by Generate; Submit/Get return one file: use mp4 or webm, "
+        "frames=1, or Generate"));
+  }
+  // Cost: what one step of this request takes from the step budget, and its whole compute.
+  const int64_t tokens = core::params::StepTokens(*params, model.limits.geometry);
+  const int64_t cost = tokens * params->steps;
+  if (config_.limits.max_cost > 0 && cost > config_.limits.max_cost) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request cost ", cost,
+                     " (latent tokens x steps x CFG passes) exceeds the server budget of ",
+                     config_.limits.max_cost, "; reduce width, height, frames or steps"));
+  }
+  if (config_.scheduler.token_budget > 0 && tokens > config_.scheduler.token_budget) {
+    return absl::ResourceExhaustedError(absl::StrCat("request needs ", tokens,
+                                                     " tokens per step; the step budget is ",
+                                                     config_.scheduler.token_budget));
+  }
+  Admission a;
+  a.tokens = tokens;
+  a.key = BucketKey{model.name,
+                    model.version,
+                    params->width,
+                    params->height,
+                    params->frames,
+                    params->sampler.value_or(model.limits.default_sampler),
+                    core::params::UsesCfg(*params)};
+  a.params = *std::move(params);
+  return a;
+}
+
+int Engine::MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedModel>& to) {
+  // The old checkpoint's references, let go after the lock: the last one frees its weights.
+  std::vector<std::shared_ptr<const LoadedModel>> released;
+  absl::MutexLock lock(&mu_);
+  int moved = 0;
+  for (SchedEntry* e : scheduler_.entries()) {
+    // A started request holds state computed by the old weights: it finishes on them.
+    if (e->running() || e->key.model != to->name || e->key.version != from_version) continue;
+    ServeRequest& r = RequestTable::Of(e);
+    absl::StatusOr<Admission> a = Admit(*to, r.requested, r.output, r.streaming);
+    if (!a.ok()) {
+      LV_LOG(WARNING) << "request=" << r.id << " stays on " << to->name << "@v" << from_version
+                      << ": " << to->name << "@v" << to->version << " refuses it: " << a.status();
+      continue;
+    }
+    {
+      absl::MutexLock rl(&r.mu);
+      r.params = a->params;
+      r.model_version = to->version;
+    }
+    released.push_back(std::move(r.model));
+    r.model = to;
+    r.entry.key = a->key;
+    r.entry.tokens = a->tokens;
+    ++moved;
+    LV_LOG(INFO) << "request=" << r.id << " moved to " << to->name << "@v" << to->version << " (v"
+                 << from_version << " was rolled back before it started)";
+  }
+  if (moved > 0) {
+    PublishQueueState(absl::Now());
+    wake_ = true;
+  }
+  return moved;
+}
+
 absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions& o) {
   if (draining_) return absl::UnavailableError("server is draining: no new work is accepted");
   if (paused_) return absl::UnavailableError("admission is paused by the operator; retry later");
@@ -115,50 +189,24 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   }
   absl::StatusOr<std::shared_ptr<const LoadedModel>> model = registry_->Get(o.model);
   if (!model.ok()) return model.status();
-  absl::StatusOr<GenerationParams> params = (*model)->Resolve(o.params);
-  if (!params.ok()) return params.status();
   absl::StatusOr<OutputFormat> output = ResolveOutputFormat(o.output);
   if (!output.ok()) return output.status();
-  if (!o.streaming && output->kind == OutputKind::kPngFrames && params->frames > 1) {
-    // Get returns one blob: the frames could be computed but never handed back.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "output format png frames with ", params->frames,
-        " frames is only streamed by Generate; Submit/Get return one file: use mp4 or webm, "
-        "frames=1, or Generate"));
-  }
-
-  // Cost: what one step of this request takes from the step budget, and its whole compute.
-  const int64_t tokens = core::params::StepTokens(*params, (*model)->limits.geometry);
-  const int64_t cost = tokens * params->steps;
-  if (config_.limits.max_cost > 0 && cost > config_.limits.max_cost) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("request cost ", cost,
-                     " (latent tokens x steps x CFG passes) exceeds the server budget of ",
-                     config_.limits.max_cost, "; reduce width, height, frames or steps"));
-  }
-  if (config_.scheduler.token_budget > 0 && tokens > config_.scheduler.token_budget) {
-    return absl::ResourceExhaustedError(absl::StrCat("request needs ", tokens,
-                                                     " tokens per step; the step budget is ",
-                                                     config_.scheduler.token_budget));
-  }
+  absl::StatusOr<Admission> admission = Admit(**model, o.params, *output, o.streaming);
+  if (!admission.ok()) return admission.status();
+  const GenerationParams* params = &admission->params;
 
   auto r = std::make_shared<ServeRequest>();
-  r->params = *params;
+  r->requested = o.params;
+  r->params = admission->params;
   r->output = *output;
   r->created = absl::Now();
   r->model = *model;
   r->model_name = (*model)->name;
   r->model_version = (*model)->version;
   r->streaming = o.streaming;
-  r->entry.key = BucketKey{(*model)->name,
-                           (*model)->version,
-                           params->width,
-                           params->height,
-                           params->frames,
-                           params->sampler.value_or((*model)->limits.default_sampler),
-                           core::params::UsesCfg(*params)};
+  r->entry.key = admission->key;
   r->entry.priority = std::clamp(o.priority, 0, kNumPriorities - 1);
-  r->entry.tokens = tokens;
+  r->entry.tokens = admission->tokens;
   r->entry.enqueued = r->created;
   r->entry.deadline = o.deadline;
 

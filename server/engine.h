@@ -63,6 +63,12 @@ class Engine {
   // its parameters no longer fit) ends FAILED_PRECONDITION saying why. Call before serving.
   // Returns how many were queued again.
   int Recover(const std::vector<RecoveredRequest>& recovered);
+  // After a Rollback to `to`: the requests queued on checkpoint `from_version` of the same model
+  // that have not started move to `to`, resolved again from what they asked for (the restored
+  // checkpoint's defaults; their place in the queue is kept). One that `to` refuses (its limits
+  // or the server's budgets) stays where it was. Started requests finish on the weights they
+  // began with. Returns how many moved.
+  int MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedModel>& to);
   // Cancels a queued/running request (no-op when already finished). NOT_FOUND for unknown ids.
   absl::Status Cancel(const std::string& id);
   // The same for a request the caller holds: a Generate whose client went away cancels its own
@@ -82,6 +88,15 @@ class Engine {
   void Stop();
 
  private:
+  // A request resolved against `model` (its defaults and limits) and costed: RESOURCE_EXHAUSTED
+  // over the cost or step budget, INVALID_ARGUMENT for what the model or the output refuses.
+  struct Admission {
+    GenerationParams params;
+    int64_t tokens = 0;
+    BucketKey key;
+  };
+  absl::StatusOr<Admission> Admit(const LoadedModel& model, const GenerationParams& requested,
+                                  const OutputFormat& output, bool streaming) const;
   void Loop();
   void StartAdmitted(const std::vector<ServeRequest*>& admitted);
   void RunStep(const std::vector<ServeRequest*>& batch);

@@ -217,7 +217,7 @@ absl::Status ModelRegistry::Validate(const std::string& dir) {
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Rollback(
-    const std::string& name) {
+    const std::string& name, int64_t* rolled_back_from) {
   std::vector<std::shared_ptr<const LoadedModel>> dropped;
   std::shared_ptr<const LoadedModel> previous;
   {
@@ -233,6 +233,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Rollback(
     }
     previous = e.history.back();
     e.history.pop_back();
+    if (rolled_back_from != nullptr) *rolled_back_from = e.active->version;
     // The rolled-back-from checkpoint is dropped; in-flight requests still hold it.
     dropped.push_back(std::move(e.active));
     e.active = previous;

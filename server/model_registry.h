@@ -64,8 +64,10 @@ class ModelRegistry {
   // folder would serve. Nothing is activated.
   absl::Status Validate(const std::string& dir);
   // Re-activates the checkpoint active before the current one (FAILED_PRECONDITION if none:
-  // only `keep_previous` replaced checkpoints per model are kept).
-  absl::StatusOr<std::shared_ptr<const LoadedModel>> Rollback(const std::string& name);
+  // only `keep_previous` replaced checkpoints per model are kept). `rolled_back_from`, if given,
+  // receives the version that was active.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Rollback(const std::string& name,
+                                                              int64_t* rolled_back_from = nullptr);
 
   // Active model; "" = the default (first loaded). NOT_FOUND lists the names served.
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(const std::string& name) const;

@@ -53,10 +53,13 @@ struct RequestStats {
 };
 
 struct ServeRequest : std::enable_shared_from_this<ServeRequest> {
-  // Immutable after Submit.
+  // Immutable after Submit, except `params` and `model_version`: Engine::MoveQueued may move a
+  // request that has not started to a rolled-back-to checkpoint (it writes them under `mu` and
+  // the engine's lock; they are fixed once the request starts).
   std::string id;
-  GenerationParams params;  // resolved
-  OutputFormat output;      // resolved
+  GenerationParams requested;  // as submitted (what MoveQueued resolves again)
+  GenerationParams params;     // resolved
+  OutputFormat output;         // resolved
   absl::Time created;
   std::string model_name;  // the checkpoint it runs on, for replies (kept after `model` is let go)
   int64_t model_version = 0;

@@ -522,12 +522,19 @@ grpc::Status AdminService::LoadCheckpoint(grpc::ServerContext* ctx,
 grpc::Status AdminService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                     v1::RollbackResponse* resp) {
   if (auto a = CheckBearer(ctx, token_); !a.ok()) return Done("Rollback", a);
-  auto m = registry_->Rollback(req->model());
+  int64_t from = 0;
+  auto m = registry_->Rollback(req->model(), &from);
   if (!m.ok()) return Done("Rollback", ToGrpc(m.status()));
   if (metrics_ != nullptr) {
     metrics_->CountSwap((*m)->name, true);
     PublishActiveCheckpoint(*registry_, metrics_, (*m)->name);
   }
+  // The operator rolled `from` back: what is queued on it and has not started runs on the
+  // restored checkpoint instead (and no longer keeps `from` loaded).
+  const int moved = engine_->MoveQueued(from, *m);
+  // WARNING: a rollback says a checkpoint was bad; kept in quiet logs (LINVIDEO_LOG_QUIET).
+  LV_LOG(WARNING) << "rollback model=" << (*m)->name << " v" << from << " -> v" << (*m)->version
+                  << ", " << moved << " queued request(s) moved";
   FillCheckpoint(**m, true, resp->mutable_checkpoint());
   return Done("Rollback", grpc::Status::OK);
 }

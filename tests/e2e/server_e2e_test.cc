@@ -445,6 +445,9 @@ TEST_F(ServerE2eTest, HotSwapUnderLoadHasZeroFailures) {
   EXPECT_NE(server_->Cli("models").out.find("tiny (default) v3"), std::string::npos);
   const std::string m = server_->Metrics();
   EXPECT_GE(MetricSum(m, "linvideo_checkpoint_swaps_total"), 3);
+  // Admin.Rollback moved what was queued on v2 back to v1 (how many depends on timing).
+  EXPECT_NE(ReadFile(*root_ + "/server.log").find("rollback model=tiny v2 -> v1, "),
+            std::string::npos);
   // Restore for other tests: they do not depend on the version, only on determinism per version.
 }
 

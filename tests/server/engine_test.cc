@@ -490,6 +490,45 @@ TEST_F(EngineTest, HotSwapKeepsInflightOnOldModelAndRefusesCorrupt) {
   EXPECT_EQ(Result(rolled), Result(before));
 }
 
+TEST_F(EngineTest, ARollbackMovesRequestsQueuedOnTheBadCheckpoint) {
+  engine_.reset();
+  config_.scheduler.max_batch = 1;  // one runs, the others wait in the queue
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  auto v1 = *engine_->Submit(Req(5, 4));  // the rolled-back-to checkpoint's videos, for reference
+  ASSERT_EQ(WaitDone(v1), RequestPhase::kDone);
+  ASSERT_TRUE(registry_->Load("m", "b").ok());
+  auto running = *engine_->Submit(Req(6, 50));  // starts on v2 and runs ~0.3 s
+  {
+    absl::MutexLock l(&running->mu);
+    running->mu.AwaitWithTimeout(absl::Condition(
+                                     +[](ServeRequest* x) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                       return x->phase != RequestPhase::kQueued;
+                                     },
+                                     running.get()),
+                                 absl::Seconds(20));
+  }
+  SubmitOptions asked = Req(5, 3);
+  asked.params.steps = 0;  // the checkpoint's default (4 for both)
+  auto queued = *engine_->Submit(asked);
+  auto other = *engine_->Submit(Req(7, 3));
+  EXPECT_EQ(queued->model_version, 2);
+  int64_t from = 0;
+  auto restored = registry_->Rollback("m", &from);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(from, 2);
+  EXPECT_EQ(engine_->MoveQueued(from, *restored), 2);
+  EXPECT_EQ(engine_->MoveQueued(from, *restored), 0);  // nothing left on v2 that may move
+  for (const auto& r : {running, queued, other}) ASSERT_EQ(WaitDone(r), RequestPhase::kDone);
+  EXPECT_EQ(running->model_version, 2);  // started before the rollback: finishes where it began
+  EXPECT_EQ(queued->model_version, 1);
+  EXPECT_EQ(other->model_version, 1);
+  {
+    absl::MutexLock l(&queued->mu);
+    EXPECT_EQ(queued->params.steps, 4);
+  }
+  EXPECT_EQ(Result(queued), Result(v1));  // the restored checkpoint's video
+}
+
 TEST_F(EngineTest, DrainRefusesNewWorkAndFinishesInflight) {
   auto r = *engine_->Submit(Req(1));
   engine_->Drain();
