@@ -5,6 +5,7 @@
 // path in the JSON file ({"scheduler": {"max_batch": 4}}). ServerConfigHelp() lists them all.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,9 @@ struct ServerConfig {
     // are then replaced (logged). Ignored on the CPU, where batching is bounded by cores.
     bool auto_budget = true;
     int memory_margin_pct = 10;
+    // Set by auto_budget (not an option): each model's own step budget, which replaces
+    // token_budget for its requests (a step runs one model; their per-token costs differ).
+    std::map<std::string, int64_t> model_token_budgets;
   } scheduler;
 
   struct Limits {

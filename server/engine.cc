@@ -113,13 +113,18 @@ absl::StatusOr<Engine::Admission> Engine::Admit(const LoadedModel& model,
                      " (latent tokens x steps x CFG passes) exceeds the server budget of ",
                      config_.limits.max_cost, "; reduce width, height, frames or steps"));
   }
-  if (config_.scheduler.token_budget > 0 && tokens > config_.scheduler.token_budget) {
-    return absl::ResourceExhaustedError(absl::StrCat("request needs ", tokens,
-                                                     " tokens per step; the step budget is ",
-                                                     config_.scheduler.token_budget));
+  const auto own = config_.scheduler.model_token_budgets.find(model.name);
+  const int64_t budget = own != config_.scheduler.model_token_budgets.end()
+                             ? own->second
+                             : config_.scheduler.token_budget;
+  if (budget > 0 && tokens > budget) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request needs ", tokens, " tokens per step; model ", model.name,
+                     "'s step budget is ", budget, "; reduce width, height or frames"));
   }
   Admission a;
   a.tokens = tokens;
+  a.token_budget = budget;
   a.key = BucketKey{model.name,
                     model.version,
                     params->width,
@@ -155,6 +160,7 @@ int Engine::MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedM
     r.model = to;
     r.entry.key = a->key;
     r.entry.tokens = a->tokens;
+    r.entry.token_budget = a->token_budget;
     ++moved;
     LV_LOG(INFO) << "request=" << r.id << " moved to " << to->name << "@v" << to->version << " (v"
                  << from_version << " was rolled back before it started)";
@@ -207,6 +213,7 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   r->entry.key = admission->key;
   r->entry.priority = std::clamp(o.priority, 0, kNumPriorities - 1);
   r->entry.tokens = admission->tokens;
+  r->entry.token_budget = admission->token_budget;
   r->entry.enqueued = r->created;
   r->entry.deadline = o.deadline;
 

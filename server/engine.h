@@ -93,6 +93,7 @@ class Engine {
   struct Admission {
     GenerationParams params;
     int64_t tokens = 0;
+    int64_t token_budget = 0;  // its model's step budget (0: unlimited)
     BucketKey key;
   };
   absl::StatusOr<Admission> Admit(const LoadedModel& model, const GenerationParams& requested,

@@ -146,6 +146,7 @@ absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
                << " (replaces token_budget=" << config.scheduler.token_budget
                << " max_batch=" << config.scheduler.max_batch << ")";
   config.scheduler.token_budget = b.token_budget;
+  config.scheduler.model_token_budgets = b.model_token_budgets;
   config.scheduler.max_batch = b.max_batch;
   return absl::OkStatus();
 }

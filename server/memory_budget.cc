@@ -240,6 +240,7 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     in.max_batch_cap = options.max_batch_cap;
     auto b = DeriveMemoryBudget(in);
     if (!b.ok()) return core::Annotate(b.status(), absl::StrCat("model ", model->name));
+    out.model_token_budgets[model->name] = b->token_budget;
     if (b->token_budget < out.token_budget) {
       out.token_budget = b->token_budget;
       out.bytes_per_token = b->bytes_per_token;
@@ -248,8 +249,11 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     out.max_batch = std::min(out.max_batch, b->max_batch);
     absl::StrAppend(&out.summary, out.summary.empty() ? "" : "; ", model->name, ": ", b->summary);
   }
-  out.summary = absl::StrCat("token budget ", out.token_budget, ", max batch ", out.max_batch,
-                             " (the smallest of: ", out.summary, ")");
+  std::string budgets;
+  for (const auto& [name, b] : out.model_token_budgets)
+    absl::StrAppend(&budgets, budgets.empty() ? "" : ", ", name, " ", b);
+  out.summary = absl::StrCat("token budget per model: ", budgets, "; max batch ", out.max_batch,
+                             " (the smallest; per model: ", out.summary, ")");
   return out;
 }
 

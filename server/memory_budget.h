@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,10 @@ struct MemoryBudgetInput {
 };
 
 struct MemoryBudget {
+  // DeriveServingBudget: the smallest of the models' budgets (for a model loaded later under a
+  // new name); each model's own is in model_token_budgets.
   int64_t token_budget = 0;
+  std::map<std::string, int64_t> model_token_budgets;
   int max_batch = 1;
   double bytes_per_token = 0;
   double bytes_per_request = 0;  // per request in a step, beside its tokens (text states)
@@ -103,8 +107,10 @@ struct ServingBudgetOptions {
 
 // Measures every model (MeasureStepMemory on its default request) and derives each one's budget
 // against its own line and its own largest request (a decode measured at the default size is
-// scaled by the largest request's pixels); the server's budget is the smallest, so every model's
-// requests fit. Errors as DeriveMemoryBudget's, naming the model.
+// scaled by the largest request's pixels). A step runs one model, so each model keeps its own
+// token budget (model_token_budgets): a model with cheaper tokens is not held to a dearer one's;
+// the batch size is the smallest, since requests of every model hold memory between steps.
+// Errors as DeriveMemoryBudget's, naming the model.
 absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>& models,
                                                  const DeviceMemoryProbe& probe,
                                                  const ServingBudgetOptions& options);

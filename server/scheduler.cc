@@ -87,7 +87,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       tokens += e->tokens;
       oldest = std::min(oldest, e->enqueued);
     }
-    if (options_.token_budget > 0 && tokens >= options_.token_budget) ready = true;
+    if (Budget(b.best) > 0 && tokens >= Budget(b.best)) ready = true;
     if (!b.queued.empty() && now - oldest >= options_.max_queue_delay) ready = true;
     if (!ready) {
       plan.wake_at = std::min(plan.wake_at, oldest + options_.max_queue_delay);
@@ -114,8 +114,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
     if (admitted >= room) break;
     // Always admit into an empty batch so one request above the budget cannot wedge the queue
     // (the engine refuses those at validation anyway).
-    if (options_.token_budget > 0 && !plan.batch.empty() &&
-        tokens + e->tokens > options_.token_budget) {
+    if (Budget(e) > 0 && !plan.batch.empty() && tokens + e->tokens > Budget(e)) {
       continue;
     }
     e->phase = RequestPhase::kRunning;

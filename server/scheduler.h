@@ -57,6 +57,9 @@ struct SchedEntry {
   BucketKey key;
   int priority = 1;    // rank in [0, kNumPriorities)
   int64_t tokens = 1;  // cost against the token budget (latent tokens x CFG passes)
+  // The step budget of this request's model (the same for its whole bucket); 0: the scheduler's
+  // SchedulerOptions::token_budget.
+  int64_t token_budget = 0;
   absl::Time enqueued;
   absl::Time deadline = absl::InfiniteFuture();
   void* owner = nullptr;
@@ -112,6 +115,10 @@ class Scheduler {
 
  private:
   double Score(const SchedEntry* e, absl::Time now) const;
+  // A bucket's step budget (0: unlimited): its entries' model's, else the scheduler's.
+  int64_t Budget(const SchedEntry* e) const {
+    return e->token_budget > 0 ? e->token_budget : options_.token_budget;
+  }
   bool Before(const SchedEntry* a, const SchedEntry* b, absl::Time now) const;
 
   SchedulerOptions options_;

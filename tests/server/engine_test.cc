@@ -371,6 +371,23 @@ TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
   engine_->Cancel(**first);
 }
 
+TEST_F(EngineTest, EachModelIsHeldToItsOwnStepBudget) {
+  engine_.reset();
+  config_.scheduler.token_budget = 10;  // the smallest model's (every other model's fallback)
+  config_.scheduler.model_token_budgets = {{"m", 1000000}};
+  ASSERT_TRUE(registry_->LoadInitial("other", root_ + "/b").ok());
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  auto r = engine_->Submit(Req(1));
+  ASSERT_TRUE(r.ok()) << r.status();  // within m's own budget, over the fallback
+  EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
+  SubmitOptions o = Req(1);
+  o.model = "other";
+  auto refused = engine_->Submit(o);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("model other's step budget is 10"), std::string::npos)
+      << refused.status();
+}
+
 TEST_F(EngineTest, ValidationErrors) {
   SubmitOptions o = Req(1);
   o.params.width = 33;

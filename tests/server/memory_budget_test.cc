@@ -226,7 +226,7 @@ TEST(MemoryBudgetTest, TheLargestRequestCountsCfgUnlessTheModelIsDistilled) {
 
 // Two models on one device: each is checked against its own line and largest request, and the
 // server's budget is the smaller; a hot swap's second copy of a model is reserved.
-TEST(MemoryBudgetTest, SeveralModelsGetTheSmallestBudgetAndSwapsAreReserved) {
+TEST(MemoryBudgetTest, SeveralModelsGetTheirOwnBudgetsAndSwapsAreReserved) {
   FakeExecutorOptions o;
   o.step_ms = 0;
   o.item_ms = 0;
@@ -248,6 +248,9 @@ TEST(MemoryBudgetTest, SeveralModelsGetTheSmallestBudgetAndSwapsAreReserved) {
   EXPECT_DOUBLE_EQ(b->bytes_per_token, 64.0 * 1024);  // the dear model bounds the budget
   const double usable = 40.0 * kGiB * 0.9 - SimulatedDevice::kWeights - SimulatedDevice::kWorkspace;
   EXPECT_EQ(b->token_budget, static_cast<int64_t>(usable / (64 * 1024)));
+  // A step runs one model: each keeps the budget its own token cost allows.
+  EXPECT_EQ(b->model_token_budgets.at("dear"), static_cast<int64_t>(usable / (64 * 1024)));
+  EXPECT_EQ(b->model_token_budgets.at("cheap"), static_cast<int64_t>(usable / (16 * 1024)));
   EXPECT_NE(b->summary.find("cheap: "), std::string::npos) << b->summary;
   EXPECT_NE(b->summary.find("dear: "), std::string::npos) << b->summary;
 

@@ -210,6 +210,19 @@ TEST_F(SchedulerTest, TokenBudgetCapsBatch) {
   EXPECT_EQ(s.queued(), 1);
 }
 
+TEST_F(SchedulerTest, EachModelsOwnTokenBudgetCapsItsBatch) {
+  SchedulerOptions o = Opts(8, absl::Seconds(100));
+  o.token_budget = 250;  // the server's, for models without their own
+  Scheduler s(o);
+  for (int i = 0; i < 3; ++i) Add(s, Key(32, "cheap"), kT0, 1, 100)->token_budget = 1000;
+  Plan p = s.Next(kT0 + absl::Seconds(101));
+  EXPECT_EQ(p.batch.size(), 3u);  // 300 within cheap's own 1000, though over the server's 250
+  for (SchedEntry* e : p.batch) s.Finish(e);
+  for (int i = 0; i < 3; ++i) Add(s, Key(32, "dear"), kT0, 1, 100)->token_budget = 150;
+  p = s.Next(kT0);
+  EXPECT_EQ(p.batch.size(), 1u);  // 200 > dear's 150; its queue reached the budget: no wait
+}
+
 TEST_F(SchedulerTest, QueueFullIsResourceExhaustedWithLimit) {
   SchedulerOptions o = Opts();
   o.max_queue = 2;
