@@ -366,10 +366,23 @@ void Engine::MaintainJournal(absl::Time now) {
   }
 }
 
+void Engine::CancelLocked(ServeRequest& r) {
+  if (scheduler_.Queued(&r.entry)) {
+    // Not started: nothing of it runs, so it ends now, not after the step under way (which can
+    // take minutes), and the queue gauges and positions show it at once.
+    Abort(r, absl::CancelledError("request cancelled"));
+    PublishQueueState(absl::Now());
+  } else {
+    // Running: stops at the next step boundary. Past its last step it is no longer planned and
+    // the mark is ignored.
+    scheduler_.Cancel(&r.entry);
+  }
+  wake_ = true;
+}
+
 void Engine::Cancel(ServeRequest& r) {
   absl::MutexLock lock(&mu_);
-  scheduler_.Cancel(&r.entry);  // only a mark: ignored once the request has left the scheduler
-  wake_ = true;
+  CancelLocked(r);
 }
 
 absl::Status Engine::Cancel(const std::string& id) {
@@ -377,9 +390,7 @@ absl::Status Engine::Cancel(const std::string& id) {
   std::shared_ptr<ServeRequest> r = table_.Find(id);
   if (r == nullptr)
     return absl::NotFoundError(absl::StrCat("no request '", id, "' (unknown or expired)"));
-  // A request past its last step is no longer planned: the mark is then ignored.
-  scheduler_.Cancel(&r->entry);
-  wake_ = true;
+  CancelLocked(*r);
   return absl::OkStatus();
 }
 

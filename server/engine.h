@@ -98,6 +98,8 @@ class Engine {
   };
   absl::StatusOr<Admission> Admit(const LoadedModel& model, const GenerationParams& requested,
                                   const OutputFormat& output, bool streaming) const;
+  // A queued request ends CANCELLED at once; a running one is marked (stops within a step).
+  void CancelLocked(ServeRequest& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void StartAdmitted(const std::vector<ServeRequest*>& admitted);
   void RunStep(const std::vector<ServeRequest*>& batch);

@@ -21,6 +21,7 @@
 // Ownership: entries are owned by the caller and must outlive their time in the scheduler (until
 // they are returned in Plan::dropped or passed to Finish).
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -100,6 +101,11 @@ class Scheduler {
   // `may_start` false nothing new starts (the caller's decode backlog is full); running requests
   // still step.
   Plan Next(absl::Time now, bool may_start = true);
+  // Whether `entry` waits in the queue (held, not started).
+  bool Queued(const SchedEntry* entry) const {
+    return !entry->running() &&
+           std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
+  }
   // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
 
