@@ -11,6 +11,7 @@
 #    STEPS updates with LATE_GUIDANCE (--allow-option-changes: the lineage's option_changes
 #    records the switch and its step). The shipped model: 900 updates at guidance 3, then 200 at
 #    guidance 2 (fewer stray objects; docs/linvideo.md, session 21), lr 1e-4 for the generator
+#    (LATE_REAL=DIR: the second part's real score is DIR, the teacher the base was converted from)
 #    and the fake score: ~82 min of training alone on 2 cores (4.3-4.6 s per update), ~84 with
 #    the prompts. FIRST_STEPS >= STEPS: one part.
 # Both stages resume when rerun. Progress: $WORK/distill/distill.log. Same seed and THREADS ->
@@ -47,7 +48,7 @@ else
   if [ "$(reached)" -lt "$FIRST_STEPS" ]; then
     distill --steps "$FIRST_STEPS" --real-guidance "${REAL_GUIDANCE:-3}"
   fi
-  distill --steps "$STEPS" --real-guidance "${LATE_GUIDANCE:-2}" --allow-option-changes \
-    --out "$OUT"
+  distill --steps "$STEPS" --real-guidance "${LATE_GUIDANCE:-2}" ${LATE_REAL:+--real "$LATE_REAL"} \
+    --allow-option-changes --out "$OUT"
 fi
 echo "distilled model in $OUT"

@@ -117,7 +117,8 @@ LinVideo post-training (docs/linvideo.md):
                 (trajectories of its teacher: the prompts) --work DIR [--out DIR]
                 [--timesteps 1000,750,500,250] [--shift X (the base's serving shift)]
                 [--steps N (400) generator updates] [--batch N (2)] [--fake-updates N (5)]
-                [--real-guidance X (3)] [--lr X (1e-5)] [--fake-lr X (1e-5)] [--min-t X (0.02)]
+                [--real-guidance X (3)] [--real DIR (the real score: --base, or the teacher
+                it was converted from)] [--lr X (1e-5)] [--fake-lr X (1e-5)] [--min-t X (0.02)]
                 [--max-t X (0.98)] [--ema-decay X (0.99)] [--backward-simulation on|off]
                 [--seed N] [--log-every N] [--checkpoint-every N] [--stop-after N]
                 [--device cpu|cuda[:N]] [--precision fp32|bf16] [--threads N]
@@ -600,6 +601,7 @@ absl::Status Distill(const std::vector<std::string>& args) {
                                              "batch",
                                              "fake-updates",
                                              "real-guidance",
+                                             "real",
                                              "lr",
                                              "fake-lr",
                                              "min-t",
@@ -619,6 +621,7 @@ absl::Status Distill(const std::vector<std::string>& args) {
   LV_ASSIGN_OR_RETURN(o.cache_dir, f.Required("cache"));
   LV_ASSIGN_OR_RETURN(o.work_dir, f.Required("work"));
   o.out_dir = f.Get("out");
+  o.real_dir = f.Get("real");
   if (f.Has("timesteps")) {
     o.timesteps.clear();
     for (absl::string_view part : absl::StrSplit(f.Get("timesteps"), ',', absl::SkipEmpty())) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -141,27 +142,31 @@ absl::StatusOr<double> BaseShift(const std::string& root) {
 
 // What defines the run (core/train/run_options.h), keyed by flag: checked on every resume.
 nlohmann::json RunOptions(const DistillOptions& o, double shift, const std::string& base_sha,
-                          const TrajectoryCache& cache) {
-  return {{"base", absl::StrCat("transformer sha256 ", base_sha)},
-          {"cache", absl::StrCat("manifest sha256 ", cache.manifest_sha256())},
-          {"timesteps", o.timesteps},
-          {"shift", shift},
-          {"batch", o.batch},
-          {"fake-updates", o.fake_updates},
-          {"real-guidance", o.real_guidance},
-          {"lr", o.lr},
-          {"fake-lr", o.fake_lr},
-          {"min-t", o.min_t},
-          {"max-t", o.max_t},
-          {"ema-decay", o.ema_decay},
-          {"backward-simulation", o.backward_simulation ? "on" : "off"},
-          {"seed", o.seed},
-          {"precision", o.bf16 ? "bf16" : "fp32"}};
+                          const std::string& real_sha, const TrajectoryCache& cache) {
+  nlohmann::json options = {{"base", absl::StrCat("transformer sha256 ", base_sha)},
+                            {"cache", absl::StrCat("manifest sha256 ", cache.manifest_sha256())},
+                            {"timesteps", o.timesteps},
+                            {"shift", shift},
+                            {"batch", o.batch},
+                            {"fake-updates", o.fake_updates},
+                            {"real-guidance", o.real_guidance},
+                            {"lr", o.lr},
+                            {"fake-lr", o.fake_lr},
+                            {"min-t", o.min_t},
+                            {"max-t", o.max_t},
+                            {"ema-decay", o.ema_decay},
+                            {"backward-simulation", o.backward_simulation ? "on" : "off"},
+                            {"seed", o.seed},
+                            {"precision", o.bf16 ? "bf16" : "fp32"}};
+  // Only a real score other than base is recorded, so runs made before --real resume unchanged.
+  if (real_sha != base_sha) options["real"] = absl::StrCat("transformer sha256 ", real_sha);
+  return options;
 }
 
 absl::Status Export(const DistillOptions& o, const train::Ema& ema, wan::WanModel& generator,
                     const DistillSummary& s, double shift, const TrajectoryCache& cache,
-                    double train_seconds, const nlohmann::json& option_changes) {
+                    double train_seconds, const nlohmann::json& option_changes,
+                    const std::string& real_sha) {
   LV_ASSIGN_OR_RETURN(pipeline::ModelFolder base, pipeline::ResolveModelFolder(o.base_dir));
   LV_ASSIGN_OR_RETURN(wan::WanModel model, wan::CreateWanModel(generator->config()));
   LV_RETURN_IF_ERROR(io::LoadStateDict(*model, io::StateDict(*generator)));
@@ -212,6 +217,12 @@ absl::Status Export(const DistillOptions& o, const train::Ema& ema, wan::WanMode
       {"batch", o.batch},
       {"fake_updates", o.fake_updates},
       {"real_guidance", o.real_guidance},
+      // The real score at the end of the run ("base", or the teacher's folder and weights).
+      {"real_model",
+       o.real_dir.empty() || real_sha == base_sha
+           ? nlohmann::json("base")
+           : nlohmann::json{{"path", fs::absolute(o.real_dir).lexically_normal().string()},
+                            {"weights_sha256", real_sha}}},
       {"lr", o.lr},
       {"fake_lr", o.fake_lr},
       {"min_t", o.min_t},
@@ -328,6 +339,25 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
                      " (sha256 ", cache->base_weights_sha256(), "), which is neither --base ",
                      o.base_dir, " nor the teacher it was converted from"));
   }
+  // The real score: base, or the teacher base was converted from (nothing else: its scores must
+  // be of the distribution base was made to imitate, and its dimensions base's).
+  std::string real_sha = base_sha;
+  std::optional<pipeline::ModelFolder> real_folder;
+  if (!o.real_dir.empty()) {
+    LV_ASSIGN_OR_RETURN(real_folder, pipeline::ResolveModelFolder(o.real_dir));
+    if (!real_folder->transformer) {
+      return absl::NotFoundError(
+          absl::StrCat("--real ", o.real_dir, " has no transformer component"));
+    }
+    LV_ASSIGN_OR_RETURN(real_sha, TransformerWeightsSha256(o.real_dir));
+    if (real_sha != base_sha && real_sha != teacher_sha) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--real ", o.real_dir, " (transformer sha256 ", real_sha,
+                       ") is neither --base nor the teacher it was converted from",
+                       teacher_sha.empty() ? " (--base records no conversion)"
+                                           : absl::StrCat(" (sha256 ", teacher_sha, ")")));
+    }
+  }
   const bool guided = o.real_guidance > 1.0;
   if (guided && !cache->negative_context().defined()) {
     return absl::FailedPreconditionError(
@@ -341,7 +371,9 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   }
   const c10::Device device = o.device.device;
   const DeviceOptions fp32{device, at::kFloat};
-  LV_ASSIGN_OR_RETURN(wan::WanModel real, pipeline::LoadDit(*base.transformer, fp32));
+  LV_ASSIGN_OR_RETURN(
+      wan::WanModel real,
+      pipeline::LoadDit(real_folder ? *real_folder->transformer : *base.transformer, fp32));
   LV_ASSIGN_OR_RETURN(wan::WanModel generator, pipeline::LoadDit(*base.transformer, fp32));
   LV_ASSIGN_OR_RETURN(wan::WanModel fake, pipeline::LoadDit(*base.transformer, fp32));
   for (auto& p : real->parameters()) p.set_requires_grad(false);
@@ -385,9 +417,10 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
     LV_ASSIGN_OR_RETURN(run_record, io::ReadJsonFile(run_file));
     seconds_before = run_record.value("train_seconds", 0.0);
   }
-  LV_ASSIGN_OR_RETURN(const train::ResumedOptions run_options,
-                      train::CheckResumedOptions(run_record, RunOptions(o, shift, base_sha, *cache),
-                                                 first, o.allow_option_changes, o.work_dir));
+  LV_ASSIGN_OR_RETURN(
+      const train::ResumedOptions run_options,
+      train::CheckResumedOptions(run_record, RunOptions(o, shift, base_sha, real_sha, *cache),
+                                 first, o.allow_option_changes, o.work_dir));
   auto save_record = [&](double train_seconds) -> absl::Status {
     if (!group.root()) return absl::OkStatus();
     return io::WriteJsonFile(run_file, {{"train_seconds", train_seconds},
@@ -409,9 +442,11 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   train::ProgressLog log((fs::path(o.work_dir) / "distill.log").string(), first, o.steps);
   log.Line(absl::StrFormat(
       "distill %s (DMD2): timesteps [%s] -> [%s] at shift %g, %d generator steps x batch %d, "
-      "%d fake-score updates each, real guidance %g, backward simulation %s%s",
+      "%d fake-score updates each, real score %s, real guidance %g, backward simulation %s%s",
       o.base_dir, absl::StrJoin(o.timesteps, ", "), absl::StrJoin(schedule.timesteps, ", "), shift,
-      o.steps, o.batch, o.fake_updates, o.real_guidance, o.backward_simulation ? "on" : "off",
+      o.steps, o.batch, o.fake_updates,
+      real_sha == base_sha ? std::string("the base") : absl::StrCat(o.real_dir, " (its teacher)"),
+      o.real_guidance, o.backward_simulation ? "on" : "off",
       first > 0 ? absl::StrCat(", resumed at step ", first) : ""));
   if (!run_options.note.empty()) log.Line(run_options.note);
   const auto start = std::chrono::steady_clock::now();
@@ -526,8 +561,8 @@ absl::StatusOr<DistillSummary> RunDistillation(const DistillOptions& o) {
   }
   summary.finished = true;
   if (!o.out_dir.empty() && group.root()) {
-    LV_RETURN_IF_ERROR(
-        Export(o, ema, generator, summary, shift, *cache, train_seconds, run_options.changes));
+    LV_RETURN_IF_ERROR(Export(o, ema, generator, summary, shift, *cache, train_seconds,
+                              run_options.changes, real_sha));
     log.Line(absl::StrCat("exported ", o.out_dir));
   }
   LV_RETURN_IF_ERROR(group.Barrier());  // the other ranks return once the export exists

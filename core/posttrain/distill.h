@@ -48,6 +48,10 @@ struct DistillOptions {
   std::string cache_dir;  // a trajectory cache of base's teacher: prompts' embeddings and shape
   std::string work_dir;   // checkpoint and logs
   std::string out_dir;    // exported folder (must not exist); empty: no export
+  // The real score's model; empty: base (DMD2 on the converted model, the recipe). The other
+  // choice is the teacher base was converted from (its weights' sha256 is base's lineage's
+  // base_weights_sha256): the generator then matches the softmax teacher's distribution.
+  std::string real_dir;
   std::vector<int64_t> timesteps = {1000, 750, 500, 250};  // before the shift
   double shift = 0;     // 0: the base's serving default (model_index.json), what it will serve with
   int64_t steps = 400;  // generator updates

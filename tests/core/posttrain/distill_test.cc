@@ -249,6 +249,59 @@ TEST_F(DistillTest, ResumeWithOtherOptionsIsRefusedUnlessAllowed) {
   EXPECT_FALSE((*plain_index)["linvideo_distillation"].contains("option_changes"));
 }
 
+// --real: the real score may be the teacher the base was converted from, and nothing else.
+TEST_F(DistillTest, TheRealScoreIsTheBaseOrTheTeacherItWasConvertedFrom) {
+  const std::string teacher = (*root_ / "teacher").string();
+  pipeline::RandomModelOptions options;
+  options.seed = 10;  // other weights, the same dimensions
+  options.tokenizer_model_file =
+      std::string(LINVIDEO_SOURCE_DIR) + "/models/tokenizer/spiece.model";
+  ASSERT_TRUE(pipeline::WriteRandomModelFolder(teacher, options).ok());
+  auto teacher_sha = TransformerWeightsSha256(teacher);
+  ASSERT_TRUE(teacher_sha.ok()) << teacher_sha.status();
+
+  DistillOptions stranger = Options("stranger");  // base records no conversion
+  stranger.real_dir = teacher;
+  auto refused = RunDistillation(stranger);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("is neither --base nor the teacher"), std::string::npos)
+      << refused.status();
+
+  // A base converted from `teacher`: its lineage names the teacher's weights.
+  const fs::path converted = *root_ / "converted";
+  fs::copy(Model(), converted, fs::copy_options::recursive);
+  auto index = io::ReadJsonFile((converted / "model_index.json").string());
+  ASSERT_TRUE(index.ok()) << index.status();
+  (*index)["linvideo_conversion"] = {{"base_weights_sha256", *teacher_sha}};
+  ASSERT_TRUE(io::WriteJsonFile((converted / "model_index.json").string(), *index).ok());
+  DistillOptions o = Options("teacher_real");
+  o.base_dir = converted.string();
+  o.real_dir = teacher;
+  o.steps = 1;
+  auto run = RunDistillation(o);
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto record = io::ReadJsonFile((fs::path(o.work_dir) / "run.json").string());
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ((*record)["options"]["real"], "transformer sha256 " + *teacher_sha);
+  auto out = io::ReadJsonFile((fs::path(o.out_dir) / "model_index.json").string());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)["linvideo_distillation"]["real_model"]["weights_sha256"], *teacher_sha);
+  // The teacher's scores differ from the base's: the same run with the base as real score
+  // (--real naming the base itself, recorded as no change) ends on other weights.
+  DistillOptions same = o;
+  same.work_dir = (*root_ / "base_real_work").string();
+  same.out_dir = (*root_ / "base_real_out").string();
+  same.real_dir = converted.string();
+  ASSERT_TRUE(RunDistillation(same).ok());
+  auto same_record = io::ReadJsonFile((fs::path(same.work_dir) / "run.json").string());
+  ASSERT_TRUE(same_record.ok());
+  EXPECT_FALSE((*same_record)["options"].contains("real"));
+  auto same_out = io::ReadJsonFile((fs::path(same.out_dir) / "model_index.json").string());
+  ASSERT_TRUE(same_out.ok());
+  EXPECT_EQ((*same_out)["linvideo_distillation"]["real_model"], "base");
+  EXPECT_NE(TransformerBytes(o.out_dir), TransformerBytes(same.out_dir));
+}
+
 TEST_F(DistillTest, BadOptionsSayWhatIsAllowed) {
   struct Case {
     void (*mutate)(DistillOptions&);
