@@ -140,15 +140,24 @@ int Engine::MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedM
   // The old checkpoint's references, let go after the lock: the last one frees its weights.
   std::vector<std::shared_ptr<const LoadedModel>> released;
   absl::MutexLock lock(&mu_);
+  // A Submit that resolved against `from_version` before this and is queued after it moves too
+  // (Submit checks this under the lock).
+  rolled_back_[to->name].insert(from_version);
   int moved = 0;
-  for (SchedEntry* e : scheduler_.entries()) {
+  const std::vector<SchedEntry*> entries = scheduler_.entries();  // Abort below edits the list
+  for (SchedEntry* e : entries) {
     // A started request holds state computed by the old weights: it finishes on them.
     if (e->running() || e->key.model != to->name || e->key.version != from_version) continue;
     ServeRequest& r = RequestTable::Of(e);
     absl::StatusOr<Admission> a = Admit(*to, r.requested, r.output, r.streaming);
     if (!a.ok()) {
-      LV_LOG(WARNING) << "request=" << r.id << " stays on " << to->name << "@v" << from_version
-                      << ": " << to->name << "@v" << to->version << " refuses it: " << a.status();
+      // Nothing new runs on a rolled-back checkpoint.
+      released.push_back(r.model);
+      Abort(r, absl::FailedPreconditionError(
+                   absl::StrCat("checkpoint ", to->name, " v", from_version,
+                                " was rolled back before the "
+                                "request started, and the restored v",
+                                to->version, " refuses it: ", a.status().message())));
       continue;
     }
     {
@@ -247,6 +256,21 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   };
   if (stop_)
     return refuse(absl::UnavailableError("server is shutting down: no new work is accepted"));
+  if (auto rb = rolled_back_.find(r->model_name);
+      rb != rolled_back_.end() && rb->second.count(r->model_version) > 0) {
+    // Its checkpoint was rolled back while this call resolved and journaled it: it runs on the
+    // active one, as MoveQueued moves the queued ones.
+    absl::StatusOr<std::shared_ptr<const LoadedModel>> active = registry_->Get(r->model_name);
+    if (!active.ok()) return refuse(active.status());
+    absl::StatusOr<Admission> a = Admit(**active, r->requested, r->output, r->streaming);
+    if (!a.ok()) return refuse(a.status());
+    r->params = a->params;
+    r->model = *active;
+    r->model_version = (*active)->version;
+    r->entry.key = a->key;
+    r->entry.tokens = a->tokens;
+    r->entry.token_budget = a->token_budget;
+  }
   // The streaming request this one takes the id of (see Replaceable): swapped out only now that
   // the new one has passed every check, and put back if it cannot be queued.
   std::shared_ptr<ServeRequest> replaced;
@@ -600,25 +624,40 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   }
   if (states.empty()) return;
   const absl::Time t0 = absl::Now();
-  // One status per request: the batch's, or (after a batch failure) its own step alone.
+  // One status per request: the batch's, or (after a batch failure) its own step alone, and
+  // the seconds of that step alone (0: it ran in the batch).
   std::vector<absl::Status> result(stepped.size());
+  std::vector<double> alone_s(stepped.size(), 0.0);
   bool split = false;
   {
     auto lease = ComputeDevice::Acquire(compute_);
     Executor& executor = *stepped[0]->model->executor;
+    std::vector<int64_t> before;
+    for (StepState* s : states) before.push_back(s->step());
     const absl::Status together = executor.Step(states);
     if (!together.ok() && stepped.size() > 1) {
       // A failed step changes no state (Executor::Step): step each request alone, so one bad
-      // request, or a batch too large for the device, does not end its batchmates.
+      // request, or a batch too large for the device, does not end its batchmates. A state that
+      // moved all the same is not stepped twice: it fails with the batch.
       LV_LOG(WARNING) << "a step of " << stepped.size()
                       << " requests together failed; stepping them one by one: " << together;
       split = true;
-      for (size_t i = 0; i < states.size(); ++i) result[i] = executor.Step({states[i]});
+      for (size_t i = 0; i < states.size(); ++i) {
+        if (states[i]->step() != before[i]) {
+          result[i] = together;
+          continue;
+        }
+        const absl::Time a0 = absl::Now();
+        result[i] = executor.Step({states[i]});
+        alone_s[i] = absl::ToDoubleSeconds(absl::Now() - a0);
+      }
     } else {
       std::fill(result.begin(), result.end(), together);
     }
   }
-  const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
+  // The batch's time (the failed attempt when it was split), then each request's own.
+  double dt = absl::ToDoubleSeconds(absl::Now() - t0);
+  for (double a : alone_s) dt -= a;
   int64_t tokens = 0;
   int ok = 0;
   absl::MutexLock lock(&mu_);
@@ -636,11 +675,12 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
     }
     tokens += r->entry.tokens;
     ++ok;
+    if (split && metrics_ != nullptr) metrics_->ObserveStep(1, alone_s[i], r->entry.tokens);
     const bool done = r->state->done();
     {
       absl::MutexLock rl(&r->mu);
       r->step = static_cast<int>(r->state->step());
-      r->stats.compute_s += dt;
+      r->stats.compute_s += dt + alone_s[i];
       r->stats.max_batch = std::max<int>(r->stats.max_batch, split ? 1 : stepped.size());
       r->Push(ProgressEvent{r->step, static_cast<int>(r->state->total_steps())});
       if (done) r->phase = RequestPhase::kFinishing;
@@ -652,7 +692,8 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
       output_.Enqueue(r->shared_from_this());
     }
   }
-  if (metrics_ != nullptr && ok > 0) metrics_->ObserveStep(split ? 1 : ok, dt, tokens);
+  // A split batch's steps were observed one by one above.
+  if (metrics_ != nullptr && !split && ok > 0) metrics_->ObserveStep(ok, dt, tokens);
 }
 
 }  // namespace linvideo::server

@@ -9,7 +9,9 @@
 // request when.
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,9 +67,10 @@ class Engine {
   int Recover(const std::vector<RecoveredRequest>& recovered);
   // After a Rollback to `to`: the requests queued on checkpoint `from_version` of the same model
   // that have not started move to `to`, resolved again from what they asked for (the restored
-  // checkpoint's defaults; their place in the queue is kept). One that `to` refuses (its limits
-  // or the server's budgets) stays where it was. Started requests finish on the weights they
-  // began with. Returns how many moved.
+  // checkpoint's defaults; their place in the queue is kept), and so does a Submit that resolved
+  // against it while this ran. One that `to` refuses (its limits or the server's budgets) ends
+  // FAILED_PRECONDITION: nothing new runs on a rolled-back checkpoint. Started requests finish on
+  // the weights they began with. Returns how many moved.
   int MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedModel>& to);
   // Cancels a queued/running request (no-op when already finished). NOT_FOUND for unknown ids.
   absl::Status Cancel(const std::string& id);
@@ -131,6 +134,8 @@ class Engine {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   int finishing_ ABSL_GUARDED_BY(mu_) = 0;  // handed to output_ and not yet finished
+  // Checkpoint versions rolled back, by model name (MoveQueued): never queued on again.
+  std::map<std::string, std::set<int64_t>> rolled_back_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> paused_{false}, draining_{false};
 
   OutputStage output_;

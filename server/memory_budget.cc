@@ -106,6 +106,7 @@ absl::StatusOr<MemoryBudget> DeriveMemoryBudget(const MemoryBudgetInput& in) {
   out.bytes_per_token = per_token;
   out.bytes_per_request = per_request;
   out.fixed_bytes = static_cast<int64_t>(fixed);
+  out.usable_bytes = usable;
   out.token_budget = budget;
   if (budget < in.largest_request_tokens) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -218,6 +219,12 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
   MemoryBudget out;
   out.token_budget = std::numeric_limits<int64_t>::max();
   out.max_batch = options.max_batch_cap;
+  struct Each {
+    const BudgetModel* model;
+    MemoryBudget budget;  // its own derivation (as if it were served alone)
+    int64_t largest = 0;  // its largest request's step tokens
+  };
+  std::vector<Each> each;
   for (const auto& [model, resolved, sm] : measured) {
     const ModelLimits& l = model->limits;
     MemoryBudgetInput in;
@@ -240,14 +247,34 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     in.max_batch_cap = options.max_batch_cap;
     auto b = DeriveMemoryBudget(in);
     if (!b.ok()) return core::Annotate(b.status(), absl::StrCat("model ", model->name));
-    out.model_token_budgets[model->name] = b->token_budget;
-    if (b->token_budget < out.token_budget) {
-      out.token_budget = b->token_budget;
-      out.bytes_per_token = b->bytes_per_token;
-      out.fixed_bytes = b->fixed_bytes;
-    }
     out.max_batch = std::min(out.max_batch, b->max_batch);
     absl::StrAppend(&out.summary, out.summary.empty() ? "" : "; ", model->name, ": ", b->summary);
+    each.push_back({model, *b, LargestRequestTokens(l)});
+  }
+  // Mixed running requests: a step of model m holds at least one request of m and up to
+  // max_batch − 1 others, each at most the dearest per-request cost of all models.
+  double dearest = 0;
+  for (const Each& e : each) dearest = std::max(dearest, e.budget.bytes_per_request);
+  auto budget_of = [&](const Each& e, int batch) -> int64_t {
+    const double left = e.budget.usable_bytes - e.budget.bytes_per_request -
+                        (batch - 1) * std::max(dearest, e.budget.bytes_per_request);
+    return left > 0 ? static_cast<int64_t>(std::floor(left / e.budget.bytes_per_token)) : 0;
+  };
+  auto fits = [&](int batch) {
+    for (const Each& e : each)
+      if (budget_of(e, batch) < e.largest) return false;
+    return true;
+  };
+  // At a batch of 1 each model's own derivation already showed its largest request fits.
+  while (out.max_batch > 1 && !fits(out.max_batch)) --out.max_batch;
+  for (const Each& e : each) {
+    const int64_t b = budget_of(e, out.max_batch);
+    out.model_token_budgets[e.model->name] = b;
+    if (b < out.token_budget) {
+      out.token_budget = b;
+      out.bytes_per_token = e.budget.bytes_per_token;
+      out.fixed_bytes = e.budget.fixed_bytes;
+    }
   }
   std::string budgets;
   for (const auto& [name, b] : out.model_token_budgets)

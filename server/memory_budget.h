@@ -59,6 +59,7 @@ struct MemoryBudget {
   double bytes_per_token = 0;
   double bytes_per_request = 0;  // per request in a step, beside its tokens (text states)
   int64_t fixed_bytes = 0;       // per-step overhead independent of tokens (workspaces)
+  double usable_bytes = 0;       // for the batch's requests and tokens (after margin and reserves)
   std::string summary;           // one line for the log: the numbers and how they were derived
 };
 
@@ -108,8 +109,10 @@ struct ServingBudgetOptions {
 // Measures every model (MeasureStepMemory on its default request) and derives each one's budget
 // against its own line and its own largest request (a decode measured at the default size is
 // scaled by the largest request's pixels). A step runs one model, so each model keeps its own
-// token budget (model_token_budgets): a model with cheaper tokens is not held to a dearer one's;
-// the batch size is the smallest, since requests of every model hold memory between steps.
+// token budget (model_token_budgets): a model with cheaper tokens is not held to a dearer one's.
+// Requests of every model hold memory between steps (at most max_batch in all), so a model's
+// budget leaves room for max_batch − 1 requests of the model with the dearest requests beside its
+// own; max_batch is lowered until every model's largest request fits that way.
 // Errors as DeriveMemoryBudget's, naming the model.
 absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>& models,
                                                  const DeviceMemoryProbe& probe,

@@ -378,7 +378,8 @@ TEST_F(EngineTest, EachModelIsHeldToItsOwnStepBudget) {
   ASSERT_TRUE(registry_->LoadInitial("other", root_ + "/b").ok());
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   auto r = engine_->Submit(Req(1));
-  ASSERT_TRUE(r.ok()) << r.status();  // within m's own budget, over the fallback
+  ASSERT_TRUE(r.ok()) << r.status();             // within m's own budget, over the fallback
+  EXPECT_EQ((*r)->entry.token_budget, 1000000);  // and batched against it (scheduler_test)
   EXPECT_EQ(WaitDone(*r), RequestPhase::kDone);
   SubmitOptions o = Req(1);
   o.model = "other";
@@ -519,7 +520,11 @@ TEST_F(EngineTest, ARollbackMovesRequestsQueuedOnTheBadCheckpoint) {
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   auto v1 = *engine_->Submit(Req(5, 4));  // the rolled-back-to checkpoint's videos, for reference
   ASSERT_EQ(WaitDone(v1), RequestPhase::kDone);
-  ASSERT_TRUE(registry_->Load("m", "b").ok());
+  // v2 has other defaults and limits: 3 steps by default, up to 60.
+  std::system(("mkdir -p " + root_ + "/b2").c_str());
+  std::ofstream(root_ + "/b2/fake_model.json")
+      << R"({"step_ms": 5, "item_ms": 1, "salt": 7, "default_steps": 3, "max_steps": 60})";
+  ASSERT_TRUE(registry_->Load("m", "b2").ok());
   auto running = *engine_->Submit(Req(6, 50));  // starts on v2 and runs ~0.3 s
   {
     absl::MutexLock l(&running->mu);
@@ -531,16 +536,30 @@ TEST_F(EngineTest, ARollbackMovesRequestsQueuedOnTheBadCheckpoint) {
                                  absl::Seconds(20));
   }
   SubmitOptions asked = Req(5, 3);
-  asked.params.steps = 0;  // the checkpoint's default (4 for both)
+  asked.params.steps = 0;  // the checkpoint's default: 3 on v2, 4 on v1
   auto queued = *engine_->Submit(asked);
   auto other = *engine_->Submit(Req(7, 3));
+  auto too_long = *engine_->Submit(Req(8, 55));  // v2 allows 55 steps, v1 at most 50
   EXPECT_EQ(queued->model_version, 2);
+  {
+    absl::MutexLock l(&queued->mu);
+    EXPECT_EQ(queued->params.steps, 3);
+  }
   int64_t from = 0;
   auto restored = registry_->Rollback("m", &from);
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(from, 2);
   EXPECT_EQ(engine_->MoveQueued(from, *restored), 2);
   EXPECT_EQ(engine_->MoveQueued(from, *restored), 0);  // nothing left on v2 that may move
+  // Nothing new runs on the rolled-back checkpoint: what the restored one refuses ends.
+  ASSERT_EQ(WaitDone(too_long), RequestPhase::kFailed);
+  {
+    absl::MutexLock l(&too_long->mu);
+    EXPECT_EQ(too_long->error.code(), absl::StatusCode::kFailedPrecondition) << too_long->error;
+    EXPECT_NE(too_long->error.message().find("was rolled back before the request started"),
+              std::string::npos)
+        << too_long->error;
+  }
   for (const auto& r : {running, queued, other}) ASSERT_EQ(WaitDone(r), RequestPhase::kDone);
   EXPECT_EQ(running->model_version, 2);  // started before the rollback: finishes where it began
   EXPECT_EQ(queued->model_version, 1);

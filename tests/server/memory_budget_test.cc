@@ -293,6 +293,31 @@ TEST(MemoryBudgetTest, SeveralModelsGetTheirOwnBudgetsAndSwapsAreReserved) {
       << decoding->summary;
   options.overlap_decode = false;
 
+  // Requests of both models run at once (max_batch in all): when the dear model's requests hold
+  // 512 MiB each between steps, the cheap model's budget leaves room for max_batch − 1 of them.
+  // (Defaults below the largest request, so the measurement separates the per-request cost.)
+  FakeExecutorOptions short_default = o;
+  short_default.limits.default_frames = 21;
+  SimulatedDevice light(short_default, 16 * 1024), heavy(short_default, 64 * 1024, 512 * kMiB);
+  std::vector<BudgetModel> mixed = {{"cheap", &light, short_default.limits},
+                                    {"heavy", &heavy, short_default.limits}};
+  DeviceMemoryProbe mixed_probe{
+      [&] { return std::max(light.Probe().used_bytes(), heavy.Probe().used_bytes()); },
+      [&] {
+        light.Probe().release_cached();
+        heavy.Probe().release_cached();
+      }};
+  auto both = DeriveServingBudget(mixed, mixed_probe, options);
+  ASSERT_TRUE(both.ok()) << both.status();
+  ASSERT_GT(both->max_batch, 1) << both->summary;
+  const double others = (both->max_batch - 1) * 512.0 * kMiB;
+  EXPECT_NEAR(static_cast<double>(both->model_token_budgets.at("cheap")),
+              (usable - others) / (16 * 1024), 2.0)
+      << both->summary;
+  EXPECT_NEAR(static_cast<double>(both->model_token_budgets.at("heavy")),
+              (usable - 512.0 * kMiB - others) / (64 * 1024), 2.0)
+      << both->summary;
+
   options.total_bytes = 8 * kGiB;  // the dear model's largest request no longer fits
   auto small = DeriveServingBudget(models, probe, options);
   EXPECT_EQ(small.status().code(), absl::StatusCode::kResourceExhausted);
