@@ -90,7 +90,30 @@ bool Replaceable(ServeRequest& existing, const SubmitOptions& o) {
          (existing.phase == RequestPhase::kDone && existing.abandoned);
 }
 
+// A start or step failure as the request's error: a device out-of-memory stays
+// RESOURCE_EXHAUSTED (retry later, or smaller); the rest is INTERNAL.
+absl::Status ComputeFailure(const absl::Status& st, absl::string_view what) {
+  return absl::Status(absl::IsResourceExhausted(st) ? absl::StatusCode::kResourceExhausted
+                                                    : absl::StatusCode::kInternal,
+                      absl::StrCat(what, ": ", st.message()));
+}
+
 }  // namespace
+
+std::shared_ptr<const LoadedModel> Engine::Pin(ServeRequest& r,
+                                               std::shared_ptr<const LoadedModel> model,
+                                               Admission a) {
+  {
+    absl::MutexLock rl(&r.mu);
+    r.params = std::move(a.params);
+    r.model_version = model->version;
+  }
+  r.entry.key = std::move(a.key);
+  r.entry.tokens = a.tokens;
+  r.entry.token_budget = a.token_budget;
+  std::swap(r.model, model);
+  return model;
+}
 
 absl::StatusOr<Engine::Admission> Engine::Admit(const LoadedModel& model,
                                                 const GenerationParams& requested,
@@ -160,16 +183,7 @@ int Engine::MoveQueued(int64_t from_version, const std::shared_ptr<const LoadedM
                                 to->version, " refuses it: ", a.status().message())));
       continue;
     }
-    {
-      absl::MutexLock rl(&r.mu);
-      r.params = a->params;
-      r.model_version = to->version;
-    }
-    released.push_back(std::move(r.model));
-    r.model = to;
-    r.entry.key = a->key;
-    r.entry.tokens = a->tokens;
-    r.entry.token_budget = a->token_budget;
+    released.push_back(Pin(r, to, *std::move(a)));
     ++moved;
     LV_LOG(INFO) << "request=" << r.id << " moved to " << to->name << "@v" << to->version << " (v"
                  << from_version << " was rolled back before it started)";
@@ -208,21 +222,15 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   if (!output.ok()) return output.status();
   absl::StatusOr<Admission> admission = Admit(**model, o.params, *output, o.streaming);
   if (!admission.ok()) return admission.status();
-  const GenerationParams* params = &admission->params;
 
   auto r = std::make_shared<ServeRequest>();
   r->requested = o.params;
-  r->params = admission->params;
   r->output = *output;
   r->created = absl::Now();
-  r->model = *model;
   r->model_name = (*model)->name;
-  r->model_version = (*model)->version;
   r->streaming = o.streaming;
-  r->entry.key = admission->key;
+  Pin(*r, *model, *std::move(admission));
   r->entry.priority = std::clamp(o.priority, 0, kNumPriorities - 1);
-  r->entry.tokens = admission->tokens;
-  r->entry.token_budget = admission->token_budget;
   r->entry.enqueued = r->created;
   r->entry.deadline = o.deadline;
 
@@ -264,12 +272,7 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
     if (!active.ok()) return refuse(active.status());
     absl::StatusOr<Admission> a = Admit(**active, r->requested, r->output, r->streaming);
     if (!a.ok()) return refuse(a.status());
-    r->params = a->params;
-    r->model = *active;
-    r->model_version = (*active)->version;
-    r->entry.key = a->key;
-    r->entry.tokens = a->tokens;
-    r->entry.token_budget = a->token_budget;
+    Pin(*r, *active, *std::move(a));
   }
   // The streaming request this one takes the id of (see Replaceable): swapped out only now that
   // the new one has passed every check, and put back if it cannot be queued.
@@ -301,7 +304,7 @@ absl::StatusOr<std::shared_ptr<ServeRequest>> Engine::Submit(const SubmitOptions
   }
   LV_LOG(INFO) << "request=" << r->id << (o.recovered ? " queued again" : " queued")
                << " model=" << r->model->name << "@v" << r->model->version << " "
-               << r->entry.key.ToString() << " steps=" << params->steps
+               << r->entry.key.ToString() << " steps=" << r->params.steps
                << " priority=" << r->entry.priority;
   // The queue gauges (and others' positions, which a higher priority moves) at once: the loop
   // refreshes them only between steps, which on a CPU take seconds to minutes.
@@ -594,10 +597,7 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   for (size_t i = 0; i < admitted.size(); ++i) {
     ServeRequest* r = admitted[i];
     if (!states[i].ok()) {
-      const absl::Status& st = states[i].status();
-      Abort(*r, absl::Status(absl::IsResourceExhausted(st) ? absl::StatusCode::kResourceExhausted
-                                                           : absl::StatusCode::kInternal,
-                             absl::StrCat("starting the request failed: ", st.message())));
+      Abort(*r, ComputeFailure(states[i].status(), "starting the request failed"));
       continue;
     }
     r->state = std::move(*states[i]);
@@ -666,11 +666,7 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
     ServeRequest* r = stepped[i];
     const absl::Status& st = result[i];
     if (!st.ok()) {
-      // A device out-of-memory stays RESOURCE_EXHAUSTED (retry later, or smaller); the rest is
-      // INTERNAL.
-      Abort(*r, absl::Status(absl::IsResourceExhausted(st) ? absl::StatusCode::kResourceExhausted
-                                                           : absl::StatusCode::kInternal,
-                             absl::StrCat("denoising step failed: ", st.message())));
+      Abort(*r, ComputeFailure(st, "denoising step failed"));
       continue;
     }
     tokens += r->entry.tokens;

@@ -101,6 +101,11 @@ class Engine {
   };
   absl::StatusOr<Admission> Admit(const LoadedModel& model, const GenerationParams& requested,
                                   const OutputFormat& output, bool streaming) const;
+  // Puts `r` on `model` as admitted by `a` (params, version, scheduler key and costs); returns
+  // the checkpoint it was on, for the caller to let go of outside the engine's lock.
+  static std::shared_ptr<const LoadedModel> Pin(ServeRequest& r,
+                                                std::shared_ptr<const LoadedModel> model,
+                                                Admission a);
   // A queued request ends CANCELLED at once; a running one is marked (stops within a step).
   void CancelLocked(ServeRequest& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();

@@ -249,15 +249,14 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
     if (!b.ok()) return core::Annotate(b.status(), absl::StrCat("model ", model->name));
     out.max_batch = std::min(out.max_batch, b->max_batch);
     absl::StrAppend(&out.summary, out.summary.empty() ? "" : "; ", model->name, ": ", b->summary);
-    each.push_back({model, *b, LargestRequestTokens(l)});
+    each.push_back({model, *b, in.largest_request_tokens});
   }
   // Mixed running requests: a step of model m holds at least one request of m and up to
-  // max_batch − 1 others, each at most the dearest per-request cost of all models.
+  // max_batch − 1 others, each at most the dearest per-request cost of all models (m's included).
   double dearest = 0;
   for (const Each& e : each) dearest = std::max(dearest, e.budget.bytes_per_request);
   auto budget_of = [&](const Each& e, int batch) -> int64_t {
-    const double left = e.budget.usable_bytes - e.budget.bytes_per_request -
-                        (batch - 1) * std::max(dearest, e.budget.bytes_per_request);
+    const double left = e.budget.usable_bytes - e.budget.bytes_per_request - (batch - 1) * dearest;
     return left > 0 ? static_cast<int64_t>(std::floor(left / e.budget.bytes_per_token)) : 0;
   };
   auto fits = [&](int batch) {

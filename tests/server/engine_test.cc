@@ -45,6 +45,16 @@ class EngineTest : public ::testing::Test {
     o.params.frames = 5;
     return o;
   }
+  // Submits each (all must be accepted), in order.
+  std::vector<std::shared_ptr<ServeRequest>> SubmitAll(std::initializer_list<SubmitOptions> all) {
+    std::vector<std::shared_ptr<ServeRequest>> rs;
+    for (const SubmitOptions& o : all) {
+      auto r = engine_->Submit(o);
+      EXPECT_TRUE(r.ok()) << r.status();
+      rs.push_back(r.ok() ? *r : nullptr);
+    }
+    return rs;
+  }
   static RequestPhase WaitDone(const std::shared_ptr<ServeRequest>& r) {
     absl::MutexLock l(&r->mu);
     r->mu.AwaitWithTimeout(
@@ -125,12 +135,8 @@ TEST_F(EngineTest, ARequestThatCannotStartFailsAloneNotItsBatchmates) {
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   SubmitOptions bad = Req(2);
   bad.params.prompt = "cannot start";
-  std::vector<std::shared_ptr<ServeRequest>> rs;
-  for (const SubmitOptions& o : {Req(1), bad, Req(3)}) {
-    auto r = engine_->Submit(o);
-    ASSERT_TRUE(r.ok()) << r.status();
-    rs.push_back(*r);
-  }
+  const auto rs = SubmitAll({Req(1), bad, Req(3)});
+  for (const auto& r : rs) ASSERT_NE(r, nullptr);
   EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kDone);
   EXPECT_EQ(WaitDone(rs[2]), RequestPhase::kDone);
   ASSERT_EQ(WaitDone(rs[1]), RequestPhase::kFailed);
@@ -288,12 +294,8 @@ TEST_F(EngineTest, AStepThatFailsEndsOnlyTheRequestThatFailsAlone) {
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   SubmitOptions bad = Req(2);
   bad.params.prompt = "too big";  // the fake's step runs out of memory on any batch holding it
-  std::vector<std::shared_ptr<ServeRequest>> rs;
-  for (const SubmitOptions& o : {Req(1), bad, Req(3)}) {
-    auto r = engine_->Submit(o);
-    ASSERT_TRUE(r.ok()) << r.status();
-    rs.push_back(*r);
-  }
+  const auto rs = SubmitAll({Req(1), bad, Req(3)});
+  for (const auto& r : rs) ASSERT_NE(r, nullptr);
   EXPECT_EQ(WaitDone(rs[0]), RequestPhase::kDone);
   EXPECT_EQ(WaitDone(rs[2]), RequestPhase::kDone);
   ASSERT_EQ(WaitDone(rs[1]), RequestPhase::kFailed);
