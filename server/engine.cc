@@ -461,8 +461,11 @@ void Engine::Stop() {
 
 void Engine::Abort(ServeRequest& r, const absl::Status& status, bool journal) {
   scheduler_.Finish(&r.entry);  // a no-op for entries the plan already dropped
-  r.state.reset();
-  r.model.reset();  // the state was the last thing using it
+  // Freed by the engine thread outside the lock: the request may hold the last reference to a
+  // swapped-out checkpoint, and freeing its weights (or the latents) must not stall the lock.
+  if (r.state != nullptr) released_states_.push_back(std::move(r.state));
+  if (r.model != nullptr) released_models_.push_back(std::move(r.model));
+  wake_ = true;
   if (!r.Fail(status)) return;
   LV_LOG(INFO) << "request=" << r.id << " ended: " << status;
   if (journal && journal_ != nullptr && !r.streaming) {
@@ -497,6 +500,11 @@ void Engine::Loop() {
     // References for the step: the table may drop a request meanwhile (expiry; a Generate
     // taking the id of one that ended), and the step must not be left with a freed one.
     std::vector<std::shared_ptr<ServeRequest>> held;
+    // What Abort let go of, freed at the end of this iteration, outside the lock (declared
+    // before the lock below so that it is destroyed after it; the states before the checkpoints
+    // they were computed with).
+    std::vector<std::shared_ptr<const LoadedModel>> dead_models;
+    std::vector<std::unique_ptr<StepState>> dead_states;
     if (journal_ != nullptr && absl::Now() - last_maintain > absl::Seconds(5)) {
       last_maintain = absl::Now();
       MaintainJournal(last_maintain);
@@ -541,7 +549,10 @@ void Engine::Loop() {
                   : absl::DeadlineExceededError("request deadline passed before it finished"));
       }
       PublishQueueState(now);
+      dead_states.swap(released_states_);
+      dead_models.swap(released_models_);
       if (plan.empty()) {
+        if (!dead_states.empty() || !dead_models.empty()) continue;  // free them first
         wake_ = false;
         auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wake_; };
         mu_.AwaitWithDeadline(absl::Condition(&woken),
@@ -565,10 +576,12 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   const absl::Time t0 = absl::Now();
   std::vector<absl::StatusOr<std::unique_ptr<StepState>>> states;
   bool split = false;
+  absl::Status together_status;
   {
     auto lease = ComputeDevice::Acquire(compute_);
     absl::StatusOr<std::vector<std::unique_ptr<StepState>>> together =
         admitted[0]->model->executor->Start(params);
+    together_status = together.status();
     if (together.ok()) {
       for (auto& s : *together) states.emplace_back(std::move(s));
     } else if (admitted.size() == 1) {
@@ -593,7 +606,12 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   absl::MutexLock lock(&mu_);
-  if (split && metrics_ != nullptr) metrics_->CountBatchSplit("start");
+  if (split) {
+    if (metrics_ != nullptr) metrics_->CountBatchSplit("start");
+    std::vector<absl::Status> alone;
+    for (const auto& st : states) alone.push_back(st.status());
+    LimitAfterSplit(admitted, together_status, alone);
+  }
   for (size_t i = 0; i < admitted.size(); ++i) {
     ServeRequest* r = admitted[i];
     if (!states[i].ok()) {
@@ -613,6 +631,29 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   }
 }
 
+void Engine::LimitAfterSplit(const std::vector<ServeRequest*>& batch, const absl::Status& together,
+                             const std::vector<absl::Status>& alone) {
+  // Only a batch that ran out of memory together and fits one by one says the device is too
+  // small for it; a request that fails alone is that request's fault.
+  if (!absl::IsResourceExhausted(together) ||
+      std::none_of(alone.begin(), alone.end(), [](const absl::Status& s) { return s.ok(); })) {
+    return;
+  }
+  int64_t tokens = 0;
+  for (const ServeRequest* r : batch) tokens += r->entry.tokens;
+  const BucketKey& key = batch[0]->entry.key;
+  const int64_t before = scheduler_.StepLimit(key.model, key.version);
+  const int64_t limit = scheduler_.LimitSteps(key.model, key.version, tokens - 1);
+  if (limit == before) return;
+  LV_LOG(WARNING)
+      << key.model << "@v" << key.version << ": " << batch.size() << " requests (" << tokens
+      << " tokens) ran out of device memory together and fit one by one; "
+      << "its steps are held to " << limit
+      << " tokens from now on (until the checkpoint is replaced or the server "
+         "restarts); a larger scheduler.memory_margin_pct (or a smaller token_budget) avoids it";
+  if (metrics_ != nullptr) metrics_->SetStepLimit(key.model, key.version, limit);
+}
+
 void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   std::vector<StepState*> states;
   std::vector<ServeRequest*> stepped;
@@ -629,12 +670,13 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   std::vector<absl::Status> result(stepped.size());
   std::vector<double> alone_s(stepped.size(), 0.0);
   bool split = false;
+  absl::Status together;
   {
     auto lease = ComputeDevice::Acquire(compute_);
     Executor& executor = *stepped[0]->model->executor;
     std::vector<int64_t> before;
     for (StepState* s : states) before.push_back(s->step());
-    const absl::Status together = executor.Step(states);
+    together = executor.Step(states);
     if (!together.ok() && stepped.size() > 1) {
       // A failed step changes no state (Executor::Step): step each request alone, so one bad
       // request, or a batch too large for the device, does not end its batchmates. A state that
@@ -661,7 +703,10 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   int64_t tokens = 0;
   int ok = 0;
   absl::MutexLock lock(&mu_);
-  if (split && metrics_ != nullptr) metrics_->CountBatchSplit("step");
+  if (split) {
+    if (metrics_ != nullptr) metrics_->CountBatchSplit("step");
+    LimitAfterSplit(stepped, together, result);
+  }
   for (size_t i = 0; i < stepped.size(); ++i) {
     ServeRequest* r = stepped[i];
     const absl::Status& st = result[i];

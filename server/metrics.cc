@@ -96,6 +96,12 @@ Metrics::Metrics()
                               "run again one request at a time, so that only the requests that "
                               "fail alone fail (e.g. a batch too large for the device memory)")
                         .Register(*registry_)),
+      step_limit_(prometheus::BuildGauge()
+                      .Name("linvideo_step_token_limit")
+                      .Help("Tokens per step a model's checkpoint (version) is held to since a "
+                            "batch of it ran out of device memory and its requests fit one by "
+                            "one (absent: no such failure; the configured budget applies)")
+                      .Register(*registry_)),
       device_memory_(prometheus::BuildGauge()
                          .Name("linvideo_device_memory_bytes")
                          .Help("Memory of the compute device (kind=used|total): the CUDA device's "
@@ -154,6 +160,11 @@ void Metrics::SetStoredResults(int64_t count, int64_t bytes, int64_t journal_rec
 
 void Metrics::CountBatchSplit(const std::string& stage) {
   batch_splits_.Add({{"stage", stage}}).Increment();
+}
+
+void Metrics::SetStepLimit(const std::string& model, int64_t version, int64_t tokens) {
+  step_limit_.Add({{"model", model}, {"version", std::to_string(version)}})
+      .Set(static_cast<double>(tokens));
 }
 
 void Metrics::SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten) {

@@ -40,6 +40,9 @@ class Metrics {
   void SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten);
   // A batched start or step that failed and was retried one request at a time (stage=start|step).
   void CountBatchSplit(const std::string& stage);
+  // The step budget checkpoint `version` of `model` is held to since a batch of it ran out of
+  // device memory (Scheduler::LimitSteps), in tokens per step.
+  void SetStepLimit(const std::string& model, int64_t version, int64_t tokens);
   // linvideo_device_memory_bytes{device, kind=used|total} (kernels/device_memory.h).
   void SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes);
 
@@ -73,6 +76,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& finished_;
   prometheus::Counter& forgotten_;
   prometheus::Family<prometheus::Counter>& batch_splits_;
+  prometheus::Family<prometheus::Gauge>& step_limit_;
   prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_progress_;

@@ -24,6 +24,25 @@ absl::Status Scheduler::Enqueue(SchedEntry* entry, bool over_limit) {
   return absl::OkStatus();
 }
 
+int64_t Scheduler::Budget(const SchedEntry* e) const {
+  const int64_t own = e->token_budget > 0 ? e->token_budget : options_.token_budget;
+  const int64_t cap = StepLimit(e->key.model, e->key.version);
+  if (cap <= 0) return own;
+  return own > 0 ? std::min(own, cap) : cap;
+}
+
+int64_t Scheduler::LimitSteps(const std::string& model, int64_t version, int64_t tokens) {
+  int64_t& cap = step_limits_[{model, version}];
+  tokens = std::max<int64_t>(tokens, 1);
+  cap = cap > 0 ? std::min(cap, tokens) : tokens;
+  return cap;
+}
+
+int64_t Scheduler::StepLimit(const std::string& model, int64_t version) const {
+  const auto it = step_limits_.find({model, version});
+  return it == step_limits_.end() ? 0 : it->second;
+}
+
 double Scheduler::Score(const SchedEntry* e, absl::Time now) const {
   return e->priority * absl::ToDoubleSeconds(options_.starvation_age) +
          absl::ToDoubleSeconds(now - e->enqueued);
@@ -100,7 +119,19 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
   if (chosen == nullptr) return plan;
 
   int64_t tokens = 0;
+  // Running requests over the bucket's budget (lowered by LimitSteps since they started) take
+  // turns: the least recently stepped first, as many as fit, at least one.
+  std::sort(chosen->running.begin(), chosen->running.end(),
+            [](const SchedEntry* a, const SchedEntry* b) {
+              return a->turn != b->turn ? a->turn < b->turn : a->seq < b->seq;
+            });
+  bool left_out = false;
   for (SchedEntry* e : chosen->running) {
+    if (Budget(e) > 0 && !plan.batch.empty() && tokens + e->tokens > Budget(e)) {
+      left_out = true;
+      continue;
+    }
+    e->turn = ++turns_;
     plan.batch.push_back(e);
     tokens += e->tokens;
   }
@@ -108,7 +139,8 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
             [&](const SchedEntry* a, const SchedEntry* b) { return Before(a, b, now); });
   // Slots left under the cap on running requests across buckets (which the batch, holding only
   // running ones so far, cannot exceed either).
-  const int room = may_start ? options_.max_batch - running_total : 0;
+  // Nothing joins a bucket whose running requests do not all fit its budget.
+  const int room = may_start && !left_out ? options_.max_batch - running_total : 0;
   int admitted = 0;
   for (SchedEntry* e : chosen->queued) {
     if (admitted >= room) break;
@@ -118,6 +150,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       continue;
     }
     e->phase = RequestPhase::kRunning;
+    e->turn = ++turns_;
     ++admitted;
     tokens += e->tokens;
     plan.admit.push_back(e);

@@ -18,13 +18,18 @@
 //    requests step.
 //  * Cancelled or expired (deadline passed) entries are dropped at the next plan, before anything
 //    runs, so expired requests never start and cancelled ones stop within one step.
+//  * A checkpoint's step budget can be lowered while its requests run (LimitSteps: a batch ran
+//    out of device memory). A bucket whose running requests exceed it steps as many as fit, the
+//    least recently stepped first (they take turns), and admits nothing until they fit again.
 // Ownership: entries are owned by the caller and must outlive their time in the scheduler (until
 // they are returned in Plan::dropped or passed to Finish).
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -66,6 +71,8 @@ struct SchedEntry {
   void* owner = nullptr;
   // Maintained by the scheduler: kQueued or kRunning while the scheduler holds the entry.
   uint64_t seq = 0;
+  // When a plan last took it (0: never): running requests over a lowered budget take turns.
+  uint64_t turn = 0;
   RequestPhase phase = RequestPhase::kQueued;
   bool cancelled = false;
   bool running() const { return phase == RequestPhase::kRunning; }
@@ -108,6 +115,12 @@ class Scheduler {
   }
   // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
+  // Holds every step of checkpoint `version` of `model` to at most `tokens` (>= 1) from now on,
+  // below its entries' own budgets: a batch of that many tokens or more did not fit the device.
+  // Only lowers. Returns the cap in force.
+  int64_t LimitSteps(const std::string& model, int64_t version, int64_t tokens);
+  // The cap LimitSteps set for that checkpoint (0: none).
+  int64_t StepLimit(const std::string& model, int64_t version) const;
 
   // 1-based queue position (1 = next to start); 0 when running or unknown.
   int Position(const SchedEntry* entry, absl::Time now) const;
@@ -121,15 +134,17 @@ class Scheduler {
 
  private:
   double Score(const SchedEntry* e, absl::Time now) const;
-  // A bucket's step budget (0: unlimited): its entries' model's, else the scheduler's.
-  int64_t Budget(const SchedEntry* e) const {
-    return e->token_budget > 0 ? e->token_budget : options_.token_budget;
-  }
+  // A bucket's step budget (0: unlimited): its entries' model's, else the scheduler's, lowered to
+  // the cap LimitSteps learned for its checkpoint.
+  int64_t Budget(const SchedEntry* e) const;
   bool Before(const SchedEntry* a, const SchedEntry* b, absl::Time now) const;
 
   SchedulerOptions options_;
   std::vector<SchedEntry*> entries_;  // queued and running, in arrival order
   uint64_t next_seq_ = 1;
+  uint64_t turns_ = 0;  // entries put in a batch so far (SchedEntry::turn)
+  // LimitSteps' caps, by model and checkpoint version.
+  std::map<std::pair<std::string, int64_t>, int64_t> step_limits_;
 };
 
 }  // namespace linvideo::server

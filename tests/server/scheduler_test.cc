@@ -223,6 +223,43 @@ TEST_F(SchedulerTest, EachModelsOwnTokenBudgetCapsItsBatch) {
   EXPECT_EQ(p.batch.size(), 1u);  // 200 > dear's 150; its queue reached the budget: no wait
 }
 
+TEST_F(SchedulerTest, RunningRequestsOverALoweredLimitTakeTurns) {
+  Scheduler s(Opts(8, absl::ZeroDuration()));
+  std::vector<SchedEntry*> run;
+  for (int i = 0; i < 4; ++i) run.push_back(Add(s, Key(32), kT0, 1, 100));
+  Plan p = s.Next(kT0);
+  ASSERT_EQ(p.batch.size(), 4u);
+  // The batch of 400 tokens ran out of memory: 399 at most from now on, for this checkpoint only.
+  EXPECT_EQ(s.LimitSteps("m", 1, 399), 399);
+  EXPECT_EQ(s.LimitSteps("m", 1, 500), 399);  // only lowers
+  EXPECT_EQ(s.StepLimit("m", 1), 399);
+  EXPECT_EQ(s.StepLimit("m", 2), 0);
+  SchedEntry* waiting = Add(s, Key(32), kT0, 2, 100);  // high priority, same bucket
+  // Three step, then the one left out first: every running request steps within two plans, and
+  // nothing joins while they do not all fit.
+  std::vector<int> stepped(4, 0);
+  for (int plan = 0; plan < 4; ++plan) {
+    p = s.Next(kT0 + absl::Milliseconds(plan));
+    EXPECT_EQ(p.batch.size(), 3u) << plan;
+    EXPECT_TRUE(p.admit.empty()) << plan;
+    for (SchedEntry* e : p.batch) {
+      for (int i = 0; i < 4; ++i) stepped[i] += e == run[i] ? 1 : 0;
+    }
+  }
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(stepped[i], 3) << i;  // 12 steps shared evenly
+  EXPECT_FALSE(waiting->running());
+  // Two finish: the two left fit with the waiting one (300 <= 399).
+  s.Finish(run[0]);
+  s.Finish(run[1]);
+  p = s.Next(kT0 + absl::Seconds(1));
+  EXPECT_EQ(p.batch.size(), 3u);
+  EXPECT_EQ(p.admit, (std::vector<SchedEntry*>{waiting}));
+  // Another checkpoint of the model is not held to it.
+  for (SchedEntry* e : std::vector<SchedEntry*>(s.entries())) s.Finish(e);
+  for (int i = 0; i < 4; ++i) Add(s, Key(32, "m", 2), kT0, 1, 100);
+  EXPECT_EQ(s.Next(kT0 + absl::Seconds(2)).batch.size(), 4u);
+}
+
 TEST_F(SchedulerTest, QueueFullIsResourceExhaustedWithLimit) {
   SchedulerOptions o = Opts();
   o.max_queue = 2;
