@@ -330,7 +330,9 @@ int Engine::Recover(const std::vector<RecoveredRequest>& recovered) {
     SubmitOptions o;
     o.request_id = rec->id;
     o.model = rec->model;
-    o.params = rec->params;
+    // Resolved again against the checkpoint serving the model now (its defaults for what the
+    // client left unset), as MoveQueued does after a rollback; prompt and seed are kept.
+    o.params = rec->requested;
     o.output = rec->output;
     o.priority = rec->priority;
     o.recovered = true;

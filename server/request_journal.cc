@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -97,6 +98,20 @@ std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// What the client asked for beyond the prompt and seed (the resolved params hold those).
+json RequestedJson(const GenerationParams& a) {
+  auto number = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+  return {{"negative_prompt", a.negative_prompt},
+          {"width", a.width},
+          {"height", a.height},
+          {"frames", a.frames},
+          {"steps", a.steps},
+          {"guidance", number(a.guidance)},
+          {"shift", number(a.shift)},
+          {"sampler", a.sampler.has_value() ? json(core::params::SamplerKindName(*a.sampler))
+                                            : json(nullptr)}};
+}
+
 // The submit record's fields back as a RecoveredRequest (nlohmann throws on wrong types: the
 // caller treats that as a corrupt record).
 RecoveredRequest FromSubmitRecord(const json& j) {
@@ -118,6 +133,26 @@ RecoveredRequest FromSubmitRecord(const json& j) {
   auto sampler = core::params::ParseSamplerKind(p.at("sampler").get<std::string>());
   if (!sampler.ok()) throw std::invalid_argument(std::string(sampler.status().message()));
   r.params.sampler = *sampler;
+  r.requested = r.params;
+  if (auto it = j.find("requested"); it != j.end()) {
+    // Unset fields: 0 sizes and steps, null guidance and shift, no sampler.
+    const json& q = *it;
+    GenerationParams& a = r.requested;
+    a.negative_prompt = q.at("negative_prompt").get<std::string>();
+    a.width = q.at("width").get<int64_t>();
+    a.height = q.at("height").get<int64_t>();
+    a.frames = q.at("frames").get<int64_t>();
+    a.steps = q.at("steps").get<int64_t>();
+    a.guidance =
+        q.at("guidance").is_null() ? core::params::kUseDefault : q.at("guidance").get<double>();
+    a.shift = q.at("shift").is_null() ? core::params::kUseDefault : q.at("shift").get<double>();
+    a.sampler.reset();
+    if (!q.at("sampler").is_null()) {
+      auto asked = core::params::ParseSamplerKind(q.at("sampler").get<std::string>());
+      if (!asked.ok()) throw std::invalid_argument(std::string(asked.status().message()));
+      a.sampler = *asked;
+    }
+  }
   const json& o = j.at("output");
   auto kind = ParseOutputKind(o.at("kind").get<std::string>());
   if (!kind.ok()) throw std::invalid_argument(std::string(kind.status().message()));
@@ -456,6 +491,7 @@ absl::Status RequestJournal::Submitted(const ServeRequest& r) {
                     {"sampler", core::params::SamplerKindName(
                                     p.sampler.value_or(core::params::SamplerKind::kUniPC))},
                     {"seed", p.seed}}},
+                  {"requested", RequestedJson(r.requested)},
                   {"output", {{"kind", OutputKindName(r.output.kind)}, {"fps", r.output.fps}}}};
   std::shared_ptr<const File> file;
   {

@@ -51,7 +51,11 @@ struct RecoveredRequest {
   std::string id;
   std::string model;        // the model name it was submitted to
   GenerationParams params;  // resolved at submit time
-  OutputFormat output;      // resolved
+  // What the client asked for (unset fields take the serving checkpoint's defaults), which a
+  // restart resolves again like Engine::MoveQueued; the resolved `params` for records written
+  // before the journal kept it.
+  GenerationParams requested;
+  OutputFormat output;  // resolved
   int priority = 1;
   absl::Time created;
   bool ended = false;  // false: queued or running when the server stopped: run it again

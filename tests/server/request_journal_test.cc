@@ -622,6 +622,42 @@ TEST_F(EngineRecoveryTest, APagedStoredResultIsReadOncePerRequest) {
   EXPECT_EQ(get(0, 0, &whole).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(EngineRecoveryTest, ARestartResolvesWhatTheClientLeftUnsetAgainstTheServingCheckpoint) {
+  std::vector<RecoveredRequest> rec;
+  Start(&rec);
+  // Two long requests run (max_batch 2); the third, which leaves its steps to the model (4
+  // here), waits in the queue when the server stops.
+  for (const char* id : {"long1", "long2"}) ASSERT_TRUE(engine_->Submit(Req(id, 1, 40)).ok());
+  auto x = engine_->Submit(Req("x", 3, 0));
+  ASSERT_TRUE(x.ok()) << x.status();
+  {
+    absl::MutexLock l(&(*x)->mu);
+    EXPECT_EQ((*x)->params.steps, 4);
+  }
+  engine_.reset();
+  journal_.reset();
+  // The restarted server's checkpoint of the model defaults to 3 steps and allows at most 30.
+  std::ofstream(dir_ + "/a/fake_model.json")
+      << R"({"step_ms": 40, "item_ms": 1, "default_steps": 3, "max_steps": 30})";
+  rec.clear();
+  Start(&rec);
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_EQ(engine_->Recover(rec), 1);  // the 40-step ones no longer fit its limits
+  auto again = engine_->Find("x");
+  ASSERT_NE(again, nullptr);
+  ASSERT_EQ(WaitDone(again), RequestPhase::kDone);
+  {
+    absl::MutexLock l(&again->mu);
+    EXPECT_EQ(again->params.steps, 3);  // the serving checkpoint's default, not the old 4
+    EXPECT_EQ(again->params.seed, 3u);  // what it asked for is kept
+  }
+  auto refused = engine_->Find("long1");
+  ASSERT_NE(refused, nullptr);
+  ASSERT_EQ(WaitDone(refused), RequestPhase::kFailed);
+  absl::MutexLock l(&refused->mu);
+  EXPECT_EQ(refused->error.code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(EngineRecoveryTest, ARequestWhoseModelIsGoneEndsWithTheReason) {
   std::vector<RecoveredRequest> rec;
   Start(&rec);
