@@ -140,6 +140,7 @@ bool BuildSpec(const Args& a, v1::JobSpec* spec, std::string* error) {
     d->set_steps(a.Int("steps", 0, INT64_MIN, INT64_MAX));
     d->set_fake_updates(static_cast<int32_t>(a.Int("fake_updates", 0)));
     d->set_real_guidance(a.Num("real_guidance", 0));
+    d->set_real(a.Get("real"));
     d->set_lr(a.Num("lr", 0));
     d->set_fake_lr(a.Num("fake_lr", 0));
     d->set_seed(a.Uint64("seed", 0));

@@ -28,7 +28,7 @@ Commands:
             --gate_prompts=seen|heldout|all --gate_seeds= --gate_steps= --gate_min_psnr=DB
             --gate_max_drop=adherence:0.05,consistency:0.02 --id=JOB_ID] [--watch]
             | start distill --base=MODEL [--timesteps=1000,750,500,250 --steps= --fake_updates=
-            --real_guidance= --lr= --fake_lr= --seed= --batch= --trajectories=
+            --real_guidance= --real=TEACHER --lr= --fake_lr= --seed= --batch= --trajectories=
             --trajectory_steps= --checkpoint_every= and the output/activate/gate flags above]
             | list [--state=running] | get ID | watch ID | cancel ID   (needs the server's token)
             watch: a progress bar until the job ends; exit 0 when it succeeded, 1 otherwise

@@ -184,8 +184,24 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   base->dir = fs::weakly_canonical(fs::absolute(base->dir), ec).string();
   absl::StatusOr<int64_t> layers = ReadDitLayerCount(base->dir);
   if (!layers.ok()) return layers.status();
+  std::string real_dir;
   if (spec.kind == JobKind::kDistill) {
     if (absl::Status d = CheckDistillBase(base->dir, spec.base); !d.ok()) return d;
+    if (!spec.distill.real.empty()) {
+      absl::StatusOr<ResolvedBase> real = hooks_.resolve_base(spec.distill.real);
+      if (!real.ok()) {
+        return absl::Status(real.status().code(),
+                            absl::StrCat("distill.real: ", real.status().message()));
+      }
+      real_dir = fs::weakly_canonical(fs::absolute(real->dir), ec).string();
+      if (real_dir == base->dir) {
+        real_dir.clear();  // the base itself: the default
+      } else if (absl::Status r =
+                     CheckDistillReal(base->dir, spec.base, real_dir, spec.distill.real);
+                 !r.ok()) {
+        return r;
+      }
+    }
   }
   // linvideo-train convert's own rules (core/posttrain: ValidateSelection and
   // ValidateConvertOptions), checked here so that a job is refused when it is started rather
@@ -249,6 +265,7 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   job->snap.spec = std::move(spec);
   job->snap.base_dir = base->dir;
   job->snap.base_model = base->model;
+  job->snap.real_dir = real_dir;
   job->snap.created_ms = NowMs();
   job->snap.progress.stage = "queued";
   job->stages = JobStages(job->snap, options_, Dir(id));
@@ -257,7 +274,11 @@ absl::StatusOr<JobSnapshot> JobManager::Start(JobSpec spec) {
   Changed(ref);
   UpdateCounts();
   LV_LOG(INFO) << "job=" << id << " queued kind=" << JobKindName(ref.snap.spec.kind)
-               << " base=" << ref.snap.spec.base << " linear_layers=" << c.linear_layers;
+               << " base=" << ref.snap.spec.base
+               << (ref.snap.spec.kind == JobKind::kDistill
+                       ? absl::StrCat(" real=",
+                                      ref.snap.real_dir.empty() ? "base" : ref.snap.real_dir)
+                       : absl::StrCat(" linear_layers=", c.linear_layers));
   return View(ref);
 }
 

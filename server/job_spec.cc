@@ -282,7 +282,8 @@ json SpecToJson(const JobSpec& s) {
             {"batch", d.batch},
             {"trajectories", d.trajectories},
             {"trajectory_steps", d.trajectory_steps},
-            {"checkpoint_every", d.checkpoint_every}}},
+            {"checkpoint_every", d.checkpoint_every},
+            {"real", d.real}}},
           {"output_name", s.output_name},
           {"activate", s.activate},
           {"activate_as", s.activate_as},
@@ -319,6 +320,7 @@ absl::StatusOr<JobSpec> SpecFromJson(const json& j) {
       Get(*it, "trajectories", &d.trajectories);
       Get(*it, "trajectory_steps", &d.trajectory_steps);
       Get(*it, "checkpoint_every", &d.checkpoint_every);
+      Get(*it, "real", &d.real);
     }
     if (auto it = j.find("convert"); it != j.end()) {
       ConvertJobOptions& c = s.convert;
@@ -371,6 +373,7 @@ json SnapshotToJson(const JobSnapshot& job) {
           {"stage_index", job.stage_index},
           {"base_dir", job.base_dir},
           {"base_model", job.base_model},
+          {"real_dir", job.real_dir},
           {"output_path", job.output_path},
           {"checkpoint_version", job.checkpoint_version},
           {"base_scores", job.base_scores},
@@ -410,6 +413,7 @@ absl::StatusOr<JobSnapshot> SnapshotFromJson(const json& j) {
     Get(j, "stage_index", &job.stage_index);
     Get(j, "base_dir", &job.base_dir);
     Get(j, "base_model", &job.base_model);
+    Get(j, "real_dir", &job.real_dir);
     Get(j, "output_path", &job.output_path);
     Get(j, "checkpoint_version", &job.checkpoint_version);
     Get(j, "base_scores", &job.base_scores);

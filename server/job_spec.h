@@ -46,6 +46,9 @@ struct DistillJobOptions {
   int64_t trajectories = 0;  // base videos whose prompts train the generator
   int64_t trajectory_steps = 0;
   int64_t checkpoint_every = 0;
+  // The real score: "" = the base; else the teacher the base was converted from (a served
+  // model name or a folder under the checkpoint root), resolved when the job is accepted.
+  std::string real;
 };
 
 struct QualityGateSpec {
@@ -104,6 +107,7 @@ struct JobSnapshot {
   int64_t stage_index = 0;
   std::string base_dir;     // the base folder, resolved when the job was accepted
   std::string base_model;   // the served model name the base came from ("" for a folder)
+  std::string real_dir;     // distill.real's folder, resolved when the job was accepted ("": base)
   std::string output_path;  // relative to the checkpoint root, once published
   int64_t checkpoint_version = 0;
   std::map<std::string, double> base_scores, output_scores;

@@ -66,6 +66,7 @@ std::vector<Stage> JobStages(const JobSnapshot& job, const JobManagerOptions& o,
     opt(a, "--steps", d.steps, d.steps > 0);
     opt(a, "--fake-updates", d.fake_updates, d.fake_updates > 0);
     opt(a, "--real-guidance", absl::StrFormat("%.17g", d.real_guidance), d.real_guidance > 0);
+    opt(a, "--real", job.real_dir, !job.real_dir.empty());
     opt(a, "--lr", absl::StrFormat("%.17g", d.lr), d.lr > 0);
     opt(a, "--fake-lr", absl::StrFormat("%.17g", d.fake_lr), d.fake_lr > 0);
     opt(a, "--batch", d.batch, d.batch > 0);
@@ -272,6 +273,33 @@ absl::Status CheckDistillBase(const std::string& base_dir, const std::string& ba
     return absl::InvalidArgumentError(
         absl::StrCat("base '", base_name, "' is already a distilled few-step model (timesteps ",
                      serving["timesteps"].dump(), "); distil the converted model it came from"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDistillReal(const std::string& base_dir, const std::string& base_name,
+                              const std::string& real_dir, const std::string& real_name) {
+  absl::StatusOr<json> index =
+      core::io::ReadJsonFile((fs::path(base_dir) / "model_index.json").string());
+  if (!index.ok() || !index->is_object() || !index->contains("linvideo_conversion")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "distill.real '", real_name, "': the base '", base_name,
+        "' records no conversion (model_index.json has no linvideo_conversion), so its real "
+        "score can only be itself; leave distill.real empty"));
+  }
+  absl::StatusOr<json> base = ReadFolderJson(base_dir, "transformer/config.json", "the base");
+  if (!base.ok()) return base.status();
+  absl::StatusOr<json> real = ReadFolderJson(real_dir, "transformer/config.json",
+                                             absl::StrCat("distill.real '", real_name, "'"));
+  if (!real.ok()) return absl::InvalidArgumentError(real.status().message());
+  for (const char* dim :
+       {"dim", "num_layers", "num_heads", "ffn_dim", "in_dim", "out_dim", "text_dim", "freq_dim"}) {
+    if (base->value(dim, json()) != real->value(dim, json())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "distill.real '", real_name, "' is not the teacher the base '", base_name,
+          "' was converted from: its DiT ", dim, " is ", real->value(dim, json()).dump(),
+          ", the base's ", base->value(dim, json()).dump()));
+    }
   }
   return absl::OkStatus();
 }

@@ -44,6 +44,11 @@ absl::Status CheckConvertOutput(const std::string& output_dir, const ConvertJobO
 absl::Status CheckDistillOutput(const std::string& output_dir, const std::string& base_dir);
 // A distillation's base must not be a distilled few-step model already (INVALID_ARGUMENT).
 absl::Status CheckDistillBase(const std::string& base_dir, const std::string& base_name);
+// distill.real (`real_name`, resolved to `real_dir`, not the base itself) must be the teacher the
+// base was converted from: the base records a conversion and `real_dir` has the base's DiT
+// dimensions (INVALID_ARGUMENT otherwise). linvideo-train compares the weights' hashes.
+absl::Status CheckDistillReal(const std::string& base_dir, const std::string& base_name,
+                              const std::string& real_dir, const std::string& real_name);
 
 // "1,3" -> {1, 3}, each in [0, layers); INVALID_ARGUMENT naming `what` otherwise.
 absl::StatusOr<std::vector<int64_t>> LayerList(const std::string& what, const std::string& text,

@@ -18,6 +18,7 @@ void ToProto(const JobSnapshot& j, v1::Job* out) {
     d->set_steps(o.steps);
     d->set_fake_updates(static_cast<int32_t>(o.fake_updates));
     d->set_real_guidance(o.real_guidance);
+    d->set_real(o.real);
     d->set_lr(o.lr);
     d->set_fake_lr(o.fake_lr);
     d->set_seed(o.seed);

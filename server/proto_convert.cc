@@ -92,6 +92,7 @@ JobSpec FromProto(const v1::JobSpec& p) {
   s.distill.steps = d.steps();
   s.distill.fake_updates = d.fake_updates();
   s.distill.real_guidance = d.real_guidance();
+  s.distill.real = d.real();
   s.distill.lr = d.lr();
   s.distill.fake_lr = d.fake_lr();
   s.distill.seed = d.seed();

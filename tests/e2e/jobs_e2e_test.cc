@@ -287,6 +287,12 @@ TEST_F(JobsE2eTest, DistillsActivatesAndServesOnlyItsFourSteps) {
   EXPECT_NE(r.out.find("strictly decreasing integers"), std::string::npos) << r.out;
   r = Jobs("admin rollback --model=tiny");
   EXPECT_EQ(r.rc, 0) << r.out;
+  // The rolled-back tiny records no conversion: its real score can only be itself.
+  r = Jobs("jobs start distill --base=tiny --real=tiny-4step-v1");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  EXPECT_NE(r.out.find("distill.real 'tiny-4step-v1': the base 'tiny' records no conversion"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST(JobsServerRestartTest, KilledServerResumesTheJob) {

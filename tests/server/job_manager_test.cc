@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "core/io/json_file.h"
 #include "server/child_process.h"
+#include "server/job_stages.h"
 
 namespace linvideo::server {
 namespace {
@@ -291,6 +293,66 @@ TEST_F(JobManagerTest, StartRefusesWhatTheTrainingToolWouldRefuse) {
   spec.convert.linear_layers = 3;
   spec.convert.select = "layers:0,1,2";
   EXPECT_TRUE((*m)->Start(spec).ok());
+}
+
+// distill.real names the teacher the base was converted from: resolved like the base when the job
+// is accepted, kept in job.json and handed to linvideo-train distill as --real; a base without a
+// conversion, a teacher of other dimensions or an unknown name is refused at StartJob.
+TEST_F(JobManagerTest, DistillRealIsResolvedCheckedAndPassedToTheTool) {
+  const std::string dims = R"({"num_layers": 2, "dim": 64, "num_heads": 2})";
+  std::ofstream(dir_ / "base" / "transformer" / "config.json") << dims;
+  fs::create_directories(dir_ / "teacher" / "transformer");
+  std::ofstream(dir_ / "teacher" / "transformer" / "config.json") << dims;
+  fs::create_directories(dir_ / "other" / "transformer");
+  std::ofstream(dir_ / "other" / "transformer" / "config.json")
+      << R"({"num_layers": 2, "dim": 128, "num_heads": 2})";
+  hooks_.resolve_base = [this](const std::string& name) -> absl::StatusOr<ResolvedBase> {
+    if (name == "m") return ResolvedBase{(dir_ / "base").string(), name};
+    if (name == "teacher" || name == "other") return ResolvedBase{(dir_ / name).string(), name};
+    return absl::NotFoundError(absl::StrCat("unknown base '", name, "'"));
+  };
+  auto m = JobManager::Create(options_, hooks_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  JobSpec spec;
+  spec.base = "m";
+  spec.kind = JobKind::kDistill;
+  spec.distill.real = "teacher";
+  auto refused = [&](const JobSpec& s, absl::StatusCode code, const std::string& needle) {
+    absl::StatusOr<JobSnapshot> r = (*m)->Start(s);
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_EQ(r.status().code(), code) << r.status();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status();
+  };
+  refused(spec, absl::StatusCode::kInvalidArgument, "records no conversion");
+  std::ofstream(dir_ / "base" / "model_index.json")
+      << R"({"linvideo_conversion": {"base_weights_sha256": "ab"}})";
+  JobSpec s = spec;
+  s.distill.real = "nowhere";
+  refused(s, absl::StatusCode::kNotFound, "distill.real: unknown base 'nowhere'");
+  s.distill.real = "other";
+  refused(s, absl::StatusCode::kInvalidArgument, "its DiT dim is 128, the base's 64");
+  // The base itself is the default real score: nothing is passed.
+  s.distill.real = "m";
+  s.job_id = "self";
+  absl::StatusOr<JobSnapshot> self = (*m)->Start(s);
+  ASSERT_TRUE(self.ok()) << self.status();
+  EXPECT_EQ(self->real_dir, "");
+  spec.job_id = "teacher";
+  absl::StatusOr<JobSnapshot> job = (*m)->Start(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string teacher = fs::weakly_canonical(dir_ / "teacher").string();
+  EXPECT_EQ(job->real_dir, teacher);
+  std::vector<std::string> argv;
+  for (const Stage& st : JobStages(*job, options_, (dir_ / "jobs" / "teacher").string())) {
+    if (st.name == "distill") argv = st.argv;
+  }
+  auto at = std::find(argv.begin(), argv.end(), "--real");
+  ASSERT_NE(at, argv.end());
+  ASSERT_NE(at + 1, argv.end());
+  EXPECT_EQ(*(at + 1), teacher);
+  for (const Stage& st : JobStages(*self, options_, (dir_ / "jobs" / "self").string())) {
+    EXPECT_EQ(std::find(st.argv.begin(), st.argv.end(), "--real"), st.argv.end()) << st.name;
+  }
 }
 
 // A StartJob retried with its job_id (its answer was lost) gets its job even when the checks

@@ -91,6 +91,7 @@ TEST(JobSpecTest, JsonRoundTrip) {
   j.progress.r = {0.9, 0.1};
   j.stage_index = 1;
   j.base_dir = "/models/default";
+  j.real_dir = "/models/teacher";
   j.output_path = "default-linvideo-v3";
   j.base_scores = {{"adherence", 0.9}};
   j.created_ms = 123;
@@ -140,12 +141,14 @@ TEST(JobSpecTest, DistillSpecsValidateAndRoundTrip) {
   d.distill.trajectories = 16;
   d.distill.trajectory_steps = 10;
   d.distill.checkpoint_every = 25;
+  d.distill.real = "default";
   ASSERT_TRUE(ValidateJobSpec(d).ok());
   auto back = SpecFromJson(SpecToJson(d));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->kind, JobKind::kDistill);
   EXPECT_EQ(SpecToJson(*back), SpecToJson(d));
   EXPECT_EQ(back->distill.timesteps, d.distill.timesteps);
+  EXPECT_EQ(back->distill.real, "default");
   EXPECT_STREQ(JobKindName(back->kind), "distill");
 
   JobSpec s = d;
