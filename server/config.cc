@@ -126,6 +126,8 @@ const std::vector<Option>& Options() {
              "how long a new batch is held open for companions"),
       LV_INT("scheduler.starvation_age_s", scheduler.starvation_age_s,
              "seconds of waiting worth one priority level"),
+      LV_INT("scheduler.limit_probe_steps", scheduler.limit_probe_steps,
+             "clean steps after which a step limit learned from an out-of-memory batch is lifted"),
       LV_INT("limits.max_prompt_chars", limits.max_prompt_chars, "longest prompt accepted"),
       LV_INT("limits.max_cost", limits.max_cost,
              "tokens x steps x CFG passes per request (0: unlimited); above: RESOURCE_EXHAUSTED"),
@@ -298,6 +300,7 @@ absl::Status ServerConfig::Validate() const {
     return bad("scheduler.max_queue_delay_ms: allowed 0..60000");
   }
   if (scheduler.starvation_age_s < 1) return bad("scheduler.starvation_age_s must be >= 1");
+  if (scheduler.limit_probe_steps < 1) return bad("scheduler.limit_probe_steps must be >= 1");
   if (limits.max_prompt_chars < 1) return bad("limits.max_prompt_chars must be >= 1");
   if (limits.max_cost < 0) return bad("limits.max_cost must be >= 0");
   if (limits.result_ttl_s < 1) return bad("limits.result_ttl_s must be >= 1");

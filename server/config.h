@@ -43,6 +43,8 @@ struct ServerConfig {
     int max_queue = 64;
     int max_queue_delay_ms = 20;
     int starvation_age_s = 30;
+    // Clean steps after which a step limit learned from an out-of-memory batch is lifted.
+    int limit_probe_steps = 200;
     // On a CUDA device: token_budget and max_batch come from device memory measured at start
     // (server/memory_budget.h), leaving memory_margin_pct of the device free; the values above
     // are then replaced (logged). Ignored on the CPU, where batching is bounded by cores.

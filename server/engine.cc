@@ -15,6 +15,7 @@ SchedulerOptions MakeSchedulerOptions(const ServerConfig& config) {
   o.max_queue = config.scheduler.max_queue;
   o.max_queue_delay = absl::Milliseconds(config.scheduler.max_queue_delay_ms);
   o.starvation_age = absl::Seconds(config.scheduler.starvation_age_s);
+  o.limit_probe_steps = config.scheduler.limit_probe_steps;
   return o;
 }
 
@@ -502,9 +503,8 @@ void Engine::Loop() {
     // References for the step: the table may drop a request meanwhile (expiry; a Generate
     // taking the id of one that ended), and the step must not be left with a freed one.
     std::vector<std::shared_ptr<ServeRequest>> held;
-    // What Abort let go of, freed at the end of this iteration, outside the lock (declared
-    // before the lock below so that it is destroyed after it; the states before the checkpoints
-    // they were computed with).
+    // What Abort let go of, freed right after the lock below (declared before it so that an
+    // early exit frees them after it too; the states before the checkpoints they came from).
     std::vector<std::shared_ptr<const LoadedModel>> dead_models;
     std::vector<std::unique_ptr<StepState>> dead_states;
     if (journal_ != nullptr && absl::Now() - last_maintain > absl::Seconds(5)) {
@@ -566,6 +566,9 @@ void Engine::Loop() {
       for (ServeRequest* r : admitted) held.push_back(r->shared_from_this());
       for (ServeRequest* r : batch) held.push_back(r->shared_from_this());
     }
+    // Before anything starts in the aborted requests' place (their memory is not counted).
+    dead_states.clear();
+    dead_models.clear();
     if (!admitted.empty()) StartAdmitted(admitted);
     RunStep(batch);
   }
@@ -578,12 +581,10 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   const absl::Time t0 = absl::Now();
   std::vector<absl::StatusOr<std::unique_ptr<StepState>>> states;
   bool split = false;
-  absl::Status together_status;
   {
     auto lease = ComputeDevice::Acquire(compute_);
     absl::StatusOr<std::vector<std::unique_ptr<StepState>>> together =
         admitted[0]->model->executor->Start(params);
-    together_status = together.status();
     if (together.ok()) {
       for (auto& s : *together) states.emplace_back(std::move(s));
     } else if (admitted.size() == 1) {
@@ -608,12 +609,7 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
   }
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   absl::MutexLock lock(&mu_);
-  if (split) {
-    if (metrics_ != nullptr) metrics_->CountBatchSplit("start");
-    std::vector<absl::Status> alone;
-    for (const auto& st : states) alone.push_back(st.status());
-    LimitAfterSplit(admitted, together_status, alone);
-  }
+  if (split && metrics_ != nullptr) metrics_->CountBatchSplit("start");
   for (size_t i = 0; i < admitted.size(); ++i) {
     ServeRequest* r = admitted[i];
     if (!states[i].ok()) {
@@ -634,26 +630,30 @@ void Engine::StartAdmitted(const std::vector<ServeRequest*>& admitted) {
 }
 
 void Engine::LimitAfterSplit(const std::vector<ServeRequest*>& batch, const absl::Status& together,
-                             const std::vector<absl::Status>& alone) {
-  // Only a batch that ran out of memory together and fits one by one says the device is too
-  // small for it; a request that fails alone is that request's fault.
-  if (!absl::IsResourceExhausted(together) ||
-      std::none_of(alone.begin(), alone.end(), [](const absl::Status& s) { return s.ok(); })) {
-    return;
+                             const std::vector<absl::Status>& result,
+                             const std::vector<bool>& ran_alone) {
+  // Only a batch that ran out of memory together and whose requests all fit one by one says the
+  // device is too small for it; a request that fails alone is that request's fault.
+  bool any = false;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!ran_alone[i]) continue;
+    if (!result[i].ok()) return;
+    any = true;
   }
+  if (!any || !absl::IsResourceExhausted(together)) return;
   int64_t tokens = 0;
   for (const ServeRequest* r : batch) tokens += r->entry.tokens;
   const BucketKey& key = batch[0]->entry.key;
-  const int64_t before = scheduler_.StepLimit(key.model, key.version);
-  const int64_t limit = scheduler_.LimitSteps(key.model, key.version, tokens - 1);
+  const int64_t before = scheduler_.StepLimit(key);
+  const int64_t limit = scheduler_.LimitSteps(key, tokens - 1);
   if (limit == before) return;
-  LV_LOG(WARNING)
-      << key.model << "@v" << key.version << ": " << batch.size() << " requests (" << tokens
-      << " tokens) ran out of device memory together and fit one by one; "
-      << "its steps are held to " << limit
-      << " tokens from now on (until the checkpoint is replaced or the server "
-         "restarts); a larger scheduler.memory_margin_pct (or a smaller token_budget) avoids it";
-  if (metrics_ != nullptr) metrics_->SetStepLimit(key.model, key.version, limit);
+  LV_LOG(WARNING) << key.ToString() << ": " << batch.size() << " requests (" << tokens
+                  << " tokens) ran out of device memory together and fit one by one; its steps "
+                     "are held to "
+                  << limit << " tokens for the next " << scheduler_.options().limit_probe_steps
+                  << " clean steps (a larger scheduler.memory_margin_pct, or a smaller "
+                     "token_budget, avoids it)";
+  if (metrics_ != nullptr) metrics_->SetStepLimit(key.model, key.ToString(), limit);
 }
 
 void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
@@ -671,6 +671,7 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   // the seconds of that step alone (0: it ran in the batch).
   std::vector<absl::Status> result(stepped.size());
   std::vector<double> alone_s(stepped.size(), 0.0);
+  std::vector<bool> ran_alone(stepped.size(), false);
   bool split = false;
   absl::Status together;
   {
@@ -692,6 +693,7 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
           continue;
         }
         const absl::Time a0 = absl::Now();
+        ran_alone[i] = true;
         result[i] = executor.Step({states[i]});
         alone_s[i] = absl::ToDoubleSeconds(absl::Now() - a0);
       }
@@ -705,9 +707,15 @@ void Engine::RunStep(const std::vector<ServeRequest*>& batch) {
   int64_t tokens = 0;
   int ok = 0;
   absl::MutexLock lock(&mu_);
+  const BucketKey& key = stepped[0]->entry.key;
   if (split) {
     if (metrics_ != nullptr) metrics_->CountBatchSplit("step");
-    LimitAfterSplit(stepped, together, result);
+    LimitAfterSplit(stepped, together, result, ran_alone);
+  } else if (together.ok() && scheduler_.CleanStep(key)) {
+    LV_LOG(INFO) << key.ToString() << ": " << scheduler_.options().limit_probe_steps
+                 << " clean steps since its step limit was learned; lifted (the next batch will "
+                    "show whether the device holds it)";
+    if (metrics_ != nullptr) metrics_->SetStepLimit(key.model, key.ToString(), 0);
   }
   for (size_t i = 0; i < stepped.size(); ++i) {
     ServeRequest* r = stepped[i];

@@ -111,12 +111,13 @@ class Engine {
   void Loop();
   void StartAdmitted(const std::vector<ServeRequest*>& admitted);
   void RunStep(const std::vector<ServeRequest*>& batch);
-  // After a batched start or step failed `together` and was run again one by one (`alone`): when
-  // the batch ran out of memory and some request fits alone, its checkpoint's steps are held
-  // below the batch's tokens from now on (Scheduler::LimitSteps), so later steps do not pay a
-  // failed batched attempt each.
+  // After a batched step failed `together` and its requests were stepped again one by one
+  // (`ran_alone`, with their `result`): when the batch ran out of memory and every request
+  // fits alone, its bucket's steps are held below the batch's tokens (Scheduler::LimitSteps),
+  // so later steps do not pay a failed batched attempt each.
   void LimitAfterSplit(const std::vector<ServeRequest*>& batch, const absl::Status& together,
-                       const std::vector<absl::Status>& alone) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                       const std::vector<absl::Status>& result, const std::vector<bool>& ran_alone)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes a request from the scheduler (if still there), frees its state and fails it.
   // `journal`: record the end (false when the server stops: the request runs after the restart).
   void Abort(ServeRequest& r, const absl::Status& status, bool journal = true)
@@ -148,8 +149,9 @@ class Engine {
   // Checkpoint versions rolled back, by model name (MoveQueued): never queued on again.
   std::map<std::string, std::set<int64_t>> rolled_back_ ABSL_GUARDED_BY(mu_);
   // Ended requests' states and checkpoint references (Abort), for Loop to free outside the lock.
-  std::vector<std::unique_ptr<StepState>> released_states_ ABSL_GUARDED_BY(mu_);
+  // (Models declared first: destroyed after the states.)
   std::vector<std::shared_ptr<const LoadedModel>> released_models_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<StepState>> released_states_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> paused_{false}, draining_{false};
 
   OutputStage output_;

@@ -98,9 +98,10 @@ Metrics::Metrics()
                         .Register(*registry_)),
       step_limit_(prometheus::BuildGauge()
                       .Name("linvideo_step_token_limit")
-                      .Help("Tokens per step a model's checkpoint (version) is held to since a "
-                            "batch of it ran out of device memory and its requests fit one by "
-                            "one (absent: no such failure; the configured budget applies)")
+                      .Help("Tokens per step a bucket (model@version/shape/sampler/cfg) is held "
+                            "to since a batch of it ran out of device memory and its requests fit "
+                            "one by one; 0 once lifted after scheduler.limit_probe_steps clean "
+                            "steps (absent: no such failure; the configured budget applies)")
                       .Register(*registry_)),
       device_memory_(prometheus::BuildGauge()
                          .Name("linvideo_device_memory_bytes")
@@ -162,9 +163,8 @@ void Metrics::CountBatchSplit(const std::string& stage) {
   batch_splits_.Add({{"stage", stage}}).Increment();
 }
 
-void Metrics::SetStepLimit(const std::string& model, int64_t version, int64_t tokens) {
-  step_limit_.Add({{"model", model}, {"version", std::to_string(version)}})
-      .Set(static_cast<double>(tokens));
+void Metrics::SetStepLimit(const std::string& model, const std::string& bucket, int64_t tokens) {
+  step_limit_.Add({{"model", model}, {"bucket", bucket}}).Set(static_cast<double>(tokens));
 }
 
 void Metrics::SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten) {

@@ -40,9 +40,9 @@ class Metrics {
   void SetFinishedRequests(int64_t count, int64_t memory_bytes, int64_t forgotten);
   // A batched start or step that failed and was retried one request at a time (stage=start|step).
   void CountBatchSplit(const std::string& stage);
-  // The step budget checkpoint `version` of `model` is held to since a batch of it ran out of
-  // device memory (Scheduler::LimitSteps), in tokens per step.
-  void SetStepLimit(const std::string& model, int64_t version, int64_t tokens);
+  // The step budget a bucket (BucketKey::ToString) of `model` is held to since a batch of it ran
+  // out of device memory (Scheduler::LimitSteps), in tokens per step; 0 once lifted.
+  void SetStepLimit(const std::string& model, const std::string& bucket, int64_t tokens);
   // linvideo_device_memory_bytes{device, kind=used|total} (kernels/device_memory.h).
   void SetDeviceMemory(const std::string& device, int64_t used_bytes, int64_t total_bytes);
 

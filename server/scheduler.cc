@@ -26,21 +26,33 @@ absl::Status Scheduler::Enqueue(SchedEntry* entry, bool over_limit) {
 
 int64_t Scheduler::Budget(const SchedEntry* e) const {
   const int64_t own = e->token_budget > 0 ? e->token_budget : options_.token_budget;
-  const int64_t cap = StepLimit(e->key.model, e->key.version);
-  if (cap <= 0) return own;
-  return own > 0 ? std::min(own, cap) : cap;
+  if (step_limits_.empty()) return own;  // the common case: no string key built
+  const int64_t limit = StepLimit(e->key);
+  if (limit <= 0) return own;
+  return own > 0 ? std::min(own, limit) : limit;
 }
 
-int64_t Scheduler::LimitSteps(const std::string& model, int64_t version, int64_t tokens) {
-  int64_t& cap = step_limits_[{model, version}];
+int64_t Scheduler::LimitSteps(const BucketKey& key, int64_t tokens) {
+  StepLimitState& l = step_limits_[key.ToString()];
   tokens = std::max<int64_t>(tokens, 1);
-  cap = cap > 0 ? std::min(cap, tokens) : tokens;
-  return cap;
+  l.tokens = l.tokens > 0 ? std::min(l.tokens, tokens) : tokens;
+  l.clean_steps = 0;
+  return l.tokens;
 }
 
-int64_t Scheduler::StepLimit(const std::string& model, int64_t version) const {
-  const auto it = step_limits_.find({model, version});
-  return it == step_limits_.end() ? 0 : it->second;
+int64_t Scheduler::StepLimit(const BucketKey& key) const {
+  const auto it = step_limits_.find(key.ToString());
+  return it == step_limits_.end() ? 0 : it->second.tokens;
+}
+
+bool Scheduler::CleanStep(const BucketKey& key) {
+  if (step_limits_.empty()) return false;
+  const auto it = step_limits_.find(key.ToString());
+  if (it == step_limits_.end() || ++it->second.clean_steps < options_.limit_probe_steps) {
+    return false;
+  }
+  step_limits_.erase(it);
+  return true;
 }
 
 double Scheduler::Score(const SchedEntry* e, absl::Time now) const {

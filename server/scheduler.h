@@ -18,9 +18,12 @@
 //    requests step.
 //  * Cancelled or expired (deadline passed) entries are dropped at the next plan, before anything
 //    runs, so expired requests never start and cancelled ones stop within one step.
-//  * A checkpoint's step budget can be lowered while its requests run (LimitSteps: a batch ran
-//    out of device memory). A bucket whose running requests exceed it steps as many as fit, the
+//  * A bucket's step budget can be lowered while its requests run (LimitSteps: a batch ran out
+//    of device memory). A bucket whose running requests exceed it steps as many as fit, the
 //    least recently stepped first (they take turns), and admits nothing until they fit again.
+//    After limit_probe_steps clean steps the limit is lifted (CleanStep), so a passing shortage
+//    does not lower throughput for good; if it was not passing, the next batch fails and it is
+//    learned again.
 // Ownership: entries are owned by the caller and must outlive their time in the scheduler (until
 // they are returned in Plan::dropped or passed to Finish).
 
@@ -29,7 +32,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -84,6 +86,7 @@ struct SchedulerOptions {
   int max_queue = 64;        // queued (not running) requests
   absl::Duration max_queue_delay = absl::Milliseconds(20);
   absl::Duration starvation_age = absl::Seconds(30);
+  int limit_probe_steps = 200;  // clean steps of a bucket before LimitSteps' limit is lifted
 };
 
 struct Plan {
@@ -115,12 +118,15 @@ class Scheduler {
   }
   // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
-  // Holds every step of checkpoint `version` of `model` to at most `tokens` (>= 1) from now on,
-  // below its entries' own budgets: a batch of that many tokens or more did not fit the device.
-  // Only lowers. Returns the cap in force.
-  int64_t LimitSteps(const std::string& model, int64_t version, int64_t tokens);
-  // The cap LimitSteps set for that checkpoint (0: none).
-  int64_t StepLimit(const std::string& model, int64_t version) const;
+  // Holds the steps of bucket `key` to at most `tokens` (>= 1), below its entries' own budgets:
+  // a batch of more did not fit the device. Lowers an existing limit, never raises it; restarts
+  // its count of clean steps. Returns the limit in force.
+  int64_t LimitSteps(const BucketKey& key, int64_t tokens);
+  // The limit LimitSteps set for bucket `key` (0: none).
+  int64_t StepLimit(const BucketKey& key) const;
+  // A step of bucket `key` succeeded as one batch. Returns true when that lifted its limit
+  // (options().limit_probe_steps clean steps since it was set).
+  bool CleanStep(const BucketKey& key);
 
   // 1-based queue position (1 = next to start); 0 when running or unknown.
   int Position(const SchedEntry* entry, absl::Time now) const;
@@ -135,7 +141,7 @@ class Scheduler {
  private:
   double Score(const SchedEntry* e, absl::Time now) const;
   // A bucket's step budget (0: unlimited): its entries' model's, else the scheduler's, lowered to
-  // the cap LimitSteps learned for its checkpoint.
+  // the limit LimitSteps learned for the bucket.
   int64_t Budget(const SchedEntry* e) const;
   bool Before(const SchedEntry* a, const SchedEntry* b, absl::Time now) const;
 
@@ -143,8 +149,12 @@ class Scheduler {
   std::vector<SchedEntry*> entries_;  // queued and running, in arrival order
   uint64_t next_seq_ = 1;
   uint64_t turns_ = 0;  // entries put in a batch so far (SchedEntry::turn)
-  // LimitSteps' caps, by model and checkpoint version.
-  std::map<std::pair<std::string, int64_t>, int64_t> step_limits_;
+  // LimitSteps' limits and the clean steps since, by BucketKey::ToString().
+  struct StepLimitState {
+    int64_t tokens = 0;
+    int clean_steps = 0;
+  };
+  std::map<std::string, StepLimitState> step_limits_;
 };
 
 }  // namespace linvideo::server

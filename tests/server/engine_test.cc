@@ -306,6 +306,8 @@ TEST_F(EngineTest, AStepThatFailsEndsOnlyTheRequestThatFailsAlone) {
     EXPECT_NE(rs[1]->error.message().find("out of memory"), std::string::npos) << rs[1]->error;
   }
   EXPECT_GE(Metric("linvideo_batch_splits_total", "stage", "step"), 1);
+  // A request that fails alone is that request's fault: no step limit is learned from it.
+  EXPECT_LE(Metric("linvideo_step_token_limit"), 0);
 }
 
 TEST_F(EngineTest, ABatchTooLargeForTheDeviceIsSteppedOneByOne) {

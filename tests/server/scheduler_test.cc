@@ -224,16 +224,19 @@ TEST_F(SchedulerTest, EachModelsOwnTokenBudgetCapsItsBatch) {
 }
 
 TEST_F(SchedulerTest, RunningRequestsOverALoweredLimitTakeTurns) {
-  Scheduler s(Opts(8, absl::ZeroDuration()));
+  SchedulerOptions o = Opts(8, absl::ZeroDuration());
+  o.limit_probe_steps = 3;
+  Scheduler s(o);
   std::vector<SchedEntry*> run;
   for (int i = 0; i < 4; ++i) run.push_back(Add(s, Key(32), kT0, 1, 100));
   Plan p = s.Next(kT0);
   ASSERT_EQ(p.batch.size(), 4u);
-  // The batch of 400 tokens ran out of memory: 399 at most from now on, for this checkpoint only.
-  EXPECT_EQ(s.LimitSteps("m", 1, 399), 399);
-  EXPECT_EQ(s.LimitSteps("m", 1, 500), 399);  // only lowers
-  EXPECT_EQ(s.StepLimit("m", 1), 399);
-  EXPECT_EQ(s.StepLimit("m", 2), 0);
+  // The batch of 400 tokens ran out of memory: 399 at most, for this bucket only.
+  EXPECT_EQ(s.LimitSteps(Key(32), 399), 399);
+  EXPECT_EQ(s.LimitSteps(Key(32), 500), 399);  // only lowers
+  EXPECT_EQ(s.StepLimit(Key(32)), 399);
+  EXPECT_EQ(s.StepLimit(Key(32, "m", 2)), 0);          // another checkpoint
+  EXPECT_EQ(s.StepLimit(Key(48)), 0);                  // another shape
   SchedEntry* waiting = Add(s, Key(32), kT0, 2, 100);  // high priority, same bucket
   // Three step, then the one left out first: every running request steps within two plans, and
   // nothing joins while they do not all fit.
@@ -258,6 +261,17 @@ TEST_F(SchedulerTest, RunningRequestsOverALoweredLimitTakeTurns) {
   for (SchedEntry* e : std::vector<SchedEntry*>(s.entries())) s.Finish(e);
   for (int i = 0; i < 4; ++i) Add(s, Key(32, "m", 2), kT0, 1, 100);
   EXPECT_EQ(s.Next(kT0 + absl::Seconds(2)).batch.size(), 4u);
+  // limit_probe_steps clean steps lift the limit (a new failure sets it again); other buckets'
+  // steps do not count.
+  EXPECT_FALSE(s.CleanStep(Key(32, "m", 2)));
+  EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_EQ(s.LimitSteps(Key(32), 399), 399);  // restarts the count
+  EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_TRUE(s.CleanStep(Key(32)));
+  EXPECT_EQ(s.StepLimit(Key(32)), 0);
+  EXPECT_FALSE(s.CleanStep(Key(32)));
 }
 
 TEST_F(SchedulerTest, QueueFullIsResourceExhaustedWithLimit) {
