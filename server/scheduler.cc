@@ -124,6 +124,14 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       plan.wake_at = std::min(plan.wake_at, oldest + options_.max_queue_delay);
       continue;
     }
+    // At the cap nothing queued can start, so a bucket competes with its running requests only:
+    // a high-priority request waiting in it must not hold back older running ones elsewhere.
+    if (full) {
+      b.best = nullptr;
+      for (SchedEntry* e : b.running) {
+        if (b.best == nullptr || Before(e, b.best, now)) b.best = e;
+      }
+    }
     if (chosen == nullptr || Before(b.best, chosen->best, now)) chosen = &b;
   }
   // Deadlines of waiting requests also need a timely plan.

@@ -12,6 +12,7 @@
 //  * Among ready buckets the one holding the highest-scoring request wins; score =
 //    priority_rank * starvation_age + time waited, so a low-priority request outranks a fresh
 //    high-priority one after waiting `2 * starvation_age` (no starvation). Ties: oldest first.
+//    With max_batch requests running, only running requests count (nothing queued can start).
 //  * Queued requests join the chosen bucket's running batch at step boundaries, by score, while the
 //    batch stays within max_batch and token_budget, and the requests running in all buckets
 //    (each holds its state between steps) within max_batch; at that cap only buckets with running

@@ -274,6 +274,25 @@ TEST_F(SchedulerTest, RunningRequestsOverALoweredLimitTakeTurns) {
   EXPECT_FALSE(s.CleanStep(Key(32)));
 }
 
+TEST_F(SchedulerTest, AtTheCapQueuedRequestsDoNotDecideWhichRunningBucketSteps) {
+  Scheduler s(Opts(2, absl::ZeroDuration()));  // starvation_age 10 s
+  SchedEntry* a1 = Add(s, Key(32), kT0 - absl::Seconds(5));
+  ASSERT_EQ(s.Next(kT0).admit, (std::vector<SchedEntry*>{a1}));
+  SchedEntry* b1 = Add(s, Key(48), kT0, /*priority=*/2);  // outscores a1: starts beside it
+  ASSERT_EQ(s.Next(kT0).admit, (std::vector<SchedEntry*>{b1}));
+  // Two run (the cap). A high-priority request that has waited long queues in a1's bucket: it
+  // cannot start, so b1 (the best running request) steps, not a1 on the queued one's score.
+  Add(s, Key(32), kT0 - absl::Seconds(100), /*priority=*/2);
+  Plan p = s.Next(kT0 + absl::Seconds(1));
+  EXPECT_EQ(p.batch, (std::vector<SchedEntry*>{b1}));
+  EXPECT_TRUE(p.admit.empty());
+  // Once b1 finishes, a slot is free: the queued one joins a1's bucket and both step.
+  s.Finish(b1);
+  p = s.Next(kT0 + absl::Seconds(2));
+  EXPECT_EQ(p.batch.size(), 2u);
+  EXPECT_EQ(p.admit.size(), 1u);
+}
+
 TEST_F(SchedulerTest, QueueFullIsResourceExhaustedWithLimit) {
   SchedulerOptions o = Opts();
   o.max_queue = 2;
