@@ -214,7 +214,9 @@ absl::Status Set(ServerConfig& c, const std::string& name, const std::string& va
     return absl::InvalidArgumentError(
         absl::StrCat("unknown option '", name, "'; run linvideo-server --help for the list"));
   }
-  return o->set(c, value);
+  absl::Status s = o->set(c, value);
+  if (s.ok()) c.given.insert(name);
+  return s;
 }
 
 absl::Status ApplyJson(ServerConfig& c, const nlohmann::json& j, const std::string& prefix) {

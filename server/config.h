@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,9 @@ struct ModelSpec {
 };
 
 struct ServerConfig {
+  // Not an option: the names of the options a flag or --config set (e.g. an explicit
+  // scheduler.max_batch caps what auto_budget derives).
+  std::set<std::string> given;
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   std::string port_file;                   // if set, the bound gRPC port is written here
   std::vector<ModelSpec> models;           // --model=NAME=DIR (repeatable); first is the default

@@ -141,13 +141,15 @@ absl::Status ApplyMemoryBudget(const ModelRegistry& registry, int cuda_index,
   }
   std::vector<BudgetModel> models;
   for (const auto& m : registry.Active()) models.push_back({m->name, m->executor.get(), m->limits});
+  // An explicit scheduler.max_batch caps the derivation (a smaller batch leaves each model a
+  // larger budget); an explicit token_budget caps the budgets derived.
+  if (config.given.count("scheduler.max_batch") > 0) {
+    options.max_batch_cap = std::clamp(config.scheduler.max_batch, 1, options.max_batch_cap);
+  }
   LV_ASSIGN_OR_RETURN(MemoryBudget b, DeriveServingBudget(models, probe, options));
-  LV_LOG(INFO) << "scheduler.auto_budget on " << config.device << ": " << b.summary
-               << " (replaces token_budget=" << config.scheduler.token_budget
-               << " max_batch=" << config.scheduler.max_batch << ")";
-  config.scheduler.token_budget = b.token_budget;
-  config.scheduler.model_token_budgets = b.model_token_budgets;
-  config.scheduler.max_batch = b.max_batch;
+  const std::string applied = ApplyServingBudget(b, config.given, config.scheduler);
+  LV_LOG(INFO) << "scheduler.auto_budget on " << config.device << ": " << b.summary << " ("
+               << applied << ")";
   return absl::OkStatus();
 }
 #endif

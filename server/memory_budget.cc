@@ -283,4 +283,28 @@ absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>&
   return out;
 }
 
+std::string ApplyServingBudget(const MemoryBudget& budget, const std::set<std::string>& given,
+                               ServerConfig::Scheduler& scheduler) {
+  std::string note =
+      absl::StrCat("derived max_batch ", budget.max_batch, ", token budget ", budget.token_budget);
+  int max_batch = budget.max_batch;
+  if (given.count("scheduler.max_batch") > 0 && scheduler.max_batch < max_batch) {
+    absl::StrAppend(&note, "; max_batch ", scheduler.max_batch, " as configured");
+    max_batch = scheduler.max_batch;
+  }
+  scheduler.max_batch = max_batch;
+  int64_t cap = 0;
+  if (given.count("scheduler.token_budget") > 0 && scheduler.token_budget > 0) {
+    cap = scheduler.token_budget;
+    absl::StrAppend(&note, "; token budgets capped at ", cap, " as configured");
+  }
+  auto capped = [cap](int64_t v) { return cap > 0 && (v <= 0 || v > cap) ? cap : v; };
+  scheduler.token_budget = capped(budget.token_budget);
+  scheduler.model_token_budgets.clear();
+  for (const auto& [name, tokens] : budget.model_token_budgets) {
+    scheduler.model_token_budgets[name] = capped(tokens);
+  }
+  return note;
+}
+
 }  // namespace linvideo::server

@@ -15,10 +15,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/config.h"
 #include "server/executor.h"
 
 namespace linvideo::server {
@@ -117,5 +119,12 @@ struct ServingBudgetOptions {
 absl::StatusOr<MemoryBudget> DeriveServingBudget(const std::vector<BudgetModel>& models,
                                                  const DeviceMemoryProbe& probe,
                                                  const ServingBudgetOptions& options);
+
+// auto_budget's result into the scheduler's options: the derived max_batch and token budgets
+// replace the configured ones, except that a scheduler.max_batch or scheduler.token_budget the
+// operator set (ServerConfig::given) caps them (derive with max_batch_cap = that max_batch).
+// Returns what it did, for the log.
+std::string ApplyServingBudget(const MemoryBudget& budget, const std::set<std::string>& given,
+                               ServerConfig::Scheduler& scheduler);
 
 }  // namespace linvideo::server

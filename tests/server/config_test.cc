@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
 namespace linvideo::server {
@@ -27,6 +28,16 @@ TEST(ServerConfigTest, ModelsAsObjectOrList) {
       Apply(R"({"models": [{"name": "a", "path": "x"}, {"name": "b", "path": "y"}]})", &c).ok());
   ASSERT_EQ(c.models.size(), 2u);
   EXPECT_EQ(c.models[1].path, "y");
+}
+
+TEST(ServerConfigTest, RemembersWhichOptionsWereGiven) {
+  ServerConfig c;
+  ASSERT_TRUE(Apply(R"({"scheduler": {"max_batch": 2}, "threads": 2})", &c).ok());
+  EXPECT_EQ(c.given, (std::set<std::string>{"scheduler.max_batch", "threads"}));
+  auto parsed = ParseServerConfig({"--scheduler.token_budget=100", "--device=cpu"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.given, (std::set<std::string>{"device", "scheduler.token_budget"}));
+  EXPECT_FALSE(ParseServerConfig({"--scheduler.max_batch=oops"}).ok());
 }
 
 TEST(ServerConfigTest, MalformedModelsAreRefusedNotThrown) {

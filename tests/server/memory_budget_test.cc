@@ -324,5 +324,33 @@ TEST(MemoryBudgetTest, SeveralModelsGetTheirOwnBudgetsAndSwapsAreReserved) {
   EXPECT_NE(small.status().message().find("model dear"), std::string::npos) << small.status();
 }
 
+// auto_budget replaces the configured limits, except those the operator set: an explicit
+// max_batch or token_budget caps what was derived (before, it was silently replaced).
+TEST(MemoryBudgetTest, AnExplicitMaxBatchOrTokenBudgetCapsTheDerivedOnes) {
+  MemoryBudget b;
+  b.max_batch = 12;
+  b.token_budget = 30000;
+  b.model_token_budgets = {{"cheap", 50000}, {"dear", 30000}};
+  ServerConfig c;
+  std::string note = ApplyServingBudget(b, {}, c.scheduler);
+  EXPECT_EQ(c.scheduler.max_batch, 12);  // the defaults (4, unlimited) are replaced
+  EXPECT_EQ(c.scheduler.token_budget, 30000);
+  EXPECT_EQ(c.scheduler.model_token_budgets.at("cheap"), 50000);
+  auto parsed = ParseServerConfig({"--scheduler.max_batch=8", "--scheduler.token_budget=40000"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ServerConfig given = parsed->config;
+  note = ApplyServingBudget(b, given.given, given.scheduler);
+  EXPECT_EQ(given.scheduler.max_batch, 8);
+  EXPECT_EQ(given.scheduler.token_budget, 30000);  // below the cap: kept
+  EXPECT_EQ(given.scheduler.model_token_budgets.at("cheap"), 40000);
+  EXPECT_EQ(given.scheduler.model_token_budgets.at("dear"), 30000);
+  EXPECT_NE(note.find("max_batch 8 as configured"), std::string::npos) << note;
+  // A configured max_batch above the derived one does not raise it.
+  parsed = ParseServerConfig({"--scheduler.max_batch=32"});
+  ASSERT_TRUE(parsed.ok());
+  ApplyServingBudget(b, parsed->config.given, parsed->config.scheduler);
+  EXPECT_EQ(parsed->config.scheduler.max_batch, 12);
+}
+
 }  // namespace
 }  // namespace linvideo::server
