@@ -117,7 +117,7 @@ const std::vector<Option>& Options() {
              "latent tokens x CFG passes per step (0: unlimited)"),
       LV_INT("scheduler.auto_budget", scheduler.auto_budget,
              "on CUDA: derive token_budget and max_batch from device memory measured at start "
-             "(replaces both; false: use them as given)"),
+             "(values given explicitly cap what is derived; false: use them as given)"),
       LV_INT("scheduler.memory_margin_pct", scheduler.memory_margin_pct,
              "percent of device memory auto_budget leaves free (0..90)"),
       LV_INT("scheduler.max_queue", scheduler.max_queue,

@@ -51,7 +51,8 @@ struct ServerConfig {
     int limit_probe_steps = 200;
     // On a CUDA device: token_budget and max_batch come from device memory measured at start
     // (server/memory_budget.h), leaving memory_margin_pct of the device free; the values above
-    // are then replaced (logged). Ignored on the CPU, where batching is bounded by cores.
+    // are then replaced, or capped where given explicitly (logged). Ignored on the CPU, where
+    // batching is bounded by cores.
     bool auto_budget = true;
     int memory_margin_pct = 10;
     // Set by auto_budget (not an option): each model's own step budget, which replaces

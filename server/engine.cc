@@ -544,6 +544,10 @@ void Engine::Loop() {
       // nothing new starts until decodes catch up (a fast few-step model outruns them).
       const bool may_start = finishing_ < config_.scheduler.max_batch + config_.limits.workers;
       Plan plan = scheduler_.Next(now, may_start);
+      if (metrics_ != nullptr) {
+        for (const auto& [model, bucket] : plan.forgotten_limits)
+          metrics_->SetStepLimit(model, bucket, 0);
+      }
       for (SchedEntry* e : plan.dropped) {
         Abort(RequestTable::Of(e),
               e->cancelled

@@ -35,14 +35,18 @@ int64_t Scheduler::Budget(const SchedEntry* e) const {
 int64_t Scheduler::LimitSteps(const BucketKey& key, int64_t tokens) {
   StepLimitState& l = step_limits_[key.ToString()];
   tokens = std::max<int64_t>(tokens, 1);
+  // After a lift the limit that held is still known: a failed probe goes straight back to it.
   l.tokens = l.tokens > 0 ? std::min(l.tokens, tokens) : tokens;
+  l.lifted = false;
   l.clean_steps = 0;
+  l.model = key.model;
+  l.last_stepped = last_plan_;
   return l.tokens;
 }
 
 int64_t Scheduler::StepLimit(const BucketKey& key) const {
   const auto it = step_limits_.find(key.ToString());
-  return it == step_limits_.end() ? 0 : it->second.tokens;
+  return it == step_limits_.end() || it->second.lifted ? 0 : it->second.tokens;
 }
 
 bool Scheduler::CleanStep(const BucketKey& key) {
@@ -51,7 +55,12 @@ bool Scheduler::CleanStep(const BucketKey& key) {
   if (it == step_limits_.end() || ++it->second.clean_steps < options_.limit_probe_steps) {
     return false;
   }
-  step_limits_.erase(it);
+  if (it->second.lifted) {  // as many clean steps again without it: forgotten
+    step_limits_.erase(it);
+    return false;
+  }
+  it->second.lifted = true;
+  it->second.clean_steps = 0;
   return true;
 }
 
@@ -68,6 +77,17 @@ bool Scheduler::Before(const SchedEntry* a, const SchedEntry* b, absl::Time now)
 
 Plan Scheduler::Next(absl::Time now, bool may_start) {
   Plan plan;
+  last_plan_ = now;
+  // Learned limits of buckets that have not stepped for a while are forgotten (a retired
+  // checkpoint, a shape nobody asks for any more); the caller clears their gauges.
+  for (auto it = step_limits_.begin(); it != step_limits_.end();) {
+    if (now - it->second.last_stepped > kForgetLimitAfter) {
+      if (!it->second.lifted) plan.forgotten_limits.push_back({it->second.model, it->first});
+      it = step_limits_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   // Drop cancelled and expired entries first: they never start and stop within one step.
   std::vector<SchedEntry*> live;
   live.reserve(entries_.size());
@@ -124,12 +144,24 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       plan.wake_at = std::min(plan.wake_at, oldest + options_.max_queue_delay);
       continue;
     }
-    // At the cap nothing queued can start, so a bucket competes with its running requests only:
-    // a high-priority request waiting in it must not hold back older running ones elsewhere.
-    if (full) {
-      b.best = nullptr;
-      for (SchedEntry* e : b.running) {
-        if (b.best == nullptr || Before(e, b.best, now)) b.best = e;
+    // When nothing queued in it can start (at the cap; its running requests over its budget; no
+    // queued one fits beside them), a bucket competes with its running requests only: a
+    // high-priority request waiting in it must not hold back older running ones elsewhere.
+    if (!b.running.empty()) {
+      const int64_t budget = Budget(b.running[0]);
+      int64_t running_tokens = 0;
+      for (SchedEntry* e : b.running) running_tokens += e->tokens;
+      bool can_start = !full && (budget <= 0 || running_tokens <= budget);
+      if (can_start && budget > 0) {
+        can_start = std::any_of(b.queued.begin(), b.queued.end(), [&](const SchedEntry* e) {
+          return running_tokens + e->tokens <= budget;
+        });
+      }
+      if (!can_start) {
+        b.best = nullptr;
+        for (SchedEntry* e : b.running) {
+          if (b.best == nullptr || Before(e, b.best, now)) b.best = e;
+        }
       }
     }
     if (chosen == nullptr || Before(b.best, chosen->best, now)) chosen = &b;
@@ -137,6 +169,11 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
   // Deadlines of waiting requests also need a timely plan.
   for (SchedEntry* e : entries_) plan.wake_at = std::min(plan.wake_at, e->deadline);
   if (chosen == nullptr) return plan;
+  if (!step_limits_.empty()) {
+    if (auto it = step_limits_.find(chosen->key->ToString()); it != step_limits_.end()) {
+      it->second.last_stepped = now;
+    }
+  }
 
   int64_t tokens = 0;
   // Running requests over the bucket's budget (lowered by LimitSteps since they started) take

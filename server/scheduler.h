@@ -12,7 +12,8 @@
 //  * Among ready buckets the one holding the highest-scoring request wins; score =
 //    priority_rank * starvation_age + time waited, so a low-priority request outranks a fresh
 //    high-priority one after waiting `2 * starvation_age` (no starvation). Ties: oldest first.
-//    With max_batch requests running, only running requests count (nothing queued can start).
+//    A bucket where nothing queued can start (max_batch running, no start allowed, or no queued
+//    request fits its budget beside the running ones) counts its running requests only.
 //  * Queued requests join the chosen bucket's running batch at step boundaries, by score, while the
 //    batch stays within max_batch and token_budget, and the requests running in all buckets
 //    (each holds its state between steps) within max_batch; at that cap only buckets with running
@@ -23,8 +24,8 @@
 //    of device memory). A bucket whose running requests exceed it steps as many as fit, the
 //    least recently stepped first (they take turns), and admits nothing until they fit again.
 //    After limit_probe_steps clean steps the limit is lifted (CleanStep), so a passing shortage
-//    does not lower throughput for good; if it was not passing, the next batch fails and it is
-//    learned again.
+//    does not lower throughput for good; if it was not passing, the next batch fails and the
+//    limit that held is back at once.
 // Ownership: entries are owned by the caller and must outlive their time in the scheduler (until
 // they are returned in Plan::dropped or passed to Finish).
 
@@ -33,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -95,6 +97,9 @@ struct Plan {
   std::vector<SchedEntry*> admit;    // queued -> running now (the engine must start them)
   std::vector<SchedEntry*> batch;    // everything to step now (running ones + admit)
   absl::Time wake_at = absl::InfiniteFuture();  // with an empty batch: when to plan again
+  // (model, bucket) of learned step limits forgotten because the bucket did not step for
+  // Scheduler::kForgetLimitAfter (LimitSteps).
+  std::vector<std::pair<std::string, std::string>> forgotten_limits;
   bool empty() const { return batch.empty(); }
 };
 
@@ -120,14 +125,17 @@ class Scheduler {
   // Removes an entry that finished (or failed); a no-op for one the scheduler does not hold.
   void Finish(SchedEntry* entry);
   // Holds the steps of bucket `key` to at most `tokens` (>= 1), below its entries' own budgets:
-  // a batch of more did not fit the device. Lowers an existing limit, never raises it; restarts
-  // its count of clean steps. Returns the limit in force.
+  // a batch of more did not fit the device. Lowers an existing limit, never raises it (after a
+  // lift the one that held is restored at once, or lower); restarts its count of clean steps.
+  // Returns the limit in force. A bucket that does not step for kForgetLimitAfter loses it.
   int64_t LimitSteps(const BucketKey& key, int64_t tokens);
-  // The limit LimitSteps set for bucket `key` (0: none).
+  // The limit in force for bucket `key` (0: none, or lifted).
   int64_t StepLimit(const BucketKey& key) const;
   // A step of bucket `key` succeeded as one batch. Returns true when that lifted its limit
-  // (options().limit_probe_steps clean steps since it was set).
+  // (options().limit_probe_steps clean steps since it was set); as many clean steps more
+  // forget it.
   bool CleanStep(const BucketKey& key);
+  static constexpr absl::Duration kForgetLimitAfter = absl::Minutes(10);
 
   // 1-based queue position (1 = next to start); 0 when running or unknown.
   int Position(const SchedEntry* entry, absl::Time now) const;
@@ -149,11 +157,15 @@ class Scheduler {
   SchedulerOptions options_;
   std::vector<SchedEntry*> entries_;  // queued and running, in arrival order
   uint64_t next_seq_ = 1;
-  uint64_t turns_ = 0;  // entries put in a batch so far (SchedEntry::turn)
+  uint64_t turns_ = 0;    // entries put in a batch so far (SchedEntry::turn)
+  absl::Time last_plan_;  // `now` of the latest Next
   // LimitSteps' limits and the clean steps since, by BucketKey::ToString().
   struct StepLimitState {
     int64_t tokens = 0;
     int clean_steps = 0;
+    bool lifted = false;  // probing above it; a failure restores it
+    std::string model;
+    absl::Time last_stepped;
   };
   std::map<std::string, StepLimitState> step_limits_;
 };

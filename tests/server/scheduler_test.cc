@@ -271,7 +271,35 @@ TEST_F(SchedulerTest, RunningRequestsOverALoweredLimitTakeTurns) {
   EXPECT_FALSE(s.CleanStep(Key(32)));
   EXPECT_TRUE(s.CleanStep(Key(32)));
   EXPECT_EQ(s.StepLimit(Key(32)), 0);
-  EXPECT_FALSE(s.CleanStep(Key(32)));
+  // A batch above it fails again (500 tokens): the limit that held is back at once, not 499.
+  EXPECT_EQ(s.LimitSteps(Key(32), 499), 399);
+  EXPECT_EQ(s.StepLimit(Key(32)), 399);
+  for (int i = 0; i < 2; ++i) EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_TRUE(s.CleanStep(Key(32)));  // lifted again
+  // As many clean steps more above it: forgotten (a new failure learns from scratch).
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(s.CleanStep(Key(32)));
+  EXPECT_EQ(s.LimitSteps(Key(32), 499), 499);
+  // A bucket that does not step for kForgetLimitAfter loses its limit; the plan says so.
+  EXPECT_EQ(s.LimitSteps(Key(64), 150), 150);
+  Plan later = s.Next(kT0 + Scheduler::kForgetLimitAfter + absl::Minutes(5));
+  EXPECT_EQ(s.StepLimit(Key(64)), 0);
+  ASSERT_GE(later.forgotten_limits.size(), 1u);
+  EXPECT_EQ(later.forgotten_limits[0].first, "m");
+}
+
+TEST_F(SchedulerTest, ABucketThatCannotAdmitCompetesWithItsRunningRequestsOnly) {
+  Scheduler s(Opts(8, absl::ZeroDuration()));
+  SchedEntry* a1 = Add(s, Key(32), kT0 - absl::Seconds(5), 1, 100);
+  ASSERT_EQ(s.Next(kT0).admit, (std::vector<SchedEntry*>{a1}));
+  SchedEntry* b1 = Add(s, Key(48), kT0, /*priority=*/2, 100);
+  ASSERT_EQ(s.Next(kT0).admit, (std::vector<SchedEntry*>{b1}));
+  // Not at the cap (2 of 8 run), but a1's bucket is held to 100 tokens: a high-priority request
+  // queued there cannot join a1, so b1 steps (the best running request), not a1.
+  s.LimitSteps(Key(32), 100);
+  SchedEntry* waiting = Add(s, Key(32), kT0 - absl::Seconds(100), /*priority=*/2, 100);
+  Plan p = s.Next(kT0 + absl::Seconds(1));
+  EXPECT_EQ(p.batch, (std::vector<SchedEntry*>{b1}));
+  EXPECT_FALSE(waiting->running());
 }
 
 TEST_F(SchedulerTest, AtTheCapQueuedRequestsDoNotDecideWhichRunningBucketSteps) {
