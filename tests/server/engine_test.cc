@@ -350,6 +350,31 @@ TEST_F(EngineTest, ABatchTooLargeForTheDeviceIsSteppedOneByOne) {
   EXPECT_EQ(Metric("linvideo_step_token_limit", "model", "small"), 2 * tokens - 1);
 }
 
+// The learned limit is probed again: after limit_probe_steps clean steps the two requests are
+// batched again, fail together, and the limit that held is back at once (one failed batched step
+// per probe, not a failed step every time).
+TEST_F(EngineTest, ALearnedStepLimitIsProbedAgainAfterCleanSteps) {
+  engine_.reset();
+  std::system(("mkdir -p " + root_ + "/small").c_str());
+  std::ofstream(root_ + "/small/fake_model.json")
+      << R"({"step_ms": 2, "item_ms": 1, "max_step_batch": 1})";
+  ASSERT_TRUE(registry_->LoadInitial("small", root_ + "/small").ok());
+  config_.scheduler.max_queue_delay_ms = 500;  // both start together
+  config_.scheduler.limit_probe_steps = 4;
+  engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
+  SubmitOptions a = Req(5, 40), b = Req(6, 40);
+  a.model = b.model = "small";
+  const auto rs = SubmitAll({a, b});
+  for (const auto& r : rs) ASSERT_EQ(WaitDone(r), RequestPhase::kDone);
+  // 80 request-steps, one at a time after the first failure: a probe after every 4 clean steps
+  // (each fails and restores the limit), so about 80 / 5 = 16 failed batched steps; without the
+  // limit every one of the ~40 steps would fail batched, without the probes just 1.
+  const double splits = Metric("linvideo_batch_splits_total", "stage", "step");
+  EXPECT_GE(splits, 8);
+  EXPECT_LE(splits, 20);
+  EXPECT_EQ(Metric("linvideo_step_token_limit", "model", "small"), 2 * rs[0]->entry.tokens - 1);
+}
+
 TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
   engine_.reset();
   std::system(("mkdir -p " + root_ + "/slow").c_str());
