@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -272,6 +273,17 @@ bool IsLoopbackListen(const std::string& listen) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
+absl::Status ValidateModelName(const std::string& name, const std::string& where) {
+  const bool ok = !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
+                  std::all_of(name.begin(), name.end(), [](char ch) {
+                    return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                           ch == '_' || ch == '-';
+                  });
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, "model name '", name, "' is not allowed: use 1-64 characters from [A-Za-z0-9._-]"));
+}
+
 absl::Status ServerConfig::Validate() const {
   auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
   if (listen.empty() || listen.find(':') == std::string::npos) {
@@ -279,6 +291,7 @@ absl::Status ServerConfig::Validate() const {
   }
   if (models.empty()) return bad("no model: pass --model=NAME=DIR at least once");
   for (size_t i = 0; i < models.size(); ++i) {
+    if (absl::Status s = ValidateModelName(models[i].name, "--model: "); !s.ok()) return s;
     for (size_t k = 0; k < i; ++k) {
       if (models[k].name == models[i].name)
         return bad(absl::StrCat("model name '", models[i].name, "' given twice"));

@@ -142,6 +142,11 @@ struct ParsedConfig {
   ServerConfig config;
   bool help = false;
 };
+// A served model's name: 1-64 characters from [A-Za-z0-9._-], not "." or ".." (it is matched
+// against requests and appears in metric labels, logs, scheduler buckets and job folders).
+// INVALID_ARGUMENT saying what is allowed otherwise; `where` prefixes the message.
+absl::Status ValidateModelName(const std::string& name, const std::string& where);
+
 absl::StatusOr<ParsedConfig> ParseServerConfig(const std::vector<std::string>& args);
 // Applies a --config file's text (a JSON object; nested objects are dotted option names, "models"
 // is NAME -> DIR or a list of {"name", "path"}) over `config`. `source` names it in errors.

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "core/io/json_file.h"
 #include "core/sampling/sampler.h"
+#include "server/config.h"
 
 namespace linvideo::server {
 
@@ -120,8 +121,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(const std
     return absl::FailedPreconditionError(
         "LoadCheckpoint needs the server's --checkpoint_root to be set");
   }
-  if (name.empty())
-    return absl::InvalidArgumentError("LoadCheckpoint: model name must not be empty");
+  if (absl::Status valid = ValidateModelName(name, "LoadCheckpoint: "); !valid.ok()) return valid;
   absl::StatusOr<std::string> dir = ConfinePath(options_.checkpoint_root, path);
   if (!dir.ok()) return dir.status();
   return LoadAndActivate(name, path, *dir);

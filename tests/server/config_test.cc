@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 namespace linvideo::server {
 namespace {
@@ -38,6 +39,23 @@ TEST(ServerConfigTest, RemembersWhichOptionsWereGiven) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.given, (std::set<std::string>{"device", "scheduler.token_budget"}));
   EXPECT_FALSE(ParseServerConfig({"--scheduler.max_batch=oops"}).ok());
+}
+
+TEST(ServerConfigTest, ModelNamesAreRefusedWithWhatIsAllowed) {
+  int validated = 0;
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "x y", "..", "m@v1", std::string(65, 'a')}) {
+    auto parsed = ParseServerConfig({"--model=" + bad + "=models/default"});
+    if (!parsed.ok()) continue;  // refused while parsing (e.g. the empty name)
+    ++validated;
+    absl::Status s = parsed->config.Validate();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("[A-Za-z0-9._-]"), std::string::npos) << s;
+  }
+  EXPECT_GE(validated, 5);  // all but the empty name reach Validate
+  auto good = ParseServerConfig({"--model=default-4step_v1.2=models/default"});
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(good->config.Validate().ok());
 }
 
 TEST(ServerConfigTest, MalformedModelsAreRefusedNotThrown) {

@@ -110,6 +110,7 @@ TEST_F(ModelRegistryTest, SymlinksThatLeaveTheRootAreRefused) {
         << loaded.status();
   }
   EXPECT_NE(r.Load("m", "c1").status().message().find(outside.string()), std::string::npos);
+  EXPECT_EQ(r.Load("a/b", "c4").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.Load("m", "c3").status().message().find("leads nowhere"), std::string::npos);
   EXPECT_TRUE(r.Load("m", "c4").ok()) << "a symlink inside the root is allowed";
   auto loop = r.Load("m", "c5");
