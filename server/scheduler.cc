@@ -106,6 +106,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
     const BucketKey* key;
     std::vector<SchedEntry*> running, queued;
     SchedEntry* best = nullptr;
+    int64_t budget = 0;  // its step budget (Budget: the same for all its entries), 0: unlimited
   };
   std::vector<Bucket> buckets;
   for (SchedEntry* e : entries_) {
@@ -114,7 +115,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       if (*c.key == e->key) b = &c;
     }
     if (b == nullptr) {
-      buckets.push_back(Bucket{&e->key, {}, {}, nullptr});
+      buckets.push_back(Bucket{&e->key, {}, {}, nullptr, Budget(e)});
       b = &buckets.back();
     }
     (e->running() ? b->running : b->queued).push_back(e);
@@ -138,7 +139,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
       tokens += e->tokens;
       oldest = std::min(oldest, e->enqueued);
     }
-    if (Budget(b.best) > 0 && tokens >= Budget(b.best)) ready = true;
+    if (b.budget > 0 && tokens >= b.budget) ready = true;
     if (!b.queued.empty() && now - oldest >= options_.max_queue_delay) ready = true;
     if (!ready) {
       plan.wake_at = std::min(plan.wake_at, oldest + options_.max_queue_delay);
@@ -148,13 +149,12 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
     // queued one fits beside them), a bucket competes with its running requests only: a
     // high-priority request waiting in it must not hold back older running ones elsewhere.
     if (!b.running.empty()) {
-      const int64_t budget = Budget(b.running[0]);
       int64_t running_tokens = 0;
       for (SchedEntry* e : b.running) running_tokens += e->tokens;
-      bool can_start = !full && (budget <= 0 || running_tokens <= budget);
-      if (can_start && budget > 0) {
+      bool can_start = !full && (b.budget <= 0 || running_tokens <= b.budget);
+      if (can_start && b.budget > 0) {
         can_start = std::any_of(b.queued.begin(), b.queued.end(), [&](const SchedEntry* e) {
-          return running_tokens + e->tokens <= budget;
+          return running_tokens + e->tokens <= b.budget;
         });
       }
       if (!can_start) {
@@ -182,9 +182,10 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
             [](const SchedEntry* a, const SchedEntry* b) {
               return a->turn != b->turn ? a->turn < b->turn : a->seq < b->seq;
             });
+  const int64_t budget = chosen->budget;
   bool left_out = false;
   for (SchedEntry* e : chosen->running) {
-    if (Budget(e) > 0 && !plan.batch.empty() && tokens + e->tokens > Budget(e)) {
+    if (budget > 0 && !plan.batch.empty() && tokens + e->tokens > budget) {
       left_out = true;
       continue;
     }
@@ -203,9 +204,7 @@ Plan Scheduler::Next(absl::Time now, bool may_start) {
     if (admitted >= room) break;
     // Always admit into an empty batch so one request above the budget cannot wedge the queue
     // (the engine refuses those at validation anyway).
-    if (Budget(e) > 0 && !plan.batch.empty() && tokens + e->tokens > Budget(e)) {
-      continue;
-    }
+    if (budget > 0 && !plan.batch.empty() && tokens + e->tokens > budget) continue;
     e->phase = RequestPhase::kRunning;
     e->turn = ++turns_;
     ++admitted;

@@ -219,7 +219,7 @@ absl::Status Export(const DistillOptions& o, const train::Ema& ema, wan::WanMode
       {"real_guidance", o.real_guidance},
       // The real score at the end of the run ("base", or the teacher's folder and weights).
       {"real_model",
-       o.real_dir.empty() || real_sha == base_sha
+       real_sha == base_sha
            ? nlohmann::json("base")
            : nlohmann::json{{"path", fs::absolute(o.real_dir).lexically_normal().string()},
                             {"weights_sha256", real_sha}}},

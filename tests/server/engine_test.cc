@@ -35,6 +35,12 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(registry_->LoadInitial("m", root_ + "/a").ok());
     engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   }
+  // Serves a fake model NAME from ROOT/NAME with `json` as its fake_model.json.
+  void ServeFake(const std::string& name, const std::string& json) {
+    std::system(("mkdir -p " + root_ + "/" + name).c_str());
+    std::ofstream(root_ + "/" + name + "/fake_model.json") << json;
+    ASSERT_TRUE(registry_->LoadInitial(name, root_ + "/" + name).ok());
+  }
   SubmitOptions Req(uint64_t seed, int steps = 4) {
     SubmitOptions o;
     o.params.prompt = "a red ball";
@@ -256,10 +262,7 @@ TEST_F(EngineTest, NothingNewStartsWhileTheDecodeBacklogIsFull) {
   // Steps of 1 ms, decodes of 60 ms on one worker: without backpressure every request would
   // finish its steps at once and wait for its decode holding its latents.
   engine_.reset();
-  std::system(("mkdir -p " + root_ + "/fast").c_str());
-  std::ofstream(root_ + "/fast/fake_model.json")
-      << R"({"step_ms": 1, "item_ms": 0, "decode_ms": 60})";
-  ASSERT_TRUE(registry_->LoadInitial("fast", root_ + "/fast").ok());
+  ServeFake("fast", R"({"step_ms": 1, "item_ms": 0, "decode_ms": 60})");
   config_.scheduler.max_batch = 1;
   config_.scheduler.max_queue = 10;
   config_.limits.workers = 1;
@@ -312,10 +315,7 @@ TEST_F(EngineTest, AStepThatFailsEndsOnlyTheRequestThatFailsAlone) {
 
 TEST_F(EngineTest, ABatchTooLargeForTheDeviceIsSteppedOneByOne) {
   engine_.reset();
-  std::system(("mkdir -p " + root_ + "/small").c_str());
-  std::ofstream(root_ + "/small/fake_model.json")
-      << R"({"step_ms": 5, "item_ms": 1, "max_step_batch": 1})";
-  ASSERT_TRUE(registry_->LoadInitial("small", root_ + "/small").ok());
+  ServeFake("small", R"({"step_ms": 5, "item_ms": 1, "max_step_batch": 1})");
   config_.scheduler.max_queue_delay_ms = 500;
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   auto submit = [&](uint64_t seed) {
@@ -355,10 +355,7 @@ TEST_F(EngineTest, ABatchTooLargeForTheDeviceIsSteppedOneByOne) {
 // per probe, not a failed step every time).
 TEST_F(EngineTest, ALearnedStepLimitIsProbedAgainAfterCleanSteps) {
   engine_.reset();
-  std::system(("mkdir -p " + root_ + "/small").c_str());
-  std::ofstream(root_ + "/small/fake_model.json")
-      << R"({"step_ms": 2, "item_ms": 1, "max_step_batch": 1})";
-  ASSERT_TRUE(registry_->LoadInitial("small", root_ + "/small").ok());
+  ServeFake("small", R"({"step_ms": 2, "item_ms": 1, "max_step_batch": 1})");
   config_.scheduler.max_queue_delay_ms = 500;  // both start together
   config_.scheduler.limit_probe_steps = 4;
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
@@ -377,9 +374,7 @@ TEST_F(EngineTest, ALearnedStepLimitIsProbedAgainAfterCleanSteps) {
 
 TEST_F(EngineTest, QueueGaugesMoveAtSubmitNotOnlyBetweenSteps) {
   engine_.reset();
-  std::system(("mkdir -p " + root_ + "/slow").c_str());
-  std::ofstream(root_ + "/slow/fake_model.json") << R"({"step_ms": 400, "item_ms": 0})";
-  ASSERT_TRUE(registry_->LoadInitial("slow", root_ + "/slow").ok());
+  ServeFake("slow", R"({"step_ms": 400, "item_ms": 0})");
   config_.scheduler.max_batch = 1;
   engine_ = std::make_unique<Engine>(config_, registry_.get(), &compute_, &metrics_);
   auto queue_depth = [&] { return Metric("linvideo_queue_depth"); };
