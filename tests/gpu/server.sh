@@ -57,7 +57,7 @@ start_server() {
   local overlap=false
   case $DEVICE in cuda*) overlap=true ;; esac
   "$SRV" --listen=127.0.0.1:0 --port_file="$WORK/port" \
-    --metrics.listen=127.0.0.1:0 --metrics.port_file="$WORK/mport" --device="$DEVICE" \
+    --metrics.listen=${SERVER_METRICS_LISTEN-127.0.0.1:0} --metrics.port_file="$WORK/mport" --device="$DEVICE" \
     --dtype="$DTYPE" --vae_dtype="$DTYPE" --limits.overlap_decode=$overlap "$@" \
     >"$OUT/server-$name.log" 2>&1 &
   PID=$!
