@@ -1,11 +1,18 @@
 #include "server/metrics.h"
 
+#include <CivetServer.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "server/log.h"
+#include "server/thread_stack.h"
 
 namespace linvideo::server {
 namespace {
+
+// Where civetweb's log messages go while StartExposer runs on this thread (null otherwise).
+thread_local std::string* civet_startup_log = nullptr;
 
 prometheus::Histogram::BucketBoundaries SecondsBuckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -264,13 +271,33 @@ void Metrics::CountJobSwap(const std::string& model, bool ok) {
 
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const std::string& address,
                                                                   const Metrics& metrics) {
+  // civetweb reports why it could not start only through its log callback (prometheus-cpp's
+  // exception says "null context ... Possible problem binding to port" whatever the cause), so
+  // the messages logged while the exposer starts, on this thread, go into the error; later ones
+  // (from civetweb's own threads, about single requests) go to the log.
+  std::string startup_log;
+  civet_startup_log = &startup_log;
+  CivetCallbacks callbacks;  // civetweb copies them
+  callbacks.log_message = [](const mg_connection*, const char* message) -> int {
+    if (civet_startup_log != nullptr) {
+      absl::StrAppend(civet_startup_log, civet_startup_log->empty() ? "" : "; ", message);
+    } else {
+      LV_LOG(WARNING) << "metrics endpoint (civetweb): " << message;
+    }
+    return 1;  // handled: civetweb prints nothing itself
+  };
   try {
-    auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1);
+    auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1, &callbacks);
+    civet_startup_log = nullptr;
     exposer->RegisterCollectable(metrics.registry());
     return exposer;
   } catch (const std::exception& e) {
+    civet_startup_log = nullptr;
     return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what(),
+                     startup_log.empty() ? "" : absl::StrCat(" (civetweb: ", startup_log, ")"),
+                     "; static TLS of this process: ", StaticTlsBytes() / 1024,
+                     " KiB (thread stacks are raised by it, server/thread_stack.h)"));
   }
 }
 
