@@ -7,7 +7,8 @@
 # gRPC, protobuf and prometheus-cpp are found (tests/gpu/fetch-debs.sh carries them), else
 # core-only (core/, kernels/, benches); a failed full configure falls back to core-only.
 # Stages, in this order (each env var 0/1):
-#   ATTENTION (1): gpu-labelled tests, parity --check, attention benches bf16/fp32.
+#   ATTENTION (1): gpu-labelled tests, parity --check, the linear op's kernels at N = 4,096 under
+#     ncu (PROFILE_LINEAR=1, when ncu is there), attention benches bf16/fp32.
 #   SERVER_STAGE (1, full builds only): tests/gpu/server.sh: linvideo-server --device cuda on a tiny
 #     model and a random-weight Wan 1.3B folder, `linvideo bench` 1 vs 4/8 clients, batched
 #     videos vs solo ones. SERVER_BUDGET (default: what is left) caps it.
@@ -135,6 +136,22 @@ if [ "${ATTENTION:-1}" = 1 ]; then
     # the CUDA-core kernel (the dispatch's fallback), and the summary says so.
     export LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core
     log "benches below run with LINVIDEO_LINEAR_ATTENTION_KERNEL=cuda-core"
+  fi
+  # Where the linear op's time goes at N = 4,096 (issue 19: not slower than flash there; session
+  # 30: 0.8x): every kernel it launches, timed by Nsight Compute (ncu; on the device image).
+  NCU=$(command -v ncu || true)
+  [ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu
+  if [ -n "$NCU" ] && [ "${PROFILE_LINEAR:-1}" = 1 ]; then
+    log "ncu: kernels of the linear op at N=4096 (see ncu-linear-4096.txt)"
+    timeout "$(( $(left) < 90 ? $(left) : 90 ))" "$NCU" --metrics gpu__time_duration.sum,sm__warps_active.avg.pct_of_peak_sustained_active \
+      --launch-count 40 "$BENCH" --device=cuda --dtype=bf16 --sizes=4096 --kinds=linear --quick \
+      >"$OUT/ncu-linear-4096.txt" 2>&1 || log "ncu: failed or timed out (see ncu-linear-4096.txt)"
+    awk '/^  [^ ].*\(/ { name = $0; sub(/^ +(void )?/, "", name); sub(/\(.*/, "", name)
+                          sub(/^linvideo::kernels::cuda::(<unnamed>|\(anonymous namespace\))::/, "", name)
+                          name = substr(name, 1, 70) }
+         /gpu__time_duration.sum/ { t = $(NF-1) " " $NF }
+         /sm__warps_active/ { print "  NCU " name " " t ", warps active " $NF "%" }' \
+      "$OUT/ncu-linear-4096.txt" | tail -12 | tee -a "$OUT/summary.txt"
   fi
   for dt in bf16 fp32; do
     log "attention bench cuda $dt"

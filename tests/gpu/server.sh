@@ -6,10 +6,11 @@
 #   1. tiny model (random weights): ListModels, one PNG request, an MP4 request that a build
 #      without FFmpeg must refuse with INVALID_ARGUMENT, a warm-up, then 1 client vs 4 clients.
 #   2. a random-weight Wan 1.3B folder (the DiT at 1.3B dims; tiny text encoder and VAE, so the
-#      DiT is what is measured), 17 x 256 x 256, 8 steps, CFG: a warm-up at that shape (9 requests,
-#      8 clients), 1 client, then 8 clients, same seeds; the 8-client videos are compared with the solo ones (byte-identical or the pixel
-#      difference, tests/gpu/compare_frames.py), and a second solo pass says whether a solo run
-#      is itself reproducible (the noise floor of that comparison).
+#      DiT is what is measured), at 17 x 256 x 256 and 17 x 128 x 128, 8 steps, CFG; per shape a
+#      warm-up (9 requests, 8 clients), 1 client, then 8 clients, same seeds; the 8-client videos
+#      are compared with the solo ones (byte-identical or the pixel difference,
+#      tests/gpu/compare_frames.py), and a second solo pass says whether a solo run is itself
+#      reproducible (the noise floor of that comparison).
 #
 # Needs BUILD_DIR to hold linvideo-server, linvideo and linvideo-model (a full build; FFmpeg
 # optional). Every request asks for PNG frames, so a build without FFmpeg serves them.
@@ -17,7 +18,9 @@
 # usage: tests/gpu/server.sh BUILD_DIR OUT_DIR
 #   env: SERVER_DEVICE (cuda), SERVER_DTYPE (bf16), SERVER_BUDGET seconds (300), PYTHON (python3),
 #        SERVER_SOLO_REQUESTS (8), SERVER_BATCH_REQUESTS (32), SERVER_STAGES ("tiny wan13"),
-#        SERVER_WAN13_SHAPE ("--width=256 --height=256 --frames=17 --steps=8")
+#        SERVER_WAN13_SHAPES (';'-separated flag lists: "--width=256 --height=256 --frames=17
+#        --steps=8;--width=128 --height=128 --frames=17 --steps=8"; SERVER_WAN13_SHAPE: one),
+#        SERVER_METRICS_LISTEN (127.0.0.1:0; empty: the server runs without a metrics endpoint)
 set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/gpu/server.sh BUILD_DIR OUT_DIR}" && pwd)
 OUT=${2:?usage: tests/gpu/server.sh BUILD_DIR OUT_DIR}
@@ -89,6 +92,7 @@ stop_server() {
 }
 cli() { timeout "$(left)" "$CLI" --server="$ADDR" "$@"; }
 metrics() {  # NAME: the device memory gauges and step counters of the running server
+  [ -s "$WORK/mport" ] || return 0  # SERVER_METRICS_LISTEN= : no endpoint
   "$PY" -c "import urllib.request,sys;print(urllib.request.urlopen('http://127.0.0.1:'+sys.argv[1]+'/metrics',timeout=5).read().decode())" \
     "$(cat "$WORK/mport")" >"$OUT/metrics-$1.txt" 2>&1 || true
   grep -E "^linvideo_device_memory" "$OUT/metrics-$1.txt" | head -4 | sed "s/^/SERVER_METRIC $1 /" | tee -a "$OUT/summary.txt"
@@ -137,6 +141,28 @@ stage_tiny() {
   stop_server
 }
 
+# wan13_shape NAME "FLAGS": warm-up, 1 client, 8 clients, 1 client again; batched vs solo videos.
+wan13_shape() {
+  local name=$1
+  # shellcheck disable=SC2206  # FLAGS is a list of flags
+  local shape=(--format=png $2 --seed=1000)
+  local solo=${SERVER_SOLO_REQUESTS:-8} batch=${SERVER_BATCH_REQUESTS:-32}
+  log "shape $name: $2"
+  # Warm-up at this shape, solo and batched (the server warms up at the model's default shape only:
+  # first-use kernel selection and allocator growth must not land in either measured run).
+  bench $name-warmup --clients=8 --requests=9 "${shape[@]/--seed=1000/--seed=900}"
+  bench $name-1 --clients=1 --requests="$solo" --out_dir="$WORK/$name-solo" "${shape[@]}"
+  bench $name-8 --clients=8 --requests="$batch" --out_dir="$WORK/$name-batched" "${shape[@]}"
+  log "SERVER_RATIO $name 8 clients / 1 client throughput: $(ratio "$(throughput $name-1)" "$(throughput $name-8)")x (issue 19: >= 2)"
+  metrics $name
+  # The same seeds again, one client: is a solo run reproducible at all?
+  bench $name-1b --clients=1 --requests=$((solo < 4 ? solo : 4)) --out_dir="$WORK/$name-solo2" "${shape[@]}"
+  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/$name-solo" "$WORK/$name-solo2" >"$OUT/compare-$name-solo-solo.txt" 2>&1
+  grep -E "^COMPARE" "$OUT/compare-$name-solo-solo.txt" | sed "s/^/SERVER_SOLO_VS_SOLO $name /" | tee -a "$OUT/summary.txt"
+  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/$name-solo" "$WORK/$name-batched" >"$OUT/compare-$name-solo-batched.txt" 2>&1
+  grep -E "^COMPARE" "$OUT/compare-$name-solo-batched.txt" | sed "s/^/SERVER_SOLO_VS_BATCHED $name /" | tee -a "$OUT/summary.txt"
+}
+
 stage_wan13() {
   # Wan 1.3B dims, random weights (bf16 files: 2.8 GB); small text encoder and VAE.
   timeout "$(left)" "$MODEL" init --config wan2.1-t2v-1.3b --small-companions --dtype bf16 --seed 0 \
@@ -144,22 +170,16 @@ stage_wan13() {
     || { log "SERVER_FAIL: linvideo-model init wan2.1-t2v-1.3b (see init-wan13.txt)"; return 1; }
   log "SERVER_INIT wan13: $(tail -1 "$OUT/init-wan13.txt")"
   start_server wan13 --model="wan13=$WORK/wan13" || return 1
-  # shellcheck disable=SC2206  # SERVER_WAN13_SHAPE is a list of flags (a CPU dry run shrinks it)
-  local shape=(--format=png ${SERVER_WAN13_SHAPE:---width=256 --height=256 --frames=17 --steps=8} --seed=1000)
-  local solo=${SERVER_SOLO_REQUESTS:-8} batch=${SERVER_BATCH_REQUESTS:-32}
-  # Warm-up at this shape, solo and batched (the server warms up at the model's default shape only:
-  # first-use kernel selection and allocator growth must not land in either measured run).
-  bench wan13-warmup --clients=8 --requests=9 "${shape[@]/--seed=1000/--seed=900}"
-  bench wan13-1 --clients=1 --requests="$solo" --out_dir="$WORK/solo" "${shape[@]}"
-  bench wan13-8 --clients=8 --requests="$batch" --out_dir="$WORK/batched" "${shape[@]}"
-  log "SERVER_RATIO wan13 8 clients / 1 client throughput: $(ratio "$(throughput wan13-1)" "$(throughput wan13-8)")x (issue 19: >= 2)"
-  metrics wan13
-  # The same seeds again, one client: is a solo run reproducible at all?
-  bench wan13-1b --clients=1 --requests=$((solo < 4 ? solo : 4)) --out_dir="$WORK/solo2" "${shape[@]}"
-  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/solo" "$WORK/solo2" >"$OUT/compare-solo-solo.txt" 2>&1
-  grep -E "^COMPARE" "$OUT/compare-solo-solo.txt" | sed "s/^/SERVER_SOLO_VS_SOLO /" | tee -a "$OUT/summary.txt"
-  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/solo" "$WORK/batched" >"$OUT/compare-solo-batched.txt" 2>&1
-  grep -E "^COMPARE" "$OUT/compare-solo-batched.txt" | sed "s/^/SERVER_SOLO_VS_BATCHED /" | tee -a "$OUT/summary.txt"
+  # Each shape (';'-separated): 17x256x256 is issue 19's example; on an H100 one request there
+  # already keeps the GPU as busy per token as eight (session 30: 1.70x), so 17x128x128 (320 tokens
+  # per sequence) is the shape where a request leaves it underused.
+  local shapes=${SERVER_WAN13_SHAPES:-${SERVER_WAN13_SHAPE:---width=256 --height=256 --frames=17 --steps=8;--width=128 --height=128 --frames=17 --steps=8}}
+  local spec i=0
+  while IFS= read -r spec; do
+    [ -n "$spec" ] || continue
+    i=$((i + 1))
+    wan13_shape "wan13-$i" "$spec"
+  done < <(tr ';' '\n' <<<"$shapes")
   stop_server
 }
 
