@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -193,14 +194,34 @@ absl::StatusOr<std::string> EncodePng(const FrameView& frame) {
   return EncodeRgbPng(frame.rgb, frame.height, frame.width);
 }
 
-absl::StatusOr<std::vector<std::string>> EncodePngFrames(const FrameView& frames) {
+absl::StatusOr<std::vector<std::string>> EncodePngFrames(const FrameView& frames, int threads) {
   LV_MEDIA_RETURN_IF_ERROR(ValidateFrameView(frames));
-  std::vector<std::string> pngs;
-  pngs.reserve(frames.frames);
-  for (int i = 0; i < frames.frames; ++i) {
-    LV_MEDIA_ASSIGN_OR_RETURN(std::string png,
-                              EncodeRgbPng(frames.Frame(i), frames.height, frames.width));
-    pngs.push_back(std::move(png));
+  if (threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("EncodePngFrames: threads = ", threads, ": allowed 1 or more"));
+  }
+  const int n = frames.frames;
+  std::vector<std::string> pngs(n);
+  std::vector<absl::Status> errors(n);
+  // Thread t takes frames t, t + workers, ...: neighbouring frames cost about the same.
+  const int workers = std::min(threads, n);
+  auto encode = [&](int first) {
+    for (int i = first; i < n; i += workers) {
+      auto png = EncodeRgbPng(frames.Frame(i), frames.height, frames.width);
+      if (png.ok()) {
+        pngs[i] = std::move(*png);
+      } else {
+        errors[i] = png.status();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(workers > 0 ? workers - 1 : 0);
+  for (int t = 1; t < workers; ++t) pool.emplace_back(encode, t);
+  if (workers > 0) encode(0);
+  for (std::thread& t : pool) t.join();
+  for (const absl::Status& e : errors) {
+    if (!e.ok()) return e;  // the first frame's error, whatever thread met it
   }
   return pngs;
 }

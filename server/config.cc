@@ -152,6 +152,9 @@ const std::vector<Option>& Options() {
       LV_INT("limits.max_message_bytes", limits.max_message_bytes,
              "gRPC max send/receive message size"),
       LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
+      LV_INT("limits.encode_threads", limits.encode_threads,
+             "threads one request's PNG frames are encoded on (0: 1 on cpu, half the cores up to 8 "
+             "on cuda)"),
       LV_INT("limits.overlap_decode", limits.overlap_decode,
              "run VAE decode concurrently with steps (GPUs; on CPU they compete for cores)"),
       LV_INT("limits.text_cache_entries", limits.text_cache_entries,
@@ -340,6 +343,9 @@ absl::Status ServerConfig::Validate() const {
     return bad("limits.max_message_bytes must be >= 1 MiB + 4 KiB (video chunks are 1 MiB)");
   }
   if (limits.workers < 1 || limits.workers > 64) return bad("limits.workers: allowed 1..64");
+  if (limits.encode_threads < 0 || limits.encode_threads > 64) {
+    return bad("limits.encode_threads: allowed 0 (auto) or 1..64");
+  }
   if (limits.text_cache_entries < 0) return bad("limits.text_cache_entries must be >= 0");
   if (limits.text_cache_mb < 0 || limits.text_cache_mb > (1 << 20)) {
     return bad("limits.text_cache_mb must be in [0, 1048576]");

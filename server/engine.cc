@@ -58,7 +58,10 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
       journal_(journal),
       scheduler_(MakeSchedulerOptions(config)),
       output_(
-          config.limits.workers, compute, metrics,
+          config.limits.workers,
+          ResolveEncodeThreads(config.limits.encode_threads, config.device,
+                               std::thread::hardware_concurrency()),
+          compute, metrics,
           [this](const ServeRequest& r, const EncodedOutput& out, const RequestStats& stats,
                  absl::Time finished) { return Store(r, out, stats, finished); },
           [this](ServeRequest& r) {

@@ -1,5 +1,8 @@
 #include "server/output_format.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "media/png.h"
 #include "media/video_encoder.h"
@@ -40,11 +43,12 @@ std::string MimeType(OutputKind kind) {
                                                                         : media::Container::kMp4));
 }
 
-absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format) {
+absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format,
+                                     int threads) {
   EncodedOutput out;
   out.mime = MimeType(format.kind);
   if (format.kind == OutputKind::kPngFrames) {
-    auto pngs = media::EncodePngFrames(frames.View());
+    auto pngs = media::EncodePngFrames(frames.View(), threads);
     if (!pngs.ok()) return pngs.status();
     out.blobs = std::move(*pngs);
     return out;
@@ -57,6 +61,12 @@ absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const Out
   if (!video.ok()) return video.status();
   out.blobs.push_back(std::move(*video));
   return out;
+}
+
+int ResolveEncodeThreads(int configured, const std::string& device, unsigned host_cores) {
+  if (configured > 0) return configured;
+  if (device.rfind("cuda", 0) != 0) return 1;
+  return static_cast<int>(std::clamp(host_cores / 2, 1u, 8u));
 }
 
 }  // namespace linvideo::server

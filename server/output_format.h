@@ -36,7 +36,14 @@ absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format);
 absl::StatusOr<OutputFormat> ResolveOutputFormat(const OutputFormat& format,
                                                  bool video_codecs_available);
 std::string MimeType(OutputKind kind);
-// Encodes `frames` (format already resolved).
-absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format);
+// Encodes `frames` (format already resolved); PNG frames on up to `threads` threads (MP4 and WebM:
+// FFmpeg's encoder threads).
+absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format,
+                                     int threads = 1);
+
+// limits.encode_threads resolved: `configured` if > 0; 0 (auto) is half the host's cores, at most
+// 8, on a CUDA device (the CPU is otherwise idle while the GPU steps) and 1 on the CPU (the DiT's
+// LibTorch threads use every core).
+int ResolveEncodeThreads(int configured, const std::string& device, unsigned host_cores);
 
 }  // namespace linvideo::server

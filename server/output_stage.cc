@@ -5,9 +5,10 @@
 
 namespace linvideo::server {
 
-OutputStage::OutputStage(int workers, ComputeDevice* compute, Metrics* metrics, StoreFn store,
-                         std::function<void(ServeRequest&)> on_finished)
-    : compute_(compute),
+OutputStage::OutputStage(int workers, int encode_threads, ComputeDevice* compute, Metrics* metrics,
+                         StoreFn store, std::function<void(ServeRequest&)> on_finished)
+    : encode_threads_(encode_threads),
+      compute_(compute),
       metrics_(metrics),
       store_(std::move(store)),
       on_finished_(std::move(on_finished)) {
@@ -56,8 +57,9 @@ void OutputStage::Finish(ServeRequest& r) {
     r.model.reset();  // nothing uses the checkpoint after the decode (request.h)
   }
   const absl::Time t1 = absl::Now();
-  absl::StatusOr<EncodedOutput> encoded =
-      frames.ok() ? Encode(*frames, r.output) : absl::StatusOr<EncodedOutput>(frames.status());
+  absl::StatusOr<EncodedOutput> encoded = frames.ok()
+                                              ? Encode(*frames, r.output, encode_threads_)
+                                              : absl::StatusOr<EncodedOutput>(frames.status());
   const absl::Time t2 = absl::Now();
   if (!encoded.ok()) {
     if (r.Fail(absl::InternalError(

@@ -27,10 +27,11 @@ class OutputStage {
   // memory). Runs on a worker; may block on disk.
   using StoreFn = std::function<std::string(const ServeRequest&, const EncodedOutput&,
                                             const RequestStats&, absl::Time finished)>;
-  // `compute` and `metrics` may be null and must outlive the stage. Starts `workers` threads.
+  // `compute` and `metrics` may be null and must outlive the stage. Starts `workers` threads; each
+  // encodes a request's PNG frames on `encode_threads` threads (itself included).
   // `store` may be empty; `on_finished` runs after each request (done or failed).
-  OutputStage(int workers, ComputeDevice* compute, Metrics* metrics, StoreFn store,
-              std::function<void(ServeRequest&)> on_finished);
+  OutputStage(int workers, int encode_threads, ComputeDevice* compute, Metrics* metrics,
+              StoreFn store, std::function<void(ServeRequest&)> on_finished);
   ~OutputStage();  // Stop()s
   OutputStage(const OutputStage&) = delete;
   OutputStage& operator=(const OutputStage&) = delete;
@@ -44,6 +45,7 @@ class OutputStage {
   void RunWorker();
   void Finish(ServeRequest& r);
 
+  const int encode_threads_;
   ComputeDevice* compute_;
   Metrics* metrics_;
   StoreFn store_;

@@ -152,6 +152,27 @@ TEST(PngTest, RejectsBadInput) {
   FrameView empty = src.View();
   empty.frames = 0;
   EXPECT_EQ(EncodePngFrames(empty).status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::vector<std::string>> no_threads = EncodePngFrames(src.View(), 0);
+  EXPECT_EQ(no_threads.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_threads.status().message(), HasSubstr("allowed 1 or more"));
+}
+
+TEST(PngTest, ThreadsEncodeTheSameBytesInOrder) {
+  const VideoFrames src = MovingGradient(7, 40, 56);
+  absl::StatusOr<std::vector<std::string>> one = EncodePngFrames(src.View(), 1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 7u);
+  for (int threads : {2, 3, 7, 16}) {  // fewer, as many and more threads than frames
+    absl::StatusOr<std::vector<std::string>> many = EncodePngFrames(src.View(), threads);
+    ASSERT_TRUE(many.ok()) << many.status();
+    EXPECT_EQ(*many, *one) << threads << " threads";
+  }
+  // Each frame's PNG is that frame's (frames differ, so a mix-up would show).
+  for (int f = 0; f < 7; ++f) {
+    absl::StatusOr<std::string> single = EncodePng(src.View().Single(f));
+    ASSERT_TRUE(single.ok());
+    EXPECT_EQ((*one)[f], *single) << f;
+  }
 }
 
 TEST(SampleFrameIndicesTest, EvenlySpreadIncludingEnds) {

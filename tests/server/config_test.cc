@@ -41,6 +41,23 @@ TEST(ServerConfigTest, RemembersWhichOptionsWereGiven) {
   EXPECT_FALSE(ParseServerConfig({"--scheduler.max_batch=oops"}).ok());
 }
 
+TEST(ServerConfigTest, EncodeThreadsAreAutoOrOneToSixtyFour) {
+  for (const char* bad : {"-1", "65"}) {
+    auto parsed = ParseServerConfig(
+        {"--model=m=models/default", "--limits.encode_threads=" + std::string(bad)});
+    ASSERT_TRUE(parsed.ok()) << bad;
+    absl::Status s = parsed->config.Validate();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("limits.encode_threads: allowed 0 (auto) or 1..64"),
+              std::string::npos)
+        << s;
+  }
+  auto good = ParseServerConfig({"--model=m=models/default", "--limits.encode_threads=4"});
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->config.limits.encode_threads, 4);
+  EXPECT_TRUE(good->config.Validate().ok());
+}
+
 TEST(ServerConfigTest, ModelNamesAreRefusedWithWhatIsAllowed) {
   int validated = 0;
   for (const std::string& bad :

@@ -31,6 +31,19 @@ TEST(OutputFormatTest, PngFramesEncodeOneImagePerFrameInEveryBuild) {
   EXPECT_EQ(out->mime, "image/png");
   ASSERT_EQ(out->blobs.size(), 3u);
   for (const std::string& b : out->blobs) EXPECT_EQ(b.substr(1, 3), "PNG");
+  absl::StatusOr<EncodedOutput> threaded = Encode(frames, *f, /*threads=*/3);
+  ASSERT_TRUE(threaded.ok()) << threaded.status();
+  EXPECT_EQ(threaded->blobs, out->blobs);
+}
+
+TEST(OutputFormatTest, EncodeThreadsAutoIsOneOnTheCpuAndHalfTheCoresOnCuda) {
+  EXPECT_EQ(ResolveEncodeThreads(0, "cpu", 16), 1);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 16), 8);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda:1", 6), 3);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 64), 8);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 1), 1);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 0), 1);  // hardware_concurrency() may not know
+  EXPECT_EQ(ResolveEncodeThreads(5, "cpu", 2), 5);   // given: as given
 }
 
 TEST(OutputFormatTest, VideoContainersAreRefusedUpFrontInABuildWithoutFfmpeg) {
