@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/log.h"
 #include "server/thread_stack.h"
@@ -277,6 +279,7 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const std::str
   // (from civetweb's own threads, about single requests) go to the log.
   std::string startup_log;
   civet_startup_log = &startup_log;
+  absl::Cleanup stop_capturing = [] { civet_startup_log = nullptr; };
   CivetCallbacks callbacks;  // civetweb copies them
   callbacks.log_message = [](const mg_connection*, const char* message) -> int {
     if (civet_startup_log != nullptr) {
@@ -288,16 +291,17 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const std::str
   };
   try {
     auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1, &callbacks);
-    civet_startup_log = nullptr;
     exposer->RegisterCollectable(metrics.registry());
     return exposer;
   } catch (const std::exception& e) {
-    civet_startup_log = nullptr;
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", address, ": ", e.what(),
-                     startup_log.empty() ? "" : absl::StrCat(" (civetweb: ", startup_log, ")"),
-                     "; static TLS of this process: ", StaticTlsBytes() / 1024,
-                     " KiB (thread stacks are raised by it, server/thread_stack.h)"));
+    // A thread that could not start: say how much static TLS its stack had to hold.
+    const bool threads = absl::StrContains(startup_log, "thread");
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve metrics on ", address, ": ", e.what(),
+        startup_log.empty() ? "" : absl::StrCat(" (civetweb: ", startup_log, ")"),
+        threads ? absl::StrCat("; static TLS of this process: ", StaticTlsBytes() / 1024,
+                               " KiB, added to every thread stack (server/thread_stack.h)")
+                : ""));
   }
 }
 

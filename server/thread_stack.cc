@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <limits>
 
 namespace linvideo::server {
 namespace {
@@ -19,6 +20,22 @@ int AddTls(struct dl_phdr_info* info, size_t /*size*/, void* data) {
     *total += (static_cast<int64_t>(ph.p_memsz) + align - 1) / align * align;
   }
   return 0;
+}
+
+using SetStackSizeFn = int (*)(pthread_attr_t*, size_t);
+
+SetStackSizeFn NextSetStackSize() {
+  static const auto next =
+      reinterpret_cast<SetStackSizeFn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+  return next;
+}
+
+// Both looked up while the executable's constructors run (every library loaded at start is there,
+// no thread is being created yet), not at the first call, which may come from a library's
+// constructor inside dlopen.
+__attribute__((constructor)) void InitThreadStack() {
+  StaticTlsBytes();
+  NextSetStackSize();
 }
 
 }  // namespace
@@ -35,11 +52,13 @@ int64_t StaticTlsBytes() {
 }  // namespace linvideo::server
 
 // The interposer (see thread_stack.h). Found before libc's because the executable exports it
-// (server/CMakeLists.txt: --export-dynamic-symbol), so a library's call lands here; libc's own
-// definition does the work.
-extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stacksize) {
-  using Fn = int (*)(pthread_attr_t*, size_t);
-  static const Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+// (server/CMakeLists.txt: --export-dynamic-symbol, and --undefined so every executable that links
+// linvideo_server has it), so a library's call lands here; libc's own definition does the work.
+extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stacksize) noexcept {
+  const auto next = linvideo::server::NextSetStackSize();
   if (next == nullptr) return ENOSYS;
-  return next(attr, stacksize + static_cast<size_t>(linvideo::server::StaticTlsBytes()));
+  const auto tls = static_cast<size_t>(linvideo::server::StaticTlsBytes());
+  const size_t raised =
+      stacksize > std::numeric_limits<size_t>::max() - tls ? stacksize : stacksize + tls;
+  return next(attr, raised);
 }
