@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
                               ? linvideo::media::testing::MovingGradient(frames, height, width)
                               : Noise(frames, height, width);
     std::vector<std::string> base;
+    Time(v, 2, 1, base);  // warm-up (page faults, caches, the allocator), not measured
     const double one = Time(v, 1, reps, base);
     size_t bytes = 0;
     for (const auto& p : base) bytes += p.size();

@@ -3,10 +3,12 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -203,10 +205,9 @@ absl::StatusOr<std::vector<std::string>> EncodePngFrames(const FrameView& frames
   const int n = frames.frames;
   std::vector<std::string> pngs(n);
   std::vector<absl::Status> errors(n);
-  // Thread t takes frames t, t + workers, ...: neighbouring frames cost about the same.
-  const int workers = std::min(threads, n);
-  auto encode = [&](int first) {
-    for (int i = first; i < n; i += workers) {
+  std::atomic<int> next{0};  // the next frame to encode: threads take frames as they finish
+  auto encode = [&] {
+    for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
       auto png = EncodeRgbPng(frames.Frame(i), frames.height, frames.width);
       if (png.ok()) {
         pngs[i] = std::move(*png);
@@ -216,9 +217,16 @@ absl::StatusOr<std::vector<std::string>> EncodePngFrames(const FrameView& frames
     }
   };
   std::vector<std::thread> pool;
-  pool.reserve(workers > 0 ? workers - 1 : 0);
-  for (int t = 1; t < workers; ++t) pool.emplace_back(encode, t);
-  if (workers > 0) encode(0);
+  const int extra = std::min(threads, n) - 1;  // the calling thread is one of them
+  pool.reserve(std::max(extra, 0));
+  for (int t = 0; t < extra; ++t) {
+    try {
+      pool.emplace_back(encode);
+    } catch (const std::system_error&) {
+      break;  // no more threads now (process or cgroup limit): the ones running do the rest
+    }
+  }
+  encode();
   for (std::thread& t : pool) t.join();
   for (const absl::Status& e : errors) {
     if (!e.ok()) return e;  // the first frame's error, whatever thread met it

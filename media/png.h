@@ -20,8 +20,9 @@ namespace linvideo::media {
 absl::StatusOr<std::string> EncodePng(const FrameView& frame);
 
 // One PNG per frame, in order. Frames are independent, so `threads` > 1 encodes them on that many
-// threads (at most one per frame; the calling thread is one of them): the same bytes as one thread.
-// A 480p frame takes ~30 ms on one core, so an 81-frame video is ~2.5 s on one thread.
+// threads (at most one per frame; the calling thread is one of them; fewer if threads cannot be
+// started): the same bytes as one thread. A 480p frame takes 12-50 ms on one core (smooth
+// frames to noise), so an 81-frame video is 1-4 s on one thread.
 // INVALID_ARGUMENT for an invalid view or threads < 1.
 absl::StatusOr<std::vector<std::string>> EncodePngFrames(const FrameView& frames, int threads = 1);
 

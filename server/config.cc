@@ -112,7 +112,9 @@ const std::vector<Option>& Options() {
       LV_STR("vae_dtype", vae_dtype,
              "the VAE's precision: fp32, bf16 (empty: fp32, whatever --dtype is); bf16 "
              "decodes faster on CPUs with AVX512-BF16"),
-      LV_INT("threads", threads, "LibTorch intra-op threads (0: all cores)"),
+      LV_INT(
+          "threads", threads,
+          "LibTorch intra-op threads (0: every core this process may use, cgroup quota included)"),
       LV_INT("scheduler.max_batch", scheduler.max_batch, "most requests stepped together"),
       LV_INT("scheduler.token_budget", scheduler.token_budget,
              "latent tokens x CFG passes per step (0: unlimited)"),
@@ -153,8 +155,8 @@ const std::vector<Option>& Options() {
              "gRPC max send/receive message size"),
       LV_INT("limits.workers", limits.workers, "decode + encode worker threads"),
       LV_INT("limits.encode_threads", limits.encode_threads,
-             "threads one request's PNG frames are encoded on (0: 1 on cpu, half the cores up to 8 "
-             "on cuda)"),
+             "threads one request's PNG frames are encoded on (0: 1 on cpu; on cuda half the "
+             "usable cores over limits.workers, 1..8)"),
       LV_INT("limits.overlap_decode", limits.overlap_decode,
              "run VAE decode concurrently with steps (GPUs; on CPU they compete for cores)"),
       LV_INT("limits.text_cache_entries", limits.text_cache_entries,

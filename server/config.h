@@ -72,8 +72,8 @@ struct ServerConfig {
     int max_finished_requests = 10000;
     int max_message_bytes = 8 << 20;
     int workers = 2;  // decode + encode worker threads
-    // Threads one request's PNG frames are encoded on (0: auto, ResolveEncodeThreads: 1 on the CPU,
-    // half the host's cores up to 8 on CUDA).
+    // Threads one request's PNG frames are encoded on (0: auto, ResolveEncodeThreads: 1 on the CPU;
+    // on CUDA half the usable cores over `workers`, 1..8).
     int encode_threads = 0;
     int text_cache_entries = 256;
     // Device memory each loaded checkpoint's text-embedding cache may hold (a Wan 1.3B prompt's

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/runtime.h"
 #include "server/log.h"
 
 namespace linvideo::server {
@@ -59,8 +60,8 @@ Engine::Engine(const ServerConfig& config, ModelRegistry* registry, ComputeDevic
       scheduler_(MakeSchedulerOptions(config)),
       output_(
           config.limits.workers,
-          ResolveEncodeThreads(config.limits.encode_threads, config.device,
-                               std::thread::hardware_concurrency()),
+          ResolveEncodeThreads(config.limits.encode_threads, config.device, core::AvailableCores(),
+                               config.limits.workers),
           compute, metrics,
           [this](const ServeRequest& r, const EncodedOutput& out, const RequestStats& stats,
                  absl::Time finished) { return Store(r, out, stats, finished); },

@@ -63,10 +63,10 @@ absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const Out
   return out;
 }
 
-int ResolveEncodeThreads(int configured, const std::string& device, unsigned host_cores) {
+int ResolveEncodeThreads(int configured, const std::string& device, int cores, int workers) {
   if (configured > 0) return configured;
   if (device.rfind("cuda", 0) != 0) return 1;
-  return static_cast<int>(std::clamp(host_cores / 2, 1u, 8u));
+  return std::clamp(cores / 2 / std::max(1, workers), 1, 8);
 }
 
 }  // namespace linvideo::server

@@ -41,9 +41,10 @@ std::string MimeType(OutputKind kind);
 absl::StatusOr<EncodedOutput> Encode(const media::VideoFrames& frames, const OutputFormat& format,
                                      int threads = 1);
 
-// limits.encode_threads resolved: `configured` if > 0; 0 (auto) is half the host's cores, at most
-// 8, on a CUDA device (the CPU is otherwise idle while the GPU steps) and 1 on the CPU (the DiT's
-// LibTorch threads use every core).
-int ResolveEncodeThreads(int configured, const std::string& device, unsigned host_cores);
+// limits.encode_threads resolved: `configured` if > 0; 0 (auto) is 1 on the CPU (the DiT's LibTorch
+// threads use every core) and, on a CUDA device (the CPU mostly waits for the GPU), half of `cores`
+// (core::AvailableCores: affinity and cgroup quota) shared by the `workers` that may encode at
+// once, between 1 and 8.
+int ResolveEncodeThreads(int configured, const std::string& device, int cores, int workers);
 
 }  // namespace linvideo::server

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -18,14 +20,27 @@
 
 namespace linvideo::core {
 
+int CpusFromCgroupCpuMax(const std::string& cpu_max) {
+  std::istringstream in(cpu_max);
+  std::string quota;
+  int64_t period = 0;
+  if (!(in >> quota >> period) || quota == "max" || period <= 0) return 0;
+  int64_t q = 0;
+  if (!absl::SimpleAtoi(quota, &q) || q <= 0) return 0;
+  return static_cast<int>(std::max<int64_t>(1, (q + period - 1) / period));
+}
+
 int AvailableCores() {
+  int n = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::ifstream file("/sys/fs/cgroup/cpu.max");
+  std::stringstream contents;
+  contents << file.rdbuf();
+  const int limit = file ? CpusFromCgroupCpuMax(contents.str()) : 0;
+  return limit > 0 ? std::min(n, limit) : n;
 }
 
 namespace {

@@ -36,14 +36,15 @@ TEST(OutputFormatTest, PngFramesEncodeOneImagePerFrameInEveryBuild) {
   EXPECT_EQ(threaded->blobs, out->blobs);
 }
 
-TEST(OutputFormatTest, EncodeThreadsAutoIsOneOnTheCpuAndHalfTheCoresOnCuda) {
-  EXPECT_EQ(ResolveEncodeThreads(0, "cpu", 16), 1);
-  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 16), 8);
-  EXPECT_EQ(ResolveEncodeThreads(0, "cuda:1", 6), 3);
-  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 64), 8);
-  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 1), 1);
-  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 0), 1);  // hardware_concurrency() may not know
-  EXPECT_EQ(ResolveEncodeThreads(5, "cpu", 2), 5);   // given: as given
+TEST(OutputFormatTest, EncodeThreadsAutoIsOneOnTheCpuAndHalfTheCoresOverTheWorkersOnCuda) {
+  EXPECT_EQ(ResolveEncodeThreads(0, "cpu", 16, 2), 1);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 16, 1), 8);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 16, 2), 4);  // two workers may encode at once
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda:1", 12, 2), 3);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 64, 1), 8);
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 8, 4), 1);  // the GPU overlay: 8 CPUs, 4 workers
+  EXPECT_EQ(ResolveEncodeThreads(0, "cuda", 1, 1), 1);
+  EXPECT_EQ(ResolveEncodeThreads(5, "cpu", 2, 2), 5);  // given: as given
 }
 
 TEST(OutputFormatTest, VideoContainersAreRefusedUpFrontInABuildWithoutFfmpeg) {

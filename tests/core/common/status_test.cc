@@ -25,6 +25,17 @@ TEST(TorchCallTest, PassesValuesAndStatuses) {
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
 }
 
+TEST(RuntimeTest, ACgroupCpuQuotaCapsTheCores) {
+  EXPECT_EQ(CpusFromCgroupCpuMax("800000 100000\n"), 8);
+  EXPECT_EQ(CpusFromCgroupCpuMax("150000 100000"), 2);  // 1.5 CPUs: rounded up
+  EXPECT_EQ(CpusFromCgroupCpuMax("1000 100000"), 1);
+  EXPECT_EQ(CpusFromCgroupCpuMax("max 100000\n"), 0);  // no limit
+  EXPECT_EQ(CpusFromCgroupCpuMax(""), 0);
+  EXPECT_EQ(CpusFromCgroupCpuMax("abc 100000"), 0);
+  EXPECT_EQ(CpusFromCgroupCpuMax("800000 0"), 0);
+  EXPECT_GE(AvailableCores(), 1);
+}
+
 TEST(RuntimeTest, UsesAllCoresAndParsesOptions) {
   EXPECT_EQ(InitRuntime(), AvailableCores());
   EXPECT_TRUE(ParseDevice("cuda:1").ok());
