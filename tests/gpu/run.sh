@@ -144,11 +144,12 @@ if [ "${ATTENTION:-1}" = 1 ]; then
   if [ -n "$NCU" ] && [ "${PROFILE_LINEAR:-1}" = 1 ]; then
     log "ncu: kernels of the linear op at N=4096 (see ncu-linear-4096.txt)"
     timeout "$(( $(left) < 90 ? $(left) : 90 ))" "$NCU" --metrics gpu__time_duration.sum,sm__warps_active.avg.pct_of_peak_sustained_active \
-      --launch-count 40 "$BENCH" --device=cuda --dtype=bf16 --sizes=4096 --kinds=linear --quick \
+      --launch-count 40 "$BENCH" --device=cuda --dtype=bf16 --sizes=4096 --kinds=linear \
       >"$OUT/ncu-linear-4096.txt" 2>&1 || log "ncu: failed or timed out (see ncu-linear-4096.txt)"
-    awk '/^  [^ ].*\(/ { name = $0; sub(/^ +(void )?/, "", name); sub(/\(.*/, "", name)
+    awk '/^  [^ ].*\(/ { name = $0; sub(/^ +(void )?/, "", name)
                           sub(/^linvideo::kernels::cuda::(<unnamed>|\(anonymous namespace\))::/, "", name)
-                          name = substr(name, 1, 70) }
+                          sub(/ \([0-9]+, [0-9]+, [0-9]+\)x\(.*/, "", name)
+                          sub(/\(.*/, "", name); name = substr(name, 1, 70) }
          /gpu__time_duration.sum/ { t = $(NF-1) " " $NF }
          /sm__warps_active/ { print "  NCU " name " " t ", warps active " $NF "%" }' \
       "$OUT/ncu-linear-4096.txt" | tail -12 | tee -a "$OUT/summary.txt"

@@ -60,7 +60,7 @@ start_server() {
   local overlap=false
   case $DEVICE in cuda*) overlap=true ;; esac
   "$SRV" --listen=127.0.0.1:0 --port_file="$WORK/port" \
-    --metrics.listen=${SERVER_METRICS_LISTEN-127.0.0.1:0} --metrics.port_file="$WORK/mport" --device="$DEVICE" \
+    --metrics.listen="${SERVER_METRICS_LISTEN-127.0.0.1:0}" --metrics.port_file="$WORK/mport" --device="$DEVICE" \
     --dtype="$DTYPE" --vae_dtype="$DTYPE" --limits.overlap_decode=$overlap "$@" \
     >"$OUT/server-$name.log" 2>&1 &
   PID=$!
@@ -178,7 +178,7 @@ stage_wan13() {
   while IFS= read -r spec; do
     [ -n "$spec" ] || continue
     i=$((i + 1))
-    wan13_shape "wan13-$i" "$spec"
+    wan13_shape "wan13-$i" "$spec" </dev/null
   done < <(tr ';' '\n' <<<"$shapes")
   stop_server
 }
