@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <limits>
 
@@ -30,9 +31,10 @@ SetStackSizeFn NextSetStackSize() {
   return next;
 }
 
-// Both looked up while the executable's constructors run (every library loaded at start is there,
-// no thread is being created yet), not at the first call, which may come from a library's
-// constructor inside dlopen.
+// Both looked up while the executable's constructors run (every library loaded at start is
+// there), so a later first call, e.g. from a library's constructor inside dlopen, does not have to.
+// A call before that (from a library's own constructor) initialises them itself, thread-safely.
+// A fully static executable is not supported: there RTLD_NEXT finds nothing and sized threads fail.
 __attribute__((constructor)) void InitThreadStack() {
   StaticTlsBytes();
   NextSetStackSize();
@@ -57,7 +59,8 @@ int64_t StaticTlsBytes() {
 extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stacksize) noexcept {
   const auto next = linvideo::server::NextSetStackSize();
   if (next == nullptr) return ENOSYS;
-  const auto tls = static_cast<size_t>(linvideo::server::StaticTlsBytes());
+  // glibc also takes the thread control block and a little surplus: a PTHREAD_STACK_MIN of margin.
+  const auto tls = static_cast<size_t>(linvideo::server::StaticTlsBytes()) + PTHREAD_STACK_MIN;
   const size_t raised =
       stacksize > std::numeric_limits<size_t>::max() - tls ? stacksize : stacksize + tls;
   return next(attr, raised);

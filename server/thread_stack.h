@@ -8,7 +8,8 @@
 // wheels carries more static TLS than that, so the exposer failed to start there ("null context
 // when constructing CivetServer", session 30 on an H100). thread_stack.cc defines
 // pthread_attr_setstacksize, exported from every executable that links linvideo_server, so each
-// explicit stack size becomes the size asked for plus the static TLS; default stacks are unchanged.
+// explicit stack size becomes the size asked for plus the static TLS (and PTHREAD_STACK_MIN of
+// margin); default stacks are unchanged. Libraries loaded with RTLD_DEEPBIND bind to libc's own.
 
 #include <cstdint>
 

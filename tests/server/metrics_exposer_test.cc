@@ -4,11 +4,14 @@
 // reason in the error when it cannot start.
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <climits>
 #include <string>
 
 #include "server/metrics.h"
@@ -32,6 +35,19 @@ TEST(MetricsExposer, ServesWhenStaticTlsIsLargerThanCivetwebsThreadStack) {
   ASSERT_FALSE((*exposer)->GetListeningPorts().empty());
   const std::string body = e2e::HttpGet((*exposer)->GetListeningPorts()[0], "/metrics");
   EXPECT_NE(body.find("linvideo_checkpoint_info{"), std::string::npos) << body.substr(0, 400);
+}
+
+TEST(MetricsExposer, TheStackSizeInterposerIsTheOneLibrariesFind) {
+  // What civetweb's call resolves to: this executable's definition, not libc's.
+  EXPECT_EQ(dlsym(RTLD_DEFAULT, "pthread_attr_setstacksize"),
+            reinterpret_cast<void*>(&pthread_attr_setstacksize));
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, 100 * 1024), 0);
+  size_t size = 0;
+  ASSERT_EQ(pthread_attr_getstacksize(&attr, &size), 0);
+  EXPECT_EQ(static_cast<int64_t>(size), 100 * 1024 + StaticTlsBytes() + PTHREAD_STACK_MIN);
+  pthread_attr_destroy(&attr);
 }
 
 TEST(MetricsExposer, ARefusedStartSaysWhatCivetwebSaid) {
