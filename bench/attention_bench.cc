@@ -89,7 +89,7 @@ void Sync(const c10::Device& device) {
 }
 
 // Runs one case in this process and prints "RESULT <kind> <N> <median_s> <min_s> <reps> <peak>
-// <delta>".
+// <delta> <cpu_s> <queued_s>" (queued: one run of back-to-back calls, per call).
 int RunChild(const Flags& f) {
   const auto pos = f.child.find(':');
   const std::string kind = f.child.substr(0, pos);

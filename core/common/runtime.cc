@@ -27,7 +27,38 @@ int CpusFromCgroupCpuMax(const std::string& cpu_max) {
   if (!(in >> quota >> period) || quota == "max" || period <= 0) return 0;
   int64_t q = 0;
   if (!absl::SimpleAtoi(quota, &q) || q <= 0) return 0;
-  return static_cast<int>(std::max<int64_t>(1, (q + period - 1) / period));
+  return static_cast<int>(std::clamp<int64_t>(q / period + (q % period != 0), 1, 1 << 20));
+}
+
+namespace {
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return "";
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+}  // namespace
+
+int CgroupCpuLimit(const std::string& proc_self_cgroup, const std::string& root) {
+  std::istringstream lines(proc_self_cgroup);
+  std::string line, path;
+  while (std::getline(lines, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  if (path.empty() || path[0] != '/') return 0;  // no cgroup v2 hierarchy
+  int limit = 0;
+  for (;;) {
+    const std::string dir = path == "/" ? root : root + path;
+    const int cpus = CpusFromCgroupCpuMax(ReadSmallFile(dir + "/cpu.max"));
+    if (cpus > 0) limit = limit > 0 ? std::min(limit, cpus) : cpus;
+    if (path == "/") break;
+    const size_t slash = path.rfind('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return limit;
 }
 
 int AvailableCores() {
@@ -36,10 +67,7 @@ int AvailableCores() {
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::ifstream file("/sys/fs/cgroup/cpu.max");
-  std::stringstream contents;
-  contents << file.rdbuf();
-  const int limit = file ? CpusFromCgroupCpuMax(contents.str()) : 0;
+  const int limit = CgroupCpuLimit(ReadSmallFile("/proc/self/cgroup"), "/sys/fs/cgroup");
   return limit > 0 ? std::min(n, limit) : n;
 }
 

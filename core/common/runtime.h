@@ -17,13 +17,18 @@ namespace linvideo::core {
 // with LINVIDEO_HUGE_PAGES=0). Idempotent, thread-safe. Returns the thread count in effect.
 int InitRuntime(int threads = 0);
 
-// Number of CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota
-// (/sys/fs/cgroup/cpu.max, rounded up) where there is one: a container limited to 8 CPUs on a
-// 64-core node sees 64 in its affinity mask.
+// Number of CPUs this process may run on: its affinity mask, capped by the tightest cgroup v2 CPU
+// quota (cpu.max, rounded up) of its cgroup and their ancestors where there is one: a container
+// limited to 8 CPUs on a 64-core node sees 64 in its affinity mask.
 int AvailableCores();
 // CPUs' worth of time a cgroup v2 cpu.max ("QUOTA PERIOD" in microseconds) allows, rounded up;
 // 0 for no limit ("max ...") or text that is not such a line.
 int CpusFromCgroupCpuMax(const std::string& cpu_max);
+// The tightest of those quotas over the cgroup v2 that `proc_self_cgroup` (the text of
+// /proc/self/cgroup) names in its "0::PATH" line and its ancestors, read under `root`
+// (/sys/fs/cgroup); 0 when there is none or no v2 hierarchy. In a container with its own cgroup
+// namespace PATH is "/" and `root` is the container's cgroup.
+int CgroupCpuLimit(const std::string& proc_self_cgroup, const std::string& root);
 
 // "cpu", "cuda", "cuda:1" -> Device; error names the allowed values.
 absl::StatusOr<c10::Device> ParseDevice(const std::string& text);

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "core/common/runtime.h"
 
@@ -34,6 +39,19 @@ TEST(RuntimeTest, ACgroupCpuQuotaCapsTheCores) {
   EXPECT_EQ(CpusFromCgroupCpuMax("abc 100000"), 0);
   EXPECT_EQ(CpusFromCgroupCpuMax("800000 0"), 0);
   EXPECT_GE(AvailableCores(), 1);
+
+  // A hierarchy: the pod allows 4 CPUs, its container 6, the node no limit: 4.
+  const std::string root = ::testing::TempDir() + "/cgroup-" + std::to_string(getpid());
+  std::filesystem::create_directories(root + "/kubepods/pod1/ctr");
+  std::ofstream(root + "/cpu.max") << "max 100000\n";
+  std::ofstream(root + "/kubepods/pod1/cpu.max") << "400000 100000\n";
+  std::ofstream(root + "/kubepods/pod1/ctr/cpu.max") << "600000 100000\n";
+  EXPECT_EQ(CgroupCpuLimit("0::/kubepods/pod1/ctr\n", root), 4);
+  EXPECT_EQ(CgroupCpuLimit("0::/kubepods/pod1/ctr", root), 4);
+  EXPECT_EQ(CgroupCpuLimit("0::/\n", root), 0);                  // the root's "max"
+  EXPECT_EQ(CgroupCpuLimit("4:memory:/x\n1:cpu:/\n", root), 0);  // cgroup v1 only
+  EXPECT_EQ(CgroupCpuLimit("", root), 0);
+  std::filesystem::remove_all(root);
 }
 
 TEST(RuntimeTest, UsesAllCoresAndParsesOptions) {
