@@ -15,6 +15,8 @@
 #   PIPELINE_BENCH (0): linvideo-pipeline-bench (one 832x480x81 video at the Wan 1.3B dims: 50 UniPC
 #     steps CFG all softmax, 16/30 linear, 4 fewstep steps; PIPELINE_BENCH_ARGS adds flags) and,
 #     with WAN_DIR, the official Wan DiT step on the same GPU (tests/gpu/official_dit_step.py).
+#   NORM_ROPE_AB (0): (a)'s DiT step with the fused q/k RMSNorm + RoPE off, then on (5 steps, tiny
+#     text encoder; LINVIDEO_FUSED_NORM_ROPE=0/1), and their ratio.
 #   BUILD_ALL (auto): builds every target with the time left (a compile check against this
 #     LibTorch, build-all.txt), then RUN_ALL_TESTS (follows BUILD_ALL) runs the whole ctest suite
 #     but `deploy` (ctest-all.txt). auto: only when at least BUILD_ALL_MIN_LEFT seconds (150) are
@@ -107,7 +109,8 @@ BENCH="$BUILD/bench/linvideo-attention-bench"
 if [ "${ATTENTION:-1}" = 1 ]; then
   TARGETS=(linvideo-attention-bench)
   [ "$TESTS" = ON ] && TARGETS+=(kernels_linear_attention_gpu_test kernels_linear_attention_test
-    kernels_cuda_stream_gpu_test core_pipeline_text_to_video_gpu_test)
+    kernels_cuda_stream_gpu_test core_pipeline_text_to_video_gpu_test
+    core_models_rms_norm_rope_gpu_test)
   log "build ${TARGETS[*]}"
   timeout "$(left)" cmake --build "$BUILD" --target "${TARGETS[@]}" -j"$(nproc)" \
     >"$OUT/build.txt" 2>&1 || { log "FAIL: build (see build.txt)"; exit 1; }
@@ -198,6 +201,24 @@ if [ "${PIPELINE_BENCH:-0}" = 1 ]; then
         || { log "official step: FAIL (see official-step-b$b.txt)"; status=1; }
       grep -E "OFFICIAL_" "$OUT/official-step-b$b.txt" | tee -a "$OUT/summary.txt"
     done
+  fi
+fi
+if [ "${NORM_ROPE_AB:-0}" = 1 ]; then
+  # The fused q/k RMSNorm + RoPE (kernels/rms_norm_rope.h) off and on: (a)'s DiT step at 832x480x81,
+  # 5 steps, small text encoder, two runs of the same bench one after the other.
+  log "build linvideo-pipeline-bench (fused norm+rope A/B)"
+  if timeout "$(left)" cmake --build "$BUILD" --target linvideo-pipeline-bench -j"$(nproc)" \
+      >"$OUT/build-norm-rope-ab.txt" 2>&1; then
+    for fused in 0 1; do
+      (cd "$ROOT" && LINVIDEO_FUSED_NORM_ROPE=$fused timeout "$(left)" \
+        "$BUILD/bench/linvideo-pipeline-bench" --device=cuda --dtype=bf16 --cases=a --steps=5 \
+        --text-encoder=tiny) >"$OUT/norm-rope-ab-$fused.txt" 2>&1 \
+        || { log "norm+rope A/B ($fused): FAIL or timeout (see norm-rope-ab-$fused.txt)"; status=1; }
+    done
+    step() { awk '/^\(a\)/ { print $(NF-2) }' "$OUT/norm-rope-ab-$1.txt"; }
+    log "NORM_ROPE_AB (a) DiT step s: composite $(step 0), fused $(step 1), ratio $(awk -v a="$(step 0)" -v b="$(step 1)" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')x"
+  else
+    log "FAIL: build (see build-norm-rope-ab.txt)"; status=1
   fi
 fi
 BUILD_ALL_ASKED=${BUILD_ALL:-auto}

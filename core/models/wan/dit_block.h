@@ -29,6 +29,7 @@ class WanRMSNormImpl : public torch::nn::Module {
   WanRMSNormImpl(int64_t dim, double eps);
   // x [..., dim] -> fp32 [..., dim].
   torch::Tensor forward(const torch::Tensor& x) const;
+  double eps() const { return eps_; }
   torch::Tensor weight;
 
  private:
