@@ -76,7 +76,8 @@ at::Tensor RmsNormRopeFused(const at::Tensor& x, const at::Tensor& weight, doubl
   args.eps = static_cast<float>(eps);
   args.bf16 = x.scalar_type() == c10::kBFloat16;
   const int err = cuda::LaunchRmsNormRope(args, at::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == 0, "RmsNormRopeFused: kernel launch failed with cudaError ", err);
+  TORCH_CHECK(err == 0, "RmsNormRopeFused: kernel launch failed with cudaError ", err, " (",
+              cuda::RmsNormRopeErrorString(err), ")");
   return out;
 #else
   (void)b, (void)eps;

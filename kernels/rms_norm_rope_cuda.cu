@@ -89,4 +89,8 @@ int LaunchRmsNormRope(const RmsNormRopeArgs& a, void* stream) {
   return static_cast<int>(cudaGetLastError());
 }
 
+const char* RmsNormRopeErrorString(int error) {
+  return cudaGetErrorString(static_cast<cudaError_t>(error));
+}
+
 }  // namespace linvideo::kernels::cuda

@@ -23,5 +23,7 @@ struct RmsNormRopeArgs {
 // result rounded once to the output type. Returns the cudaError_t as int (0 = success);
 // cudaErrorInvalidValue for an odd head_dim or channels not a multiple of it.
 int LaunchRmsNormRope(const RmsNormRopeArgs& args, void* stream);
+// cudaGetErrorString of a code LaunchRmsNormRope returned.
+const char* RmsNormRopeErrorString(int error);
 
 }  // namespace linvideo::kernels::cuda

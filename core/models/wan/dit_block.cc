@@ -78,24 +78,22 @@ WanSelfAttentionImpl::WanSelfAttentionImpl(int64_t dim, int64_t num_heads, bool 
 
 torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope) {
   if (norm_q && norm_k) {
+    const int64_t b = x.size(0), n = x.size(1);
+    auto q_proj = Linear(x, q);                                     // [B, N, dim]
+    auto value = Linear(x, v).view({b, n, num_heads_, head_dim_});  // runtime dtype
     // On CUDA, q/k RMSNorm + RoPE + the cast to the values' type as one kernel per tensor
     // (kernels/rms_norm_rope.h): the same fp32 arithmetic, one read and one write.
-    auto q_proj = Linear(x, q);  // [B, N, dim]
-    if (kernels::RmsNormRopeFusedApplies(q_proj, q_proj.scalar_type())) {
-      auto k_proj = Linear(x, k);
-      auto value = Linear(x, v);
-      const int64_t b = x.size(0), n = x.size(1);
+    if (kernels::RmsNormRopeFusedApplies(q_proj, value.scalar_type())) {
       auto query = kernels::RmsNormRopeFused(q_proj, norm_q->weight, norm_q->eps(), rope.cos,
                                              rope.sin, num_heads_);
-      auto key = kernels::RmsNormRopeFused(k_proj, norm_k->weight, norm_k->eps(), rope.cos,
+      q_proj = at::Tensor();  // not held through the attention
+      auto key = kernels::RmsNormRopeFused(Linear(x, k), norm_k->weight, norm_k->eps(), rope.cos,
                                            rope.sin, num_heads_);
-      auto out = attn_core->forward(query, key, value.view({b, n, num_heads_, head_dim_}));
-      return Output(out);
+      return Output(attn_core->forward(query, key, value));
     }
-    auto query = ApplyRope(
-        norm_q->forward(q_proj).view({x.size(0), x.size(1), num_heads_, head_dim_}), rope);
-    auto [key, value] = KeyValue(x);
-    key = ApplyRope(key, rope);
+    auto query = ApplyRope(norm_q->forward(q_proj).view({b, n, num_heads_, head_dim_}), rope);
+    q_proj = at::Tensor();
+    auto key = ApplyRope(norm_k->forward(Linear(x, k)).view({b, n, num_heads_, head_dim_}), rope);
     auto out = attn_core->forward(CastLike(query, value), CastLike(key, value), value);
     return Output(out);
   }

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -53,10 +54,12 @@ TEST(RmsNormRopeGpuTest, MatchesTheComposite) {
   at::NoGradGuard no_grad;
   const c10::Device gpu(c10::kCUDA, 0);
   at::manual_seed(0);
-  // Wan 1.3B's 12 x 128 on a 3 x 3 x 4 grid (36 tokens), and 2 x 64 on 5 x 6 x 10 (300 tokens);
-  // batch 2, the CFG pair.
+  // Wan 1.3B's 12 x 128 on a 3 x 3 x 4 grid (36 tokens), 12 x 64 (384 pairs: a partial last
+  // round of the block's 256 threads), and 2 x 64 on 5 x 6 x 10 (300 tokens); batch 2, the CFG
+  // pair.
   for (const auto& [heads, d, f, h, w] :
        {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{12, 128, 3, 3, 4},
+        std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{12, 64, 2, 2, 3},
         std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{2, 64, 5, 6, 10}}) {
     const RopeTable t = MakeRopeTable(d, f, h, w, gpu);
     const int64_t n = f * h * w;
@@ -64,9 +67,10 @@ TEST(RmsNormRopeGpuTest, MatchesTheComposite) {
     for (const auto dtype : {at::kFloat, at::kBFloat16}) {
       const auto x = (at::randn({2, n, heads * d}, at::TensorOptions().device(gpu)) * 3).to(dtype);
       ASSERT_TRUE(kernels::RmsNormRopeFusedApplies(x, dtype));
-      const auto got =
-          kernels::RmsNormRopeFused(x, weight, 1e-6, t.cos, t.sin, heads).to(at::kFloat);
-      const auto want = Composite(x, weight, 1e-6, t, heads).to(at::kFloat);
+      // A bf16 model's norm weight is bf16: the bf16 case takes it so.
+      const auto wt = dtype == at::kBFloat16 ? weight.to(at::kBFloat16) : weight;
+      const auto got = kernels::RmsNormRopeFused(x, wt, 1e-6, t.cos, t.sin, heads).to(at::kFloat);
+      const auto want = Composite(x, wt, 1e-6, t, heads).to(at::kFloat);
       ASSERT_EQ(got.sizes(), want.sizes());
       const double err = (got - want).abs().max().item<double>();
       const double scale = want.abs().max().item<double>();
@@ -80,6 +84,10 @@ TEST(RmsNormRopeGpuTest, MatchesTheComposite) {
 TEST(RmsNormRopeGpuTest, ASelfAttentionLayerOnCudaMatchesTheCpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   at::NoGradGuard no_grad;
+  // The layer below takes the fused path (else this compares the composite with itself).
+  ASSERT_EQ(std::getenv("LINVIDEO_FUSED_NORM_ROPE"), nullptr);
+  ASSERT_TRUE(kernels::RmsNormRopeFusedApplies(
+      at::zeros({2, 24, 128}, at::TensorOptions().device(c10::Device(c10::kCUDA, 0))), at::kFloat));
   at::manual_seed(1);
   attention::AttentionCoreOptions o;
   o.kind = attention::AttentionKind::kSoftmax;
