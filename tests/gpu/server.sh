@@ -157,10 +157,15 @@ wan13_shape() {
   metrics $name
   # The same seeds again, one client: is a solo run reproducible at all?
   bench $name-1b --clients=1 --requests=$((solo < 4 ? solo : 4)) --out_dir="$WORK/$name-solo2" "${shape[@]}"
-  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/$name-solo" "$WORK/$name-solo2" >"$OUT/compare-$name-solo-solo.txt" 2>&1
-  grep -E "^COMPARE" "$OUT/compare-$name-solo-solo.txt" | sed "s/^/SERVER_SOLO_VS_SOLO $name /" | tee -a "$OUT/summary.txt"
-  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/$name-solo" "$WORK/$name-batched" >"$OUT/compare-$name-solo-batched.txt" 2>&1
-  grep -E "^COMPARE" "$OUT/compare-$name-solo-batched.txt" | sed "s/^/SERVER_SOLO_VS_BATCHED $name /" | tee -a "$OUT/summary.txt"
+  compare "$name" solo solo2 SOLO_VS_SOLO
+  compare "$name" solo batched SOLO_VS_BATCHED
+}
+
+# compare NAME A B LABEL: the videos of runs A and B of shape NAME, frame by frame.
+compare() {
+  local file="$OUT/compare-$1-$2-$3.txt"
+  "$PY" "$ROOT/tests/gpu/compare_frames.py" "$WORK/$1-$2" "$WORK/$1-$3" >"$file" 2>&1
+  grep -E "^COMPARE" "$file" | sed "s/^/SERVER_$4 $1 /" | tee -a "$OUT/summary.txt"
 }
 
 stage_wan13() {

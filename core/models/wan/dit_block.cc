@@ -51,19 +51,22 @@ WanAttentionProjections::WanAttentionProjections(int64_t dim, int64_t num_heads,
   }
 }
 
+torch::Tensor WanAttentionProjections::Heads(const torch::Tensor& projected) const {
+  return projected.view({projected.size(0), projected.size(1), num_heads_, head_dim_});
+}
+
+torch::Tensor WanAttentionProjections::NormedHeads(const torch::Tensor& projected,
+                                                   const WanRMSNorm& norm) const {
+  return Heads(norm ? norm->forward(projected) : Float(projected));
+}
+
 torch::Tensor WanAttentionProjections::Query(const torch::Tensor& x) const {
-  auto query = Linear(x, q);  // [B, N, dim]
-  query = norm_q ? norm_q->forward(query) : Float(query);
-  return query.view({query.size(0), query.size(1), num_heads_, head_dim_});  // [B, N, H, D]
+  return NormedHeads(Linear(x, q), norm_q);  // [B, N, H, D]
 }
 
 std::pair<torch::Tensor, torch::Tensor> WanAttentionProjections::KeyValue(
     const torch::Tensor& source) const {
-  auto key = Linear(source, k);  // [B, L, dim]
-  key = norm_k ? norm_k->forward(key) : Float(key);
-  auto value = Linear(source, v);  // [B, L, dim]
-  const int64_t b = source.size(0), l = source.size(1);
-  return {key.view({b, l, num_heads_, head_dim_}), value.view({b, l, num_heads_, head_dim_})};
+  return {NormedHeads(Linear(source, k), norm_k), Heads(Linear(source, v))};  // [B, L, H, D]
 }
 
 torch::Tensor WanAttentionProjections::Output(const torch::Tensor& heads_out) const {
@@ -77,30 +80,21 @@ WanSelfAttentionImpl::WanSelfAttentionImpl(int64_t dim, int64_t num_heads, bool 
 }
 
 torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope) {
-  if (norm_q && norm_k) {
-    const int64_t b = x.size(0), n = x.size(1);
-    auto q_proj = Linear(x, q);                                     // [B, N, dim]
-    auto value = Linear(x, v).view({b, n, num_heads_, head_dim_});  // runtime dtype
-    // On CUDA, q/k RMSNorm + RoPE + the cast to the values' type as one kernel per tensor
-    // (kernels/rms_norm_rope.h): the same fp32 arithmetic, one read and one write.
-    if (kernels::RmsNormRopeFusedApplies(q_proj, value.scalar_type())) {
-      auto query = kernels::RmsNormRopeFused(q_proj, norm_q->weight, norm_q->eps(), rope.cos,
-                                             rope.sin, num_heads_);
-      q_proj = at::Tensor();  // not held through the attention
-      auto key = kernels::RmsNormRopeFused(Linear(x, k), norm_k->weight, norm_k->eps(), rope.cos,
+  auto q_proj = Linear(x, q);              // [B, N, dim]
+  const auto value = Heads(Linear(x, v));  // [B, N, H, D], runtime dtype
+  // On CUDA, q/k RMSNorm + RoPE + the cast to the values' type as one kernel per tensor
+  // (kernels/rms_norm_rope.h): the same fp32 arithmetic, one read and one write.
+  if (norm_q && norm_k && kernels::RmsNormRopeFusedApplies(q_proj, value.scalar_type())) {
+    auto query = kernels::RmsNormRopeFused(q_proj, norm_q->weight, norm_q->eps(), rope.cos,
                                            rope.sin, num_heads_);
-      return Output(attn_core->forward(query, key, value));
-    }
-    auto query = ApplyRope(norm_q->forward(q_proj).view({b, n, num_heads_, head_dim_}), rope);
-    q_proj = at::Tensor();
-    auto key = ApplyRope(norm_k->forward(Linear(x, k)).view({b, n, num_heads_, head_dim_}), rope);
-    auto out = attn_core->forward(CastLike(query, value), CastLike(key, value), value);
-    return Output(out);
+    q_proj = at::Tensor();  // not held through the attention
+    auto key = kernels::RmsNormRopeFused(Linear(x, k), norm_k->weight, norm_k->eps(), rope.cos,
+                                         rope.sin, num_heads_);
+    return Output(attn_core->forward(query, key, value));
   }
-  auto query = Query(x);            // [B, N, H, D] fp32
-  auto [key, value] = KeyValue(x);  // [B, N, H, D]
-  query = ApplyRope(query, rope);   // fp32, as the official rope_apply
-  key = ApplyRope(key, rope);
+  auto query = ApplyRope(NormedHeads(q_proj, norm_q), rope);  // fp32, as the official rope_apply
+  q_proj = at::Tensor();
+  auto key = ApplyRope(NormedHeads(Linear(x, k), norm_k), rope);
   auto out = attn_core->forward(CastLike(query, value), CastLike(key, value), value);
   return Output(out);  // [B, N, dim]
 }

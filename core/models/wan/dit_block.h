@@ -50,6 +50,10 @@ class WanAttentionProjections : public torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> KeyValue(const torch::Tensor& source) const;
   // Attention output [B, N, heads, head_dim] -> [B, N, dim] (runtime dtype).
   torch::Tensor Output(const torch::Tensor& heads_out) const;
+  // A projection [B, L, dim] -> [B, L, heads, head_dim], as it is (Heads) or through `norm`
+  // (fp32; without a norm cast to fp32: NormedHeads).
+  torch::Tensor Heads(const torch::Tensor& projected) const;
+  torch::Tensor NormedHeads(const torch::Tensor& projected, const WanRMSNorm& norm) const;
 
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   WanRMSNorm norm_q{nullptr}, norm_k{nullptr};  // null without qk_norm
